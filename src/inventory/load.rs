@@ -1,0 +1,311 @@
+//! Kubernetes objects from text: `kubectl get ... -o json` output (a single object or a `List`),
+//! multi-document YAML, or a folder of such files.
+//!
+//! Parsing is pure (`parse_text`); only `load_paths` touches the file system. A broken document
+//! is reported with its file and document number and costs nothing else: the other documents of
+//! the file, and the other files, still load.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde_json::Value;
+
+/// The kinds Flowgate reads. Everything else is counted and ignored.
+#[derive(Debug, Clone)]
+pub enum KubeObject {
+    Namespace(Namespace),
+    Node(Node),
+    Pod(Pod),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    ReplicaSet(ReplicaSet),
+    ReplicationController(ReplicationController),
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+    Job(Job),
+    CronJob(CronJob),
+    NetworkPolicy(NetworkPolicy),
+}
+
+/// A problem with one document; `doc` counts from 1 within the file (or the List's items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub source: String,
+    pub doc: Option<usize>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.doc {
+            Some(d) => write!(f, "{}: document {}: {}", self.source, d, self.reason),
+            None => write!(f, "{}: {}", self.source, self.reason),
+        }
+    }
+}
+
+/// Everything read from a set of inventory inputs.
+#[derive(Debug, Default, Clone)]
+pub struct Loaded {
+    pub objects: Vec<KubeObject>,
+    /// Kinds that were read but are not used, with how many of each.
+    pub ignored: BTreeMap<String, usize>,
+    pub errors: Vec<LoadError>,
+    pub files: usize,
+}
+
+impl Loaded {
+    pub fn merge(&mut self, other: Loaded) {
+        self.objects.extend(other.objects);
+        for (k, n) in other.ignored {
+            *self.ignored.entry(k).or_default() += n;
+        }
+        self.errors.extend(other.errors);
+        self.files += other.files;
+    }
+}
+
+/// Files larger than this are refused: an inventory is metadata, and a runaway file should not
+/// take the process's memory with it.
+pub const MAX_INVENTORY_FILE: u64 = 512 * 1024 * 1024;
+
+/// Reads files and folders (recursively, `.json`, `.yaml`, `.yml`, in name order).
+/// Fails only when a named path cannot be read at all.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let mut out = Loaded::default();
+    for path in paths {
+        let mut files = Vec::new();
+        collect_files(path, &mut files, true)?;
+        for file in files {
+            let source = file.display().to_string();
+            let meta = std::fs::metadata(&file)
+                .map_err(|e| LoadError { source: source.clone(), doc: None, reason: e.to_string() })?;
+            if meta.len() > MAX_INVENTORY_FILE {
+                out.errors.push(LoadError {
+                    source,
+                    doc: None,
+                    reason: format!("file is {} bytes; the limit is {MAX_INVENTORY_FILE}", meta.len()),
+                });
+                continue;
+            }
+            match std::fs::read(&file) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => out.merge(parse_text(&text, &source)),
+                    Err(_) => out.errors.push(LoadError { source, doc: None, reason: "not UTF-8 text".into() }),
+                },
+                Err(e) => out.errors.push(LoadError { source, doc: None, reason: e.to_string() }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>, named: bool) -> Result<(), LoadError> {
+    let err = |e: std::io::Error| LoadError { source: path.display().to_string(), doc: None, reason: e.to_string() };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            let hidden = e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            if !hidden {
+                collect_files(&e, out, false)?;
+            }
+        }
+    } else if named || is_manifest(path) {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml"))
+}
+
+/// Parses one file's text: JSON when it starts with `{` or `[`, YAML (one or more documents)
+/// otherwise. `source` names the input in errors.
+pub fn parse_text(text: &str, source: &str) -> Loaded {
+    let mut out = Loaded { files: 1, ..Loaded::default() };
+    let trimmed = text.trim_start();
+    let docs: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        // kubectl may print several JSON objects back to back; read them as a stream.
+        let mut docs = Vec::new();
+        for (i, v) in serde_json::Deserializer::from_str(trimmed).into_iter::<Value>().enumerate() {
+            match v {
+                Ok(Value::Array(items)) => docs.extend(items),
+                Ok(v) => docs.push(v),
+                Err(e) => {
+                    out.errors.push(LoadError { source: source.into(), doc: Some(i + 1), reason: format!("invalid JSON: {e}") });
+                    break;
+                }
+            }
+        }
+        docs
+    } else {
+        match serde_saphyr::from_multiple::<Value>(text) {
+            Ok(docs) => docs,
+            Err(e) => {
+                // A YAML syntax error stops the parser; retry document by document so one bad
+                // document does not hide the good ones.
+                let mut docs = Vec::new();
+                for (i, chunk) in split_yaml_documents(text).into_iter().enumerate() {
+                    match serde_saphyr::from_str::<Value>(chunk) {
+                        Ok(v) => docs.push(v),
+                        Err(e) => out.errors.push(LoadError {
+                            source: source.into(),
+                            doc: Some(i + 1),
+                            reason: format!("invalid YAML: {}", first_line(&e.to_string())),
+                        }),
+                    }
+                }
+                if docs.is_empty() && out.errors.is_empty() {
+                    out.errors.push(LoadError { source: source.into(), doc: None, reason: format!("invalid YAML: {e}") });
+                }
+                docs
+            }
+        }
+    };
+    for (i, doc) in docs.into_iter().enumerate() {
+        add_value(doc, source, i + 1, None, &mut out);
+    }
+    out
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn split_yaml_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            if !text[start..offset].trim().is_empty() {
+                docs.push(&text[start..offset]);
+            }
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    if !text[start..].trim().is_empty() {
+        docs.push(&text[start..]);
+    }
+    docs
+}
+
+fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &mut Loaded) {
+    if doc.is_null() {
+        return;
+    }
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| list_kind.map(str::to_string));
+    let Some(kind) = kind else {
+        out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: "object has no `kind`".into() });
+        return;
+    };
+    if kind == "List" || (kind.ends_with("List") && doc.get("items").is_some()) {
+        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
+        let items = match doc {
+            Value::Object(mut m) => m.remove("items"),
+            _ => None,
+        };
+        match items {
+            Some(Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let src = format!("{source}: document {n}: items[{i}]");
+                    add_value(item, &src, i + 1, item_kind.as_deref(), out);
+                }
+            }
+            Some(Value::Null) | None => {}
+            Some(_) => out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: "`items` is not a list".into() }),
+        }
+        return;
+    }
+    let parsed = match kind.as_str() {
+        "Namespace" => typed(doc).map(KubeObject::Namespace),
+        "Node" => typed(doc).map(KubeObject::Node),
+        "Pod" => typed(doc).map(KubeObject::Pod),
+        "Service" => typed(doc).map(KubeObject::Service),
+        "EndpointSlice" => typed(doc).map(KubeObject::EndpointSlice),
+        "ReplicaSet" => typed(doc).map(KubeObject::ReplicaSet),
+        "ReplicationController" => typed(doc).map(KubeObject::ReplicationController),
+        "Deployment" => typed(doc).map(KubeObject::Deployment),
+        "StatefulSet" => typed(doc).map(KubeObject::StatefulSet),
+        "DaemonSet" => typed(doc).map(KubeObject::DaemonSet),
+        "Job" => typed(doc).map(KubeObject::Job),
+        "CronJob" => typed(doc).map(KubeObject::CronJob),
+        "NetworkPolicy" if is_core_netpol(&doc) => typed(doc).map(KubeObject::NetworkPolicy),
+        _ => {
+            let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let key = if api.is_empty() { kind.clone() } else { format!("{kind} ({api})") };
+            *out.ignored.entry(key).or_default() += 1;
+            return;
+        }
+    };
+    match parsed {
+        Ok(obj) => out.objects.push(obj),
+        Err(reason) => out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: format!("{kind}: {reason}") }),
+    }
+}
+
+/// Only `networking.k8s.io/v1` NetworkPolicies; Calico's and Cilium's own kinds share the name.
+fn is_core_netpol(doc: &Value) -> bool {
+    matches!(doc.get("apiVersion").and_then(Value::as_str), None | Some("networking.k8s.io/v1"))
+}
+
+fn typed<T: serde::de::DeserializeOwned>(doc: Value) -> Result<T, String> {
+    serde_json::from_value(doc).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lists_yaml_and_reports_bad_documents() {
+        let json = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}},
+            {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}},
+            {"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":"oops"}}
+        ]}"#;
+        let l = parse_text(json, "x.json");
+        assert_eq!(l.objects.len(), 1);
+        assert_eq!(l.ignored.get("ConfigMap (v1)"), Some(&1));
+        assert_eq!(l.errors.len(), 1);
+        assert!(l.errors[0].to_string().starts_with("x.json: document 1: items[2]: document 3: Pod:"), "{}", l.errors[0]);
+
+        let yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: a\nspec:\n  ports:\n  - port: 80\n";
+        let l = parse_text(yaml, "x.yaml");
+        assert_eq!(l.objects.len(), 2, "{:?}", l.errors);
+        assert!(l.errors.is_empty());
+    }
+
+    #[test]
+    fn a_yaml_syntax_error_loses_only_its_document() {
+        let yaml = "kind: Namespace\napiVersion: v1\nmetadata: {name: a}\n---\nkind: [unclosed\n---\nkind: Namespace\napiVersion: v1\nmetadata: {name: b}\n";
+        let l = parse_text(yaml, "y.yaml");
+        assert_eq!(l.objects.len(), 2, "{:?}", l.errors);
+        assert_eq!(l.errors.len(), 1);
+        assert_eq!(l.errors[0].doc, Some(2));
+    }
+
+    #[test]
+    fn typed_lists_without_item_kind() {
+        let json = r#"{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"p","namespace":"n"}}]}"#;
+        let l = parse_text(json, "pods.json");
+        assert!(matches!(l.objects.as_slice(), [KubeObject::Pod(_)]), "{:?}", l.errors);
+    }
+}

@@ -1,0 +1,513 @@
+//! Domain values shared by every module: protocols, ports, workload references, CIDRs, peers,
+//! verdicts and the flow record that every reader produces.
+//!
+//! Raw strings stop here: each type has a fallible constructor (`FromStr`) whose error says what was
+//! wrong, so the rest of the crate never re-checks a name or an address.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Label maps are ordered so that everything derived from them (selectors, YAML) is deterministic.
+pub type Labels = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ModelError {
+    #[error("unknown protocol {0:?} (expected TCP, UDP or SCTP)")]
+    Protocol(String),
+    #[error("invalid port {0:?} (expected 1-65535)")]
+    Port(String),
+    #[error("unknown workload kind {0:?} (expected deployment, statefulset, daemonset, job, cronjob, replicaset or pod)")]
+    Kind(String),
+    #[error("invalid workload {0:?} (expected KIND/NAMESPACE/NAME, e.g. deployment/shop/cassandra)")]
+    Workload(String),
+    #[error("invalid CIDR {0:?}: {1}")]
+    Cidr(String, String),
+    #[error("invalid peer {0:?}: expected KIND/NAMESPACE/NAME or an IP address or CIDR")]
+    Peer(String),
+    #[error("invalid Kubernetes name {0:?}: {1}")]
+    Name(String, &'static str),
+}
+
+/// The L4 protocols a NetworkPolicy can name. ICMP and other protocols never become connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("tcp") {
+            Ok(Protocol::Tcp)
+        } else if s.eq_ignore_ascii_case("udp") {
+            Ok(Protocol::Udp)
+        } else if s.eq_ignore_ascii_case("sctp") {
+            Ok(Protocol::Sctp)
+        } else {
+            Err(ModelError::Protocol(s.to_string()))
+        }
+    }
+}
+
+/// A destination port, 1-65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub struct Port(u16);
+
+impl Port {
+    pub fn new(p: u16) -> Option<Port> {
+        (p != 0).then_some(Port(p))
+    }
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<u16> for Port {
+    type Error = ModelError;
+    fn try_from(p: u16) -> Result<Self, Self::Error> {
+        Port::new(p).ok_or_else(|| ModelError::Port(p.to_string()))
+    }
+}
+
+impl From<Port> for u16 {
+    fn from(p: Port) -> u16 {
+        p.0
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for Port {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<u16>()
+            .ok()
+            .and_then(Port::new)
+            .ok_or_else(|| ModelError::Port(s.to_string()))
+    }
+}
+
+/// What owns a set of pods. `Pod` is a bare pod; `ReplicaSet` only when no Deployment owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    CronJob,
+    Job,
+    ReplicaSet,
+    ReplicationController,
+    Pod,
+}
+
+impl WorkloadKind {
+    /// Lowercase, as used in PEER strings and URLs (`deployment/shop/cassandra`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+            WorkloadKind::CronJob => "cronjob",
+            WorkloadKind::Job => "job",
+            WorkloadKind::ReplicaSet => "replicaset",
+            WorkloadKind::ReplicationController => "replicationcontroller",
+            WorkloadKind::Pod => "pod",
+        }
+    }
+
+    /// The Kubernetes `kind` spelling (`StatefulSet`).
+    pub fn kube_kind(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::CronJob => "CronJob",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+            WorkloadKind::ReplicationController => "ReplicationController",
+            WorkloadKind::Pod => "Pod",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WorkloadKind {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let k = match s.to_ascii_lowercase().as_str() {
+            "deployment" | "deploy" | "deployments" => WorkloadKind::Deployment,
+            "statefulset" | "sts" | "statefulsets" => WorkloadKind::StatefulSet,
+            "daemonset" | "ds" | "daemonsets" => WorkloadKind::DaemonSet,
+            "cronjob" | "cj" | "cronjobs" => WorkloadKind::CronJob,
+            "job" | "jobs" => WorkloadKind::Job,
+            "replicaset" | "rs" | "replicasets" => WorkloadKind::ReplicaSet,
+            "replicationcontroller" | "rc" => WorkloadKind::ReplicationController,
+            "pod" | "po" | "pods" => WorkloadKind::Pod,
+            _ => return Err(ModelError::Kind(s.to_string())),
+        };
+        Ok(k)
+    }
+}
+
+/// Checks a namespace or object name against Kubernetes' DNS-1123 rules (subdomain: lowercase
+/// alphanumerics, '-' and '.', at most 253 characters). Names from the cluster and from users pass
+/// through here before they become part of a key, a URL or a policy.
+pub fn check_name(s: &str) -> Result<(), ModelError> {
+    if s.is_empty() {
+        return Err(ModelError::Name(s.to_string(), "empty"));
+    }
+    if s.len() > 253 {
+        return Err(ModelError::Name(s.chars().take(40).collect(), "longer than 253 characters"));
+    }
+    let ok = s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !ok {
+        return Err(ModelError::Name(s.to_string(), "only lowercase letters, digits, '-' and '.' are allowed"));
+    }
+    let first = s.as_bytes()[0];
+    let last = s.as_bytes()[s.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return Err(ModelError::Name(s.to_string(), "must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// A workload: `kind/namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WorkloadRef {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl WorkloadRef {
+    pub fn new(kind: WorkloadKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        WorkloadRef { kind, namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+impl FromStr for WorkloadRef {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.split('/');
+        let (Some(kind), Some(ns), Some(name), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(ModelError::Workload(s.to_string()));
+        };
+        let kind: WorkloadKind = kind.parse()?;
+        check_name(ns)?;
+        check_name(name)?;
+        Ok(WorkloadRef::new(kind, ns, name))
+    }
+}
+
+impl TryFrom<String> for WorkloadRef {
+    type Error = ModelError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<WorkloadRef> for String {
+    fn from(w: WorkloadRef) -> String {
+        w.to_string()
+    }
+}
+
+/// An IPv4 or IPv6 network in canonical form (no host bits set). A bare address is a /32 or /128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr(IpNet);
+
+impl Cidr {
+    pub fn net(&self) -> IpNet {
+        self.0
+    }
+    pub fn host(ip: IpAddr) -> Cidr {
+        Cidr(IpNet::from(ip))
+    }
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        self.0.contains(ip)
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0.network(), self.0.prefix_len())
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = ModelError;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let s = raw.trim();
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Cidr::host(ip));
+        }
+        let net: IpNet = s.parse().map_err(|_| {
+            ModelError::Cidr(raw.to_string(), "not an address/prefix such as 10.0.0.0/8 or 2001:db8::/32".into())
+        })?;
+        if net.trunc() != net {
+            return Err(ModelError::Cidr(
+                raw.to_string(),
+                format!("host bits are set; did you mean {}?", net.trunc()),
+            ));
+        }
+        Ok(Cidr(net))
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = ModelError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        c.to_string()
+    }
+}
+
+/// What `--exclude` and the review decisions name: a workload or an address range.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum PeerSpec {
+    Workload(WorkloadRef),
+    Net(Cidr),
+}
+
+impl fmt::Display for PeerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerSpec::Workload(w) => w.fmt(f),
+            PeerSpec::Net(c) => c.fmt(f),
+        }
+    }
+}
+
+impl FromStr for PeerSpec {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains('/') && s.split('/').count() == 3 {
+            return s.parse().map(PeerSpec::Workload);
+        }
+        match s.parse::<Cidr>() {
+            Ok(c) => Ok(PeerSpec::Net(c)),
+            Err(e @ ModelError::Cidr(_, _)) if s.contains('/') && s.parse::<IpNet>().is_ok() => Err(e),
+            Err(_) => Err(ModelError::Peer(s.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for PeerSpec {
+    type Error = ModelError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<PeerSpec> for String {
+    fn from(p: PeerSpec) -> String {
+        p.to_string()
+    }
+}
+
+/// What the datapath did with a flow, as Hubble reports it; collectors without one say Forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    #[default]
+    Forwarded,
+    Dropped,
+    Error,
+    Audit,
+    Redirected,
+    Traced,
+    Translated,
+    Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Forwarded => "FORWARDED",
+            Verdict::Dropped => "DROPPED",
+            Verdict::Error => "ERROR",
+            Verdict::Audit => "AUDIT",
+            Verdict::Redirected => "REDIRECTED",
+            Verdict::Traced => "TRACED",
+            Verdict::Translated => "TRANSLATED",
+            Verdict::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Unknown strings map to `Unknown` rather than failing: a new Hubble verdict must not cost a flow.
+    pub fn parse_lenient(s: &str) -> Verdict {
+        match s.to_ascii_uppercase().as_str() {
+            "FORWARDED" => Verdict::Forwarded,
+            "DROPPED" => Verdict::Dropped,
+            "ERROR" => Verdict::Error,
+            "AUDIT" => Verdict::Audit,
+            "REDIRECTED" => Verdict::Redirected,
+            "TRACED" => Verdict::Traced,
+            "TRANSLATED" => Verdict::Translated,
+            _ => Verdict::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Cilium's reserved identities, carried by Hubble as `reserved:<name>` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reserved {
+    Host,
+    RemoteNode,
+    KubeApiserver,
+    World,
+    Health,
+    Init,
+    Ingress,
+    Unmanaged,
+    Unknown,
+}
+
+/// What a flow source says about one end of a flow besides its address (Hubble's endpoint fields).
+/// Enrichment prefers the inventory and falls back to this.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedEndpoint {
+    pub namespace: Option<String>,
+    pub pod_name: Option<String>,
+    /// Kubernetes labels with Cilium's `k8s:` source prefix removed; Cilium-internal labels
+    /// (`io.cilium.*`, `io.kubernetes.pod.namespace`) are dropped by the reader.
+    pub labels: Labels,
+    pub reserved: Option<Reserved>,
+    /// Hubble 1.15+ `workloads[{name, kind}]`: the pod's top-level owner.
+    pub workload: Option<(WorkloadKind, String)>,
+}
+
+/// One flow as a reader produced it, before enrichment. Reply packets and non-L3/L4 events never
+/// become a `FlowRecord`: the reader skips and counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub time: Timestamp,
+    /// Hubble's flow uuid, used to store a flow once.
+    pub uuid: Option<String>,
+    pub src_ip: IpAddr,
+    pub src_port: Option<u16>,
+    pub dst_ip: IpAddr,
+    pub dst_port: Port,
+    pub protocol: Protocol,
+    pub verdict: Verdict,
+    pub process: Option<String>,
+    pub node: Option<String>,
+    pub cluster: Option<String>,
+    pub bytes: Option<u64>,
+    pub packets: Option<u64>,
+    pub src_meta: Option<ObservedEndpoint>,
+    pub dst_meta: Option<ObservedEndpoint>,
+    /// Hubble's `destination_service` (namespace, name) when the flow went through a Service.
+    pub dst_service: Option<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_peers() {
+        let cases: &[(&str, Result<&str, ()>)] = &[
+            ("deployment/shop/cassandra", Ok("deployment/shop/cassandra")),
+            ("sts/shop/mongo", Ok("statefulset/shop/mongo")),
+            ("10.0.0.1", Ok("10.0.0.1/32")),
+            ("192.229.173.0/24", Ok("192.229.173.0/24")),
+            ("2001:db8::/32", Ok("2001:db8::/32")),
+            ("192.229.173.7/24", Err(())),
+            ("widget/shop/x", Err(())),
+            ("deployment/Shop/x", Err(())),
+            ("deployment/shop", Err(())),
+            ("300.1.1.1", Err(())),
+            ("", Err(())),
+        ];
+        for (input, want) in cases {
+            let got = input.parse::<PeerSpec>().map(|p| p.to_string()).map_err(|_| ());
+            assert_eq!(got.as_deref().map_err(|_| ()), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn cidr_error_suggests_network() {
+        let err = "192.229.173.7/24".parse::<Cidr>().unwrap_err().to_string();
+        assert!(err.contains("192.229.173.0/24"), "{err}");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("example-java-app").is_ok());
+        assert!(check_name("a.b-c").is_ok());
+        for bad in ["", "-a", "a-", "A", "a_b", "a/b", "<script>"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn protocol_and_port() {
+        assert_eq!("udp".parse::<Protocol>().unwrap(), Protocol::Udp);
+        assert!("icmp".parse::<Protocol>().is_err());
+        assert!("0".parse::<Port>().is_err());
+        assert!("65536".parse::<Port>().is_err());
+        assert_eq!("53".parse::<Port>().unwrap().get(), 53);
+    }
+}
