@@ -22,7 +22,9 @@ pub enum ModelError {
     Protocol(String),
     #[error("invalid port {0:?} (expected 1-65535)")]
     Port(String),
-    #[error("unknown workload kind {0:?} (expected deployment, statefulset, daemonset, job, cronjob, replicaset or pod)")]
+    #[error(
+        "unknown workload kind {0:?} (expected deployment, statefulset, daemonset, job, cronjob, replicaset or pod)"
+    )]
     Kind(String),
     #[error("invalid workload {0:?} (expected KIND/NAMESPACE/NAME, e.g. deployment/shop/cassandra)")]
     Workload(String),
@@ -112,10 +114,7 @@ impl fmt::Display for Port {
 impl FromStr for Port {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<u16>()
-            .ok()
-            .and_then(Port::new)
-            .ok_or_else(|| ModelError::Port(s.to_string()))
+        s.parse::<u16>().ok().and_then(Port::new).ok_or_else(|| ModelError::Port(s.to_string()))
     }
 }
 
@@ -197,9 +196,7 @@ pub fn check_name(s: &str) -> Result<(), ModelError> {
     if s.len() > 253 {
         return Err(ModelError::Name(s.chars().take(40).collect(), "longer than 253 characters"));
     }
-    let ok = s
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ok = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     if !ok {
         return Err(ModelError::Name(s.to_string(), "only lowercase letters, digits, '-' and '.' are allowed"));
     }
@@ -293,10 +290,7 @@ impl FromStr for Cidr {
             ModelError::Cidr(raw.to_string(), "not an address/prefix such as 10.0.0.0/8 or 2001:db8::/32".into())
         })?;
         if net.trunc() != net {
-            return Err(ModelError::Cidr(
-                raw.to_string(),
-                format!("host bits are set; did you mean {}?", net.trunc()),
-            ));
+            return Err(ModelError::Cidr(raw.to_string(), format!("host bits are set; did you mean {}?", net.trunc())));
         }
         Ok(Cidr(net))
     }

@@ -84,8 +84,11 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
         collect_files(path, &mut files, true)?;
         for file in files {
             let source = file.display().to_string();
-            let meta = std::fs::metadata(&file)
-                .map_err(|e| LoadError { source: source.clone(), doc: None, reason: e.to_string() })?;
+            let meta = std::fs::metadata(&file).map_err(|e| LoadError {
+                source: source.clone(),
+                doc: None,
+                reason: e.to_string(),
+            })?;
             if meta.len() > MAX_INVENTORY_FILE {
                 out.errors.push(LoadError {
                     source,
@@ -110,10 +113,8 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, named: bool) -> Result<(),
     let err = |e: std::io::Error| LoadError { source: path.display().to_string(), doc: None, reason: e.to_string() };
     let meta = std::fs::metadata(path).map_err(err)?;
     if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(err)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(path).map_err(err)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
         for e in entries {
             let hidden = e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
@@ -144,7 +145,11 @@ pub fn parse_text(text: &str, source: &str) -> Loaded {
                 Ok(Value::Array(items)) => docs.extend(items),
                 Ok(v) => docs.push(v),
                 Err(e) => {
-                    out.errors.push(LoadError { source: source.into(), doc: Some(i + 1), reason: format!("invalid JSON: {e}") });
+                    out.errors.push(LoadError {
+                        source: source.into(),
+                        doc: Some(i + 1),
+                        reason: format!("invalid JSON: {e}"),
+                    });
                     break;
                 }
             }
@@ -168,7 +173,11 @@ pub fn parse_text(text: &str, source: &str) -> Loaded {
                     }
                 }
                 if docs.is_empty() && out.errors.is_empty() {
-                    out.errors.push(LoadError { source: source.into(), doc: None, reason: format!("invalid YAML: {e}") });
+                    out.errors.push(LoadError {
+                        source: source.into(),
+                        doc: None,
+                        reason: format!("invalid YAML: {e}"),
+                    });
                 }
                 docs
             }
@@ -207,11 +216,7 @@ fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &
     if doc.is_null() {
         return;
     }
-    let kind = doc
-        .get("kind")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| list_kind.map(str::to_string));
+    let kind = doc.get("kind").and_then(Value::as_str).map(str::to_string).or_else(|| list_kind.map(str::to_string));
     let Some(kind) = kind else {
         out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: "object has no `kind`".into() });
         return;
@@ -230,7 +235,11 @@ fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &
                 }
             }
             Some(Value::Null) | None => {}
-            Some(_) => out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: "`items` is not a list".into() }),
+            Some(_) => out.errors.push(LoadError {
+                source: source.into(),
+                doc: Some(n),
+                reason: "`items` is not a list".into(),
+            }),
         }
         return;
     }
@@ -257,7 +266,9 @@ fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &
     };
     match parsed {
         Ok(obj) => out.objects.push(obj),
-        Err(reason) => out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: format!("{kind}: {reason}") }),
+        Err(reason) => {
+            out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: format!("{kind}: {reason}") })
+        }
     }
 }
 
@@ -285,7 +296,11 @@ mod tests {
         assert_eq!(l.objects.len(), 1);
         assert_eq!(l.ignored.get("ConfigMap (v1)"), Some(&1));
         assert_eq!(l.errors.len(), 1);
-        assert!(l.errors[0].to_string().starts_with("x.json: document 1: items[2]: document 3: Pod:"), "{}", l.errors[0]);
+        assert!(
+            l.errors[0].to_string().starts_with("x.json: document 1: items[2]: document 3: Pod:"),
+            "{}",
+            l.errors[0]
+        );
 
         let yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: a\nspec:\n  ports:\n  - port: 80\n";
         let l = parse_text(yaml, "x.yaml");
