@@ -1,0 +1,400 @@
+//! Policy generation: connections plus review decisions give one NetworkPolicy per workload,
+//! Ingress and Egress, with merged rules, exact ports and stable selectors.
+//!
+//! The same input always gives the same policies: every map here is ordered and the output is
+//! sorted before it is returned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::{Deserialize, Serialize};
+
+use super::selector::{SelectorError, select_exactly};
+use crate::enrich::Endpoint;
+use crate::inventory::{Inventory, TargetPort};
+use crate::model::{Cidr, Labels, PeerSpec, Protocol, WorkloadRef};
+use crate::topology::{Catalog, ConnKey, Connections};
+
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "flowgate");
+pub const WORKLOAD_ANNOTATION: &str = "flowgate.io/workload";
+
+/// What a person decided about a workload's connections (or the CLI flags that say the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decisions {
+    /// Peers that get no rule: workloads or address ranges.
+    #[serde(default)]
+    pub exclude: BTreeSet<PeerSpec>,
+    /// External ranges that may be reached or may connect in.
+    #[serde(default)]
+    pub trust: BTreeSet<Cidr>,
+    /// Unresolved addresses that are allowed anyway (as /32 or /128).
+    #[serde(default)]
+    pub include_unresolved: BTreeSet<IpAddr>,
+    /// Every unresolved address is allowed (`--include-unresolved`).
+    #[serde(default)]
+    pub include_all_unresolved: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Namespaces whose workloads get policies; `None` for all.
+    pub namespaces: Option<BTreeSet<String>>,
+    /// Only these workloads get policies (still limited to `namespaces`).
+    pub workloads: Option<BTreeSet<WorkloadRef>>,
+    pub decisions: Decisions,
+    /// Allow every generated workload to reach the cluster DNS on 53/UDP and 53/TCP.
+    pub dns: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { namespaces: None, workloads: None, decisions: Decisions::default(), dns: true }
+    }
+}
+
+/// Which way a connection crosses the workload under review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// Why a connection has, or has no, rule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum Status {
+    Allowed,
+    Excluded(ExcludeReason),
+    /// Traffic that needs no rule (from the node: kubelet probes, host-network pods).
+    NoRuleNeeded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExcludeReason {
+    ByDecision(String),
+    Unresolved,
+    UntrustedExternal,
+    NoSelector(String),
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Allowed => f.write_str("allowed"),
+            Status::NoRuleNeeded => f.write_str("no rule needed (node)"),
+            Status::Excluded(ExcludeReason::ByDecision(p)) => write!(f, "excluded ({p})"),
+            Status::Excluded(ExcludeReason::Unresolved) => f.write_str("excluded (unresolved)"),
+            Status::Excluded(ExcludeReason::UntrustedExternal) => f.write_str("excluded (external, not trusted)"),
+            Status::Excluded(ExcludeReason::NoSelector(why)) => write!(f, "excluded ({why})"),
+        }
+    }
+}
+
+/// One line of a review table: a connection seen from one workload that gets a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReviewRow {
+    pub workload: WorkloadRef,
+    pub direction: Direction,
+    pub key: ConnKey,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub workload: WorkloadRef,
+    pub selector: Labels,
+    pub policy: NetworkPolicy,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Generation {
+    pub policies: Vec<Generated>,
+    pub review: Vec<ReviewRow>,
+    pub warnings: Vec<String>,
+}
+
+/// A peer as a policy names it. Ordered, so rules come out sorted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum PeerSel {
+    Pods { namespace: String, selector: Labels },
+    Block(Cidr),
+}
+
+type PortSet = BTreeSet<(Protocol, u16)>;
+
+struct Selectors<'a> {
+    catalog: &'a Catalog,
+    cache: BTreeMap<WorkloadRef, Result<Labels, SelectorError>>,
+}
+
+impl Selectors<'_> {
+    fn get(&mut self, w: &WorkloadRef) -> Result<Labels, SelectorError> {
+        if let Some(r) = self.cache.get(w) {
+            return r.clone();
+        }
+        let empty = BTreeSet::new();
+        let sets = self.catalog.workloads.get(w).unwrap_or(&empty);
+        let r = select_exactly(w, sets, self.catalog.in_namespace(&w.namespace));
+        self.cache.insert(w.clone(), r.clone());
+        r
+    }
+}
+
+fn peer_excluded(d: &Decisions, e: &Endpoint) -> Option<String> {
+    d.exclude.iter().find_map(|spec| {
+        let hit = match (spec, e) {
+            (PeerSpec::Workload(w), Endpoint::Workload { workload }) => w == workload,
+            (PeerSpec::Net(c), _) => e.ip().is_some_and(|ip| c.contains(&ip)),
+            _ => false,
+        };
+        hit.then(|| spec.to_string())
+    })
+}
+
+/// The workloads that get a policy.
+pub fn targets(catalog: &Catalog, inv: &Inventory, opts: &Options) -> Vec<WorkloadRef> {
+    catalog
+        .workloads
+        .keys()
+        .filter(|w| opts.namespaces.as_ref().is_none_or(|ns| ns.contains(&w.namespace)))
+        .filter(|w| opts.workloads.as_ref().is_none_or(|ws| ws.contains(*w)))
+        .filter(|w| !inv.workloads.get(*w).is_some_and(|i| i.host_network))
+        .cloned()
+        .collect()
+}
+
+/// Classifies the peer of a connection as seen from a target, and names it for a rule.
+fn classify(
+    peer: &Endpoint,
+    other_end: &Endpoint,
+    direction: Direction,
+    d: &Decisions,
+    sels: &mut Selectors,
+) -> (Status, Option<PeerSel>) {
+    if let Some(spec) = peer_excluded(d, peer).or_else(|| peer_excluded(d, other_end)) {
+        return (Status::Excluded(ExcludeReason::ByDecision(spec)), None);
+    }
+    match peer {
+        Endpoint::Workload { workload } => match sels.get(workload) {
+            Ok(selector) => (Status::Allowed, Some(PeerSel::Pods { namespace: workload.namespace.clone(), selector })),
+            Err(e) => (Status::Excluded(ExcludeReason::NoSelector(e.to_string())), None),
+        },
+        Endpoint::Node { ip, .. } => match direction {
+            // Kubelet probes and host-network clients: CNIs let the node in regardless.
+            Direction::Ingress => (Status::NoRuleNeeded, None),
+            Direction::Egress => (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip)))),
+        },
+        Endpoint::Unresolved { ip } => {
+            if d.include_all_unresolved || d.include_unresolved.contains(ip) {
+                (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip))))
+            } else {
+                (Status::Excluded(ExcludeReason::Unresolved), None)
+            }
+        }
+        Endpoint::External { ip } => {
+            // The narrowest trusted range that holds the address names it in the rule.
+            match d.trust.iter().filter(|c| c.contains(ip)).max_by_key(|c| c.net().prefix_len()) {
+                Some(c) => (Status::Allowed, Some(PeerSel::Block(*c))),
+                None => (Status::Excluded(ExcludeReason::UntrustedExternal), None),
+            }
+        }
+    }
+}
+
+/// The cluster DNS peer and its real ports: the pods behind kube-dns, or the conventional
+/// `k8s-app: kube-dns` in kube-system when the inventory does not show them.
+fn dns_peer(inv: &Inventory, sels: &mut Selectors, warnings: &mut Vec<String>) -> (PeerSel, PortSet) {
+    let fallback_ports: PortSet = [(Protocol::Udp, 53), (Protocol::Tcp, 53)].into();
+    if let Some(svc) = inv.dns_service() {
+        let workloads = inv.service_workloads(svc);
+        if let [w] = workloads.as_slice() {
+            if let Ok(selector) = sels.get(&w.workload) {
+                let mut ports = PortSet::new();
+                for sp in svc.ports.iter().filter(|p| p.port == 53) {
+                    let real = match &sp.target {
+                        TargetPort::Number(n) => Some(*n),
+                        TargetPort::Name(name) => w
+                            .ports
+                            .iter()
+                            .chain(inv.pods_of(&w.workload).flat_map(|p| p.ports.iter()))
+                            .find(|p| p.protocol == sp.protocol && p.name.as_deref() == Some(name.as_str()))
+                            .map(|p| p.port),
+                    };
+                    ports.insert((sp.protocol, real.unwrap_or(53)));
+                }
+                if ports.is_empty() {
+                    ports = fallback_ports;
+                }
+                return (PeerSel::Pods { namespace: w.workload.namespace.clone(), selector }, ports);
+            }
+        }
+        if let Some(sel) = &svc.selector {
+            return (PeerSel::Pods { namespace: svc.namespace.clone(), selector: sel.clone() }, fallback_ports);
+        }
+    }
+    warnings
+        .push("the cluster DNS Service is not in the inventory; DNS rules use k8s-app=kube-dns in kube-system".into());
+    (
+        PeerSel::Pods {
+            namespace: "kube-system".into(),
+            selector: Labels::from([("k8s-app".to_string(), "kube-dns".to_string())]),
+        },
+        fallback_ports,
+    )
+}
+
+fn to_peer(p: &PeerSel, own_ns: &str) -> NetworkPolicyPeer {
+    match p {
+        PeerSel::Pods { namespace, selector } => NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector { match_labels: Some(selector.clone()), match_expressions: None }),
+            namespace_selector: (namespace != own_ns).then(|| LabelSelector {
+                match_labels: Some(Labels::from([("kubernetes.io/metadata.name".to_string(), namespace.clone())])),
+                match_expressions: None,
+            }),
+            ip_block: None,
+        },
+        PeerSel::Block(c) => NetworkPolicyPeer {
+            ip_block: Some(IPBlock { cidr: c.to_string(), except: None }),
+            namespace_selector: None,
+            pod_selector: None,
+        },
+    }
+}
+
+fn to_ports(ports: &PortSet) -> Vec<NetworkPolicyPort> {
+    let mut v: Vec<&(Protocol, u16)> = ports.iter().collect();
+    v.sort_by_key(|(proto, port)| (*port, *proto));
+    v.into_iter()
+        .map(|(proto, port)| NetworkPolicyPort {
+            port: Some(IntOrString::Int(i32::from(*port))),
+            protocol: Some(proto.as_str().to_string()),
+            end_port: None,
+        })
+        .collect()
+}
+
+/// Peers with the same port set share one rule.
+fn merge_rules(peers: BTreeMap<PeerSel, PortSet>) -> Vec<(Vec<PeerSel>, PortSet)> {
+    let mut by_ports: BTreeMap<PortSet, Vec<PeerSel>> = BTreeMap::new();
+    for (peer, ports) in peers {
+        by_ports.entry(ports).or_default().push(peer);
+    }
+    let mut rules: Vec<(Vec<PeerSel>, PortSet)> = by_ports.into_iter().map(|(ports, peers)| (peers, ports)).collect();
+    rules.sort();
+    rules
+}
+
+/// Generates the policies for every target workload.
+pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generation {
+    let mut out = Generation::default();
+    let mut sels = Selectors { catalog: &conns.catalog, cache: BTreeMap::new() };
+    let targets = targets(&conns.catalog, inv, opts);
+    let target_set: BTreeSet<&WorkloadRef> = targets.iter().collect();
+    let d = &opts.decisions;
+
+    let mut ingress: BTreeMap<&WorkloadRef, BTreeMap<PeerSel, PortSet>> = BTreeMap::new();
+    let mut egress: BTreeMap<&WorkloadRef, BTreeMap<PeerSel, PortSet>> = BTreeMap::new();
+    for (key, _) in conns.sorted() {
+        let sides = [
+            (key.dst.workload(), Direction::Ingress, &key.src, &key.dst),
+            (key.src.workload(), Direction::Egress, &key.dst, &key.src),
+        ];
+        for (target, direction, peer, own) in sides {
+            let Some(target) = target.and_then(|t| target_set.get(t).copied()) else { continue };
+            let (status, sel) = classify(peer, own, direction, d, &mut sels);
+            if let Some(sel) = sel {
+                let map = match direction {
+                    Direction::Ingress => ingress.entry(target).or_default(),
+                    Direction::Egress => egress.entry(target).or_default(),
+                };
+                map.entry(sel).or_default().insert((key.protocol, key.port.get()));
+            }
+            out.review.push(ReviewRow { workload: target.clone(), direction, key: key.clone(), status });
+        }
+    }
+
+    let dns = opts.dns.then(|| dns_peer(inv, &mut sels, &mut out.warnings));
+    let mut names: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for t in &targets {
+        *names.entry((t.namespace.clone(), t.name.clone())).or_default() += 1;
+    }
+    for target in &targets {
+        let selector = match sels.get(target) {
+            Ok(s) => s,
+            Err(e) => {
+                out.warnings.push(format!("no policy for {target}: {e}"));
+                continue;
+            }
+        };
+        let mut eg = egress.remove(target).unwrap_or_default();
+        if let Some((peer, ports)) = &dns {
+            eg.entry(peer.clone()).or_default().extend(ports.iter().copied());
+        }
+        let ing = ingress.remove(target).unwrap_or_default();
+        let ns = target.namespace.as_str();
+        let ingress_rules: Vec<NetworkPolicyIngressRule> = merge_rules(ing)
+            .into_iter()
+            .map(|(peers, ports)| NetworkPolicyIngressRule {
+                from: Some(peers.iter().map(|p| to_peer(p, ns)).collect()),
+                ports: Some(to_ports(&ports)),
+            })
+            .collect();
+        let egress_rules: Vec<NetworkPolicyEgressRule> = merge_rules(eg)
+            .into_iter()
+            .map(|(peers, ports)| NetworkPolicyEgressRule {
+                to: Some(peers.iter().map(|p| to_peer(p, ns)).collect()),
+                ports: Some(to_ports(&ports)),
+            })
+            .collect();
+        // Two workloads of different kinds may share a name; only then does the kind join the name.
+        let name = if names[&(target.namespace.clone(), target.name.clone())] > 1 {
+            format!("{}-{}", target.name, target.kind)
+        } else {
+            target.name.clone()
+        };
+        let policy = NetworkPolicy {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(target.namespace.clone()),
+                labels: Some(BTreeMap::from([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())])),
+                annotations: Some(BTreeMap::from([(WORKLOAD_ANNOTATION.to_string(), target.to_string())])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(LabelSelector { match_labels: Some(selector.clone()), match_expressions: None }),
+                policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+                ingress: (!ingress_rules.is_empty()).then_some(ingress_rules),
+                egress: (!egress_rules.is_empty()).then_some(egress_rules),
+            }),
+        };
+        out.policies.push(Generated { workload: target.clone(), selector, policy });
+    }
+    out.review.sort_by(|a, b| (&a.workload, a.direction, &a.key).cmp(&(&b.workload, b.direction, &b.key)));
+    out.warnings.sort();
+    out.warnings.dedup();
+    out
+}
+
+/// Policies as multi-document YAML, one document per policy, in workload order.
+pub fn to_yaml(policies: &[Generated]) -> Result<String, String> {
+    let mut out = String::new();
+    for (i, g) in policies.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        let doc = serde_saphyr::to_string(&g.policy).map_err(|e| format!("serialising {}: {e}", g.workload))?;
+        out.push_str(&doc);
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}

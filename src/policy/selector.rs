@@ -1,0 +1,177 @@
+//! Stable selectors: the smallest set of a workload's stable labels that selects all of its pods
+//! and no pod of any other workload in the namespace.
+//!
+//! Labels that change with every rollout or name one pod (pod-template-hash, job-name,
+//! statefulset.kubernetes.io/pod-name, ...) are never used: a policy that names them stops
+//! selecting the workload at its next rollout.
+
+use std::collections::BTreeSet;
+
+use crate::model::{Labels, WorkloadRef};
+
+/// Keys Kubernetes controllers set per revision, per job run or per pod.
+const UNSTABLE_KEYS: &[&str] = &[
+    "pod-template-hash",
+    "controller-revision-hash",
+    "pod-template-generation",
+    "job-name",
+    "controller-uid",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+];
+
+/// Keys tried first, in this order: the ones people and charts use to mean "this app".
+const PREFERRED_KEYS: &[&str] =
+    &["app.kubernetes.io/name", "app", "k8s-app", "name", "app.kubernetes.io/component", "app.kubernetes.io/instance"];
+
+/// Label sets up to this many candidate labels are searched exhaustively (2^12 subsets).
+const MAX_SEARCH: usize = 12;
+
+pub fn is_stable_key(key: &str) -> bool {
+    !UNSTABLE_KEYS.contains(&key) && !key.starts_with("batch.kubernetes.io/")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("{0} has no stable labels its pods share; no selector can pick it out")]
+    NoLabels(WorkloadRef),
+    #[error("no set of {workload}'s stable labels excludes the pods of {other}")]
+    Ambiguous { workload: WorkloadRef, other: WorkloadRef },
+}
+
+fn matches(selector: &Labels, labels: &Labels) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn rank(key: &str) -> (usize, &str) {
+    (PREFERRED_KEYS.iter().position(|k| *k == key).unwrap_or(PREFERRED_KEYS.len()), key)
+}
+
+/// The stable labels every one of the workload's label sets carries.
+pub fn common_stable_labels(sets: &BTreeSet<Labels>) -> Labels {
+    let mut iter = sets.iter();
+    let Some(first) = iter.next() else { return Labels::new() };
+    let mut common: Labels =
+        first.iter().filter(|(k, _)| is_stable_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    for s in iter {
+        common.retain(|k, v| s.get(k) == Some(v));
+    }
+    common
+}
+
+/// Finds the selector for `target` given the label sets of the other workloads of its namespace.
+/// Deterministic: the smallest subset wins; among equals, preferred keys, then key order.
+pub fn select_exactly<'a>(
+    target: &WorkloadRef,
+    sets: &BTreeSet<Labels>,
+    others: impl IntoIterator<Item = (&'a WorkloadRef, &'a BTreeSet<Labels>)>,
+) -> Result<Labels, SelectorError> {
+    let common = common_stable_labels(sets);
+    if common.is_empty() {
+        return Err(SelectorError::NoLabels(target.clone()));
+    }
+    let others: Vec<(&WorkloadRef, &Labels)> =
+        others.into_iter().filter(|(w, _)| *w != target).flat_map(|(w, ls)| ls.iter().map(move |l| (w, l))).collect();
+    let mut keys: Vec<(&String, &String)> = common.iter().collect();
+    keys.sort_by(|a, b| rank(a.0).cmp(&rank(b.0)));
+    let n = keys.len().min(MAX_SEARCH);
+    for size in 1..=n {
+        let mut idx: Vec<usize> = (0..size).collect();
+        loop {
+            let sel: Labels = idx.iter().map(|&i| (keys[i].0.clone(), keys[i].1.clone())).collect();
+            if !others.iter().any(|(_, l)| matches(&sel, l)) {
+                return Ok(sel);
+            }
+            // Next combination in lexicographic order of indices.
+            let mut i = size;
+            while i > 0 && idx[i - 1] == n - size + i - 1 {
+                i -= 1;
+            }
+            if i == 0 {
+                break;
+            }
+            idx[i - 1] += 1;
+            for j in i..size {
+                idx[j] = idx[j - 1] + 1;
+            }
+        }
+    }
+    // Even all common labels select another workload's pods (or there were too many to search).
+    match others.iter().find(|(_, l)| matches(&common, l)) {
+        Some((w, _)) => Err(SelectorError::Ambiguous { workload: target.clone(), other: (*w).clone() }),
+        None => Ok(common),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::WorkloadKind;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+    fn w(name: &str) -> WorkloadRef {
+        WorkloadRef::new(WorkloadKind::Deployment, "ns", name)
+    }
+
+    #[test]
+    fn picks_smallest_stable_exact_selector() {
+        let java = (
+            w("javaapp"),
+            BTreeSet::from([l(&[
+                ("app.kubernetes.io/instance", "example-java-app"),
+                ("app.kubernetes.io/name", "example-java-app-javaapp"),
+                ("pod-template-hash", "5d4f"),
+            ])]),
+        );
+        let redis = (
+            w("redis"),
+            BTreeSet::from([l(&[
+                ("app.kubernetes.io/instance", "example-java-app"),
+                ("app.kubernetes.io/name", "example-java-app-redis"),
+            ])]),
+        );
+        let web_v1 = (
+            w("web-v1"),
+            BTreeSet::from([l(&[("app", "web"), ("version", "v1"), ("batch.kubernetes.io/job-name", "x")])]),
+        );
+        let web_v2 = (w("web-v2"), BTreeSet::from([l(&[("app", "web"), ("version", "v2")])]));
+        let all = [java.clone(), redis.clone(), web_v1.clone(), web_v2.clone()];
+        let others = || all.iter().map(|(w, s)| (w, s));
+
+        let cases = [
+            (&java, Ok(l(&[("app.kubernetes.io/name", "example-java-app-javaapp")]))),
+            (&redis, Ok(l(&[("app.kubernetes.io/name", "example-java-app-redis")]))),
+            (&web_v1, Ok(l(&[("version", "v1")]))),
+            (&web_v2, Ok(l(&[("version", "v2")]))),
+        ];
+        for (target, want) in cases {
+            assert_eq!(select_exactly(&target.0, &target.1, others()), want, "{}", target.0);
+        }
+    }
+
+    #[test]
+    fn needs_two_labels_or_fails_clearly() {
+        let a = (w("a"), BTreeSet::from([l(&[("app", "x"), ("tier", "db")])]));
+        let b = (w("b"), BTreeSet::from([l(&[("app", "x"), ("tier", "web")])]));
+        let c = (w("c"), BTreeSet::from([l(&[("app", "y"), ("tier", "db")])]));
+        let all = [a.clone(), b.clone(), c.clone()];
+        assert_eq!(select_exactly(&a.0, &a.1, all.iter().map(|(w, s)| (w, s))), Ok(l(&[("app", "x"), ("tier", "db")])));
+
+        let twin = (w("twin"), BTreeSet::from([l(&[("app", "x"), ("tier", "db")])]));
+        let all = [a.clone(), twin.clone()];
+        assert!(matches!(
+            select_exactly(&a.0, &a.1, all.iter().map(|(w, s)| (w, s))),
+            Err(SelectorError::Ambiguous { .. })
+        ));
+        let bare = (w("bare"), BTreeSet::from([l(&[("pod-template-hash", "1")])]));
+        assert!(matches!(select_exactly(&bare.0, &bare.1, std::iter::empty()), Err(SelectorError::NoLabels(_))));
+    }
+
+    #[test]
+    fn uses_only_labels_every_pod_shares() {
+        let sets = BTreeSet::from([l(&[("app", "x"), ("zone", "a")]), l(&[("app", "x"), ("zone", "b")])]);
+        assert_eq!(common_stable_labels(&sets), l(&[("app", "x")]));
+    }
+}
