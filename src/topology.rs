@@ -191,3 +191,72 @@ impl Connections {
         v
     }
 }
+
+/// `--since`/`--until`: an instant, or a duration back from the newest flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeBound {
+    At(Timestamp),
+    Ago(jiff::SignedDuration),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid time {0:?}: expected RFC 3339 (2026-11-25T10:00:00Z) or a duration such as 30m, 3h, 7d")]
+pub struct TimeBoundError(pub String);
+
+impl std::str::FromStr for TimeBound {
+    type Err = TimeBoundError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || TimeBoundError(s.to_string());
+        if let Ok(t) = s.parse::<Timestamp>() {
+            return Ok(TimeBound::At(t));
+        }
+        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?);
+        let n: i64 = num.parse().map_err(|_| err())?;
+        let secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 604_800,
+            _ => return Err(err()),
+        };
+        n.checked_mul(secs).map(|s| TimeBound::Ago(jiff::SignedDuration::from_secs(s))).ok_or_else(err)
+    }
+}
+
+impl TimeBound {
+    pub fn is_relative(&self) -> bool {
+        matches!(self, TimeBound::Ago(_))
+    }
+
+    /// The instant, given the newest flow's time for relative bounds.
+    pub fn resolve(&self, newest: Option<Timestamp>) -> Option<Timestamp> {
+        match self {
+            TimeBound::At(t) => Some(*t),
+            TimeBound::Ago(d) => newest.and_then(|n| n.checked_sub(*d).ok()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_bounds() {
+        let newest: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let cases = [
+            ("3h", Some("2026-11-25T07:00:00Z")),
+            ("30m", Some("2026-11-25T09:30:00Z")),
+            ("7d", Some("2026-11-18T10:00:00Z")),
+            ("2026-11-20T00:00:00Z", Some("2026-11-20T00:00:00Z")),
+            ("yesterday", None),
+            ("3x", None),
+            ("h", None),
+        ];
+        for (input, want) in cases {
+            let got = input.parse::<TimeBound>().ok().and_then(|b| b.resolve(Some(newest)));
+            assert_eq!(got, want.map(|w| w.parse().unwrap()), "{input}");
+        }
+    }
+}
