@@ -4,5 +4,7 @@
 //!
 //! - [`model`]: domain values (protocols, ports, workload refs, CIDRs, peers, flow records).
 //! - [`inventory`]: Kubernetes objects from files, indexed by address and time.
+//! - [`policy`]: NetworkPolicy semantics: which connections a set of policies allows.
 pub mod inventory;
 pub mod model;
+pub mod policy;
