@@ -604,3 +604,550 @@ fn compile_range(
     };
     Some(PortMatch::Numbers(proto, PortSet::range(start, end)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policies(yaml: &str) -> Vec<NetworkPolicy> {
+        let docs = serde_saphyr::from_multiple::<serde_json::Value>(yaml).expect("test YAML");
+        docs.into_iter().filter(|d| !d.is_null()).map(|d| serde_json::from_value(d).expect("a NetworkPolicy")).collect()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn np(name: &str, protocol: Protocol, port: u16) -> NamedPort {
+        NamedPort { name: name.into(), port, protocol }
+    }
+
+    /// The pods of the fixture cluster: shop/web, shop/db, ops/mon, and ghost/x in a namespace
+    /// that the namespace map does not know.
+    struct Fixture {
+        pods: Vec<(String, String, Labels, Vec<NamedPort>)>,
+        namespaces: BTreeMap<String, Labels>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let pods = vec![
+                (
+                    "shop".into(),
+                    "web".into(),
+                    labels(&[("app", "web")]),
+                    vec![np("http", Protocol::Tcp, 8080), np("dns", Protocol::Udp, 53)],
+                ),
+                (
+                    "shop".into(),
+                    "db".into(),
+                    labels(&[("app", "db"), ("tier", "data")]),
+                    vec![np("pg", Protocol::Tcp, 5432)],
+                ),
+                ("ops".into(), "mon".into(), labels(&[("app", "mon")]), vec![np("http", Protocol::Tcp, 9090)]),
+                ("ghost".into(), "x".into(), labels(&[("app", "web")]), vec![]),
+            ];
+            let namespaces = BTreeMap::from([
+                ("shop".to_string(), labels(&[("team", "a")])),
+                ("ops".to_string(), labels(&[("team", "b"), (NAMESPACE_NAME_LABEL, "spoofed")])),
+            ]);
+            Fixture { pods, namespaces }
+        }
+
+        /// `ns/name` for a pod, anything else parses as an IP address.
+        fn peer(&self, s: &str) -> Peer<'_> {
+            if let Some((ns, name)) = s.split_once('/') {
+                let (ns, name, labels, ports) =
+                    self.pods.iter().find(|p| p.0 == ns && p.1 == name).unwrap_or_else(|| panic!("no pod {s}"));
+                return Peer::Pod(PodView { namespace: ns, name, labels, ports });
+            }
+            Peer::Ip(s.parse().expect("an IP address"))
+        }
+    }
+
+    const DENY_ALL_SHOP: &str = "
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: shop}
+spec: {podSelector: {}}
+";
+
+    /// (what, policies, src, dst, port, protocol, allowed)
+    type Case = (&'static str, &'static str, &'static str, &'static str, u16, Protocol, bool);
+
+    fn run(cases: &[Case]) {
+        let fx = Fixture::new();
+        for &(what, yaml, src, dst, port, proto, want) in cases {
+            let (ev, warnings) = Evaluator::new(&policies(yaml), &fx.namespaces);
+            let (src, dst) = (fx.peer(src), fx.peer(dst));
+            let port = Port::new(port).expect("test port");
+            let d = ev.check(&src, &dst, port, proto);
+            assert_eq!(d.allowed, want, "{what}: {d:?} (warnings {warnings:?})");
+            // `allowed` must agree with `check` on every case.
+            assert_eq!(ev.allowed(&src, &dst).contains(proto, port.get()), want, "{what}: allowed() disagrees");
+        }
+    }
+
+    #[test]
+    fn isolation_and_policy_types() {
+        run(&[
+            ("no policy allows everything", "", "shop/web", "shop/db", 80, Protocol::Tcp, true),
+            ("empty podSelector isolates every pod", DENY_ALL_SHOP, "shop/web", "shop/db", 80, Protocol::Tcp, false),
+            (
+                "default type is Ingress only: egress stays open",
+                DENY_ALL_SHOP,
+                "shop/web",
+                "ops/mon",
+                80,
+                Protocol::Tcp,
+                true,
+            ),
+            ("a policy isolates only its own namespace", DENY_ALL_SHOP, "shop/web", "ghost/x", 80, Protocol::Tcp, true),
+            (
+                "egress rules imply the Egress type",
+                "
+kind: NetworkPolicy
+metadata: {name: e, namespace: shop}
+spec: {podSelector: {}, egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8}}]}]}
+",
+                "shop/web",
+                "ops/mon",
+                80,
+                Protocol::Tcp,
+                false,
+            ),
+            (
+                "explicit Egress type with no rules denies all egress",
+                "
+kind: NetworkPolicy
+metadata: {name: e, namespace: shop}
+spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Egress]}
+",
+                "shop/web",
+                "8.8.8.8",
+                53,
+                Protocol::Udp,
+                false,
+            ),
+            (
+                "explicit Egress type ignores ingress rules and leaves ingress open",
+                "
+kind: NetworkPolicy
+metadata: {name: e, namespace: shop}
+spec: {podSelector: {}, policyTypes: [Egress], ingress: [{from: [{podSelector: {matchLabels: {app: none}}}]}]}
+",
+                "8.8.8.8",
+                "shop/db",
+                5432,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "a selector that does not select the pod does not isolate it",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {matchLabels: {app: db}}}
+",
+                "shop/db",
+                "shop/web",
+                80,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "policies add up: one allowing rule suffices",
+                "
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: shop}
+spec: {podSelector: {}}
+---
+kind: NetworkPolicy
+metadata: {name: allow-web, namespace: shop}
+spec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}
+",
+                "shop/web",
+                "shop/db",
+                5432,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "both sides must allow: the source's egress blocks",
+                "
+kind: NetworkPolicy
+metadata: {name: e, namespace: ops}
+spec: {podSelector: {}, policyTypes: [Egress]}
+",
+                "ops/mon",
+                "shop/web",
+                8080,
+                Protocol::Tcp,
+                false,
+            ),
+        ]);
+    }
+
+    const PEERS: &str = "
+kind: NetworkPolicy
+metadata: {name: peers, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {app: web}}
+  - from:
+    - namespaceSelector: {matchLabels: {team: b}}
+      podSelector: {matchLabels: {app: mon}}
+  - from:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ghost}}
+  - from:
+    - ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}
+    - ipBlock: {cidr: '2001:db8::/32'}
+";
+
+    #[test]
+    fn peers() {
+        run(&[
+            ("podSelector alone: same namespace", PEERS, "shop/web", "shop/db", 1, Protocol::Tcp, true),
+            (
+                "podSelector alone does not reach other namespaces",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}
+",
+                "ghost/x",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                false,
+            ),
+            ("namespace and pod selectors together", PEERS, "ops/mon", "shop/db", 1, Protocol::Tcp, true),
+            (
+                "namespaceSelector alone: every pod of the namespace",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: b}}}]}]}
+",
+                "ops/mon",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "empty namespaceSelector: every namespace, even unknown ones",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}
+",
+                "ghost/x",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                true,
+            ),
+            ("the implicit name label of an unknown namespace", PEERS, "ghost/x", "shop/db", 1, Protocol::Tcp, true),
+            (
+                "the implicit name label cannot be spoofed",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: spoofed}}}]}]}
+",
+                "ops/mon",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                false,
+            ),
+            ("ipBlock matches an address in the CIDR", PEERS, "10.2.3.4", "shop/db", 1, Protocol::Tcp, true),
+            ("ipBlock except carves out", PEERS, "10.1.3.4", "shop/db", 1, Protocol::Tcp, false),
+            ("ipBlock outside the CIDR", PEERS, "11.0.0.1", "shop/db", 1, Protocol::Tcp, false),
+            ("ipBlock IPv6", PEERS, "2001:db8::1", "shop/db", 1, Protocol::Tcp, true),
+            ("ipBlock IPv6 outside", PEERS, "2001:db9::1", "shop/db", 1, Protocol::Tcp, false),
+            ("an IPv4-mapped IPv6 address is IPv4", PEERS, "::ffff:10.2.3.4", "shop/db", 1, Protocol::Tcp, true),
+            (
+                "ipBlock never matches a pod",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0}}]}]}
+",
+                "shop/web",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                false,
+            ),
+            ("selectors never match an address", PEERS, "192.168.0.1", "shop/db", 1, Protocol::Tcp, false),
+            (
+                "empty from list: every peer",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: []}]}
+",
+                "192.168.0.1",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "egress to an ipBlock",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, egress: [{to: [{ipBlock: {cidr: 8.8.8.0/24}}]}]}
+",
+                "shop/web",
+                "8.8.8.8",
+                53,
+                Protocol::Udp,
+                true,
+            ),
+        ]);
+    }
+
+    fn from_selector(expr: &str) -> String {
+        format!(
+            "
+kind: NetworkPolicy
+metadata: {{name: p, namespace: shop}}
+spec: {{podSelector: {{matchLabels: {{app: web}}}}, ingress: [{{from: [{{podSelector: {expr}}}]}}]}}
+"
+        )
+    }
+
+    #[test]
+    fn label_selectors() {
+        // Sources in shop: db has app=db,tier=data; web has app=web (and is the destination).
+        let cases: &[(&str, &str, &str, bool)] = &[
+            ("matchLabels", "{matchLabels: {app: db}}", "shop/db", true),
+            ("matchLabels mismatch", "{matchLabels: {app: other}}", "shop/db", false),
+            ("In", "{matchExpressions: [{key: tier, operator: In, values: [data, cache]}]}", "shop/db", true),
+            ("In mismatch", "{matchExpressions: [{key: tier, operator: In, values: [cache]}]}", "shop/db", false),
+            ("NotIn", "{matchExpressions: [{key: tier, operator: NotIn, values: [cache]}]}", "shop/db", true),
+            (
+                "NotIn holds without the key",
+                "{matchExpressions: [{key: zone, operator: NotIn, values: [x]}]}",
+                "shop/db",
+                true,
+            ),
+            ("NotIn excludes", "{matchExpressions: [{key: tier, operator: NotIn, values: [data]}]}", "shop/db", false),
+            ("Exists", "{matchExpressions: [{key: tier, operator: Exists}]}", "shop/db", true),
+            ("Exists without the key", "{matchExpressions: [{key: zone, operator: Exists}]}", "shop/db", false),
+            ("DoesNotExist", "{matchExpressions: [{key: zone, operator: DoesNotExist}]}", "shop/db", true),
+            (
+                "DoesNotExist with the key",
+                "{matchExpressions: [{key: tier, operator: DoesNotExist}]}",
+                "shop/db",
+                false,
+            ),
+            (
+                "matchLabels AND matchExpressions",
+                "{matchLabels: {app: db}, matchExpressions: [{key: tier, operator: In, values: [cache]}]}",
+                "shop/db",
+                false,
+            ),
+            (
+                "unknown operator matches nothing",
+                "{matchExpressions: [{key: tier, operator: Equals, values: [data]}]}",
+                "shop/db",
+                false,
+            ),
+            (
+                "In without values matches nothing",
+                "{matchExpressions: [{key: tier, operator: In, values: []}]}",
+                "shop/db",
+                false,
+            ),
+            (
+                "NotIn without values matches nothing",
+                "{matchExpressions: [{key: zone, operator: NotIn}]}",
+                "shop/db",
+                false,
+            ),
+        ];
+        let fx = Fixture::new();
+        for &(what, expr, src, want) in cases {
+            let (ev, _) = Evaluator::new(&policies(&from_selector(expr)), &fx.namespaces);
+            let d = ev.check(&fx.peer(src), &fx.peer("shop/web"), Port::new(80).expect("port"), Protocol::Tcp);
+            assert_eq!(d.allowed, want, "{what}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_parts_warn_and_match_nothing() {
+        let yaml = "
+kind: NetworkPolicy
+metadata: {name: bad, namespace: shop}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Sideways]
+  ingress:
+  - from:
+    - podSelector: {matchExpressions: [{key: a, operator: Equals, values: [b]}]}
+    - {}
+    - ipBlock: {cidr: 10.0.0.0/33}
+    - ipBlock: {cidr: 10.0.0.0/8}
+      podSelector: {}
+    ports:
+    - {port: 0}
+    - {port: 80, endPort: 79}
+    - {port: http, endPort: 90}
+    - {protocol: ICMP, port: 1}
+";
+        let fx = Fixture::new();
+        let (ev, warnings) = Evaluator::new(&policies(yaml), &fx.namespaces);
+        let kinds: Vec<&str> = warnings
+            .iter()
+            .map(|w| match w {
+                EvalWarning::Selector { .. } => "selector",
+                EvalWarning::Peer { .. } => "peer",
+                EvalWarning::Port { .. } => "port",
+                EvalWarning::PolicyType { .. } => "type",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["type", "selector", "peer", "peer", "peer", "port", "port", "port", "port"],
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[1].to_string().starts_with("shop/bad: spec.ingress[0].from[0].podSelector.matchExpressions[0]")
+        );
+        // Nothing in the rule survives, so the pod is isolated and nothing gets in.
+        assert!(ev.allowed(&fx.peer("10.0.0.1"), &fx.peer("shop/db")).is_empty());
+        assert!(ev.allowed(&fx.peer("shop/web"), &fx.peer("shop/db")).is_empty());
+    }
+
+    #[test]
+    fn ports() {
+        let ingress_ports = |ports: &str| -> String {
+            format!(
+                "
+kind: NetworkPolicy
+metadata: {{name: p, namespace: shop}}
+spec: {{podSelector: {{}}, ingress: [{{ports: {ports}}}]}}
+"
+            )
+        };
+        let egress_ports = |ports: &str| -> String {
+            format!(
+                "
+kind: NetworkPolicy
+metadata: {{name: p, namespace: shop}}
+spec: {{podSelector: {{}}, policyTypes: [Egress], egress: [{{ports: {ports}}}]}}
+"
+            )
+        };
+        // (what, policy, src, dst, want as the analyzer spells it)
+        let cases: Vec<(&str, String, &str, &str, &str)> = vec![
+            ("missing ports: all", ingress_ports("null"), "ops/mon", "shop/web", "All Connections"),
+            ("empty ports: all", ingress_ports("[]"), "ops/mon", "shop/web", "All Connections"),
+            ("protocol defaults to TCP", ingress_ports("[{port: 80}]"), "ops/mon", "shop/web", "TCP 80"),
+            ("protocol alone: all its ports", ingress_ports("[{protocol: UDP}]"), "ops/mon", "shop/web", "UDP 1-65535"),
+            (
+                "endPort range",
+                ingress_ports("[{port: 8000, endPort: 8100}, {port: 53, protocol: SCTP}]"),
+                "ops/mon",
+                "shop/web",
+                "SCTP 53,TCP 8000-8100",
+            ),
+            (
+                "named port resolves on the destination",
+                ingress_ports("[{port: http}]"),
+                "ops/mon",
+                "shop/web",
+                "TCP 8080",
+            ),
+            (
+                "named port needs the same protocol",
+                ingress_ports("[{port: dns}, {port: dns, protocol: UDP}]"),
+                "ops/mon",
+                "shop/web",
+                "UDP 53",
+            ),
+            ("unmatched named port: nothing", ingress_ports("[{port: pg}]"), "ops/mon", "shop/web", "No Connections"),
+            ("a quoted number is a number", ingress_ports("[{port: '443'}]"), "ops/mon", "shop/web", "TCP 443"),
+            (
+                "egress named port resolves on the destination",
+                egress_ports("[{port: http}]"),
+                "shop/web",
+                "ops/mon",
+                "TCP 9090",
+            ),
+            (
+                "egress named port: not the source's",
+                egress_ports("[{port: pg}]"),
+                "shop/db",
+                "ops/mon",
+                "No Connections",
+            ),
+            (
+                "egress named port to an address: nothing",
+                egress_ports("[{port: http}, {port: 443}]"),
+                "shop/web",
+                "1.1.1.1",
+                "TCP 443",
+            ),
+        ];
+        let fx = Fixture::new();
+        for (what, yaml, src, dst, want) in cases {
+            let (ev, warnings) = Evaluator::new(&policies(&yaml), &fx.namespaces);
+            assert!(warnings.is_empty(), "{what}: {warnings:?}");
+            let got = ev.allowed(&fx.peer(src), &fx.peer(dst));
+            assert_eq!(got.to_string(), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn decisions_name_the_policies() {
+        let yaml = "
+kind: NetworkPolicy
+metadata: {name: zz-web, namespace: shop}
+spec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]}
+---
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: shop}
+spec: {podSelector: {}}
+---
+kind: NetworkPolicy
+metadata: {name: aa-web, namespace: shop}
+spec: {podSelector: {matchLabels: {tier: data}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}
+";
+        let fx = Fixture::new();
+        let (ev, _) = Evaluator::new(&policies(yaml), &fx.namespaces);
+        let p = |n| Port::new(n).expect("port");
+        let d = ev.check(&fx.peer("shop/web"), &fx.peer("shop/db"), p(5432), Protocol::Tcp);
+        assert_eq!(
+            d,
+            Decision {
+                allowed: true,
+                egress: SideDecision::NotIsolated,
+                ingress: SideDecision::AllowedBy(vec!["shop/aa-web".into(), "shop/zz-web".into()]),
+            }
+        );
+        let d = ev.check(&fx.peer("ops/mon"), &fx.peer("shop/db"), p(5432), Protocol::Tcp);
+        assert!(!d.allowed);
+        assert_eq!(
+            d.ingress,
+            SideDecision::Blocked {
+                isolated_by: vec!["shop/aa-web".into(), "shop/deny-all".into(), "shop/zz-web".into()]
+            }
+        );
+        let d = ev.check(&fx.peer("shop/db"), &fx.peer("9.9.9.9"), p(443), Protocol::Tcp);
+        assert_eq!((d.allowed, d.ingress), (true, SideDecision::NotApplicable));
+        assert_eq!(
+            ev.isolation(&match fx.peer("shop/db") {
+                Peer::Pod(v) => v,
+                Peer::Ip(_) => unreachable!(),
+            }),
+            (true, false)
+        );
+    }
+}
