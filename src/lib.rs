@@ -3,10 +3,12 @@
 //! The core is pure and synchronous (values in, values out); IO lives at the edges.
 //!
 //! - [`model`]: domain values (protocols, ports, workload refs, CIDRs, peers, flow records).
-//! - [`policy`]: NetworkPolicy generation (selectors, merged rules, YAML) and evaluation.
-//! - [`topology`]: enriched flows folded into connections; the catalog of workloads and labels.
+//! - [`inventory`]: Kubernetes objects from files, indexed by address and time; owner chains.
+//! - [`flows`]: flow formats (Hubble JSON, Flowgate NDJSON) and streaming, parallel readers.
 //! - [`enrich`]: a flow plus the inventory at the flow's time gives Kubernetes-level endpoints.
-//! - [`inventory`]: Kubernetes objects from files, indexed by address and time.
+//! - [`topology`]: enriched flows folded into connections; the catalog of workloads and labels.
+//! - [`policy`]: NetworkPolicy generation, selectors, YAML, evaluation and verification.
+//! - [`offline`]: the CLI's pipeline over files (IO shell around the core).
 pub mod enrich;
 pub mod inventory;
 pub mod model;

@@ -1,4 +1,8 @@
-//! NetworkPolicies: generation from reviewed connections, stable selectors, YAML output.
+//! NetworkPolicies: generation from reviewed connections (stable selectors, merged rules, YAML),
+//! and evaluation of what a set of policies allows, which verifies every generated set.
 
+pub mod eval;
 pub mod generate;
+pub mod portset;
 pub mod selector;
+pub mod verify;

@@ -1,0 +1,1153 @@
+//! NetworkPolicy evaluation: which traffic do a set of `networking.k8s.io/v1` NetworkPolicies allow?
+//!
+//! The semantics are Kubernetes' own: a pod is isolated for a direction when some policy of its
+//! namespace selects it and has that policy type; an isolated pod accepts (or sends) only what the
+//! union of the selecting policies' rules allows; a connection needs both the source's egress and
+//! the destination's ingress. Only pods are subject to policies: `Peer::Ip` stands for everything
+//! else (external addresses, nodes, unresolved endpoints) and is matched by `ipBlock`s only.
+//!
+//! Policies are compiled once (selectors, CIDRs, ports parsed) so that `check`, the hot path of
+//! policy generation and `flowgate check`, does no parsing and no allocation on allowed traffic.
+//! Anything Kubernetes' validation would reject makes an `EvalWarning` and matches nothing: a
+//! broken rule must never widen what we believe is allowed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::portset::{ConnSet, PortSet};
+use crate::model::{Labels, Port, Protocol};
+
+/// The label the API server puts on every namespace (Kubernetes 1.21+), so selectors can name one.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// Where objects without `metadata.namespace` live, as `kubectl apply` would put them.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// A container port with a name, which a policy port may refer to (`port: http`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NamedPort {
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// What the evaluator needs to know about a pod.
+#[derive(Debug, Clone, Copy)]
+pub struct PodView<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub labels: &'a Labels,
+    /// The pod's named container ports; unnamed ones play no part in policy evaluation.
+    pub ports: &'a [NamedPort],
+}
+
+/// One end of a connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer<'a> {
+    Pod(PodView<'a>),
+    /// Anything that is not a pod: an external address, a node, an address we could not resolve.
+    Ip(IpAddr),
+}
+
+/// A part of a policy that Kubernetes' validation would reject. The part matches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalWarning {
+    #[error("{policy}: {path}: {reason}; the selector matches nothing")]
+    Selector { policy: String, path: String, reason: String },
+    #[error("{policy}: {path}: {reason}; the peer matches nothing")]
+    Peer { policy: String, path: String, reason: String },
+    #[error("{policy}: {path}: {reason}; the port entry matches nothing")]
+    Port { policy: String, path: String, reason: String },
+    #[error("{policy}: spec.policyTypes: unknown type {value:?} (expected Ingress or Egress); ignored")]
+    PolicyType { policy: String, value: String },
+}
+
+/// The verdict for one connection, with the policies behind it on each side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The source's side.
+    pub egress: SideDecision,
+    /// The destination's side.
+    pub ingress: SideDecision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SideDecision {
+    /// That end is not a pod, so no policy applies to it.
+    NotApplicable,
+    /// No policy selects the pod for this direction: everything is allowed.
+    NotIsolated,
+    /// Allowed by these policies (`ns/name`, sorted).
+    AllowedBy(Vec<String>),
+    /// The pod is isolated by these policies (`ns/name`, sorted) and none of them allows it.
+    Blocked { isolated_by: Vec<String> },
+}
+
+impl SideDecision {
+    pub fn allows(&self) -> bool {
+        !matches!(self, SideDecision::Blocked { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// Where a selector looks up labels: a pod's label map, or a namespace's labels plus its name.
+trait LabelLookup {
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelLookup for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+struct NamespaceLabels<'a> {
+    name: &'a str,
+    labels: Option<&'a Labels>,
+}
+
+impl LabelLookup for NamespaceLabels<'_> {
+    fn label(&self, key: &str) -> Option<&str> {
+        // The API server sets the name label itself, so it wins over whatever the map says.
+        if key == NAMESPACE_NAME_LABEL {
+            return Some(self.name);
+        }
+        self.labels.and_then(|l| l.label(key))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Requirement {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+/// A compiled label selector: all requirements must hold; no requirement selects everything.
+#[derive(Debug, Clone, Default)]
+struct Selector {
+    requirements: Vec<Requirement>,
+    /// Set when the selector was invalid: it then selects nothing.
+    never: bool,
+}
+
+impl Selector {
+    fn compile(sel: &LabelSelector, ctx: &mut Ctx<'_>, path: &str) -> Selector {
+        let mut out = Selector::default();
+        for (k, v) in sel.match_labels.iter().flatten() {
+            out.requirements.push(Requirement::In(k.clone(), vec![v.clone()]));
+        }
+        for (i, expr) in sel.match_expressions.iter().flatten().enumerate() {
+            let values = expr.values.clone().unwrap_or_default();
+            let key = expr.key.clone();
+            let mut invalid = |reason: String| {
+                ctx.warn(EvalWarning::Selector {
+                    policy: ctx.policy.to_string(),
+                    path: format!("{path}.matchExpressions[{i}]"),
+                    reason,
+                });
+            };
+            let req = match expr.operator.as_str() {
+                "In" | "NotIn" if values.is_empty() => {
+                    invalid(format!("operator {} needs at least one value", expr.operator));
+                    None
+                }
+                "Exists" | "DoesNotExist" if !values.is_empty() => {
+                    invalid(format!("operator {} takes no values", expr.operator));
+                    None
+                }
+                "In" => Some(Requirement::In(key, values)),
+                "NotIn" => Some(Requirement::NotIn(key, values)),
+                "Exists" => Some(Requirement::Exists(key)),
+                "DoesNotExist" => Some(Requirement::DoesNotExist(key)),
+                other => {
+                    invalid(format!("unknown operator {other:?} (expected In, NotIn, Exists or DoesNotExist)"));
+                    None
+                }
+            };
+            match req {
+                Some(r) => out.requirements.push(r),
+                None => out.never = true,
+            }
+        }
+        out
+    }
+
+    fn matches(&self, labels: &impl LabelLookup) -> bool {
+        !self.never
+            && self.requirements.iter().all(|r| match r {
+                Requirement::In(k, vs) => labels.label(k).is_some_and(|v| vs.iter().any(|x| x == v)),
+                // NotIn holds for objects without the key, as in Kubernetes.
+                Requirement::NotIn(k, vs) => labels.label(k).is_none_or(|v| vs.iter().all(|x| x != v)),
+                Requirement::Exists(k) => labels.label(k).is_some(),
+                Requirement::DoesNotExist(k) => labels.label(k).is_none(),
+            })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum NamespaceMatch {
+    /// No namespaceSelector: the policy's own namespace.
+    Own,
+    Selector(Selector),
+}
+
+#[derive(Debug, Clone)]
+enum PeerMatch {
+    Pods { namespaces: NamespaceMatch, pods: Selector },
+    Block { net: IpNet, except: Vec<IpNet> },
+    Nothing,
+}
+
+#[derive(Debug, Clone)]
+enum PortMatch {
+    Numbers(Protocol, PortSet),
+    /// Resolved against the destination pod's container ports (same name and protocol).
+    Named(Protocol, String),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    /// `None`: the rule names no peers, so it matches every peer.
+    peers: Option<Vec<PeerMatch>>,
+    /// `None`: the rule names no ports, so it matches every port of every protocol.
+    ports: Option<Vec<PortMatch>>,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledPolicy {
+    id: String,
+    selector: Selector,
+    /// `Some` when the policy has that type (and thereby isolates the pods it selects).
+    ingress: Option<Vec<Rule>>,
+    egress: Option<Vec<Rule>>,
+}
+
+impl CompiledPolicy {
+    fn rules(&self, dir: Direction) -> Option<&[Rule]> {
+        match dir {
+            Direction::Ingress => self.ingress.as_deref(),
+            Direction::Egress => self.egress.as_deref(),
+        }
+    }
+}
+
+/// Compilation context: the policy being compiled and where its warnings go.
+struct Ctx<'w> {
+    policy: String,
+    warnings: &'w mut Vec<EvalWarning>,
+}
+
+impl Ctx<'_> {
+    fn warn(&mut self, w: EvalWarning) {
+        self.warnings.push(w);
+    }
+}
+
+/// NetworkPolicies compiled for evaluation; build once with `new`, query many times.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluator {
+    /// Policies by namespace, in `ns/name` order so that attributions come out sorted.
+    by_namespace: HashMap<String, Vec<CompiledPolicy>>,
+    namespace_labels: BTreeMap<String, Labels>,
+}
+
+impl Evaluator {
+    /// Compiles `policies`. `namespace_labels` gives each known namespace's labels; a namespace
+    /// missing from it still carries its implicit `kubernetes.io/metadata.name` label.
+    pub fn new(
+        policies: &[NetworkPolicy],
+        namespace_labels: &BTreeMap<String, Labels>,
+    ) -> (Evaluator, Vec<EvalWarning>) {
+        let mut warnings = Vec::new();
+        let mut by_namespace: HashMap<String, Vec<CompiledPolicy>> = HashMap::new();
+        for np in policies {
+            let ns = np.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+            let name = np.metadata.name.as_deref().unwrap_or("");
+            let mut ctx = Ctx { policy: format!("{ns}/{name}"), warnings: &mut warnings };
+            let compiled = compile_policy(np, &mut ctx);
+            by_namespace.entry(ns.to_string()).or_default().push(compiled);
+        }
+        for list in by_namespace.values_mut() {
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        (Evaluator { by_namespace, namespace_labels: namespace_labels.clone() }, warnings)
+    }
+
+    /// Is `proto`/`port` from `src` to `dst` allowed, and by which policies on each side?
+    pub fn check(&self, src: &Peer, dst: &Peer, port: Port, proto: Protocol) -> Decision {
+        let egress = match src {
+            Peer::Pod(pod) => self.side_decision(pod, Direction::Egress, dst, dst_ports(dst), port, proto),
+            Peer::Ip(_) => SideDecision::NotApplicable,
+        };
+        let ingress = match dst {
+            Peer::Pod(pod) => self.side_decision(pod, Direction::Ingress, src, Some(pod.ports), port, proto),
+            Peer::Ip(_) => SideDecision::NotApplicable,
+        };
+        Decision { allowed: egress.allows() && ingress.allows(), egress, ingress }
+    }
+
+    /// Every protocol and port allowed from `src` to `dst`.
+    pub fn allowed(&self, src: &Peer, dst: &Peer) -> ConnSet {
+        let egress = match src {
+            Peer::Pod(pod) => self.side_conns(pod, Direction::Egress, dst, dst_ports(dst)),
+            Peer::Ip(_) => ConnSet::all(),
+        };
+        if egress.is_empty() {
+            return egress;
+        }
+        let ingress = match dst {
+            Peer::Pod(pod) => self.side_conns(pod, Direction::Ingress, src, Some(pod.ports)),
+            Peer::Ip(_) => ConnSet::all(),
+        };
+        egress.intersect(&ingress)
+    }
+
+    /// Whether some policy selects `pod` for ingress and for egress: (ingress, egress).
+    pub fn isolation(&self, pod: &PodView) -> (bool, bool) {
+        let mut iso = (false, false);
+        for p in self.selecting(pod) {
+            iso.0 |= p.ingress.is_some();
+            iso.1 |= p.egress.is_some();
+        }
+        iso
+    }
+
+    fn selecting<'s>(&'s self, pod: &PodView<'_>) -> impl Iterator<Item = &'s CompiledPolicy> {
+        let labels = pod.labels;
+        self.by_namespace.get(pod.namespace).into_iter().flatten().filter(move |p| p.selector.matches(labels))
+    }
+
+    fn side_decision(
+        &self,
+        subject: &PodView,
+        dir: Direction,
+        peer: &Peer,
+        target_ports: Option<&[NamedPort]>,
+        port: Port,
+        proto: Protocol,
+    ) -> SideDecision {
+        let mut isolating = Vec::new();
+        let mut allowing = Vec::new();
+        for policy in self.selecting(subject) {
+            let Some(rules) = policy.rules(dir) else { continue };
+            isolating.push(policy.id.clone());
+            let ns = subject.namespace;
+            if rules
+                .iter()
+                .any(|r| self.rule_matches_peer(r, ns, peer) && rule_allows_port(r, target_ports, port, proto))
+            {
+                allowing.push(policy.id.clone());
+            }
+        }
+        if isolating.is_empty() {
+            return SideDecision::NotIsolated;
+        }
+        // Policies are sorted per namespace already; dedup covers policies loaded twice.
+        allowing.dedup();
+        isolating.dedup();
+        if allowing.is_empty() {
+            SideDecision::Blocked { isolated_by: isolating }
+        } else {
+            SideDecision::AllowedBy(allowing)
+        }
+    }
+
+    fn side_conns(
+        &self,
+        subject: &PodView,
+        dir: Direction,
+        peer: &Peer,
+        target_ports: Option<&[NamedPort]>,
+    ) -> ConnSet {
+        let mut isolated = false;
+        let mut acc = ConnSet::none();
+        for policy in self.selecting(subject) {
+            let Some(rules) = policy.rules(dir) else { continue };
+            isolated = true;
+            for rule in rules {
+                if self.rule_matches_peer(rule, subject.namespace, peer) {
+                    acc.union_with(&rule_conns(rule, target_ports));
+                }
+            }
+        }
+        if isolated { acc } else { ConnSet::all() }
+    }
+
+    fn rule_matches_peer(&self, rule: &Rule, policy_ns: &str, peer: &Peer) -> bool {
+        match &rule.peers {
+            None => true,
+            Some(peers) => peers.iter().any(|m| self.peer_matches(m, policy_ns, peer)),
+        }
+    }
+
+    fn peer_matches(&self, m: &PeerMatch, policy_ns: &str, peer: &Peer) -> bool {
+        match (m, peer) {
+            (PeerMatch::Pods { namespaces, pods }, Peer::Pod(pod)) => {
+                let ns_ok = match namespaces {
+                    NamespaceMatch::Own => pod.namespace == policy_ns,
+                    NamespaceMatch::Selector(sel) => sel.matches(&NamespaceLabels {
+                        name: pod.namespace,
+                        labels: self.namespace_labels.get(pod.namespace),
+                    }),
+                };
+                ns_ok && pods.matches(pod.labels)
+            }
+            (PeerMatch::Block { net, except }, Peer::Ip(ip)) => {
+                // An IPv4 address written as ::ffff:a.b.c.d is the IPv4 address.
+                let ip = ip.to_canonical();
+                net.contains(&ip) && !except.iter().any(|e| e.contains(&ip))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn dst_ports<'a>(dst: &Peer<'a>) -> Option<&'a [NamedPort]> {
+    match dst {
+        Peer::Pod(p) => Some(p.ports),
+        Peer::Ip(_) => None,
+    }
+}
+
+/// A named port resolves against the destination pod; a non-pod destination has no names.
+fn resolve_named(target_ports: Option<&[NamedPort]>, proto: Protocol, name: &str) -> Option<u16> {
+    target_ports?.iter().find(|p| p.protocol == proto && p.name == name).map(|p| p.port)
+}
+
+fn rule_conns(rule: &Rule, target_ports: Option<&[NamedPort]>) -> ConnSet {
+    let Some(ports) = &rule.ports else { return ConnSet::all() };
+    let mut out = ConnSet::none();
+    for pm in ports {
+        match pm {
+            PortMatch::Numbers(proto, set) => out.add(*proto, set),
+            PortMatch::Named(proto, name) => {
+                if let Some(p) = resolve_named(target_ports, *proto, name) {
+                    out.add(*proto, &PortSet::single(p));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn rule_allows_port(rule: &Rule, target_ports: Option<&[NamedPort]>, port: Port, proto: Protocol) -> bool {
+    let Some(ports) = &rule.ports else { return true };
+    ports.iter().any(|pm| match pm {
+        PortMatch::Numbers(p, set) => *p == proto && set.contains(port.get()),
+        PortMatch::Named(p, name) => *p == proto && resolve_named(target_ports, *p, name) == Some(port.get()),
+    })
+}
+
+fn compile_policy(np: &NetworkPolicy, ctx: &mut Ctx<'_>) -> CompiledPolicy {
+    let id = ctx.policy.clone();
+    let Some(spec) = &np.spec else {
+        // No spec: an empty podSelector and no types but the default Ingress, i.e. deny all ingress.
+        return CompiledPolicy { id, selector: Selector::default(), ingress: Some(Vec::new()), egress: None };
+    };
+    let selector =
+        spec.pod_selector.as_ref().map(|s| Selector::compile(s, ctx, "spec.podSelector")).unwrap_or_default();
+    let (has_ingress, has_egress) = match &spec.policy_types {
+        Some(types) if !types.is_empty() => {
+            let mut t = (false, false);
+            for ty in types {
+                match ty.as_str() {
+                    "Ingress" => t.0 = true,
+                    "Egress" => t.1 = true,
+                    other => ctx.warn(EvalWarning::PolicyType { policy: ctx.policy.clone(), value: other.to_string() }),
+                }
+            }
+            t
+        }
+        // The API server's default: Ingress always, Egress when there are egress rules.
+        _ => (true, spec.egress.as_ref().is_some_and(|e| !e.is_empty())),
+    };
+    let ingress = has_ingress.then(|| {
+        let rules = spec.ingress.as_deref().unwrap_or_default();
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                compile_rule(r.from.as_deref(), r.ports.as_deref(), ctx, &format!("spec.ingress[{i}]"), "from")
+            })
+            .collect()
+    });
+    let egress = has_egress.then(|| {
+        let rules = spec.egress.as_deref().unwrap_or_default();
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| compile_rule(r.to.as_deref(), r.ports.as_deref(), ctx, &format!("spec.egress[{i}]"), "to"))
+            .collect()
+    });
+    CompiledPolicy { id, selector, ingress, egress }
+}
+
+fn compile_rule(
+    peers: Option<&[NetworkPolicyPeer]>,
+    ports: Option<&[NetworkPolicyPort]>,
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    peers_field: &str,
+) -> Rule {
+    let peers = peers.filter(|p| !p.is_empty()).map(|peers| {
+        peers.iter().enumerate().map(|(i, p)| compile_peer(p, ctx, &format!("{path}.{peers_field}[{i}]"))).collect()
+    });
+    let ports = ports.filter(|p| !p.is_empty()).map(|ports| {
+        ports.iter().enumerate().filter_map(|(i, p)| compile_port(p, ctx, &format!("{path}.ports[{i}]"))).collect()
+    });
+    Rule { peers, ports }
+}
+
+fn compile_peer(peer: &NetworkPolicyPeer, ctx: &mut Ctx<'_>, path: &str) -> PeerMatch {
+    let has_selector = peer.pod_selector.is_some() || peer.namespace_selector.is_some();
+    let invalid = |ctx: &mut Ctx<'_>, reason: String| {
+        ctx.warn(EvalWarning::Peer { policy: ctx.policy.clone(), path: path.to_string(), reason });
+        PeerMatch::Nothing
+    };
+    match (&peer.ip_block, has_selector) {
+        (Some(_), true) => invalid(ctx, "ipBlock cannot be combined with podSelector or namespaceSelector".into()),
+        (None, false) => invalid(ctx, "a peer needs a podSelector, a namespaceSelector or an ipBlock".into()),
+        (Some(block), false) => match compile_block(block) {
+            Ok(m) => m,
+            Err(reason) => invalid(ctx, reason),
+        },
+        (None, true) => {
+            let pods = match &peer.pod_selector {
+                Some(s) => Selector::compile(s, ctx, &format!("{path}.podSelector")),
+                None => Selector::default(),
+            };
+            let namespaces = match &peer.namespace_selector {
+                Some(s) => NamespaceMatch::Selector(Selector::compile(s, ctx, &format!("{path}.namespaceSelector"))),
+                None => NamespaceMatch::Own,
+            };
+            PeerMatch::Pods { namespaces, pods }
+        }
+    }
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let net: IpNet = s.trim().parse().map_err(|_| format!("invalid CIDR {s:?}"))?;
+    // Kubernetes accepts host bits (10.0.0.1/8) and uses the network they belong to.
+    Ok(net.trunc())
+}
+
+fn compile_block(block: &IPBlock) -> Result<PeerMatch, String> {
+    let net = parse_net(&block.cidr).map_err(|e| format!("ipBlock.cidr: {e}"))?;
+    let mut except = Vec::new();
+    for e in block.except.iter().flatten() {
+        except.push(parse_net(e).map_err(|e| format!("ipBlock.except: {e}"))?);
+    }
+    Ok(PeerMatch::Block { net, except })
+}
+
+fn port_warning(ctx: &mut Ctx<'_>, path: &str, reason: String) -> Option<PortMatch> {
+    ctx.warn(EvalWarning::Port { policy: ctx.policy.clone(), path: path.to_string(), reason });
+    None
+}
+
+fn compile_port(p: &NetworkPolicyPort, ctx: &mut Ctx<'_>, path: &str) -> Option<PortMatch> {
+    let invalid = |ctx: &mut Ctx<'_>, reason: String| port_warning(ctx, path, reason);
+    let proto = match p.protocol.as_deref() {
+        None => Protocol::Tcp,
+        Some(s) => match s.parse::<Protocol>() {
+            Ok(proto) => proto,
+            Err(e) => return invalid(ctx, e.to_string()),
+        },
+    };
+    let number = |n: i32| u16::try_from(n).ok().filter(|&n| n != 0);
+    match (&p.port, p.end_port) {
+        (None, None) => Some(PortMatch::Numbers(proto, PortSet::all())),
+        (None, Some(_)) => invalid(ctx, "endPort needs a numeric port".into()),
+        (Some(IntOrString::String(name)), end) => {
+            // A quoted number is still a number to the user who wrote it.
+            if let Ok(n) = name.parse::<i32>() {
+                return compile_range(number(n), end, proto, ctx, path);
+            }
+            if end.is_some() {
+                return invalid(ctx, format!("endPort cannot be used with the named port {name:?}"));
+            }
+            Some(PortMatch::Named(proto, name.clone()))
+        }
+        (Some(IntOrString::Int(n)), end) => compile_range(number(*n), end, proto, ctx, path),
+    }
+}
+
+fn compile_range(
+    start: Option<u16>,
+    end: Option<i32>,
+    proto: Protocol,
+    ctx: &mut Ctx<'_>,
+    path: &str,
+) -> Option<PortMatch> {
+    let Some(start) = start else { return port_warning(ctx, path, "port must be 1-65535".into()) };
+    let end = match end {
+        None => start,
+        Some(e) => match u16::try_from(e) {
+            Ok(e) if e >= start => e,
+            _ => {
+                return port_warning(ctx, path, format!("endPort {e} must be at least port {start} and at most 65535"));
+            }
+        },
+    };
+    Some(PortMatch::Numbers(proto, PortSet::range(start, end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policies(yaml: &str) -> Vec<NetworkPolicy> {
+        let docs = serde_saphyr::from_multiple::<serde_json::Value>(yaml).expect("test YAML");
+        docs.into_iter().filter(|d| !d.is_null()).map(|d| serde_json::from_value(d).expect("a NetworkPolicy")).collect()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn np(name: &str, protocol: Protocol, port: u16) -> NamedPort {
+        NamedPort { name: name.into(), port, protocol }
+    }
+
+    /// The pods of the fixture cluster: shop/web, shop/db, ops/mon, and ghost/x in a namespace
+    /// that the namespace map does not know.
+    struct Fixture {
+        pods: Vec<(String, String, Labels, Vec<NamedPort>)>,
+        namespaces: BTreeMap<String, Labels>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let pods = vec![
+                (
+                    "shop".into(),
+                    "web".into(),
+                    labels(&[("app", "web")]),
+                    vec![np("http", Protocol::Tcp, 8080), np("dns", Protocol::Udp, 53)],
+                ),
+                (
+                    "shop".into(),
+                    "db".into(),
+                    labels(&[("app", "db"), ("tier", "data")]),
+                    vec![np("pg", Protocol::Tcp, 5432)],
+                ),
+                ("ops".into(), "mon".into(), labels(&[("app", "mon")]), vec![np("http", Protocol::Tcp, 9090)]),
+                ("ghost".into(), "x".into(), labels(&[("app", "web")]), vec![]),
+            ];
+            let namespaces = BTreeMap::from([
+                ("shop".to_string(), labels(&[("team", "a")])),
+                ("ops".to_string(), labels(&[("team", "b"), (NAMESPACE_NAME_LABEL, "spoofed")])),
+            ]);
+            Fixture { pods, namespaces }
+        }
+
+        /// `ns/name` for a pod, anything else parses as an IP address.
+        fn peer(&self, s: &str) -> Peer<'_> {
+            if let Some((ns, name)) = s.split_once('/') {
+                let (ns, name, labels, ports) =
+                    self.pods.iter().find(|p| p.0 == ns && p.1 == name).unwrap_or_else(|| panic!("no pod {s}"));
+                return Peer::Pod(PodView { namespace: ns, name, labels, ports });
+            }
+            Peer::Ip(s.parse().expect("an IP address"))
+        }
+    }
+
+    const DENY_ALL_SHOP: &str = "
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: shop}
+spec: {podSelector: {}}
+";
+
+    /// (what, policies, src, dst, port, protocol, allowed)
+    type Case = (&'static str, &'static str, &'static str, &'static str, u16, Protocol, bool);
+
+    fn run(cases: &[Case]) {
+        let fx = Fixture::new();
+        for &(what, yaml, src, dst, port, proto, want) in cases {
+            let (ev, warnings) = Evaluator::new(&policies(yaml), &fx.namespaces);
+            let (src, dst) = (fx.peer(src), fx.peer(dst));
+            let port = Port::new(port).expect("test port");
+            let d = ev.check(&src, &dst, port, proto);
+            assert_eq!(d.allowed, want, "{what}: {d:?} (warnings {warnings:?})");
+            // `allowed` must agree with `check` on every case.
+            assert_eq!(ev.allowed(&src, &dst).contains(proto, port.get()), want, "{what}: allowed() disagrees");
+        }
+    }
+
+    #[test]
+    fn isolation_and_policy_types() {
+        run(&[
+            ("no policy allows everything", "", "shop/web", "shop/db", 80, Protocol::Tcp, true),
+            ("empty podSelector isolates every pod", DENY_ALL_SHOP, "shop/web", "shop/db", 80, Protocol::Tcp, false),
+            (
+                "default type is Ingress only: egress stays open",
+                DENY_ALL_SHOP,
+                "shop/web",
+                "ops/mon",
+                80,
+                Protocol::Tcp,
+                true,
+            ),
+            ("a policy isolates only its own namespace", DENY_ALL_SHOP, "shop/web", "ghost/x", 80, Protocol::Tcp, true),
+            (
+                "egress rules imply the Egress type",
+                "
+kind: NetworkPolicy
+metadata: {name: e, namespace: shop}
+spec: {podSelector: {}, egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8}}]}]}
+",
+                "shop/web",
+                "ops/mon",
+                80,
+                Protocol::Tcp,
+                false,
+            ),
+            (
+                "explicit Egress type with no rules denies all egress",
+                "
+kind: NetworkPolicy
+metadata: {name: e, namespace: shop}
+spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Egress]}
+",
+                "shop/web",
+                "8.8.8.8",
+                53,
+                Protocol::Udp,
+                false,
+            ),
+            (
+                "explicit Egress type ignores ingress rules and leaves ingress open",
+                "
+kind: NetworkPolicy
+metadata: {name: e, namespace: shop}
+spec: {podSelector: {}, policyTypes: [Egress], ingress: [{from: [{podSelector: {matchLabels: {app: none}}}]}]}
+",
+                "8.8.8.8",
+                "shop/db",
+                5432,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "a selector that does not select the pod does not isolate it",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {matchLabels: {app: db}}}
+",
+                "shop/db",
+                "shop/web",
+                80,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "policies add up: one allowing rule suffices",
+                "
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: shop}
+spec: {podSelector: {}}
+---
+kind: NetworkPolicy
+metadata: {name: allow-web, namespace: shop}
+spec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}
+",
+                "shop/web",
+                "shop/db",
+                5432,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "both sides must allow: the source's egress blocks",
+                "
+kind: NetworkPolicy
+metadata: {name: e, namespace: ops}
+spec: {podSelector: {}, policyTypes: [Egress]}
+",
+                "ops/mon",
+                "shop/web",
+                8080,
+                Protocol::Tcp,
+                false,
+            ),
+        ]);
+    }
+
+    const PEERS: &str = "
+kind: NetworkPolicy
+metadata: {name: peers, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {app: web}}
+  - from:
+    - namespaceSelector: {matchLabels: {team: b}}
+      podSelector: {matchLabels: {app: mon}}
+  - from:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ghost}}
+  - from:
+    - ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}
+    - ipBlock: {cidr: '2001:db8::/32'}
+";
+
+    #[test]
+    fn peers() {
+        run(&[
+            ("podSelector alone: same namespace", PEERS, "shop/web", "shop/db", 1, Protocol::Tcp, true),
+            (
+                "podSelector alone does not reach other namespaces",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}
+",
+                "ghost/x",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                false,
+            ),
+            ("namespace and pod selectors together", PEERS, "ops/mon", "shop/db", 1, Protocol::Tcp, true),
+            (
+                "namespaceSelector alone: every pod of the namespace",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: b}}}]}]}
+",
+                "ops/mon",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "empty namespaceSelector: every namespace, even unknown ones",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}
+",
+                "ghost/x",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                true,
+            ),
+            ("the implicit name label of an unknown namespace", PEERS, "ghost/x", "shop/db", 1, Protocol::Tcp, true),
+            (
+                "the implicit name label cannot be spoofed",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: spoofed}}}]}]}
+",
+                "ops/mon",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                false,
+            ),
+            ("ipBlock matches an address in the CIDR", PEERS, "10.2.3.4", "shop/db", 1, Protocol::Tcp, true),
+            ("ipBlock except carves out", PEERS, "10.1.3.4", "shop/db", 1, Protocol::Tcp, false),
+            ("ipBlock outside the CIDR", PEERS, "11.0.0.1", "shop/db", 1, Protocol::Tcp, false),
+            ("ipBlock IPv6", PEERS, "2001:db8::1", "shop/db", 1, Protocol::Tcp, true),
+            ("ipBlock IPv6 outside", PEERS, "2001:db9::1", "shop/db", 1, Protocol::Tcp, false),
+            ("an IPv4-mapped IPv6 address is IPv4", PEERS, "::ffff:10.2.3.4", "shop/db", 1, Protocol::Tcp, true),
+            (
+                "ipBlock never matches a pod",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0}}]}]}
+",
+                "shop/web",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                false,
+            ),
+            ("selectors never match an address", PEERS, "192.168.0.1", "shop/db", 1, Protocol::Tcp, false),
+            (
+                "empty from list: every peer",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, ingress: [{from: []}]}
+",
+                "192.168.0.1",
+                "shop/db",
+                1,
+                Protocol::Tcp,
+                true,
+            ),
+            (
+                "egress to an ipBlock",
+                "
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec: {podSelector: {}, egress: [{to: [{ipBlock: {cidr: 8.8.8.0/24}}]}]}
+",
+                "shop/web",
+                "8.8.8.8",
+                53,
+                Protocol::Udp,
+                true,
+            ),
+        ]);
+    }
+
+    fn from_selector(expr: &str) -> String {
+        format!(
+            "
+kind: NetworkPolicy
+metadata: {{name: p, namespace: shop}}
+spec: {{podSelector: {{matchLabels: {{app: web}}}}, ingress: [{{from: [{{podSelector: {expr}}}]}}]}}
+"
+        )
+    }
+
+    #[test]
+    fn label_selectors() {
+        // Sources in shop: db has app=db,tier=data; web has app=web (and is the destination).
+        let cases: &[(&str, &str, &str, bool)] = &[
+            ("matchLabels", "{matchLabels: {app: db}}", "shop/db", true),
+            ("matchLabels mismatch", "{matchLabels: {app: other}}", "shop/db", false),
+            ("In", "{matchExpressions: [{key: tier, operator: In, values: [data, cache]}]}", "shop/db", true),
+            ("In mismatch", "{matchExpressions: [{key: tier, operator: In, values: [cache]}]}", "shop/db", false),
+            ("NotIn", "{matchExpressions: [{key: tier, operator: NotIn, values: [cache]}]}", "shop/db", true),
+            (
+                "NotIn holds without the key",
+                "{matchExpressions: [{key: zone, operator: NotIn, values: [x]}]}",
+                "shop/db",
+                true,
+            ),
+            ("NotIn excludes", "{matchExpressions: [{key: tier, operator: NotIn, values: [data]}]}", "shop/db", false),
+            ("Exists", "{matchExpressions: [{key: tier, operator: Exists}]}", "shop/db", true),
+            ("Exists without the key", "{matchExpressions: [{key: zone, operator: Exists}]}", "shop/db", false),
+            ("DoesNotExist", "{matchExpressions: [{key: zone, operator: DoesNotExist}]}", "shop/db", true),
+            (
+                "DoesNotExist with the key",
+                "{matchExpressions: [{key: tier, operator: DoesNotExist}]}",
+                "shop/db",
+                false,
+            ),
+            (
+                "matchLabels AND matchExpressions",
+                "{matchLabels: {app: db}, matchExpressions: [{key: tier, operator: In, values: [cache]}]}",
+                "shop/db",
+                false,
+            ),
+            (
+                "unknown operator matches nothing",
+                "{matchExpressions: [{key: tier, operator: Equals, values: [data]}]}",
+                "shop/db",
+                false,
+            ),
+            (
+                "In without values matches nothing",
+                "{matchExpressions: [{key: tier, operator: In, values: []}]}",
+                "shop/db",
+                false,
+            ),
+            (
+                "NotIn without values matches nothing",
+                "{matchExpressions: [{key: zone, operator: NotIn}]}",
+                "shop/db",
+                false,
+            ),
+        ];
+        let fx = Fixture::new();
+        for &(what, expr, src, want) in cases {
+            let (ev, _) = Evaluator::new(&policies(&from_selector(expr)), &fx.namespaces);
+            let d = ev.check(&fx.peer(src), &fx.peer("shop/web"), Port::new(80).expect("port"), Protocol::Tcp);
+            assert_eq!(d.allowed, want, "{what}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_parts_warn_and_match_nothing() {
+        let yaml = "
+kind: NetworkPolicy
+metadata: {name: bad, namespace: shop}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Sideways]
+  ingress:
+  - from:
+    - podSelector: {matchExpressions: [{key: a, operator: Equals, values: [b]}]}
+    - {}
+    - ipBlock: {cidr: 10.0.0.0/33}
+    - ipBlock: {cidr: 10.0.0.0/8}
+      podSelector: {}
+    ports:
+    - {port: 0}
+    - {port: 80, endPort: 79}
+    - {port: http, endPort: 90}
+    - {protocol: ICMP, port: 1}
+";
+        let fx = Fixture::new();
+        let (ev, warnings) = Evaluator::new(&policies(yaml), &fx.namespaces);
+        let kinds: Vec<&str> = warnings
+            .iter()
+            .map(|w| match w {
+                EvalWarning::Selector { .. } => "selector",
+                EvalWarning::Peer { .. } => "peer",
+                EvalWarning::Port { .. } => "port",
+                EvalWarning::PolicyType { .. } => "type",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["type", "selector", "peer", "peer", "peer", "port", "port", "port", "port"],
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[1].to_string().starts_with("shop/bad: spec.ingress[0].from[0].podSelector.matchExpressions[0]")
+        );
+        // Nothing in the rule survives, so the pod is isolated and nothing gets in.
+        assert!(ev.allowed(&fx.peer("10.0.0.1"), &fx.peer("shop/db")).is_empty());
+        assert!(ev.allowed(&fx.peer("shop/web"), &fx.peer("shop/db")).is_empty());
+    }
+
+    #[test]
+    fn ports() {
+        let ingress_ports = |ports: &str| -> String {
+            format!(
+                "
+kind: NetworkPolicy
+metadata: {{name: p, namespace: shop}}
+spec: {{podSelector: {{}}, ingress: [{{ports: {ports}}}]}}
+"
+            )
+        };
+        let egress_ports = |ports: &str| -> String {
+            format!(
+                "
+kind: NetworkPolicy
+metadata: {{name: p, namespace: shop}}
+spec: {{podSelector: {{}}, policyTypes: [Egress], egress: [{{ports: {ports}}}]}}
+"
+            )
+        };
+        // (what, policy, src, dst, want as the analyzer spells it)
+        let cases: Vec<(&str, String, &str, &str, &str)> = vec![
+            ("missing ports: all", ingress_ports("null"), "ops/mon", "shop/web", "All Connections"),
+            ("empty ports: all", ingress_ports("[]"), "ops/mon", "shop/web", "All Connections"),
+            ("protocol defaults to TCP", ingress_ports("[{port: 80}]"), "ops/mon", "shop/web", "TCP 80"),
+            ("protocol alone: all its ports", ingress_ports("[{protocol: UDP}]"), "ops/mon", "shop/web", "UDP 1-65535"),
+            (
+                "endPort range",
+                ingress_ports("[{port: 8000, endPort: 8100}, {port: 53, protocol: SCTP}]"),
+                "ops/mon",
+                "shop/web",
+                "SCTP 53,TCP 8000-8100",
+            ),
+            (
+                "named port resolves on the destination",
+                ingress_ports("[{port: http}]"),
+                "ops/mon",
+                "shop/web",
+                "TCP 8080",
+            ),
+            (
+                "named port needs the same protocol",
+                ingress_ports("[{port: dns}, {port: dns, protocol: UDP}]"),
+                "ops/mon",
+                "shop/web",
+                "UDP 53",
+            ),
+            ("unmatched named port: nothing", ingress_ports("[{port: pg}]"), "ops/mon", "shop/web", "No Connections"),
+            ("a quoted number is a number", ingress_ports("[{port: '443'}]"), "ops/mon", "shop/web", "TCP 443"),
+            (
+                "egress named port resolves on the destination",
+                egress_ports("[{port: http}]"),
+                "shop/web",
+                "ops/mon",
+                "TCP 9090",
+            ),
+            (
+                "egress named port: not the source's",
+                egress_ports("[{port: pg}]"),
+                "shop/db",
+                "ops/mon",
+                "No Connections",
+            ),
+            (
+                "egress named port to an address: nothing",
+                egress_ports("[{port: http}, {port: 443}]"),
+                "shop/web",
+                "1.1.1.1",
+                "TCP 443",
+            ),
+        ];
+        let fx = Fixture::new();
+        for (what, yaml, src, dst, want) in cases {
+            let (ev, warnings) = Evaluator::new(&policies(&yaml), &fx.namespaces);
+            assert!(warnings.is_empty(), "{what}: {warnings:?}");
+            let got = ev.allowed(&fx.peer(src), &fx.peer(dst));
+            assert_eq!(got.to_string(), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn decisions_name_the_policies() {
+        let yaml = "
+kind: NetworkPolicy
+metadata: {name: zz-web, namespace: shop}
+spec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]}
+---
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: shop}
+spec: {podSelector: {}}
+---
+kind: NetworkPolicy
+metadata: {name: aa-web, namespace: shop}
+spec: {podSelector: {matchLabels: {tier: data}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}
+";
+        let fx = Fixture::new();
+        let (ev, _) = Evaluator::new(&policies(yaml), &fx.namespaces);
+        let p = |n| Port::new(n).expect("port");
+        let d = ev.check(&fx.peer("shop/web"), &fx.peer("shop/db"), p(5432), Protocol::Tcp);
+        assert_eq!(
+            d,
+            Decision {
+                allowed: true,
+                egress: SideDecision::NotIsolated,
+                ingress: SideDecision::AllowedBy(vec!["shop/aa-web".into(), "shop/zz-web".into()]),
+            }
+        );
+        let d = ev.check(&fx.peer("ops/mon"), &fx.peer("shop/db"), p(5432), Protocol::Tcp);
+        assert!(!d.allowed);
+        assert_eq!(
+            d.ingress,
+            SideDecision::Blocked {
+                isolated_by: vec!["shop/aa-web".into(), "shop/deny-all".into(), "shop/zz-web".into()]
+            }
+        );
+        let d = ev.check(&fx.peer("shop/db"), &fx.peer("9.9.9.9"), p(443), Protocol::Tcp);
+        assert_eq!((d.allowed, d.ingress), (true, SideDecision::NotApplicable));
+        assert_eq!(
+            ev.isolation(&match fx.peer("shop/db") {
+                Peer::Pod(v) => v,
+                Peer::Ip(_) => unreachable!(),
+            }),
+            (true, false)
+        );
+    }
+}

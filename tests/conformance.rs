@@ -1,0 +1,339 @@
+//! Conformance: the NetworkPolicy evaluator against the connectivity that np-guard's
+//! netpol-analyzer computed for its test clusters (`../shared/oracles/netpol-analyzer`).
+//!
+//! Every case folder with a plain `<case>_connlist_output.txt` is either claimed (and must match
+//! exactly) or listed in `UNCLAIMED` with the reason. The list is explicit so that the set of
+//! claimed cases is visible in review and cannot shrink silently; `MIN_CLAIMED` backs that up.
+
+#[path = "conformance/oracle.rs"]
+mod oracle;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use flowgate::policy::eval::{Evaluator, Peer, PodView};
+use flowgate::policy::portset::ConnSet;
+use ipnet::IpNet;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use oracle::{End, Range};
+
+/// Cases we do not compare against, each with why. Every one involves objects besides plain
+/// NetworkPolicies and workloads that change the analyzer's answer; the test checks that each
+/// still does (see `FOREIGN_KINDS`), so a case cannot hide here because the evaluator got it wrong.
+const UNCLAIMED: &[(&str, &str)] = &[
+    // why: AdminNetworkPolicies (policy.networking.k8s.io) are cluster-scoped, ordered by priority and
+    // can deny or pass before NetworkPolicies apply; Flowgate evaluates only networking.k8s.io/v1.
+    ("anp_and_banp_using_networks_and_nodes_test", "uses AdminNetworkPolicy"),
+    ("anp_and_banp_using_networks_test", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_and_banp_using_networks_with_ipv6_test", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_banp_blog_demo", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_banp_core_test", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_banp_test_multiple_warnings", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_banp_test_with_named_port_matched", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_banp_test_with_named_port_unmatched", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_demo", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_np_banp_core_test", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_test_10", "uses AdminNetworkPolicy"),
+    ("anp_test_10_swapping_rules", "uses AdminNetworkPolicy"),
+    ("anp_test_11", "uses AdminNetworkPolicy"),
+    ("anp_test_11_swapping_rules", "uses AdminNetworkPolicy"),
+    ("anp_test_12", "uses AdminNetworkPolicy"),
+    ("anp_test_12_swapping_rules", "uses AdminNetworkPolicy"),
+    ("anp_test_1_deny_traffic_at_cluster_level", "uses AdminNetworkPolicy"),
+    ("anp_test_2_allow_traffic_at_cluster_level", "uses AdminNetworkPolicy"),
+    ("anp_test_3_pass_traffic", "uses AdminNetworkPolicy"),
+    ("anp_test_4", "uses AdminNetworkPolicy"),
+    ("anp_test_4_with_priority_chang_pass_to_banp", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_test_5", "uses AdminNetworkPolicy"),
+    ("anp_test_6", "uses AdminNetworkPolicy"),
+    ("anp_test_6_swapping_rules", "uses AdminNetworkPolicy"),
+    ("anp_test_7", "uses AdminNetworkPolicy"),
+    ("anp_test_7_swapping_rules", "uses AdminNetworkPolicy"),
+    ("anp_test_8", "uses AdminNetworkPolicy"),
+    ("anp_test_8_swapping_rules", "uses AdminNetworkPolicy"),
+    ("anp_test_9", "uses AdminNetworkPolicy"),
+    ("anp_test_9_swapping_rules", "uses AdminNetworkPolicy"),
+    ("anp_test_combining_test_6_and_test_10", "uses AdminNetworkPolicy"),
+    ("anp_test_ingress_egress_intersection", "uses AdminNetworkPolicy"),
+    ("anp_test_multiple_anps", "uses AdminNetworkPolicy"),
+    ("anp_test_named_ports_multiple_peers", "uses AdminNetworkPolicy"),
+    ("anp_with_banp_new_test", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_with_banp_pass_test", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_with_np_and_banp_pass_test", "uses AdminNetworkPolicy, BaselineAdminNetworkPolicy"),
+    ("anp_with_np_pass_test", "uses AdminNetworkPolicy"),
+    ("example_pods_w_same_owner_and_labels_gap_anp_good", "uses AdminNetworkPolicy"),
+    ("udn_and_vms_test_3", "uses AdminNetworkPolicy, UserDefinedNetwork, VirtualMachine"),
+    ("udn_test_3", "uses AdminNetworkPolicy, UserDefinedNetwork"),
+    // why: a BaselineAdminNetworkPolicy decides what NetworkPolicies leave undecided (a default deny
+    // or allow for non-isolated pods); Flowgate evaluates only networking.k8s.io/v1.
+    ("banp_test_core_egress_sctp_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_egress_sctp_swapping_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_egress_tcp_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_egress_tcp_swapping_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_egress_udp_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_egress_udp_swapping_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_gress_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_gress_swapping_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_ingress_sctp_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_ingress_sctp_swapping_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_ingress_tcp_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_ingress_tcp_swapping_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_ingress_udp_rules", "uses BaselineAdminNetworkPolicy"),
+    ("banp_test_core_ingress_udp_swapping_rules", "uses BaselineAdminNetworkPolicy"),
+    ("example_pods_w_same_owner_and_labels_gap_banp_good", "uses BaselineAdminNetworkPolicy"),
+    // why: OVN-Kubernetes (Cluster)UserDefinedNetworks split the cluster into isolated networks, each
+    // analyzed on its own; Flowgate models the single pod network.
+    ("cudn_test_1", "uses ClusterUserDefinedNetwork, VirtualMachine"),
+    ("cudn_test_2", "uses ClusterUserDefinedNetwork, VirtualMachine"),
+    ("cudn_test_3", "uses ClusterUserDefinedNetwork, VirtualMachine"),
+    ("cudn_test_4", "uses ClusterUserDefinedNetwork, UserDefinedNetwork, VirtualMachine"),
+    ("cudn_test_5", "uses ClusterUserDefinedNetwork, UserDefinedNetwork"),
+    ("cudn_test_6", "uses ClusterUserDefinedNetwork"),
+    // why: OVN-Kubernetes UserDefinedNetworks isolate namespaces on their own primary network;
+    // Flowgate models the single pod network.
+    ("nad_test_12", "uses NetworkAttachmentDefinition, UserDefinedNetwork, VirtualMachine"),
+    ("nad_test_13", "uses NetworkAttachmentDefinition, UserDefinedNetwork, VirtualMachine"),
+    ("nad_test_14", "uses MultiNetworkPolicy, NetworkAttachmentDefinition, UserDefinedNetwork, VirtualMachine"),
+    ("udn_and_vms_test_1", "uses UserDefinedNetwork, VirtualMachine"),
+    ("udn_and_vms_test_2", "uses UserDefinedNetwork, VirtualMachine"),
+    ("udn_and_vms_test_4", "uses UserDefinedNetwork, VirtualMachine"),
+    ("udn_and_vms_test_5", "uses UserDefinedNetwork, VirtualMachine, VirtualMachineInstance"),
+    ("udn_test_1", "uses UserDefinedNetwork"),
+    ("udn_test_2", "uses UserDefinedNetwork"),
+    ("udn_test_4", "uses UserDefinedNetwork"),
+    ("udn_with_ingress_controller", "uses UserDefinedNetwork"),
+    ("udn_with_ingress_controller_two_pods", "uses UserDefinedNetwork"),
+    ("udn_with_vm_and_ingress_controller", "uses UserDefinedNetwork, VirtualMachine"),
+    // why: secondary networks (Multus NetworkAttachmentDefinitions, MultiNetworkPolicies) carry
+    // connectivity outside the pod network that NetworkPolicies do not govern.
+    ("nad_test_1", "uses NetworkAttachmentDefinition"),
+    ("nad_test_15", "uses MultiNetworkPolicy, NetworkAttachmentDefinition"),
+    ("nad_test_16", "uses MultiNetworkPolicy, NetworkAttachmentDefinition, VirtualMachine"),
+    ("nad_test_17", "uses MultiNetworkPolicy, NetworkAttachmentDefinition"),
+    ("nad_test_2", "uses NetworkAttachmentDefinition, VirtualMachine"),
+    ("nad_test_3", "uses MultiNetworkPolicy, NetworkAttachmentDefinition"),
+    ("nad_test_4", "uses MultiNetworkPolicy, NetworkAttachmentDefinition"),
+    ("nad_test_5", "uses MultiNetworkPolicy, NetworkAttachmentDefinition"),
+    ("nad_test_6", "uses MultiNetworkPolicy, NetworkAttachmentDefinition"),
+    ("nad_test_8", "uses MultiNetworkPolicy, NetworkAttachmentDefinition"),
+    // why: KubeVirt VirtualMachines are workloads the analyzer expands with their own rules;
+    // Flowgate's inventory has no such kind.
+    ("virtual_machines_example", "uses VirtualMachine"),
+];
+
+/// The number of claimed cases we reached; raise it when a case is added, never lower it.
+const MIN_CLAIMED: usize = 50;
+
+/// Object kinds that change the analyzer's answer but that Flowgate does not evaluate.
+const FOREIGN_KINDS: &[&str] = &[
+    "AdminNetworkPolicy",
+    "BaselineAdminNetworkPolicy",
+    "UserDefinedNetwork",
+    "ClusterUserDefinedNetwork",
+    "VirtualMachine",
+    "VirtualMachineInstance",
+    "NetworkAttachmentDefinition",
+    "MultiNetworkPolicy",
+];
+
+fn oracle_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/oracles/netpol-analyzer")
+}
+
+#[test]
+fn netpol_analyzer_cases() {
+    let root = oracle_root();
+    assert!(
+        root.join("tests").is_dir() && root.join("test_outputs/connlist").is_dir(),
+        "the oracle folder {} is missing (expected `shared/` beside the repository, holding \
+         oracles/netpol-analyzer/{{tests,test_outputs}}); the conformance suite cannot run without it",
+        root.display()
+    );
+    let cases = plain_cases(&root);
+    for (name, _) in UNCLAIMED {
+        assert!(cases.contains(*name), "UNCLAIMED names {name:?}, which is not a case of the oracle");
+    }
+    let unclaimed: BTreeMap<&str, &str> = UNCLAIMED.iter().copied().collect();
+    let (mut passed, mut skipped, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    for case in &cases {
+        if let Some(why) = unclaimed.get(case.as_str()) {
+            match foreign_kinds(&root, case) {
+                Ok(kinds) if !kinds.is_empty() => skipped.push(format!("{case}: {why}")),
+                Ok(_) => failures.push(format!("--- {case}\nlisted in UNCLAIMED but uses no foreign kind: claim it")),
+                Err(e) => failures.push(format!("--- {case}\n{e}")),
+            }
+            continue;
+        }
+        match run_case(&root, case) {
+            Ok(()) => passed.push(case.clone()),
+            Err(e) => failures.push(format!("--- {case}\n{e}")),
+        }
+    }
+    println!(
+        "netpol-analyzer conformance: {} cases passed, {} skipped, {} failed",
+        passed.len(),
+        skipped.len(),
+        failures.len()
+    );
+    for s in &skipped {
+        println!("  skipped {s}");
+    }
+    assert!(failures.is_empty(), "{} claimed cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(passed.len() >= MIN_CLAIMED, "only {} cases claimed; expected at least {MIN_CLAIMED}", passed.len());
+}
+
+/// Case folders that have a plain connlist output.
+fn plain_cases(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let dir = std::fs::read_dir(root.join("tests")).expect("read oracle tests folder");
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && expected_path(root, &name).is_file() {
+            out.insert(name);
+        }
+    }
+    out
+}
+
+/// The kinds of `FOREIGN_KINDS` that the case's folder holds (with their apiVersion).
+fn foreign_kinds(root: &Path, case: &str) -> Result<Vec<String>, String> {
+    let loaded = flowgate::inventory::load_paths(&[root.join("tests").join(case)]).map_err(|e| e.to_string())?;
+    Ok(foreign_of(&loaded))
+}
+
+fn foreign_of(loaded: &flowgate::inventory::Loaded) -> Vec<String> {
+    // `ignored` keys are `Kind (apiVersion)`.
+    let kind = |k: &str| k.split(' ').next().unwrap_or_default().to_string();
+    loaded.ignored.keys().filter(|k| FOREIGN_KINDS.contains(&kind(k).as_str())).cloned().collect()
+}
+
+fn expected_path(root: &Path, case: &str) -> PathBuf {
+    root.join("test_outputs/connlist").join(format!("{case}_connlist_output.txt"))
+}
+
+fn run_case(root: &Path, case: &str) -> Result<(), String> {
+    let loaded = flowgate::inventory::load_paths(&[root.join("tests").join(case)]).map_err(|e| e.to_string())?;
+    let foreign = foreign_of(&loaded);
+    if !foreign.is_empty() {
+        return Err(format!("uses {foreign:?}, which Flowgate does not evaluate: list the case in UNCLAIMED"));
+    }
+    // Some case folders keep the analyzer's own JSON output beside the manifests; those documents
+    // have no `kind`, and the analyzer skips them as we do.
+    let errs: Vec<String> =
+        loaded.errors.iter().filter(|e| e.reason != "object has no `kind`").map(|e| e.to_string()).collect();
+    if !errs.is_empty() {
+        return Err(format!("load errors:\n  {}", errs.join("\n  ")));
+    }
+    let path = expected_path(root, case);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let expected = oracle::parse_expected(&text, &path)?;
+    let cluster = oracle::cluster(&loaded);
+    let (eval, warnings) = Evaluator::new(&cluster.policies, &cluster.namespace_labels);
+    for w in &warnings {
+        println!("{case}: warning: {w}");
+    }
+
+    let mut problems = Vec::new();
+    let ids: BTreeSet<&str> = cluster.workloads.iter().map(|w| w.id.as_str()).collect();
+    let mut between: BTreeMap<(&str, &str), &ConnSet> = BTreeMap::new();
+    // Per workload, the external ranges it reaches (out) and is reached from (in).
+    let mut ext_out: BTreeMap<&str, Vec<(Range, &ConnSet)>> = BTreeMap::new();
+    let mut ext_in: BTreeMap<&str, Vec<(Range, &ConnSet)>> = BTreeMap::new();
+    let mut ranges = Vec::new();
+    for (src, dst, conns) in &expected.lines {
+        let known = |id: &str| ids.contains(id);
+        match (src, dst) {
+            (End::Workload(a), End::Workload(b)) if known(a) && known(b) => {
+                between.insert((a, b), conns);
+            }
+            (End::Workload(a), End::External(r)) if known(a) => {
+                ext_out.entry(a).or_default().push((*r, conns));
+                ranges.push(*r);
+            }
+            (End::External(r), End::Workload(b)) if known(b) => {
+                ext_in.entry(b).or_default().push((*r, conns));
+                ranges.push(*r);
+            }
+            _ => problems.push(format!("expected line names an unknown workload: {src:?} => {dst:?}")),
+        }
+    }
+
+    let none = ConnSet::none();
+    for a in &cluster.workloads {
+        for b in &cluster.workloads {
+            if a.id == b.id {
+                continue;
+            }
+            let got = eval.allowed(&Peer::Pod(view(a)), &Peer::Pod(view(b)));
+            let want = between.get(&(a.id.as_str(), b.id.as_str())).copied().unwrap_or(&none);
+            if &got != want {
+                problems.push(format!("{} => {}: got {got}, want {want}", a.id, b.id));
+            }
+        }
+    }
+
+    for ip in representatives(&ranges, &cluster.policies) {
+        let union = |list: Option<&Vec<(Range, &ConnSet)>>| {
+            let mut acc = ConnSet::none();
+            for (r, c) in list.into_iter().flatten() {
+                if r.contains(ip) {
+                    acc.union_with(c);
+                }
+            }
+            acc
+        };
+        for w in &cluster.workloads {
+            let got = eval.allowed(&Peer::Pod(view(w)), &Peer::Ip(ip));
+            let want = union(ext_out.get(w.id.as_str()));
+            if got != want {
+                problems.push(format!("{} => {ip}: got {got}, want {want}", w.id));
+            }
+            let got = eval.allowed(&Peer::Ip(ip), &Peer::Pod(view(w)));
+            let want = union(ext_in.get(w.id.as_str()));
+            if got != want {
+                problems.push(format!("{ip} => {}: got {got}, want {want}", w.id));
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let n = problems.len();
+    problems.truncate(15);
+    Err(format!("{n} differences, first ones:\n  {}", problems.join("\n  ")))
+}
+
+/// Addresses on both sides of every boundary the expected output or the policies draw. Within
+/// the pieces these cut the address space into, every address is treated alike by both sides.
+/// IPv6 is compared only when the expected output speaks of IPv6 ranges.
+fn view(w: &oracle::Workload) -> PodView<'_> {
+    PodView { namespace: &w.namespace, name: &w.name, labels: &w.labels, ports: &w.ports }
+}
+
+fn representatives(ranges: &[Range], policies: &[NetworkPolicy]) -> BTreeSet<IpAddr> {
+    let mut bounds: Vec<(IpAddr, IpAddr)> = ranges.iter().map(|r| (r.start, r.end)).collect();
+    for np in policies {
+        let Some(spec) = &np.spec else { continue };
+        let from = spec.ingress.iter().flatten().flat_map(|r| r.from.iter().flatten());
+        let to = spec.egress.iter().flatten().flat_map(|r| r.to.iter().flatten());
+        for block in from.chain(to).filter_map(|p| p.ip_block.as_ref()) {
+            for cidr in std::iter::once(&block.cidr).chain(block.except.iter().flatten()) {
+                if let Ok(net) = cidr.trim().parse::<IpNet>() {
+                    bounds.push((net.network(), net.broadcast()));
+                }
+            }
+        }
+    }
+    let v6 = ranges.iter().any(|r| r.start.is_ipv6());
+    let mut out = BTreeSet::from(["0.0.0.0".parse().unwrap(), "255.255.255.255".parse().unwrap()]);
+    for (start, end) in bounds {
+        for ip in [Some(start), Some(end), oracle::prev(start), oracle::next(end)].into_iter().flatten() {
+            if ip.is_ipv4() || v6 {
+                out.insert(ip);
+            }
+        }
+    }
+    out
+}
