@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use flowgate::model::{Port, Protocol};
 use flowgate::policy::eval::{Evaluator, Peer, PodView};
-use flowgate::policy::portset::ConnSet;
+use flowgate::policy::portset::{ConnSet, PortSet};
 use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use oracle::{End, Range};
@@ -269,30 +270,33 @@ fn run_case(root: &Path, case: &str) -> Result<(), String> {
             let want = between.get(&(a.id.as_str(), b.id.as_str())).copied().unwrap_or(&none);
             if &got != want {
                 problems.push(format!("{} => {}: got {got}, want {want}", a.id, b.id));
+                continue;
+            }
+            // `check`, the per-connection query, must agree with the set at every edge of it.
+            for proto in Protocol::ALL {
+                for port in probe_ports(want.get(proto)) {
+                    let Some(p) = Port::new(port) else { continue };
+                    let d = eval.check(&Peer::Pod(view(a)), &Peer::Pod(view(b)), p, proto);
+                    if d.allowed != want.contains(proto, port) {
+                        problems.push(format!("{} => {} {proto} {port}: check says {d:?}, want {want}", a.id, b.id));
+                    }
+                }
             }
         }
     }
 
-    for ip in representatives(&ranges, &cluster.policies) {
-        let union = |list: Option<&Vec<(Range, &ConnSet)>>| {
-            let mut acc = ConnSet::none();
-            for (r, c) in list.into_iter().flatten() {
-                if r.contains(ip) {
-                    acc.union_with(c);
-                }
-            }
-            acc
-        };
-        for w in &cluster.workloads {
+    let reps: Vec<IpAddr> = representatives(&ranges, &cluster.policies).into_iter().collect();
+    for w in &cluster.workloads {
+        let want_out = expected_at(&reps, ext_out.get(w.id.as_str()));
+        let want_in = expected_at(&reps, ext_in.get(w.id.as_str()));
+        for (i, &ip) in reps.iter().enumerate() {
             let got = eval.allowed(&Peer::Pod(view(w)), &Peer::Ip(ip));
-            let want = union(ext_out.get(w.id.as_str()));
-            if got != want {
-                problems.push(format!("{} => {ip}: got {got}, want {want}", w.id));
+            if got != want_out[i] {
+                problems.push(format!("{} => {ip}: got {got}, want {}", w.id, want_out[i]));
             }
             let got = eval.allowed(&Peer::Ip(ip), &Peer::Pod(view(w)));
-            let want = union(ext_in.get(w.id.as_str()));
-            if got != want {
-                problems.push(format!("{ip} => {}: got {got}, want {want}", w.id));
+            if got != want_in[i] {
+                problems.push(format!("{ip} => {}: got {got}, want {}", w.id, want_in[i]));
             }
         }
     }
@@ -308,6 +312,30 @@ fn run_case(root: &Path, case: &str) -> Result<(), String> {
 /// Addresses on both sides of every boundary the expected output or the policies draw. Within
 /// the pieces these cut the address space into, every address is treated alike by both sides.
 /// IPv6 is compared only when the expected output speaks of IPv6 ranges.
+/// For each of the sorted addresses `reps`, the union of the expected lines whose range holds it.
+/// Each line visits only the addresses inside its range (found by binary search), which keeps
+/// cases with a thousand ranges fast.
+fn expected_at(reps: &[IpAddr], lines: Option<&Vec<(Range, &ConnSet)>>) -> Vec<ConnSet> {
+    let mut out = vec![ConnSet::none(); reps.len()];
+    for (r, conns) in lines.into_iter().flatten() {
+        let lo = reps.partition_point(|ip| *ip < r.start);
+        let hi = reps.partition_point(|ip| *ip <= r.end);
+        for acc in &mut out[lo..hi.max(lo)] {
+            acc.union_with(conns);
+        }
+    }
+    out
+}
+
+/// Ports on both sides of each edge of `set`, and a few common ones.
+fn probe_ports(set: &PortSet) -> BTreeSet<u16> {
+    let mut out = BTreeSet::from([1, 53, 80, 443, 8080, 65535]);
+    for &(lo, hi) in set.ranges() {
+        out.extend([lo.saturating_sub(1), lo, hi, hi.saturating_add(1)]);
+    }
+    out
+}
+
 fn view(w: &oracle::Workload) -> PodView<'_> {
     PodView { namespace: &w.namespace, name: &w.name, labels: &w.labels, ports: &w.ports }
 }

@@ -6,8 +6,9 @@
 //! the destination's ingress. Only pods are subject to policies: `Peer::Ip` stands for everything
 //! else (external addresses, nodes, unresolved endpoints) and is matched by `ipBlock`s only.
 //!
-//! Policies are compiled once (selectors, CIDRs, ports parsed) so that `check`, the hot path of
-//! policy generation and `flowgate check`, does no parsing and no allocation on allowed traffic.
+//! Policies are compiled once (selectors, CIDRs, ports parsed, policies indexed by namespace) so
+//! that a query does no parsing: `allows` answers yes/no without allocating, for the hot loops of
+//! policy generation; `check` adds the names of the policies behind the verdict, for reports.
 //! Anything Kubernetes' validation would reject makes an `EvalWarning` and matches nothing: a
 //! broken rule must never widen what we believe is allowed.
 
@@ -297,6 +298,34 @@ impl Evaluator {
             Peer::Ip(_) => SideDecision::NotApplicable,
         };
         Decision { allowed: egress.allows() && ingress.allows(), egress, ingress }
+    }
+
+    /// The verdict of `check` without the attribution, and without allocating.
+    pub fn allows(&self, src: &Peer, dst: &Peer, port: Port, proto: Protocol) -> bool {
+        let side_allows = |subject: &PodView, dir: Direction, peer: &Peer, target_ports: Option<&[NamedPort]>| {
+            let mut isolated = false;
+            for policy in self.selecting(subject) {
+                let Some(rules) = policy.rules(dir) else { continue };
+                isolated = true;
+                let ns = subject.namespace;
+                if rules
+                    .iter()
+                    .any(|r| self.rule_matches_peer(r, ns, peer) && rule_allows_port(r, target_ports, port, proto))
+                {
+                    return true;
+                }
+            }
+            !isolated
+        };
+        let egress_ok = match src {
+            Peer::Pod(pod) => side_allows(pod, Direction::Egress, dst, dst_ports(dst)),
+            Peer::Ip(_) => true,
+        };
+        egress_ok
+            && match dst {
+                Peer::Pod(pod) => side_allows(pod, Direction::Ingress, src, Some(pod.ports)),
+                Peer::Ip(_) => true,
+            }
     }
 
     /// Every protocol and port allowed from `src` to `dst`.
@@ -682,7 +711,8 @@ spec: {podSelector: {}}
             let port = Port::new(port).expect("test port");
             let d = ev.check(&src, &dst, port, proto);
             assert_eq!(d.allowed, want, "{what}: {d:?} (warnings {warnings:?})");
-            // `allowed` must agree with `check` on every case.
+            // `allows` and `allowed` must agree with `check` on every case.
+            assert_eq!(ev.allows(&src, &dst, port, proto), want, "{what}: allows() disagrees");
             assert_eq!(ev.allowed(&src, &dst).contains(proto, port.get()), want, "{what}: allowed() disagrees");
         }
     }

@@ -113,12 +113,6 @@ pub struct Range {
     pub end: IpAddr,
 }
 
-impl Range {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        self.start.is_ipv4() == ip.is_ipv4() && self.start <= ip && ip <= self.end
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {
     Workload(String),
