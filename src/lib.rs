@@ -4,5 +4,7 @@
 //!
 //! - [`model`]: domain values (protocols, ports, workload refs, CIDRs, peers, flow records).
 //! - [`inventory`]: Kubernetes objects from files, indexed by address and time.
+//! - [`flows`]: flow sources and their formats (Hubble JSON, Flowgate NDJSON), streamed and parsed in parallel.
+pub mod flows;
 pub mod inventory;
 pub mod model;
