@@ -10,7 +10,9 @@
 //! - [`policy`]: NetworkPolicy generation, selectors, YAML, evaluation and verification.
 //! - [`offline`]: the CLI's pipeline over files (IO shell around the core).
 pub mod enrich;
+pub mod flows;
 pub mod inventory;
 pub mod model;
+pub mod offline;
 pub mod policy;
 pub mod topology;

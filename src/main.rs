@@ -15,7 +15,11 @@ use flowgate::policy::generate::{Decisions, Direction, Options, Status, to_yaml}
 use flowgate::topology::TimeBound;
 
 #[derive(Parser)]
-#[command(name = "flowgate", version, about = "Observed Kubernetes traffic in, verified least-privilege NetworkPolicies out")]
+#[command(
+    name = "flowgate",
+    version,
+    about = "Observed Kubernetes traffic in, verified least-privilege NetworkPolicies out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -225,7 +229,9 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 out = serde_json::to_string_pretty(&rows).map_err(|e| Fail(e.to_string()))?;
                 out.push('\n');
             } else {
-                out.push_str("WORKLOAD\tDIRECTION\tPEER\tCLASS\tPORT\tFLOWS\tFIRST SEEN\tLAST SEEN\tPROCESS\tDECISION\n");
+                out.push_str(
+                    "WORKLOAD\tDIRECTION\tPEER\tCLASS\tPORT\tFLOWS\tFIRST SEEN\tLAST SEEN\tPROCESS\tDECISION\n",
+                );
                 for r in &generation.review {
                     let stats = &obs.connections.map[&r.key];
                     let peer = if r.direction == Direction::Ingress { &r.key.src } else { &r.key.dst };
@@ -380,7 +386,7 @@ fn report_inputs(obs: &Observed) {
     } else if obs.loaded.files > 0 {
         eprintln!("inventory: {} objects read", obs.loaded.objects.len());
     }
-    for e in obs.flows.first_errors() {
+    for e in &obs.flows.first_errors {
         eprintln!("{e}");
     }
     eprintln!("{}", obs.flows);
@@ -394,8 +400,7 @@ fn observe_selection(sel: &Selection) -> Result<(Observed, Options), Fail> {
         flowgate::model::check_name(ns).map_err(|e| Fail(format!("--namespace: {e}")))?;
     }
     let obs = observe(&sel.input)?;
-    let namespaces: Option<BTreeSet<String>> =
-        (!sel.all_namespaces).then(|| sel.namespace.iter().cloned().collect());
+    let namespaces: Option<BTreeSet<String>> = (!sel.all_namespaces).then(|| sel.namespace.iter().cloned().collect());
     let workloads = offline::resolve_workloads(&obs.connections.catalog, namespaces.as_ref(), &sel.workload)?;
     let opts = Options {
         namespaces,

@@ -50,6 +50,8 @@ impl std::fmt::Display for LoadError {
     }
 }
 
+impl std::error::Error for LoadError {}
+
 /// Everything read from a set of inventory inputs.
 #[derive(Debug, Default, Clone)]
 pub struct Loaded {

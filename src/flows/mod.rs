@@ -1,0 +1,141 @@
+//! Flow sources and their formats: Hubble JSON (`hubble observe -o json|jsonpb`, Hubble exporter
+//! files, or a JSON array of either) and Flowgate's own NDJSON.
+//!
+//! The line parsers ([`parse_hubble_line`], [`parse_ndjson_line`]) are pure: bytes in, an [`Item`]
+//! or a reason out. The IO edge is [`read`]: it splits a `BufRead` into records (lines, or the
+//! elements of a JSON array, streamed), bounds their length, detects the format per file, and
+//! hands records to the parsers on the calling thread ([`FlowReader`]) or on worker threads
+//! ([`read_parallel`]), always delivering results in input order.
+//!
+//! A bad record costs only itself: it becomes a [`LineError`] and reading goes on.
+
+mod hubble;
+mod json;
+mod ndjson;
+mod read;
+mod summary;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::model::FlowRecord;
+
+pub use hubble::parse_hubble_line;
+pub use ndjson::parse_ndjson_line;
+pub use read::{FlowReader, MAX_RECORD_LEN, open, read_parallel, read_path};
+pub use summary::{FileLineError, KEEP_ERRORS, Summary};
+
+/// What one record (a line, or an element of a JSON array) turned into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Flow(FlowRecord),
+    /// A valid record that is deliberately not a flow; counted, not reported.
+    Skipped(SkipReason),
+}
+
+/// Why a valid record does not become a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// The reply direction of a connection (`is_reply` or the legacy `reply`): the request
+    /// direction already says who talked to whom, and a reply would invert it.
+    Reply,
+    /// A Hubble event of another `Type` (L7, SOCK): the proxy's L7 records repeat connections that
+    /// the L3/L4 trace already saw.
+    NotL3L4,
+    /// No TCP, UDP or SCTP section (ICMP and friends): nothing a NetworkPolicy port can name.
+    NoPorts,
+    /// An empty or whitespace-only line.
+    Blank,
+    /// A Hubble response that carries no flow (`node_status`, `lost_events`, agent/debug events).
+    NotAFlow,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 5] =
+        [SkipReason::Reply, SkipReason::NotL3L4, SkipReason::NoPorts, SkipReason::Blank, SkipReason::NotAFlow];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Reply => "reply",
+            SkipReason::NotL3L4 => "not L3/L4",
+            SkipReason::NoPorts => "no ports",
+            SkipReason::Blank => "blank",
+            SkipReason::NotAFlow => "not a flow",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record that could not be read or parsed. `line` is 1-based: the record's line, or for an
+/// element of a JSON array the line on which the element starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: u64,
+    pub reason: String,
+}
+
+impl LineError {
+    /// `FILE:LINE: reason`, the form editors and CI logs link to.
+    pub fn in_file(&self, file: &str) -> FileLineError {
+        FileLineError { file: file.to_string(), line: self.line, reason: self.reason.clone() }
+    }
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// Which parser a file's records go to. `Auto` decides per file from its first non-blank content:
+/// a JSON array is Hubble, an object with `src_ip` is Flowgate NDJSON, an object with `flow`,
+/// `IP`, `Type` or another Hubble response key is Hubble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlowFormat {
+    #[default]
+    Auto,
+    Hubble,
+    Ndjson,
+}
+
+impl FlowFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowFormat::Auto => "auto",
+            FlowFormat::Hubble => "hubble",
+            FlowFormat::Ndjson => "ndjson",
+        }
+    }
+}
+
+impl fmt::Display for FlowFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FlowFormat {
+    type Err = FlowsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(FlowFormat::Auto),
+            "hubble" => Ok(FlowFormat::Hubble),
+            "ndjson" => Ok(FlowFormat::Ndjson),
+            _ => Err(FlowsError::Format(s.to_string())),
+        }
+    }
+}
+
+/// Failures of a whole source (as opposed to one record, which is a [`LineError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum FlowsError {
+    #[error("unknown flow format {0:?} (expected auto, hubble or ndjson)")]
+    Format(String),
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: std::io::Error },
+}

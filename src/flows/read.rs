@@ -1,0 +1,607 @@
+//! The IO edge: splitting a byte stream into records and handing them to the line parsers.
+//!
+//! A file is either lines (one JSON object each) or one JSON array (first non-blank byte `[`), whose
+//! elements are streamed one by one: nothing ever holds more than one record, or one batch of
+//! records, in memory. A record's line number is its line, or for an array element the line on
+//! which the element starts. A record longer than the bound, invalid UTF-8 or bad JSON is an error
+//! for that record only.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, ErrorKind};
+use std::sync::Mutex;
+use std::sync::mpsc::sync_channel;
+
+use memchr::{memchr, memchr2};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::json::{is_blank, json_reason};
+use super::{FlowFormat, FlowsError, Item, LineError, Summary, parse_hubble_line, parse_ndjson_line};
+use crate::model::FlowRecord;
+
+/// Longest record accepted. Real flows are 1-3 KB; a longer "line" is a truncated or concatenated
+/// file, and bounding it keeps one bad input from taking the process's memory.
+pub const MAX_RECORD_LEN: usize = 1 << 20;
+
+/// A batch for the parallel reader is cut at whichever comes first. Big enough that channel and
+/// wake-up costs vanish next to parsing (~3 ms of work), small enough to keep memory and latency low.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_RECORDS: usize = 4096;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parser {
+    Hubble,
+    Ndjson,
+}
+
+impl Parser {
+    fn parse(self, record: &[u8]) -> Result<Item, String> {
+        match self {
+            Parser::Hubble => parse_hubble_line(record),
+            Parser::Ndjson => parse_ndjson_line(record),
+        }
+    }
+}
+
+/// What the splitter found next.
+enum Piece {
+    /// A record; its bytes were appended to the caller's buffer.
+    Record { line: u64, parser: Parser },
+    /// A record that never reached a parser (too long, unreadable, format unknown).
+    Error(LineError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Before the first non-blank byte: lines or an array?
+    Start,
+    Lines,
+    Array(Between),
+    /// Inside an array element.
+    Element(Scan),
+    Done,
+}
+
+/// Where the array scanner is between elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Between {
+    /// After `[`: an element or `]`.
+    First,
+    /// After `,`: an element (or, leniently, `]`).
+    Next,
+    /// After an element: `,` or `]`.
+    AfterElement,
+    /// After `]`: only whitespace, or another array.
+    End,
+}
+
+/// The state of the scan through one array element: enough JSON structure to find its end
+/// (strings, escapes, nesting), no more; the parser checks the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scan {
+    line: u64,
+    depth: u32,
+    in_str: bool,
+    escape: bool,
+    len: usize,
+    too_long: bool,
+}
+
+/// Splits a stream into records, detecting the format on the way.
+struct Splitter<R> {
+    reader: R,
+    /// `Auto` until the first record decides it.
+    format: FlowFormat,
+    layout: Layout,
+    /// 1-based line of the next unread byte.
+    line: u64,
+    max_len: usize,
+}
+
+impl<R: BufRead> Splitter<R> {
+    fn new(reader: R, format: FlowFormat, max_len: usize) -> Self {
+        Splitter { reader, format, layout: Layout::Start, line: 1, max_len }
+    }
+
+    /// `fill_buf`, retried on EINTR (only `read_until` and friends do that themselves).
+    fn fill(&mut self) -> io::Result<&[u8]> {
+        loop {
+            match self.reader.fill_buf() {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+                // Asking again returns the same buffered bytes without reading; it is how the
+                // borrow checker accepts returning a borrow from inside this loop.
+                Ok(_) => return self.reader.fill_buf(),
+            }
+        }
+    }
+
+    /// The next record (appended to `out`) or error; `None` at the end of the stream.
+    fn next_piece(&mut self, out: &mut Vec<u8>) -> Option<Piece> {
+        match self.step(out) {
+            Ok(p) => p,
+            Err(e) => {
+                // The stream is broken: report where, and stop.
+                self.layout = Layout::Done;
+                Some(Piece::Error(LineError { line: self.line, reason: format!("read failed: {e}") }))
+            }
+        }
+    }
+
+    fn step(&mut self, out: &mut Vec<u8>) -> io::Result<Option<Piece>> {
+        loop {
+            match self.layout {
+                Layout::Done => return Ok(None),
+                Layout::Start => {
+                    if let Some(p) = self.start()? {
+                        return Ok(Some(p));
+                    }
+                }
+                Layout::Lines => return self.next_line(out),
+                Layout::Array(between) => {
+                    if let Some(p) = self.between(between)? {
+                        return Ok(Some(p));
+                    }
+                }
+                Layout::Element(scan) => {
+                    if let Some(p) = self.element(scan, out)? {
+                        return Ok(Some(p));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks at the first non-blank byte of the stream. Blank lines before it are records of their
+    /// own (counted as blank); a `[` opens an array; anything else starts line mode.
+    fn start(&mut self) -> io::Result<Option<Piece>> {
+        let first_call = self.line == 1;
+        let buf = self.fill()?;
+        if buf.is_empty() {
+            self.layout = Layout::Done;
+            return Ok(None);
+        }
+        let skip_bom = first_call && buf.starts_with(BOM);
+        let from = if skip_bom { BOM.len() } else { 0 };
+        let pos = buf[from..].iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r')).map(|p| p + from);
+        match pos.map(|p| (p, buf[p])) {
+            Some((p, b'\n')) => {
+                self.reader.consume(p + 1);
+                self.line += 1;
+                return Ok(Some(Piece::Record { line: self.line - 1, parser: Parser::Hubble }));
+            }
+            Some((p, b'[')) => {
+                self.reader.consume(p + 1);
+                self.layout = Layout::Array(Between::First);
+                if self.format == FlowFormat::Auto {
+                    self.format = FlowFormat::Hubble;
+                }
+            }
+            Some((p, _)) => {
+                self.reader.consume(p);
+                self.layout = Layout::Lines;
+            }
+            // Only spaces so far, on the first line: drop them and look further.
+            None => {
+                let n = buf.len();
+                self.reader.consume(n);
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_line(&mut self, out: &mut Vec<u8>) -> io::Result<Option<Piece>> {
+        let start = out.len();
+        let mut seen = false;
+        let mut too_long = false;
+        loop {
+            let max = self.max_len;
+            let buf = self.fill()?;
+            if buf.is_empty() {
+                if !seen {
+                    self.layout = Layout::Done;
+                    return Ok(None);
+                }
+                break;
+            }
+            seen = true;
+            let (take, used, found) = match memchr(b'\n', buf) {
+                Some(i) => (i, i + 1, true),
+                None => (buf.len(), buf.len(), false),
+            };
+            if !too_long {
+                if out.len() - start + take > max {
+                    too_long = true;
+                    out.truncate(start);
+                } else {
+                    out.extend_from_slice(&buf[..take]);
+                }
+            }
+            self.reader.consume(used);
+            if found {
+                break;
+            }
+        }
+        let line = self.line;
+        self.line += 1;
+        if too_long {
+            return Ok(Some(Piece::Error(LineError {
+                line,
+                reason: format!("line longer than {} bytes", self.max_len),
+            })));
+        }
+        if out.len() > start && out[out.len() - 1] == b'\r' {
+            out.pop();
+        }
+        let parser = match self.format {
+            FlowFormat::Hubble => Parser::Hubble,
+            FlowFormat::Ndjson => Parser::Ndjson,
+            // Blank lines do not decide the format; either parser skips them.
+            FlowFormat::Auto if is_blank(&out[start..]) => Parser::Hubble,
+            FlowFormat::Auto => match detect(&out[start..]) {
+                Ok(p) => {
+                    self.format = if p == Parser::Hubble { FlowFormat::Hubble } else { FlowFormat::Ndjson };
+                    p
+                }
+                Err(reason) => {
+                    out.truncate(start);
+                    return Ok(Some(Piece::Error(LineError { line, reason })));
+                }
+            },
+        };
+        Ok(Some(Piece::Record { line, parser }))
+    }
+
+    fn between(&mut self, state: Between) -> io::Result<Option<Piece>> {
+        let buf = self.fill()?;
+        if buf.is_empty() {
+            self.layout = Layout::Done;
+            if state == Between::End {
+                return Ok(None);
+            }
+            let reason = "the file ends before the JSON array is closed".to_string();
+            return Ok(Some(Piece::Error(LineError { line: self.line, reason })));
+        }
+        let mut newlines = 0;
+        let pos = buf.iter().position(|&b| {
+            newlines += u64::from(b == b'\n');
+            !b.is_ascii_whitespace()
+        });
+        let Some(p) = pos else {
+            let n = buf.len();
+            self.reader.consume(n);
+            self.line += newlines;
+            return Ok(None);
+        };
+        let b = buf[p];
+        self.reader.consume(p);
+        self.line += newlines;
+        let element =
+            Layout::Element(Scan { line: self.line, depth: 0, in_str: false, escape: false, len: 0, too_long: false });
+        match (state, b) {
+            (Between::First | Between::Next | Between::AfterElement, b']') => {
+                // `[1,]` is not JSON, but nothing is lost by reading it.
+                self.reader.consume(1);
+                self.layout = Layout::Array(Between::End);
+            }
+            (Between::AfterElement, b',') => {
+                self.reader.consume(1);
+                self.layout = Layout::Array(Between::Next);
+            }
+            (Between::AfterElement, _) => {
+                // Missing comma: report it, then read on from here as if it had been there.
+                self.layout = Layout::Array(Between::Next);
+                let reason = format!("expected ',' or ']' after an array element, found {:?}", b as char);
+                return Ok(Some(Piece::Error(LineError { line: self.line, reason })));
+            }
+            (Between::First | Between::Next, _) => self.layout = element,
+            (Between::End, b'[') => {
+                self.reader.consume(1);
+                self.layout = Layout::Array(Between::First);
+            }
+            (Between::End, _) => {
+                self.layout = Layout::Done;
+                let reason = "unexpected content after the JSON array".to_string();
+                return Ok(Some(Piece::Error(LineError { line: self.line, reason })));
+            }
+        }
+        Ok(None)
+    }
+
+    fn element(&mut self, mut scan: Scan, out: &mut Vec<u8>) -> io::Result<Option<Piece>> {
+        let max = self.max_len;
+        let buf = self.fill()?;
+        if buf.is_empty() {
+            self.layout = Layout::Done;
+            if !scan.too_long {
+                out.truncate(out.len() - scan.len);
+            }
+            let reason = "the file ends inside this array element".to_string();
+            return Ok(Some(Piece::Error(LineError { line: scan.line, reason })));
+        }
+        let (end, newlines, done) = scan_element(&mut scan, buf);
+        if !scan.too_long {
+            if scan.len + end > max {
+                scan.too_long = true;
+                out.truncate(out.len() - scan.len);
+            } else {
+                out.extend_from_slice(&buf[..end]);
+                scan.len += end;
+            }
+        }
+        self.reader.consume(end);
+        self.line += newlines;
+        if !done {
+            self.layout = Layout::Element(scan);
+            return Ok(None);
+        }
+        self.layout = Layout::Array(Between::AfterElement);
+        if scan.too_long {
+            let reason = format!("array element longer than {max} bytes");
+            return Ok(Some(Piece::Error(LineError { line: scan.line, reason })));
+        }
+        let parser = if self.format == FlowFormat::Ndjson { Parser::Ndjson } else { Parser::Hubble };
+        Ok(Some(Piece::Record { line: scan.line, parser }))
+    }
+}
+
+/// Advances `scan` through `buf`. Returns how many bytes belong to the element, how many newlines
+/// they hold, and whether the element ended. A scalar element ends before the `,`, `]` or
+/// whitespace that follows it; a string or container ends with its closing byte.
+fn scan_element(scan: &mut Scan, buf: &[u8]) -> (usize, u64, bool) {
+    let mut i = 0;
+    let mut newlines = 0;
+    while i < buf.len() {
+        if scan.in_str {
+            if scan.escape {
+                scan.escape = false;
+                i += 1;
+                continue;
+            }
+            // Strings are most of a flow's bytes; jump to the next byte that matters.
+            match memchr2(b'"', b'\\', &buf[i..]) {
+                None => {
+                    i = buf.len();
+                    break;
+                }
+                Some(k) => {
+                    i += k;
+                    if buf[i] == b'\\' {
+                        scan.escape = true;
+                    } else {
+                        scan.in_str = false;
+                        if scan.depth == 0 {
+                            return (i + 1, newlines, true);
+                        }
+                    }
+                    i += 1;
+                    continue;
+                }
+            }
+        }
+        match buf[i] {
+            b'"' => scan.in_str = true,
+            b'{' | b'[' => scan.depth += 1,
+            b'}' | b']' if scan.depth == 0 => return (i, newlines, true),
+            b'}' | b']' => {
+                scan.depth -= 1;
+                if scan.depth == 0 {
+                    return (i + 1, newlines, true);
+                }
+            }
+            b',' | b' ' | b'\t' | b'\r' | b'\n' if scan.depth == 0 => return (i, newlines, true),
+            b'\n' => newlines += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    (i, newlines, false)
+}
+
+/// Decides a line file's format from its first non-blank record.
+fn detect(record: &[u8]) -> Result<Parser, String> {
+    #[derive(Deserialize)]
+    #[allow(non_snake_case)]
+    struct Probe {
+        src_ip: Option<IgnoredAny>,
+        flow: Option<IgnoredAny>,
+        IP: Option<IgnoredAny>,
+        Type: Option<IgnoredAny>,
+        l4: Option<IgnoredAny>,
+        node_status: Option<IgnoredAny>,
+        lost_events: Option<IgnoredAny>,
+        agent_event: Option<IgnoredAny>,
+        debug_event: Option<IgnoredAny>,
+    }
+    const HINT: &str = "cannot detect the format";
+    let p: Probe = serde_json::from_slice(record).map_err(|e| format!("{HINT}: {}", json_reason(&e)))?;
+    if p.src_ip.is_some() {
+        Ok(Parser::Ndjson)
+    } else if p.flow.is_some()
+        || p.IP.is_some()
+        || p.Type.is_some()
+        || p.l4.is_some()
+        || p.node_status.is_some()
+        || p.lost_events.is_some()
+        || p.agent_event.is_some()
+        || p.debug_event.is_some()
+    {
+        Ok(Parser::Hubble)
+    } else {
+        Err(format!(
+            "{HINT}: the object has neither `src_ip` (Flowgate NDJSON) nor `flow`, `IP` or `Type` (Hubble); \
+             name the format to read it anyway"
+        ))
+    }
+}
+
+/// Reads records one at a time on the calling thread. Yields every record's outcome in order; a
+/// read error ends the stream after one last `LineError`.
+pub struct FlowReader<R> {
+    split: Splitter<R>,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> FlowReader<R> {
+    pub fn new(reader: R, format: FlowFormat) -> Self {
+        FlowReader { split: Splitter::new(reader, format, MAX_RECORD_LEN), buf: Vec::new() }
+    }
+
+    /// Changes the record length bound (default [`MAX_RECORD_LEN`]).
+    pub fn with_max_record_len(mut self, max: usize) -> Self {
+        self.split.max_len = max;
+        self
+    }
+
+    /// The format in use: as forced, or as detected so far (`Auto` before the first record).
+    pub fn format(&self) -> FlowFormat {
+        self.split.format
+    }
+}
+
+impl<R: BufRead> Iterator for FlowReader<R> {
+    type Item = Result<Item, LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.buf.clear();
+        match self.split.next_piece(&mut self.buf)? {
+            Piece::Record { line, parser } => {
+                Some(parser.parse(&self.buf).map_err(|reason| LineError { line, reason }))
+            }
+            Piece::Error(e) => Some(Err(e)),
+        }
+    }
+}
+
+struct Batch {
+    seq: u64,
+    buf: Vec<u8>,
+    pieces: Vec<(Piece, usize, usize)>,
+}
+
+type Results = Vec<Result<Item, LineError>>;
+
+/// Reads on one thread, parses on `threads` workers, and calls `sink` on the calling thread with
+/// every record's outcome in input order, exactly as [`FlowReader`] would yield them.
+///
+/// JSON parsing is the expensive part (one core does not keep up with a busy cluster), so it is
+/// what runs in parallel; splitting into lines is cheap enough for one thread. Memory is bounded:
+/// at most `2 * threads + 2` batches of about 1 MiB exist at any time, whatever the input size.
+/// With `threads <= 1` everything runs on the calling thread.
+pub fn read_parallel<R: BufRead + Send>(
+    reader: R,
+    format: FlowFormat,
+    threads: usize,
+    mut sink: impl FnMut(Result<Item, LineError>),
+) {
+    if threads <= 1 {
+        FlowReader::new(reader, format).for_each(sink);
+        return;
+    }
+    let in_flight = 2 * threads + 2;
+    // Tokens cap the batches in existence: the reader takes one per batch, the calling thread gives
+    // it back once the batch is delivered. Without it a slow batch would let the reorder buffer grow.
+    let (token_tx, token_rx) = sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = token_tx.send(());
+    }
+    let (work_tx, work_rx) = sync_channel::<Batch>(in_flight);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = sync_channel::<(u64, Results)>(in_flight);
+
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut split = Splitter::new(reader, format, MAX_RECORD_LEN);
+            let mut seq = 0;
+            let mut finished = false;
+            while !finished {
+                if token_rx.recv().is_err() {
+                    return; // the consumer is gone
+                }
+                let mut batch = Batch { seq, buf: Vec::with_capacity(BATCH_BYTES + 4096), pieces: Vec::new() };
+                while batch.buf.len() < BATCH_BYTES && batch.pieces.len() < BATCH_RECORDS {
+                    let start = batch.buf.len();
+                    match split.next_piece(&mut batch.buf) {
+                        Some(p) => batch.pieces.push((p, start, batch.buf.len())),
+                        None => {
+                            finished = true;
+                            break;
+                        }
+                    }
+                }
+                if batch.pieces.is_empty() || work_tx.send(batch).is_err() {
+                    return;
+                }
+                seq += 1;
+            }
+        });
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let work_rx = &work_rx;
+            s.spawn(move || {
+                loop {
+                    // Hold the lock only to take a batch, not while parsing it.
+                    let next = work_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(batch) = next else { return };
+                    let results = batch
+                        .pieces
+                        .into_iter()
+                        .map(|(piece, from, to)| match piece {
+                            Piece::Record { line, parser } => {
+                                parser.parse(&batch.buf[from..to]).map_err(|reason| LineError { line, reason })
+                            }
+                            Piece::Error(e) => Err(e),
+                        })
+                        .collect();
+                    if done_tx.send((batch.seq, results)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+
+        let mut waiting: BTreeMap<u64, Results> = BTreeMap::new();
+        let mut next = 0;
+        for (seq, results) in done_rx {
+            waiting.insert(seq, results);
+            while let Some(results) = waiting.remove(&next) {
+                results.into_iter().for_each(&mut sink);
+                next += 1;
+                let _ = token_tx.send(());
+            }
+        }
+    });
+}
+
+/// Opens a flow file; `-` is standard input.
+pub fn open(path: &str) -> Result<Box<dyn BufRead + Send>, FlowsError> {
+    const CAPACITY: usize = 256 * 1024;
+    if path == "-" {
+        return Ok(Box::new(BufReader::with_capacity(CAPACITY, io::stdin())));
+    }
+    let file = File::open(path).map_err(|source| FlowsError::Open { path: path.to_string(), source })?;
+    Ok(Box::new(BufReader::with_capacity(CAPACITY, file)))
+}
+
+/// Reads one file (`-` for stdin) with `threads` parser threads, counts every record into
+/// `summary` (errors as `FILE:LINE: reason`) and passes each flow to `sink`, in file order.
+pub fn read_path(
+    path: &str,
+    format: FlowFormat,
+    threads: usize,
+    summary: &mut Summary,
+    mut sink: impl FnMut(FlowRecord),
+) -> Result<(), FlowsError> {
+    let reader = open(path)?;
+    read_parallel(reader, format, threads, |result| {
+        summary.record(path, &result);
+        if let Ok(Item::Flow(flow)) = result {
+            sink(flow);
+        }
+    });
+    Ok(())
+}
