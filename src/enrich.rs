@@ -322,3 +322,51 @@ mod tests {
         );
     }
 }
+
+impl Endpoint {
+    /// A stable text key (`deployment/ns/name`, `node/name/ip`, `external/ip`, `unresolved/ip`),
+    /// used by the store and in URLs; [`Endpoint::from_key`] reads it back.
+    pub fn key(&self) -> String {
+        match self {
+            Endpoint::Workload { workload } => workload.to_string(),
+            Endpoint::Node { name, ip } => format!("node/{name}/{ip}"),
+            Endpoint::External { ip } => format!("external/{ip}"),
+            Endpoint::Unresolved { ip } => format!("unresolved/{ip}"),
+        }
+    }
+
+    pub fn from_key(s: &str) -> Option<Endpoint> {
+        let (head, rest) = s.split_once('/')?;
+        match head {
+            "node" => {
+                let (name, ip) = rest.rsplit_once('/')?;
+                Some(Endpoint::Node { name: name.to_string(), ip: ip.parse().ok()? })
+            }
+            "external" => Some(Endpoint::External { ip: rest.parse().ok()? }),
+            "unresolved" => Some(Endpoint::Unresolved { ip: rest.parse().ok()? }),
+            _ => s.parse().ok().map(|workload| Endpoint::Workload { workload }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_keys_round_trip() {
+        for k in [
+            "deployment/shop/web",
+            "statefulset/shop/db",
+            "node/node-1/172.18.0.2",
+            "node/kube-apiserver/10.0.0.1",
+            "external/192.229.173.207",
+            "external/2001:db8::1",
+            "unresolved/10.244.9.9",
+        ] {
+            assert_eq!(Endpoint::from_key(k).map(|e| e.key()).as_deref(), Some(k));
+        }
+        assert_eq!(Endpoint::from_key("bogus"), None);
+        assert_eq!(Endpoint::from_key("external/not-an-ip"), None);
+    }
+}

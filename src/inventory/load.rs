@@ -13,6 +13,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 /// The kinds Flowgate reads. Everything else is counted and ignored.
@@ -223,6 +224,8 @@ fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &
         out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: "object has no `kind`".into() });
         return;
     };
+    let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let ignored_key = if api.is_empty() { kind.clone() } else { format!("{kind} ({api})") };
     if kind == "List" || (kind.ends_with("List") && doc.get("items").is_some()) {
         let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
         let items = match doc {
@@ -245,7 +248,24 @@ fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &
         }
         return;
     }
-    let parsed = match kind.as_str() {
+    let parsed = match object_from_value(&kind, doc) {
+        Some(p) => p,
+        None => {
+            *out.ignored.entry(ignored_key).or_default() += 1;
+            return;
+        }
+    };
+    match parsed {
+        Ok(obj) => out.objects.push(obj),
+        Err(reason) => {
+            out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: format!("{kind}: {reason}") })
+        }
+    }
+}
+
+/// A typed object from its JSON, or `None` for a kind Flowgate does not read.
+pub fn object_from_value(kind: &str, doc: Value) -> Option<Result<KubeObject, String>> {
+    let parsed = match kind {
         "Namespace" => typed(doc).map(KubeObject::Namespace),
         "Node" => typed(doc).map(KubeObject::Node),
         "Pod" => typed(doc).map(KubeObject::Pod),
@@ -259,17 +279,82 @@ fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &
         "Job" => typed(doc).map(KubeObject::Job),
         "CronJob" => typed(doc).map(KubeObject::CronJob),
         "NetworkPolicy" if is_core_netpol(&doc) => typed(doc).map(KubeObject::NetworkPolicy),
-        _ => {
-            let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-            let key = if api.is_empty() { kind.clone() } else { format!("{kind} ({api})") };
-            *out.ignored.entry(key).or_default() += 1;
-            return;
-        }
+        _ => return None,
     };
-    match parsed {
-        Ok(obj) => out.objects.push(obj),
-        Err(reason) => {
-            out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: format!("{kind}: {reason}") })
+    Some(parsed)
+}
+
+impl KubeObject {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KubeObject::Namespace(_) => "Namespace",
+            KubeObject::Node(_) => "Node",
+            KubeObject::Pod(_) => "Pod",
+            KubeObject::Service(_) => "Service",
+            KubeObject::EndpointSlice(_) => "EndpointSlice",
+            KubeObject::ReplicaSet(_) => "ReplicaSet",
+            KubeObject::ReplicationController(_) => "ReplicationController",
+            KubeObject::Deployment(_) => "Deployment",
+            KubeObject::StatefulSet(_) => "StatefulSet",
+            KubeObject::DaemonSet(_) => "DaemonSet",
+            KubeObject::Job(_) => "Job",
+            KubeObject::CronJob(_) => "CronJob",
+            KubeObject::NetworkPolicy(_) => "NetworkPolicy",
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            KubeObject::Namespace(o) => &o.metadata,
+            KubeObject::Node(o) => &o.metadata,
+            KubeObject::Pod(o) => &o.metadata,
+            KubeObject::Service(o) => &o.metadata,
+            KubeObject::EndpointSlice(o) => &o.metadata,
+            KubeObject::ReplicaSet(o) => &o.metadata,
+            KubeObject::ReplicationController(o) => &o.metadata,
+            KubeObject::Deployment(o) => &o.metadata,
+            KubeObject::StatefulSet(o) => &o.metadata,
+            KubeObject::DaemonSet(o) => &o.metadata,
+            KubeObject::Job(o) => &o.metadata,
+            KubeObject::CronJob(o) => &o.metadata,
+            KubeObject::NetworkPolicy(o) => &o.metadata,
+        }
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            KubeObject::Namespace(o) => &mut o.metadata,
+            KubeObject::Node(o) => &mut o.metadata,
+            KubeObject::Pod(o) => &mut o.metadata,
+            KubeObject::Service(o) => &mut o.metadata,
+            KubeObject::EndpointSlice(o) => &mut o.metadata,
+            KubeObject::ReplicaSet(o) => &mut o.metadata,
+            KubeObject::ReplicationController(o) => &mut o.metadata,
+            KubeObject::Deployment(o) => &mut o.metadata,
+            KubeObject::StatefulSet(o) => &mut o.metadata,
+            KubeObject::DaemonSet(o) => &mut o.metadata,
+            KubeObject::Job(o) => &mut o.metadata,
+            KubeObject::CronJob(o) => &mut o.metadata,
+            KubeObject::NetworkPolicy(o) => &mut o.metadata,
+        }
+    }
+
+    /// The object as JSON (with apiVersion and kind), as the store keeps it.
+    pub fn to_json(&self) -> Result<Value, serde_json::Error> {
+        match self {
+            KubeObject::Namespace(o) => serde_json::to_value(o),
+            KubeObject::Node(o) => serde_json::to_value(o),
+            KubeObject::Pod(o) => serde_json::to_value(o),
+            KubeObject::Service(o) => serde_json::to_value(o),
+            KubeObject::EndpointSlice(o) => serde_json::to_value(o),
+            KubeObject::ReplicaSet(o) => serde_json::to_value(o),
+            KubeObject::ReplicationController(o) => serde_json::to_value(o),
+            KubeObject::Deployment(o) => serde_json::to_value(o),
+            KubeObject::StatefulSet(o) => serde_json::to_value(o),
+            KubeObject::DaemonSet(o) => serde_json::to_value(o),
+            KubeObject::Job(o) => serde_json::to_value(o),
+            KubeObject::CronJob(o) => serde_json::to_value(o),
+            KubeObject::NetworkPolicy(o) => serde_json::to_value(o),
         }
     }
 }
