@@ -141,9 +141,3 @@ create table policy_revisions (
     created_at timestamptz not null default now(),
     primary key (cluster_id, workload, revision)
 );
-
-create table settings (
-    cluster_id integer not null references clusters (id),
-    retention interval not null default interval '7 days',
-    primary key (cluster_id)
-);

@@ -8,11 +8,17 @@
 //! - [`enrich`]: a flow plus the inventory at the flow's time gives Kubernetes-level endpoints.
 //! - [`topology`]: enriched flows folded into connections; the catalog of workloads and labels.
 //! - [`policy`]: NetworkPolicy generation, selectors, YAML, evaluation and verification.
+//! - [`store`]: PostgreSQL: time-aware inventory, flows, hourly aggregates, decisions (IO shell).
+//! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
+//! - [`review`]: store-backed generation with each workload's stored decisions.
 //! - [`offline`]: the CLI's pipeline over files (IO shell around the core).
 pub mod enrich;
 pub mod flows;
+pub mod ingest;
 pub mod inventory;
 pub mod model;
 pub mod offline;
 pub mod policy;
+pub mod review;
+pub mod store;
 pub mod topology;

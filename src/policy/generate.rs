@@ -322,9 +322,11 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
     }
 
     let dns = opts.dns.then(|| dns_peer(inv, &mut sels, &mut out.warnings));
-    let mut names: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for t in &targets {
-        *names.entry((t.namespace.clone(), t.name.clone())).or_default() += 1;
+    // Names are counted over every workload known in the namespace, not only the targets, so a
+    // policy's name does not depend on which workloads were asked for.
+    let mut names: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for w in conns.catalog.workloads.keys() {
+        *names.entry((w.namespace.as_str(), w.name.as_str())).or_default() += 1;
     }
     for target in &targets {
         let selector = match sels.get(target) {
@@ -355,7 +357,7 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             })
             .collect();
         // Two workloads of different kinds may share a name; only then does the kind join the name.
-        let name = if names[&(target.namespace.clone(), target.name.clone())] > 1 {
+        let name = if names.get(&(target.namespace.as_str(), target.name.as_str())).copied().unwrap_or(0) > 1 {
             format!("{}-{}", target.name, target.kind)
         } else {
             target.name.clone()

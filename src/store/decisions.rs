@@ -1,0 +1,162 @@
+//! Review decisions per workload, versioned: a change names the version it was based on and is
+//! refused when someone else changed the decisions since, so no edit is lost silently.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{Result, Store, StoreError};
+use crate::model::{Cidr, PeerSpec, WorkloadRef};
+use crate::policy::generate::Decisions;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Versioned {
+    pub decisions: Decisions,
+    /// 0 when nothing was decided yet.
+    pub version: i32,
+    pub author: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+type DecisionRow = (i32, Vec<String>, Vec<String>, Vec<String>, String, String);
+
+fn parse_row(w: &WorkloadRef, row: DecisionRow) -> Result<Versioned> {
+    let (version, exclude, trust, unresolved, author, updated_at) = row;
+    let bad = |e: String| StoreError::Corrupt(format!("decisions of {w}: {e}"));
+    let decisions = Decisions {
+        exclude: exclude
+            .iter()
+            .map(|p| p.parse::<PeerSpec>().map_err(|e| bad(e.to_string())))
+            .collect::<Result<_>>()?,
+        trust: trust.iter().map(|c| c.parse::<Cidr>().map_err(|e| bad(e.to_string()))).collect::<Result<_>>()?,
+        include_unresolved: unresolved
+            .iter()
+            .map(|ip| ip.parse::<IpAddr>().map_err(|e| bad(e.to_string())))
+            .collect::<Result<_>>()?,
+        include_all_unresolved: false,
+    };
+    Ok(Versioned { decisions, version, author: Some(author), updated_at: Some(updated_at) })
+}
+
+impl Store {
+    pub async fn decisions(&self, cluster: i32, w: &WorkloadRef) -> Result<Versioned> {
+        let row: Option<DecisionRow> = sqlx::query_as(
+            "select version, exclude, trust, include_unresolved, author, to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             from decisions where cluster_id = $1 and workload = $2",
+        )
+        .bind(cluster)
+        .bind(w.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => parse_row(w, row),
+            None => Ok(Versioned { decisions: Decisions::default(), version: 0, author: None, updated_at: None }),
+        }
+    }
+
+    /// Stores new decisions if the stored version is still `expected`; returns the new version.
+    pub async fn put_decisions(
+        &self,
+        cluster: i32,
+        w: &WorkloadRef,
+        d: &Decisions,
+        expected: i32,
+        author: &str,
+    ) -> Result<i32> {
+        let exclude: Vec<String> = d.exclude.iter().map(|p| p.to_string()).collect();
+        let trust: Vec<String> = d.trust.iter().map(|c| c.to_string()).collect();
+        let unresolved: Vec<String> = d.include_unresolved.iter().map(|ip| ip.to_string()).collect();
+        let mut tx = self.pool.begin().await?;
+        // Lock the row (or the gap) so two writers with the same expected version cannot both win.
+        let current: Option<(i32, String)> =
+            sqlx::query_as("select version, author from decisions where cluster_id = $1 and workload = $2 for update")
+                .bind(cluster)
+                .bind(w.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (current_version, current_author) = current.unwrap_or((0, String::new()));
+        if current_version != expected {
+            return Err(StoreError::Conflict {
+                workload: w.to_string(),
+                expected,
+                current: current_version,
+                author: current_author,
+            });
+        }
+        let next = current_version + 1;
+        let inserted = sqlx::query(
+            "insert into decisions (cluster_id, workload, version, exclude, trust, include_unresolved, author)
+             values ($1, $2, $3, $4, $5, $6, $7)
+             on conflict (cluster_id, workload) do update set
+                version = excluded.version, exclude = excluded.exclude, trust = excluded.trust,
+                include_unresolved = excluded.include_unresolved, author = excluded.author, updated_at = now()
+             where decisions.version = $3 - 1",
+        )
+        .bind(cluster)
+        .bind(w.to_string())
+        .bind(next)
+        .bind(&exclude)
+        .bind(&trust)
+        .bind(&unresolved)
+        .bind(author)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted != 1 {
+            // A first insert raced with another first insert.
+            return Err(StoreError::Conflict {
+                workload: w.to_string(),
+                expected,
+                current: next,
+                author: String::new(),
+            });
+        }
+        sqlx::query(
+            "insert into decision_history (cluster_id, workload, version, exclude, trust, include_unresolved, author, updated_at)
+             select cluster_id, workload, version, exclude, trust, include_unresolved, author, updated_at
+             from decisions where cluster_id = $1 and workload = $2",
+        )
+        .bind(cluster)
+        .bind(w.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Records a generated policy if it differs from the latest revision; returns the revision.
+    pub async fn record_policy(
+        &self,
+        cluster: i32,
+        w: &WorkloadRef,
+        yaml: &str,
+        decisions_version: i32,
+    ) -> Result<i32> {
+        let latest: Option<(i32, String)> = sqlx::query_as(
+            "select revision, yaml from policy_revisions where cluster_id = $1 and workload = $2
+             order by revision desc limit 1",
+        )
+        .bind(cluster)
+        .bind(w.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((rev, old)) = &latest {
+            if old == yaml {
+                return Ok(*rev);
+            }
+        }
+        let rev = latest.map_or(1, |(r, _)| r + 1);
+        sqlx::query(
+            "insert into policy_revisions (cluster_id, workload, revision, yaml, decisions_version)
+             values ($1, $2, $3, $4, $5) on conflict do nothing",
+        )
+        .bind(cluster)
+        .bind(w.to_string())
+        .bind(rev)
+        .bind(yaml)
+        .bind(decisions_version)
+        .execute(&self.pool)
+        .await?;
+        Ok(rev)
+    }
+}

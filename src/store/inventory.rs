@@ -1,0 +1,169 @@
+//! Inventory history: imports of cluster snapshots, and the time-aware inventory read back.
+//!
+//! An import upserts every object it holds and closes (sets `valid_to` on) the open objects of the
+//! same kinds that it no longer holds. Nothing is deleted, so a flow from last week still resolves
+//! to the pod that held the address last week.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::Value;
+
+use super::{Result, Store, StoreError, micros};
+use crate::inventory::{Inventory, KubeObject, load::object_from_value};
+use crate::model::{Labels, WorkloadRef};
+use crate::topology::Catalog;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub closed: u64,
+}
+
+impl Store {
+    /// Records a snapshot of objects taken at `at`.
+    pub async fn import(&self, cluster: i32, objects: &[KubeObject], at: Timestamp) -> Result<ImportReport> {
+        let mut kinds = Vec::new();
+        let mut namespaces = Vec::new();
+        let mut names = Vec::new();
+        let mut uids = Vec::new();
+        let mut bodies = Vec::new();
+        let mut from = Vec::new();
+        let mut to: Vec<Option<i64>> = Vec::new();
+        for obj in objects {
+            let meta = obj.metadata();
+            let Some(name) = meta.name.clone() else { continue };
+            let body = obj.to_json().map_err(|e| StoreError::Invalid(format!("{} {name}: {e}", obj.kind())))?;
+            kinds.push(obj.kind().to_string());
+            namespaces.push(meta.namespace.clone().unwrap_or_default());
+            names.push(name);
+            uids.push(meta.uid.clone().unwrap_or_default());
+            bodies.push(body);
+            let created = meta.creation_timestamp.as_ref().map(|t| t.0).filter(|c| *c <= at).unwrap_or(at);
+            from.push(micros(created));
+            to.push(meta.deletion_timestamp.as_ref().map(|t| micros(t.0)));
+        }
+        let mut tx = self.pool.begin().await?;
+        let sql = "insert into k8s_objects as o (cluster_id, kind, namespace, name, uid, body, valid_from, valid_to)
+             select $1, k, ns, n, u, b, timestamptz 'epoch' + f * interval '1 microsecond',
+                    timestamptz 'epoch' + t * interval '1 microsecond'
+             from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[], $8::bigint[])
+                  as x(k, ns, n, u, b, f, t)
+             on conflict (cluster_id, kind, namespace, name, uid) do update
+                set body = excluded.body, valid_to = excluded.valid_to, updated_at = now()
+                where o.body is distinct from excluded.body or o.valid_to is distinct from excluded.valid_to
+             returning (xmax = 0) as inserted";
+        let rows: Vec<bool> = sqlx::query_scalar(sql)
+            .bind(cluster)
+            .bind(&kinds)
+            .bind(&namespaces)
+            .bind(&names)
+            .bind(&uids)
+            .bind(&bodies)
+            .bind(&from)
+            .bind(&to)
+            .fetch_all(&mut *tx)
+            .await?;
+        let added = rows.iter().filter(|i| **i).count() as u64;
+        let updated = rows.len() as u64 - added;
+        let mut present: Vec<String> = kinds.clone();
+        present.sort();
+        present.dedup();
+        let sql = "update k8s_objects o
+             set valid_to = timestamptz 'epoch' + $7::bigint * interval '1 microsecond', updated_at = now()
+             where o.cluster_id = $1 and o.valid_to is null and o.kind = any($2::text[])
+               and not exists (
+                 select 1 from unnest($3::text[], $4::text[], $5::text[], $6::text[]) as x(k, ns, n, u)
+                 where x.k = o.kind and x.ns = o.namespace and x.n = o.name and x.u = o.uid)";
+        let closed = sqlx::query(sql)
+            .bind(cluster)
+            .bind(&present)
+            .bind(&kinds)
+            .bind(&namespaces)
+            .bind(&names)
+            .bind(&uids)
+            .bind(micros(at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // The IP history is derived from the pods, so it is rebuilt rather than patched.
+        sqlx::query("delete from pod_ips where cluster_id = $1").bind(cluster).execute(&mut *tx).await?;
+        sqlx::query(
+            "insert into pod_ips (cluster_id, ip, namespace, pod, uid, valid_from, valid_to)
+             select distinct o.cluster_id, ip::inet, o.namespace, o.name, o.uid, o.valid_from, o.valid_to
+             from k8s_objects o,
+                  lateral (select jsonb_array_elements(coalesce(o.body->'status'->'podIPs', '[]'))->>'ip' as ip
+                           union select o.body->'status'->>'podIP') ips
+             where o.cluster_id = $1 and o.kind = 'Pod' and ip is not null and ip <> ''
+             on conflict do nothing",
+        )
+        .bind(cluster)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ImportReport { added, updated, unchanged: kinds.len() as u64 - added - updated, closed })
+    }
+
+    /// Every object the cluster ever had, each carrying its validity interval as its creation
+    /// and deletion timestamps, indexed as an `Inventory`. Objects that fail to parse (written by
+    /// an older version, say) are skipped and reported in the inventory's notes.
+    pub async fn load_inventory(&self, cluster: i32) -> Result<Inventory> {
+        let rows: Vec<(String, Value, i64, Option<i64>)> = sqlx::query_as(
+            "select kind, body,
+                    (extract(epoch from valid_from) * 1000000)::bigint,
+                    (extract(epoch from valid_to) * 1000000)::bigint
+             from k8s_objects where cluster_id = $1
+             order by kind, namespace, name, valid_from",
+        )
+        .bind(cluster)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut objects = Vec::with_capacity(rows.len());
+        let mut notes = Vec::new();
+        for (kind, body, from, to) in rows {
+            match object_from_value(&kind, body) {
+                Some(Ok(mut obj)) => {
+                    let meta = obj.metadata_mut();
+                    let from = super::from_micros(from)?;
+                    if meta.creation_timestamp.as_ref().is_none_or(|c| c.0 > from) {
+                        meta.creation_timestamp = Some(Time(from));
+                    }
+                    if let Some(to) = to {
+                        let to = super::from_micros(to)?;
+                        if meta.deletion_timestamp.as_ref().is_none_or(|d| d.0 > to) {
+                            meta.deletion_timestamp = Some(Time(to));
+                        }
+                    }
+                    objects.push(obj);
+                }
+                Some(Err(e)) => notes.push(format!("stored {kind} could not be read: {e}")),
+                None => notes.push(format!("stored object of unknown kind {kind} skipped")),
+            }
+        }
+        let mut inv = Inventory::build(&objects);
+        inv.notes.extend(notes.into_iter().map(crate::inventory::Note));
+        Ok(inv)
+    }
+
+    /// The catalog: the inventory's workloads plus those learned from flow metadata.
+    pub async fn load_catalog(&self, cluster: i32, inv: &Inventory) -> Result<Catalog> {
+        let mut catalog = Catalog::from_inventory(inv);
+        let rows: Vec<(String, Value)> =
+            sqlx::query_as("select workload, labels from observed_workloads where cluster_id = $1 order by 1")
+                .bind(cluster)
+                .fetch_all(&self.pool)
+                .await?;
+        for (w, labels) in rows {
+            let (Ok(w), Ok(labels)) = (w.parse::<WorkloadRef>(), serde_json::from_value::<Labels>(labels)) else {
+                continue;
+            };
+            if labels.is_empty() {
+                catalog.note_workload(&w);
+            } else {
+                catalog.learn(&w, &labels);
+            }
+        }
+        Ok(catalog)
+    }
+}

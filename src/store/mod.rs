@@ -1,0 +1,115 @@
+//! The PostgreSQL store: the time-aware inventory, enriched flows, hourly connection aggregates,
+//! review decisions and policy revisions. An IO shell: it turns rows into the core's values
+//! (`Inventory`, `Connections`, `Decisions`) and back, and computes nothing itself.
+//!
+//! Queries are written out (runtime-checked `sqlx::query`, so builds need no database).
+
+pub mod decisions;
+pub mod ingest;
+pub mod inventory;
+pub mod query;
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor};
+
+pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/flowgate";
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unknown cluster {0:?}")]
+    UnknownCluster(String),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "the decisions of {workload} changed since version {expected} (now version {current}, by {author}); reload and apply your change again"
+    )]
+    Conflict { workload: String, expected: i32, current: i32, author: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub struct Store {
+    pub pool: PgPool,
+}
+
+impl Store {
+    /// Connects, creating the database if it does not exist, and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let opts = PgConnectOptions::from_str(url)?.options([("timezone", "UTC")]);
+        if let Some(db) = opts.get_database().map(str::to_string) {
+            // Connect to the maintenance database to create ours if needed.
+            let admin = opts.clone().database("postgres");
+            let mut conn = admin.connect().await?;
+            let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+                .bind(&db)
+                .fetch_one(&mut conn)
+                .await?;
+            if !exists {
+                let sql = format!("create database \"{}\"", db.replace('"', "\"\""));
+                // The name is quoted as an identifier above; it comes from the operator's URL.
+                if let Err(e) = conn.execute(sqlx::AssertSqlSafe(sql)).await {
+                    // Another process may have created it meanwhile.
+                    let raced = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04");
+                    if !raced {
+                        return Err(e.into());
+                    }
+                }
+            }
+            conn.close().await?;
+        }
+        let pool = PgPoolOptions::new().max_connections(8).connect_with(opts).await?;
+        Store::from_pool(pool).await
+    }
+
+    /// Wraps an existing pool (tests get one per database) and applies migrations.
+    pub async fn from_pool(pool: PgPool) -> Result<Store> {
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The cluster's id, creating the cluster when `create` is set.
+    pub async fn cluster_id(&self, name: &str, create: bool) -> Result<i32> {
+        crate::model::check_name(name).map_err(|e| StoreError::Invalid(format!("cluster: {e}")))?;
+        if create {
+            let id: i32 = sqlx::query_scalar(
+                "insert into clusters (name) values ($1)
+                 on conflict (name) do update set name = excluded.name
+                 returning id",
+            )
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(id);
+        }
+        sqlx::query_scalar("select id from clusters where name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::UnknownCluster(name.to_string()))
+    }
+
+    pub async fn clusters(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("select name from clusters order by name").fetch_all(&self.pool).await?)
+    }
+}
+
+/// Microseconds since the epoch: how timestamps cross into SQL (`flowgate_ts` in queries), since
+/// sqlx has no jiff support and the microsecond is Postgres' resolution anyway.
+pub fn micros(t: jiff::Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+pub fn from_micros(us: i64) -> Result<jiff::Timestamp> {
+    jiff::Timestamp::from_microsecond(us).map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
+}

@@ -1,0 +1,175 @@
+//! Window queries, answered from the hourly aggregates (never from raw flows), and counts.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::{Result, Store, StoreError, from_micros, micros};
+use crate::enrich::Endpoint;
+use crate::model::{Port, Protocol, WorkloadRef};
+use crate::topology::{Catalog, ConnKey, ConnStats, Connections};
+
+/// Which connections a query wants.
+#[derive(Debug, Clone)]
+pub enum Scope<'a> {
+    /// Connections with this workload on either end.
+    Workload(&'a WorkloadRef),
+    /// Connections with an end in this namespace.
+    Namespace(&'a str),
+    All,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    pub flows: i64,
+    pub connections: i64,
+    pub workloads: i64,
+    pub pods: i64,
+    pub unresolved_ips: i64,
+    pub first_flow: Option<String>,
+    pub last_flow: Option<String>,
+}
+
+type Row = (String, String, i32, String, i64, i64, i64, i64, Vec<String>, Vec<String>);
+
+impl Store {
+    /// The connections seen in `[since, until]` (hour-aligned: the aggregates' buckets that
+    /// overlap the window count whole), folded into `Connections` with the given catalog.
+    pub async fn connections(
+        &self,
+        cluster: i32,
+        scope: Scope<'_>,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        catalog: Catalog,
+    ) -> Result<Connections> {
+        macro_rules! window_sql {
+            ($filter:literal) => {
+                concat!(
+                    "select src_endpoint, dst_endpoint, port, protocol, sum(flows)::bigint, sum(dropped)::bigint,
+                            (extract(epoch from min(first_seen)) * 1000000)::bigint,
+                            (extract(epoch from max(last_seen)) * 1000000)::bigint,
+                            array_cat_agg(processes), array_cat_agg(services)
+                     from conn_hourly
+                     where cluster_id = $1
+                       and bucket >= date_trunc('hour', timestamptz 'epoch' + $2::bigint * interval '1 microsecond')
+                       and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
+                    $filter,
+                    " group by src_endpoint, dst_endpoint, port, protocol"
+                )
+            };
+        }
+        let (sql, arg) = match &scope {
+            Scope::Workload(w) => (window_sql!("and (src_endpoint = $4 or dst_endpoint = $4)"), w.to_string()),
+            Scope::Namespace(ns) => (window_sql!("and (src_namespace = $4 or dst_namespace = $4)"), ns.to_string()),
+            Scope::All => (window_sql!("and $4 = ''"), String::new()),
+        };
+        let rows: Vec<Row> = sqlx::query_as(sql)
+            .bind(cluster)
+            .bind(since.map(micros).unwrap_or(i64::MIN / 2))
+            .bind(until.map(micros).unwrap_or(i64::MAX / 2))
+            .bind(arg)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut conns = Connections::new(catalog);
+        let mut map = HashMap::with_capacity(rows.len());
+        for (src, dst, port, proto, flows, dropped, first, last, processes, services) in rows {
+            let bad = |what: &str| StoreError::Corrupt(format!("conn_hourly {what}: {src} -> {dst}"));
+            let key = ConnKey {
+                src: Endpoint::from_key(&src).ok_or_else(|| bad("source"))?,
+                dst: Endpoint::from_key(&dst).ok_or_else(|| bad("destination"))?,
+                port: u16::try_from(port).ok().and_then(Port::new).ok_or_else(|| bad("port"))?,
+                protocol: proto.parse::<Protocol>().map_err(|_| bad("protocol"))?,
+            };
+            let mut processes: Vec<String> = processes;
+            processes.sort();
+            processes.dedup();
+            processes.truncate(crate::topology::MAX_PROCESSES);
+            let stats = ConnStats {
+                flows: flows as u64,
+                dropped: dropped as u64,
+                first_seen: from_micros(first)?,
+                last_seen: from_micros(last)?,
+                processes: processes.into_iter().collect(),
+                services: services.into_iter().collect(),
+            };
+            conns.flows += stats.flows;
+            conns.newest = Some(conns.newest.map_or(stats.last_seen, |n: Timestamp| n.max(stats.last_seen)));
+            for end in [&key.src, &key.dst] {
+                if let Some(w) = end.workload() {
+                    conns.catalog.note_workload(w);
+                }
+            }
+            map.insert(key, stats);
+        }
+        conns.map = map;
+        Ok(conns)
+    }
+
+    pub async fn stats(&self, cluster: i32) -> Result<Stats> {
+        let (flows, first, last): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "select count(*), (extract(epoch from min(time)) * 1000000)::bigint,
+                    (extract(epoch from max(time)) * 1000000)::bigint
+             from flows where cluster_id = $1",
+        )
+        .bind(cluster)
+        .fetch_one(&self.pool)
+        .await?;
+        let (connections,): (i64,) = sqlx::query_as(
+            "select count(*) from (select distinct src_endpoint, dst_endpoint, port, protocol
+                                   from conn_hourly where cluster_id = $1) c",
+        )
+        .bind(cluster)
+        .fetch_one(&self.pool)
+        .await?;
+        let (unresolved,): (i64,) = sqlx::query_as(
+            "select count(distinct e) from (
+                select src_endpoint as e from conn_hourly where cluster_id = $1 and src_endpoint like 'unresolved/%'
+                union all
+                select dst_endpoint from conn_hourly where cluster_id = $1 and dst_endpoint like 'unresolved/%') u",
+        )
+        .bind(cluster)
+        .fetch_one(&self.pool)
+        .await?;
+        let (pods,): (i64,) = sqlx::query_as(
+            "select count(*) from k8s_objects where cluster_id = $1 and kind = 'Pod' and valid_to is null",
+        )
+        .bind(cluster)
+        .fetch_one(&self.pool)
+        .await?;
+        let (workloads,): (i64,) = sqlx::query_as(
+            "select count(*) from (
+                select src_endpoint as e from conn_hourly where cluster_id = $1 and src_namespace <> ''
+                union select dst_endpoint from conn_hourly where cluster_id = $1 and dst_namespace <> ''
+                union select lower(kind) || '/' || namespace || '/' || name from k8s_objects
+                      where cluster_id = $1 and valid_to is null
+                        and kind in ('Deployment', 'StatefulSet', 'DaemonSet', 'CronJob')) w",
+        )
+        .bind(cluster)
+        .fetch_one(&self.pool)
+        .await?;
+        let fmt =
+            |t: Option<i64>| -> Result<Option<String>> { t.map(|t| from_micros(t).map(|t| t.to_string())).transpose() };
+        Ok(Stats {
+            flows,
+            connections,
+            workloads,
+            pods,
+            unresolved_ips: unresolved,
+            first_flow: fmt(first)?,
+            last_flow: fmt(last)?,
+        })
+    }
+
+    /// The newest flow's time, for relative windows.
+    pub async fn newest_flow(&self, cluster: i32) -> Result<Option<Timestamp>> {
+        let t: Option<i64> = sqlx::query_scalar(
+            "select (extract(epoch from max(last_seen)) * 1000000)::bigint from conn_hourly where cluster_id = $1",
+        )
+        .bind(cluster)
+        .fetch_one(&self.pool)
+        .await?;
+        t.map(from_micros).transpose()
+    }
+}
