@@ -12,6 +12,7 @@ use flowgate::model::{Cidr, PeerSpec};
 use flowgate::offline::{self, Inputs, Observed, WorkloadArg};
 use flowgate::policy::eval::SideDecision;
 use flowgate::policy::generate::{Decisions, Direction, Options, Status, to_yaml};
+use flowgate::store::{Store, StoreError};
 use flowgate::topology::TimeBound;
 
 #[derive(Parser)]
@@ -43,6 +44,51 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create or upgrade the database schema
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Record a snapshot of cluster objects in the store (history is kept)
+    Import {
+        #[arg(long)]
+        cluster: String,
+        /// When the snapshot was taken (default: now)
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+        /// `kubectl get ... -o json` output, YAML, or folders of them
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Enrich flows against the stored inventory and write them to the store
+    Ingest {
+        #[arg(long)]
+        cluster: String,
+        /// Flow format: auto, hubble or ndjson
+        #[arg(long, default_value = "auto")]
+        flow_format: FlowFormat,
+        /// Flow files; `-` reads standard input
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Drop flows older than this, counted back from the newest flow (e.g. 7d, 24h)
+        #[arg(long, default_value = "7d")]
+        retention: String,
+        #[arg(long, default_value_t = 0, hide = true)]
+        threads: usize,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Counts of what the store holds for a cluster
+    Stats {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Evaluate policies against observed flows: each connection allowed or blocked, and by what
     Check {
         #[command(flatten)]
@@ -65,7 +111,7 @@ struct InputArgs {
     #[arg(long, num_args = 1..)]
     inventory: Vec<PathBuf>,
     /// Flow files (Hubble JSON or Flowgate NDJSON); `-` reads standard input
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, num_args = 1..)]
     flows: Vec<String>,
     /// Flow format: auto, hubble or ndjson
     #[arg(long, default_value = "auto")]
@@ -109,6 +155,18 @@ struct Selection {
     /// Do not add the DNS rule (53/UDP and 53/TCP to the cluster DNS)
     #[arg(long)]
     no_dns: bool,
+    /// Read connections, inventory and decisions from the store for this cluster instead of files
+    #[arg(long, conflicts_with_all = ["flows", "inventory"])]
+    cluster: Option<String>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// PostgreSQL URL (the database is created if missing)
+    #[arg(long, env = "DATABASE_URL", default_value = flowgate::store::DEFAULT_URL, hide_env_values = true)]
+    database_url: String,
 }
 
 impl InputArgs {
@@ -145,55 +203,137 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail(format!("starting the async runtime: {e}")))
+}
+
+fn connect(rt: &tokio::runtime::Runtime, db: &DbArgs) -> Result<Store, Fail> {
+    rt.block_on(Store::connect(&db.database_url)).map_err(|e| Fail(format!("{e} ({})", redact(&db.database_url))))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn store_err(e: StoreError) -> Fail {
+    Fail(e.to_string())
+}
+
 fn run(cli: Cli) -> Result<ExitCode, Fail> {
     match cli.command {
+        Command::Migrate { db } => {
+            let rt = runtime()?;
+            connect(&rt, &db)?;
+            eprintln!("database is up to date ({})", redact(&db.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { cluster, at, paths, db } => {
+            let loaded = flowgate::inventory::load_paths(&paths).map_err(|e| Fail(e.to_string()))?;
+            for e in &loaded.errors {
+                eprintln!("error: {e}");
+            }
+            let rt = runtime()?;
+            let store = connect(&rt, &db)?;
+            let at = at.unwrap_or_else(jiff::Timestamp::now);
+            let report = rt.block_on(async {
+                let id = store.cluster_id(&cluster, true).await?;
+                store.import(id, &loaded.objects, at).await
+            });
+            let report = report.map_err(store_err)?;
+            eprintln!(
+                "imported {} objects into cluster {cluster}: {} added, {} updated, {} unchanged, {} closed{}",
+                loaded.objects.len(),
+                report.added,
+                report.updated,
+                report.unchanged,
+                report.closed,
+                if loaded.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} documents rejected", loaded.errors.len())
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { cluster, flow_format, paths, retention, threads, db } => {
+            let retention = match retention.parse::<TimeBound>() {
+                Ok(TimeBound::Ago(d)) => d,
+                _ => return Err(Fail(format!("--retention {retention:?}: expected a duration such as 7d or 24h"))),
+            };
+            for p in paths.iter().filter(|p| *p != "-") {
+                if !std::path::Path::new(p).exists() {
+                    return Err(Fail(format!("{p}: no such file")));
+                }
+            }
+            let rt = runtime()?;
+            let store = connect(&rt, &db)?;
+            let threads =
+                if threads > 0 { threads } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) };
+            let report = rt.block_on(async {
+                let id = store.cluster_id(&cluster, true).await?;
+                let inv = store.load_inventory(id).await?;
+                let sources = paths.into_iter().map(flowgate::ingest::Source::Path).collect();
+                let report = flowgate::ingest::ingest_sources(&store, id, inv, sources, flow_format, threads).await?;
+                let dropped = store.apply_retention(retention).await?;
+                Ok::<_, StoreError>((report, dropped))
+            });
+            let (report, dropped) = report.map_err(store_err)?;
+            for e in &report.errors {
+                eprintln!("{}:{}: {}", e.source, e.line, e.reason);
+            }
+            eprintln!("{report}");
+            if !dropped.is_empty() {
+                eprintln!("retention: dropped {}", dropped.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { cluster, json, db } => {
+            let rt = runtime()?;
+            let store = connect(&rt, &db)?;
+            let stats = rt
+                .block_on(async {
+                    let id = store.cluster_id(&cluster, false).await?;
+                    store.stats(id).await
+                })
+                .map_err(store_err)?;
+            let out = if json {
+                serde_json::to_string_pretty(&stats).map_err(|e| Fail(e.to_string()))? + "\n"
+            } else {
+                format!(
+                    "cluster:        {cluster}\nflows:          {}\nconnections:    {}\nworkloads:      {}\npods:           {}\nunresolved IPs: {}\ntime range:     {} .. {}\n",
+                    stats.flows,
+                    stats.connections,
+                    stats.workloads,
+                    stats.pods,
+                    stats.unresolved_ips,
+                    stats.first_flow.as_deref().unwrap_or("-"),
+                    stats.last_flow.as_deref().unwrap_or("-")
+                )
+            };
+            write_stdout(out.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate { sel, output } if sel.cluster.is_some() => {
+            let (generation, verification) = generate_from_store(&sel)?;
+            finish_generate(generation, verification, output)
+        }
         Command::Generate { sel, output } => {
             let (obs, opts) = observe_selection(&sel)?;
             let (generation, verification) = offline::generate_and_verify(&obs, &opts);
-            let yaml = to_yaml(&generation.policies).map_err(Fail)?;
-            match &output {
-                Some(path) => std::fs::write(path, &yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
-                None => write_stdout(yaml.as_bytes())?,
-            }
-            for w in &generation.warnings {
-                eprintln!("warning: {w}");
-            }
-            for w in &verification.warnings {
-                eprintln!("warning: {w}");
-            }
-            let allowed = generation.review.iter().filter(|r| r.status == Status::Allowed).count();
-            let excluded = generation.review.iter().filter(|r| matches!(r.status, Status::Excluded(_))).count();
-            eprintln!(
-                "generated {} policies from {} connections ({} allowed, {} excluded)",
-                generation.policies.len(),
-                generation.review.len(),
-                allowed,
-                excluded
-            );
-            eprintln!(
-                "verified: {} allowed connections allowed, {} excluded connections blocked, {} mismatches{}",
-                verification.allowed,
-                verification.blocked,
-                verification.mismatches.len(),
-                if verification.not_evaluated > 0 {
-                    format!(" ({} node connections need no rule)", verification.not_evaluated)
-                } else {
-                    String::new()
-                }
-            );
-            for (row, d) in &verification.mismatches {
-                eprintln!(
-                    "MISMATCH: {} {} {}:{}/{} expected {} but the policies {}",
-                    row.workload,
-                    direction(row.direction),
-                    peer_of_row(row.direction, &row.key.src, &row.key.dst),
-                    row.key.port,
-                    row.key.protocol,
-                    row.status,
-                    if d.allowed { "allow it" } else { "block it" }
-                );
-            }
-            Ok(if verification.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            finish_generate(generation, verification, output)
         }
         Command::Connections { sel, json } => {
             let (obs, opts) = observe_selection(&sel)?;
@@ -315,6 +455,57 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
     }
 }
 
+fn finish_generate(
+    generation: flowgate::policy::generate::Generation,
+    verification: flowgate::policy::verify::Verification,
+    output: Option<PathBuf>,
+) -> Result<ExitCode, Fail> {
+    let yaml = to_yaml(&generation.policies).map_err(Fail)?;
+    match &output {
+        Some(path) => std::fs::write(path, &yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
+        None => write_stdout(yaml.as_bytes())?,
+    }
+    for w in &generation.warnings {
+        eprintln!("warning: {w}");
+    }
+    for w in &verification.warnings {
+        eprintln!("warning: {w}");
+    }
+    let allowed = generation.review.iter().filter(|r| r.status == Status::Allowed).count();
+    let excluded = generation.review.iter().filter(|r| matches!(r.status, Status::Excluded(_))).count();
+    eprintln!(
+        "generated {} policies from {} connections ({} allowed, {} excluded)",
+        generation.policies.len(),
+        generation.review.len(),
+        allowed,
+        excluded
+    );
+    eprintln!(
+        "verified: {} allowed connections allowed, {} excluded connections blocked, {} mismatches{}",
+        verification.allowed,
+        verification.blocked,
+        verification.mismatches.len(),
+        if verification.not_evaluated > 0 {
+            format!(" ({} node connections need no rule)", verification.not_evaluated)
+        } else {
+            String::new()
+        }
+    );
+    for (row, d) in &verification.mismatches {
+        eprintln!(
+            "MISMATCH: {} {} {}:{}/{} expected {} but the policies {}",
+            row.workload,
+            direction(row.direction),
+            peer_of_row(row.direction, &row.key.src, &row.key.dst),
+            row.key.port,
+            row.key.protocol,
+            row.status,
+            if d.allowed { "allow it" } else { "block it" }
+        );
+    }
+    Ok(if verification.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 fn verdict(c: &offline::Checked) -> &'static str {
     match (c.decision.allowed, c.from_node) {
         (true, _) => "allowed",
@@ -365,6 +556,9 @@ fn write_stdout(bytes: &[u8]) -> Result<(), Fail> {
 }
 
 fn observe(input: &InputArgs) -> Result<Observed, Fail> {
+    if input.flows.is_empty() {
+        return Err(Fail("--flows is required (or --cluster to read from the store)".into()));
+    }
     let obs = offline::observe(&input.inputs())?;
     report_inputs(&obs);
     if obs.flows.flows == 0 && obs.flows.errors > 0 {
@@ -414,4 +608,55 @@ fn observe_selection(sel: &Selection) -> Result<(Observed, Options), Fail> {
         dns: !sel.no_dns,
     };
     Ok((obs, opts))
+}
+
+/// `generate --cluster`: the same generation, from the store and its decisions.
+fn generate_from_store(
+    sel: &Selection,
+) -> Result<(flowgate::policy::generate::Generation, flowgate::policy::verify::Verification), Fail> {
+    let cluster = sel.cluster.as_deref().unwrap_or_default();
+    let [namespace] = sel.namespace.as_slice() else {
+        return Err(Fail("generate --cluster takes exactly one --namespace".into()));
+    };
+    flowgate::model::check_name(namespace).map_err(|e| Fail(format!("--namespace: {e}")))?;
+    let rt = runtime()?;
+    let store = connect(&rt, &sel.db)?;
+    let extra = Decisions {
+        exclude: sel.exclude.iter().cloned().collect(),
+        trust: sel.trust.iter().cloned().collect(),
+        include_unresolved: Default::default(),
+        include_all_unresolved: sel.include_unresolved,
+    };
+    rt.block_on(async {
+        let id = store.cluster_id(cluster, false).await.map_err(store_err)?;
+        let newest = store.newest_flow(id).await.map_err(store_err)?;
+        let since = sel.input.since.and_then(|b| b.resolve(newest));
+        let until = sel.input.until.and_then(|b| b.resolve(newest));
+        // Resolve --workload against what the store knows of the namespace.
+        let inv = store.load_inventory(id).await.map_err(store_err)?;
+        let catalog = store.load_catalog(id, &inv).await.map_err(store_err)?;
+        let conns = store
+            .connections(id, flowgate::store::query::Scope::Namespace(namespace), since, until, catalog)
+            .await
+            .map_err(store_err)?;
+        let ns = BTreeSet::from([namespace.clone()]);
+        let workloads = offline::resolve_workloads(&conns.catalog, Some(&ns), &sel.workload)?;
+        let r = flowgate::review::generate_from_store(
+            &store,
+            id,
+            namespace,
+            workloads.as_ref(),
+            since,
+            until,
+            &extra,
+            !sel.no_dns,
+        )
+        .await
+        .map_err(store_err)?;
+        for n in &r.inventory.notes {
+            eprintln!("note: {}", n.0);
+        }
+        eprintln!("store: {} connections in the window", r.connections.map.len());
+        Ok((r.generation, r.verification))
+    })
 }

@@ -67,8 +67,8 @@ impl Store {
         };
         let rows: Vec<Row> = sqlx::query_as(sql)
             .bind(cluster)
-            .bind(since.map(micros).unwrap_or(i64::MIN / 2))
-            .bind(until.map(micros).unwrap_or(i64::MAX / 2))
+            .bind(since.map(micros).unwrap_or(-62_135_596_800_000_000)) // 0001-01-01
+            .bind(until.map(micros).unwrap_or(253_402_300_799_000_000)) // 9999-12-31
             .bind(arg)
             .fetch_all(&self.pool)
             .await?;
