@@ -17,3 +17,24 @@ ensure_oracles() {
     echo "warning: ../shared/oracles/netpol-analyzer is missing; the conformance test will fail" >&2
   fi
 }
+
+# PostgreSQL on 127.0.0.1:5432 (trust auth): start the local cluster if it is down, install it
+# from Debian's packages if it is missing.
+ensure_postgres() {
+  if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    return
+  fi
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    echo "installing PostgreSQL from Debian's packages" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -h 127.0.0.1 -p 5432 -q && return
+    sleep 1
+  done
+  echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2
+  exit 1
+}

@@ -1,0 +1,229 @@
+//! The store against the machine's PostgreSQL: each test gets a fresh database (`#[sqlx::test]`).
+
+use flowgate::flows::FlowFormat;
+use flowgate::ingest::{Source, ingest_sources};
+use flowgate::inventory::parse_text;
+use flowgate::model::{Cidr, PeerSpec, WorkloadRef};
+use flowgate::policy::generate::Decisions;
+use flowgate::store::query::Scope;
+use flowgate::store::{Store, StoreError};
+use flowgate::topology::Catalog;
+use jiff::Timestamp;
+use sqlx::PgPool;
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn pod(name: &str, owner_kind: &str, owner: &str, ip: &str, created: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"shop","uid":"uid-{name}","labels":{{"app":"{owner}"}},"creationTimestamp":"{created}","ownerReferences":[{{"apiVersion":"apps/v1","kind":"{owner_kind}","name":"{owner}","uid":"u","controller":true}}]}},"spec":{{"containers":[{{"name":"c","ports":[{{"containerPort":8080}}]}}]}},"status":{{"podIP":"{ip}"}}}}"#
+    )
+}
+
+fn list(items: &[String]) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"List","items":[{{"apiVersion":"v1","kind":"Node","metadata":{{"name":"n1"}},"spec":{{"podCIDR":"10.244.0.0/16"}},"status":{{"addresses":[{{"type":"InternalIP","address":"172.18.0.2"}}]}}}},{}]}}"#,
+        items.join(",")
+    )
+}
+
+fn ndjson(lines: &[(&str, &str, &str, u16)]) -> Vec<u8> {
+    lines
+        .iter()
+        .map(|(t, s, d, p)| {
+            format!(
+                r#"{{"time":"{t}","src_ip":"{s}","src_port":40000,"dst_ip":"{d}","dst_port":{p},"protocol":"TCP","process":"curl"}}"#
+            ) + "\n"
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+async fn ingest(store: &Store, cluster: i32, name: &str, bytes: Vec<u8>) -> flowgate::ingest::IngestReport {
+    let inv = store.load_inventory(cluster).await.unwrap();
+    ingest_sources(store, cluster, inv, vec![Source::Bytes { name: name.into(), bytes }], FlowFormat::Auto, 2)
+        .await
+        .unwrap()
+}
+
+async fn endpoints(
+    store: &Store,
+    cluster: i32,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Vec<(String, String, u64)> {
+    let conns = store.connections(cluster, Scope::All, since.map(ts), until.map(ts), Catalog::default()).await.unwrap();
+    let mut v: Vec<_> = conns.map.iter().map(|(k, s)| (k.src.key(), k.dst.key(), s.flows)).collect();
+    v.sort();
+    v
+}
+
+#[sqlx::test(migrations = false)]
+async fn recycled_ip_resolves_to_the_pod_that_held_it(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let client = pod("client-0", "StatefulSet", "client", "10.244.0.5", "2026-11-01T00:00:00Z");
+    // First snapshot: `old` holds 10.244.0.7.
+    let first = list(&[client.clone(), pod("old-0", "StatefulSet", "old", "10.244.0.7", "2026-11-01T00:00:00Z")]);
+    let report = store.import(c, &parse_text(&first, "a.json").objects, ts("2026-11-10T00:00:00Z")).await.unwrap();
+    assert_eq!((report.added, report.closed), (3, 0));
+    // Second snapshot: `old` is gone and `new` got the same address.
+    let second = list(&[client, pod("new-0", "StatefulSet", "new", "10.244.0.7", "2026-11-12T00:00:00Z")]);
+    let report = store.import(c, &parse_text(&second, "b.json").objects, ts("2026-11-12T06:00:00Z")).await.unwrap();
+    assert_eq!((report.added, report.unchanged, report.closed), (1, 2, 1));
+
+    let flows = ndjson(&[
+        ("2026-11-11T00:00:00Z", "10.244.0.5", "10.244.0.7", 8080), // old held it
+        ("2026-11-13T00:00:00Z", "10.244.0.5", "10.244.0.7", 8080), // new holds it
+        // The second snapshot saw `old` gone only at 06:00, but `new` existed from 00:00 and two
+        // pods never share an address: the newer pod wins.
+        ("2026-11-12T03:00:00Z", "10.244.0.5", "10.244.0.7", 8080),
+    ]);
+    let r = ingest(&store, c, "f.ndjson", flows).await;
+    assert_eq!((r.accepted, r.rejected), (3, 0));
+    assert_eq!(
+        endpoints(&store, c, None, None).await,
+        vec![
+            ("statefulset/shop/client".into(), "statefulset/shop/new".into(), 2),
+            ("statefulset/shop/client".into(), "statefulset/shop/old".into(), 1),
+        ]
+    );
+    // The IP history is queryable on its own.
+    let holders: Vec<(String,)> =
+        sqlx::query_as("select pod from pod_ips where cluster_id = $1 and ip = '10.244.0.7' order by valid_from")
+            .bind(c)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(holders, vec![("old-0".to_string(),), ("new-0".to_string(),)]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn reingest_changes_no_count_and_bad_lines_cost_only_themselves(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let mut bytes = ndjson(&[
+        ("2026-11-11T00:00:00Z", "10.244.0.5", "10.244.0.7", 8080),
+        ("2026-11-11T00:00:01Z", "10.244.0.5", "10.244.0.7", 8080),
+    ]);
+    bytes.extend_from_slice(b"{\"time\":\"2026-11-11T00:00:02Z\",\"src_ip\":\"10.244.0.999\"}\n");
+    bytes.extend_from_slice(b"not json at all\n");
+    bytes.extend(ndjson(&[("2026-11-12T00:00:00Z", "10.244.0.5", "192.229.173.207", 443)]));
+
+    let first = ingest(&store, c, "flows.ndjson", bytes.clone()).await;
+    assert_eq!((first.lines, first.accepted, first.duplicate, first.rejected), (5, 3, 0, 2));
+    let lines: Vec<u64> = first.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![3, 4]);
+    assert!(first.errors.iter().all(|e| e.source == "flows.ndjson"));
+
+    let stats = store.stats(c).await.unwrap();
+    let again = ingest(&store, c, "flows.ndjson", bytes).await;
+    assert_eq!((again.accepted, again.duplicate, again.rejected), (0, 3, 2));
+    assert_eq!(store.stats(c).await.unwrap(), stats);
+    assert_eq!(stats.flows, 3);
+    assert_eq!(stats.connections, 2);
+    let sum: i64 = sqlx::query_scalar("select sum(flows)::bigint from conn_hourly where cluster_id = $1")
+        .bind(c)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(sum, 3);
+}
+
+#[sqlx::test(migrations = false)]
+async fn hubble_uuids_identify_flows(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let line = |uuid: &str, port: u16| {
+        format!(
+            r#"{{"flow":{{"time":"2026-11-11T00:00:00Z","uuid":"{uuid}","verdict":"FORWARDED","IP":{{"source":"10.244.0.5","destination":"10.244.0.7","ipVersion":"IPv4"}},"l4":{{"TCP":{{"source_port":40000,"destination_port":{port}}}}},"source":{{"namespace":"shop","pod_name":"client-0","labels":["k8s:app=client"]}},"destination":{{"namespace":"shop","pod_name":"db-0","labels":["k8s:app=db"]}},"Type":"L3_L4","is_reply":false}}}}"#
+        ) + "\n"
+    };
+    // Same content, two uuids: two flows. The same uuid twice: one.
+    let body = [
+        line("11111111-1111-4111-8111-111111111111", 5432),
+        line("22222222-2222-4222-8222-222222222222", 5432),
+        line("11111111-1111-4111-8111-111111111111", 5432),
+    ]
+    .concat();
+    let r = ingest(&store, c, "hubble.json", body.into_bytes()).await;
+    assert_eq!((r.accepted, r.duplicate), (2, 1));
+    // Hubble's metadata made the workloads and taught the store their labels.
+    assert_eq!(
+        endpoints(&store, c, None, None).await,
+        vec![("statefulset/shop/client".into(), "statefulset/shop/db".into(), 2)]
+    );
+    let inv = store.load_inventory(c).await.unwrap();
+    let catalog = store.load_catalog(c, &inv).await.unwrap();
+    let db = WorkloadRef::new(flowgate::model::WorkloadKind::StatefulSet, "shop", "db");
+    assert_eq!(catalog.workloads[&db].iter().next().unwrap().get("app").map(String::as_str), Some("db"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn windows_are_answered_from_hourly_aggregates(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let flows = ndjson(&[
+        ("2026-11-01T10:15:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-07T10:15:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-08T09:30:00Z", "10.244.0.5", "10.244.0.8", 443),
+        ("2026-11-08T09:45:00Z", "10.244.0.5", "10.244.0.8", 443),
+    ]);
+    ingest(&store, c, "f", flows).await;
+    let u7 = ("unresolved/10.244.0.5".to_string(), "unresolved/10.244.0.7".to_string());
+    let u8 = ("unresolved/10.244.0.5".to_string(), "unresolved/10.244.0.8".to_string());
+    let cases: [(Option<&str>, Option<&str>, Vec<(String, String, u64)>); 4] = [
+        (None, None, vec![(u7.0.clone(), u7.1.clone(), 2), (u8.0.clone(), u8.1.clone(), 2)]),
+        (Some("2026-11-07T10:00:00Z"), None, vec![(u7.0.clone(), u7.1.clone(), 1), (u8.0.clone(), u8.1.clone(), 2)]),
+        (Some("2026-11-08T00:00:00Z"), None, vec![(u8.0.clone(), u8.1.clone(), 2)]),
+        (None, Some("2026-11-02T00:00:00Z"), vec![(u7.0.clone(), u7.1.clone(), 1)]),
+    ];
+    for (since, until, want) in cases {
+        assert_eq!(endpoints(&store, c, since, until).await, want, "since {since:?} until {until:?}");
+    }
+    let newest = store.newest_flow(c).await.unwrap();
+    assert_eq!(newest, Some(ts("2026-11-08T09:45:00Z")));
+    // Retention drops whole days older than the newest flow minus the retention: with 7 days the
+    // 1 November flow (10:15, newer than 1 November 09:45) stays; with 6 days its day goes.
+    assert!(store.apply_retention(jiff::SignedDuration::from_hours(24 * 7)).await.unwrap().is_empty());
+    let dropped = store.apply_retention(jiff::SignedDuration::from_hours(24 * 6)).await.unwrap();
+    assert_eq!(dropped, vec!["flows_20261101".to_string()]);
+    assert_eq!(store.stats(c).await.unwrap().flows, 3);
+}
+
+#[sqlx::test(migrations = false)]
+async fn decisions_are_versioned_and_conflicts_are_refused(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let w: WorkloadRef = "deployment/shop/web".parse().unwrap();
+    let none = store.decisions(c, &w).await.unwrap();
+    assert_eq!((none.version, none.decisions.clone()), (0, Decisions::default()));
+
+    let mut d = Decisions::default();
+    d.exclude.insert("deployment/shop/cassandra".parse::<PeerSpec>().unwrap());
+    d.trust.insert("192.229.173.0/24".parse::<Cidr>().unwrap());
+    d.include_unresolved.insert("10.244.9.9".parse().unwrap());
+    assert_eq!(store.put_decisions(c, &w, &d, 0, "alice").await.unwrap(), 1);
+    let got = store.decisions(c, &w).await.unwrap();
+    assert_eq!((got.version, got.decisions.clone(), got.author.as_deref()), (1, d.clone(), Some("alice")));
+
+    // Bob edited version 0 too: refused, and told who changed it.
+    let err = store.put_decisions(c, &w, &Decisions::default(), 0, "bob").await.unwrap_err();
+    match err {
+        StoreError::Conflict { current, author, .. } => assert_eq!((current, author.as_str()), (1, "alice")),
+        other => panic!("expected a conflict, got {other}"),
+    }
+    assert_eq!(store.put_decisions(c, &w, &Decisions::default(), 1, "bob").await.unwrap(), 2);
+    let history: i64 = sqlx::query_scalar("select count(*) from decision_history where cluster_id = $1")
+        .bind(c)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(history, 2);
+
+    // Policy revisions are recorded only when the YAML changes.
+    assert_eq!(store.record_policy(c, &w, "a: 1\n", 1).await.unwrap(), 1);
+    assert_eq!(store.record_policy(c, &w, "a: 1\n", 2).await.unwrap(), 1);
+    assert_eq!(store.record_policy(c, &w, "a: 2\n", 2).await.unwrap(), 2);
+}
