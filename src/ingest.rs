@@ -89,7 +89,7 @@ fn retryable(e: &sqlx::Error) -> bool {
 pub async fn ingest_sources(
     store: &Store,
     cluster: i32,
-    inventory: Inventory,
+    inventory: std::sync::Arc<Inventory>,
     sources: Vec<Source>,
     format: FlowFormat,
     threads: usize,

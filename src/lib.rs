@@ -11,6 +11,7 @@
 //! - [`store`]: PostgreSQL: time-aware inventory, flows, hourly aggregates, decisions (IO shell).
 //! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
 //! - [`review`]: store-backed generation with each workload's stored decisions.
+//! - [`web`]: the HTTP server: flow ingestion API (and the review UI), auth, errors.
 //! - [`offline`]: the CLI's pipeline over files (IO shell around the core).
 pub mod enrich;
 pub mod flows;
@@ -22,3 +23,4 @@ pub mod policy;
 pub mod review;
 pub mod store;
 pub mod topology;
+pub mod web;

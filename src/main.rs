@@ -80,6 +80,17 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Run the server: flow ingestion API (and, with the web application, the review UI)
+    Serve {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Access token; generated and printed at start when not given
+        #[arg(long, env = "FLOWGATE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Counts of what the store holds for a cluster
     Stats {
         #[arg(long)]
@@ -286,7 +297,15 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 let id = store.cluster_id(&cluster, true).await?;
                 let inv = store.load_inventory(id).await?;
                 let sources = paths.into_iter().map(flowgate::ingest::Source::Path).collect();
-                let report = flowgate::ingest::ingest_sources(&store, id, inv, sources, flow_format, threads).await?;
+                let report = flowgate::ingest::ingest_sources(
+                    &store,
+                    id,
+                    std::sync::Arc::new(inv),
+                    sources,
+                    flow_format,
+                    threads,
+                )
+                .await?;
                 let dropped = store.apply_retention(retention).await?;
                 Ok::<_, StoreError>((report, dropped))
             });
@@ -298,6 +317,29 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             if !dropped.is_empty() {
                 eprintln!("retention: dropped {}", dropped.join(", "));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen, token, db } => {
+            let rt = runtime()?;
+            let store = connect(&rt, &db)?;
+            let token = match token {
+                Some(t) if t.len() >= 16 => t,
+                Some(_) => return Err(Fail("--token must be at least 16 characters".into())),
+                None => flowgate::web::auth::generate_token().map_err(|e| Fail(format!("generating a token: {e}")))?,
+            };
+            rt.block_on(async move {
+                let listener =
+                    tokio::net::TcpListener::bind(listen).await.map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
+                eprintln!("flowgate is listening on http://{listen}/");
+                eprintln!("open http://{listen}/?token={token} to log in (API: Authorization: Bearer {token})");
+                let app = flowgate::web::router(flowgate::web::AppState::new(store, token));
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    })
+                    .await
+                    .map_err(|e| Fail(format!("server: {e}")))
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { cluster, json, db } => {

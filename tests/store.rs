@@ -42,9 +42,16 @@ fn ndjson(lines: &[(&str, &str, &str, u16)]) -> Vec<u8> {
 
 async fn ingest(store: &Store, cluster: i32, name: &str, bytes: Vec<u8>) -> flowgate::ingest::IngestReport {
     let inv = store.load_inventory(cluster).await.unwrap();
-    ingest_sources(store, cluster, inv, vec![Source::Bytes { name: name.into(), bytes }], FlowFormat::Auto, 2)
-        .await
-        .unwrap()
+    ingest_sources(
+        store,
+        cluster,
+        std::sync::Arc::new(inv),
+        vec![Source::Bytes { name: name.into(), bytes }],
+        FlowFormat::Auto,
+        2,
+    )
+    .await
+    .unwrap()
 }
 
 async fn endpoints(

@@ -146,6 +146,17 @@ impl Store {
         Ok(inv)
     }
 
+    /// Changes whenever an import changes the stored objects: (count, newest update in µs).
+    pub async fn inventory_stamp(&self, cluster: i32) -> Result<(i64, Option<i64>)> {
+        Ok(sqlx::query_as(
+            "select count(*), (extract(epoch from max(updated_at)) * 1000000)::bigint
+             from k8s_objects where cluster_id = $1",
+        )
+        .bind(cluster)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// The catalog: the inventory's workloads plus those learned from flow metadata.
     pub async fn load_catalog(&self, cluster: i32, inv: &Inventory) -> Result<Catalog> {
         let mut catalog = Catalog::from_inventory(inv);
