@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::json::{Scalar, is_blank, json_reason, utf8};
+use super::json::{Scalar, is_blank, json_reason, object, utf8};
 use super::{Item, SkipReason};
 use crate::model::{FlowRecord, Port, Protocol, Verdict};
 
@@ -53,7 +53,7 @@ pub fn parse_ndjson_line(line: &[u8]) -> Result<Item, String> {
     if is_blank(line) {
         return Ok(Item::Skipped(SkipReason::Blank));
     }
-    let text = utf8(line)?;
+    let text = object(utf8(line)?)?;
     let raw: Raw = serde_json::from_str(text).map_err(|e| json_reason(&e))?;
     convert(raw).map(Item::Flow)
 }
