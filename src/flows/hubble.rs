@@ -533,7 +533,8 @@ mod tests {
     #[test]
     fn flow_variants() {
         // (case, line, check)
-        let cases: Vec<(&str, Vec<u8>, fn(&FlowRecord) -> bool)> = vec![
+        type Check = fn(&FlowRecord) -> bool;
+        let cases: Vec<(&str, Vec<u8>, Check)> = vec![
             ("UDP", with(set("/l4", json!({"UDP": {"source_port": 5353, "destination_port": 53}}))), |f| {
                 f.protocol == Protocol::Udp && f.dst_port.get() == 53
             }),

@@ -864,7 +864,8 @@ mod tests {
         }
 
         // Forced NDJSON reads an array of NDJSON objects; a too-long element costs only itself.
-        let text = format!("[{}, {}, {}]", ndjson(1), format!("{{\"pad\":\"{}\"}}", "x".repeat(500)), ndjson(3));
+        let pad = "x".repeat(500);
+        let text = format!(r#"[{}, {{"pad":"{pad}"}}, {}]"#, ndjson(1), ndjson(3));
         let got = shape(&read_all(text.as_bytes(), FlowFormat::Ndjson, 300));
         assert_eq!(got, ["flow", "1: array element longer than 300 bytes", "flow"]);
     }
