@@ -139,10 +139,12 @@ pub(crate) fn json_reason(e: &serde_json::Error) -> String {
     let full = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let msg = full.strip_suffix(&suffix).unwrap_or(&full);
+    // Data errors are well-formed JSON of the wrong shape (a string where a bool belongs).
+    let what = if e.is_data() { "unexpected JSON" } else { "invalid JSON" };
     if e.line() <= 1 {
-        format!("invalid JSON at column {}: {msg}", e.column())
+        format!("{what} at column {}: {msg}", e.column())
     } else {
-        format!("invalid JSON at line {} column {} of the record: {msg}", e.line(), e.column())
+        format!("{what} at line {} column {} of the record: {msg}", e.line(), e.column())
     }
 }
 
@@ -150,6 +152,15 @@ pub(crate) fn json_reason(e: &serde_json::Error) -> String {
 /// faster `&str` path (it then skips its own per-string validation).
 pub(crate) fn utf8(line: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1))
+}
+
+/// serde's derived structs also accept a JSON array (fields by position), which no flow format
+/// means; a record must be an object.
+pub(crate) fn object(text: &str) -> Result<&str, String> {
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') => Ok(text),
+        _ => Err("expected a JSON object".to_string()),
+    }
 }
 
 /// Whitespace only (the reader has already removed the line break).

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::json::{Scalar, is_blank, json_reason, utf8};
+use super::json::{Scalar, is_blank, json_reason, object, utf8};
 use super::{Item, SkipReason};
 use crate::model::{FlowRecord, Port, Protocol, Verdict};
 
@@ -53,7 +53,7 @@ pub fn parse_ndjson_line(line: &[u8]) -> Result<Item, String> {
     if is_blank(line) {
         return Ok(Item::Skipped(SkipReason::Blank));
     }
-    let text = utf8(line)?;
+    let text = object(utf8(line)?)?;
     let raw: Raw = serde_json::from_str(text).map_err(|e| json_reason(&e))?;
     convert(raw).map(Item::Flow)
 }
@@ -138,5 +138,107 @@ fn text(v: Option<Scalar<'_>>, field: &str) -> Result<Option<String>, String> {
         None => Ok(None),
         Some(Scalar::Str(s)) => Ok((!s.is_empty()).then(|| s.into_owned())),
         Some(other) => Err(format!("{field}: expected a string, found {}", other.describe())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"time":"2026-01-02T03:04:05Z","src_ip":"10.0.0.1","src_port":51234,"dst_ip":"10.0.0.2","dst_port":443,"protocol":"TCP"}"#;
+
+    /// `GOOD` with one field replaced (or removed, for `None`).
+    fn with(field: &str, value: Option<&str>) -> String {
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(GOOD).unwrap();
+        match value {
+            Some(raw) => v.insert(field.to_string(), serde_json::from_str(raw).unwrap()),
+            None => v.remove(field),
+        };
+        serde_json::to_string(&v).unwrap()
+    }
+
+    #[test]
+    fn minimal_record() {
+        let Ok(Item::Flow(f)) = parse_ndjson_line(GOOD.as_bytes()) else { panic!() };
+        assert_eq!(f.time, "2026-01-02T03:04:05Z".parse::<Timestamp>().unwrap());
+        assert_eq!(f.src_ip, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(f.src_port, Some(51234));
+        assert_eq!(f.dst_ip, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(f.dst_port.get(), 443);
+        assert_eq!(f.protocol, Protocol::Tcp);
+        assert_eq!(f.verdict, Verdict::Forwarded);
+        assert_eq!((f.uuid, f.process, f.node, f.cluster, f.bytes, f.packets), (None, None, None, None, None, None));
+        assert_eq!((f.src_meta, f.dst_meta, f.dst_service), (None, None, None));
+    }
+
+    #[test]
+    fn optional_fields() {
+        let line = r#"{"time":"2026-01-02T03:04:05.123+01:00","src_ip":"fd00::1","dst_ip":"fd00::2","dst_port":"53",
+            "protocol":"udp","process":"coredns","node":"n1","cluster":"prod","bytes":1200,"packets":"3",
+            "verdict":"dropped","extra":{"ignored":[1,2]}}"#
+            .replace('\n', "");
+        let Ok(Item::Flow(f)) = parse_ndjson_line(line.as_bytes()) else { panic!() };
+        assert_eq!(f.time, "2026-01-02T02:04:05.123Z".parse::<Timestamp>().unwrap());
+        assert_eq!(f.src_port, None);
+        assert_eq!((f.dst_port.get(), f.protocol), (53, Protocol::Udp));
+        assert_eq!(f.process.as_deref(), Some("coredns"));
+        assert_eq!(f.node.as_deref(), Some("n1"));
+        assert_eq!(f.cluster.as_deref(), Some("prod"));
+        assert_eq!((f.bytes, f.packets), (Some(1200), Some(3)));
+        assert_eq!(f.verdict, Verdict::Dropped);
+    }
+
+    #[test]
+    fn field_rules() {
+        // (field, replacement JSON or None to remove, Ok(()) or the exact error)
+        let cases: &[(&str, Option<&str>, Result<(), &str>)] = &[
+            ("protocol", Some(r#""sctp""#), Ok(())),
+            ("protocol", Some(r#""ICMP""#), Err(r#"protocol: "ICMP" is not TCP, UDP or SCTP"#)),
+            ("protocol", Some("6"), Err("protocol: 6 is not TCP, UDP or SCTP")),
+            ("protocol", None, Err("missing field protocol")),
+            ("src_ip", None, Err("missing field src_ip")),
+            ("src_ip", Some("null"), Err("missing field src_ip")),
+            ("src_ip", Some(r#""10.0.0.256""#), Err(r#"src_ip: "10.0.0.256" is not an IP address"#)),
+            ("dst_ip", Some("167772161"), Err("dst_ip: 167772161 is not an IP address")),
+            ("dst_port", Some("0"), Err("dst_port: 0 is not a valid port")),
+            ("dst_port", Some("65536"), Err("dst_port: 65536 is not a valid port")),
+            ("dst_port", Some("-1"), Err("dst_port: -1 is not a valid port")),
+            ("dst_port", Some("80.5"), Err("dst_port: 80.5 is not a valid port")),
+            ("dst_port", Some(r#""http""#), Err(r#"dst_port: "http" is not a valid port"#)),
+            ("dst_port", None, Err("missing field dst_port")),
+            ("src_port", Some("0"), Ok(())),
+            ("src_port", None, Ok(())),
+            ("src_port", Some("70000"), Err("src_port: 70000 is not a valid port")),
+            ("time", Some(r#""yesterday""#), Err(r#"time: "yesterday" is not RFC 3339"#)),
+            ("time", Some("1767322800"), Err("time: 1767322800 is not RFC 3339")),
+            ("time", None, Err("missing field time")),
+            ("bytes", Some("-5"), Err("bytes: -5 is not a non-negative integer")),
+            ("packets", Some(r#"[1]"#), Err("packets: an array is not a non-negative integer")),
+            ("process", Some("7"), Err("process: expected a string, found 7")),
+            ("process", Some(r#""""#), Ok(())),
+            ("verdict", Some(r#""WHATEVER""#), Ok(())),
+            ("verdict", Some("true"), Err("verdict: expected a string, found true")),
+            ("unknown_field", Some(r#"{"a":[1,{"b":2}]}"#), Ok(())),
+        ];
+        for (field, value, want) in cases {
+            let line = with(field, *value);
+            let got = parse_ndjson_line(line.as_bytes()).map(|_| ());
+            assert_eq!(got.as_ref().map(|_| ()).map_err(String::as_str), *want, "{field} = {value:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_lines() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"{\"time\":", "invalid JSON at column 8: EOF while parsing a value"),
+            (b"[]", "expected a JSON object"),
+            (b"42", "expected a JSON object"),
+            (b"{\"src_ip\":\"\xc3\x28\"}", "invalid UTF-8 at byte 12"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse_ndjson_line(line), Err(want.to_string()), "{}", String::from_utf8_lossy(line));
+        }
+        assert_eq!(parse_ndjson_line(b"\t \r"), Ok(Item::Skipped(SkipReason::Blank)));
+        assert_eq!(parse_ndjson_line(b""), Ok(Item::Skipped(SkipReason::Blank)));
     }
 }

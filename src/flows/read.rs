@@ -27,7 +27,8 @@ pub const MAX_RECORD_LEN: usize = 1 << 20;
 /// A batch for the parallel reader is cut at whichever comes first. Big enough that channel and
 /// wake-up costs vanish next to parsing (~3 ms of work), small enough to keep memory and latency low.
 const BATCH_BYTES: usize = 1 << 20;
-const BATCH_RECORDS: usize = 4096;
+// Tests use small batches so that a few thousand records cross many batch boundaries.
+const BATCH_RECORDS: usize = if cfg!(test) { 64 } else { 4096 };
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -96,6 +97,8 @@ struct Splitter<R> {
     /// `Auto` until the first record decides it.
     format: FlowFormat,
     layout: Layout,
+    /// How much of a UTF-8 byte order mark has been skipped at the start; `None` once past it.
+    bom: Option<usize>,
     /// 1-based line of the next unread byte.
     line: u64,
     max_len: usize,
@@ -103,7 +106,7 @@ struct Splitter<R> {
 
 impl<R: BufRead> Splitter<R> {
     fn new(reader: R, format: FlowFormat, max_len: usize) -> Self {
-        Splitter { reader, format, layout: Layout::Start, line: 1, max_len }
+        Splitter { reader, format, layout: Layout::Start, bom: Some(0), line: 1, max_len }
     }
 
     /// `fill_buf`, retried on EINTR (only `read_until` and friends do that themselves).
@@ -158,15 +161,22 @@ impl<R: BufRead> Splitter<R> {
     /// Looks at the first non-blank byte of the stream. Blank lines before it are records of their
     /// own (counted as blank); a `[` opens an array; anything else starts line mode.
     fn start(&mut self) -> io::Result<Option<Piece>> {
-        let first_call = self.line == 1;
+        // Byte by byte: the reader's buffer may be shorter than the mark.
+        while let Some(k) = self.bom {
+            let buf = self.fill()?;
+            if buf.first().is_some_and(|&b| b == BOM[k]) {
+                self.reader.consume(1);
+                self.bom = (k + 1 < BOM.len()).then_some(k + 1);
+            } else {
+                self.bom = None;
+            }
+        }
         let buf = self.fill()?;
         if buf.is_empty() {
             self.layout = Layout::Done;
             return Ok(None);
         }
-        let skip_bom = first_call && buf.starts_with(BOM);
-        let from = if skip_bom { BOM.len() } else { 0 };
-        let pos = buf[from..].iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r')).map(|p| p + from);
+        let pos = buf.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r'));
         match pos.map(|p| (p, buf[p])) {
             Some((p, b'\n')) => {
                 self.reader.consume(p + 1);
@@ -604,4 +614,312 @@ pub fn read_path(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Cursor};
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::flows::{KEEP_ERRORS, SkipReason};
+
+    const CHUNKS: [usize; 5] = [1, 2, 7, 64, 64 * 1024];
+
+    fn sample(name: &str) -> Vec<u8> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/hubble");
+        std::fs::read(dir.join(name)).unwrap()
+    }
+
+    /// Reads `data` through a `BufReader` of every size in `CHUNKS` (so records straddle buffer
+    /// boundaries at every possible byte) and checks that all agree before returning one result.
+    fn read_all(data: &[u8], format: FlowFormat, max: usize) -> Vec<Result<Item, LineError>> {
+        read_in_chunks(data, format, max, &CHUNKS)
+    }
+
+    fn read_in_chunks(data: &[u8], format: FlowFormat, max: usize, chunks: &[usize]) -> Vec<Result<Item, LineError>> {
+        let mut first: Option<Vec<_>> = None;
+        for &chunk in chunks {
+            let got: Vec<_> =
+                FlowReader::new(BufReader::with_capacity(chunk, data), format).with_max_record_len(max).collect();
+            match &first {
+                None => first = Some(got),
+                Some(f) => assert_eq!(&got, f, "chunk size {chunk} differs"),
+            }
+        }
+        first.unwrap()
+    }
+
+    /// One word per record, for compact expectations: `flow`, `reply`, `blank`, ... or `LINE: reason`.
+    fn shape(results: &[Result<Item, LineError>]) -> Vec<String> {
+        results
+            .iter()
+            .map(|r| match r {
+                Ok(Item::Flow(_)) => "flow".to_string(),
+                Ok(Item::Skipped(reason)) => reason.to_string(),
+                Err(e) => format!("{}: {}", e.line, e.reason),
+            })
+            .collect()
+    }
+
+    fn summary(results: &[Result<Item, LineError>]) -> Summary {
+        let mut s = Summary::default();
+        results.iter().for_each(|r| s.record("f", r));
+        s
+    }
+
+    fn ndjson(dst_port: u32) -> String {
+        format!(
+            r#"{{"time":"2026-01-02T03:04:05Z","src_ip":"10.0.0.1","dst_ip":"10.0.0.2","dst_port":{dst_port},"protocol":"TCP"}}"#
+        )
+    }
+
+    /// Expected counts per sample file, computed independently with jq over the whole file:
+    /// `jq -s '[.[].flow] | map(select(.Type != "L3_L4")) | length'` for not-L3/L4, then among
+    /// L3_L4 records `(.is_reply == true or .reply == true)` for replies, then among the rest
+    /// `(.l4.TCP == null and .l4.UDP == null and .l4.SCTP == null)` for no-ports; flows are the
+    /// remainder, and `jq -c . FILE | wc -l` gives the lines.
+    #[test]
+    fn real_sample_counts() {
+        // (file, lines, flows, reply, not L3/L4, no ports)
+        let cases = [
+            ("hubble-otel_basic-sample-10-flows.json", 10, 5, 5, 0, 0),
+            ("hubble-otel_basic-sample-330-dns-flows.json", 330, 0, 0, 330, 0),
+            ("hubble-otel_basic-sample-348-http-flows.json", 348, 0, 0, 348, 0),
+            ("hubble-otel_basic-sample-400-udp-flows.json", 400, 178, 74, 148, 0),
+            ("hubble-otel_basic-sample-400-icmpv4-flows.json", 18, 0, 4, 0, 14),
+        ];
+        for (name, lines, flows, reply, not_l3l4, no_ports) in cases {
+            let data = sample(name);
+            for format in [FlowFormat::Auto, FlowFormat::Hubble] {
+                // Byte-sized buffers are covered by the other tests, and slow on half a megabyte.
+                let results = read_in_chunks(&data, format, MAX_RECORD_LEN, &[7, 64 * 1024]);
+                let s = summary(&results);
+                assert_eq!(
+                    (s.lines, s.flows, s.skipped(SkipReason::Reply), s.skipped(SkipReason::NotL3L4)),
+                    (lines, flows, reply, not_l3l4),
+                    "{name}"
+                );
+                assert_eq!((s.skipped(SkipReason::NoPorts), s.errors), (no_ports, 0), "{name}: {s}");
+                let mut parallel = Vec::new();
+                read_parallel(Cursor::new(&data), format, 2, |r| parallel.push(r));
+                assert_eq!(parallel, results, "{name}: parallel differs");
+            }
+        }
+        // The UDP sample's flows: 148 FORWARDED and 30 REDIRECTED (jq: group_by(.verdict)).
+        let results =
+            read_all(&sample("hubble-otel_basic-sample-400-udp-flows.json"), FlowFormat::Auto, MAX_RECORD_LEN);
+        let redirected = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Item::Flow(f)) if f.verdict == crate::model::Verdict::Redirected))
+            .count();
+        assert_eq!(redirected, 30);
+    }
+
+    #[test]
+    fn bad_lines_cost_only_themselves() {
+        let sample = sample("hubble-otel_basic-sample-10-flows.json");
+        let good: Vec<&[u8]> = sample.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        let mut data = Vec::new();
+        for (i, line) in good.iter().enumerate() {
+            match i {
+                3 => data.extend_from_slice(&line[..200]), // truncated: line 4
+                5 => data.extend_from_slice(b"{\"flow\":{\"IP\":\"\xff\"}}"), // bad UTF-8: line 6
+                7 => data.extend_from_slice(&[b'x'; 3000]), // too long: line 8
+                _ => data.extend_from_slice(line),
+            }
+            data.push(b'\n');
+        }
+        let results = read_all(&data, FlowFormat::Auto, 256 * 1024);
+        assert_eq!(results.len(), 10);
+        let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).map(|e| e.line).collect();
+        assert_eq!(errors, [4, 6, 8]);
+        // The sample's lines are 1.1-1.3 KB.
+        let results = read_all(&data, FlowFormat::Auto, 2048);
+        let s = shape(&results);
+        assert!(s[3].starts_with("4: invalid JSON at column 200: EOF while parsing a string"), "{}", s[3]);
+        assert_eq!(s[5], "6: invalid UTF-8 at byte 16");
+        assert_eq!(s[7], "8: line longer than 2048 bytes");
+        assert_eq!(summary(&results).flows, 3);
+    }
+
+    #[test]
+    fn file_line_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.ndjson");
+        let text = [ndjson(443), ndjson(0), String::new(), "not json".into(), ndjson(80)].join("\n");
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap();
+        for threads in [1, 2] {
+            let mut s = Summary::default();
+            let mut ports = Vec::new();
+            read_path(path, FlowFormat::Auto, threads, &mut s, |f| ports.push(f.dst_port.get())).unwrap();
+            assert_eq!(ports, [443, 80]);
+            assert_eq!((s.lines, s.flows, s.skipped(SkipReason::Blank), s.errors), (5, 2, 1, 2));
+            let errors: Vec<String> = s.first_errors.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                errors,
+                [format!("{path}:2: dst_port: 0 is not a valid port"), format!("{path}:4: expected a JSON object")]
+            );
+        }
+        let missing = dir.path().join("nope.json");
+        let err = read_path(missing.to_str().unwrap(), FlowFormat::Auto, 1, &mut Summary::default(), |_| {});
+        assert!(matches!(err, Err(FlowsError::Open { .. })));
+    }
+
+    #[test]
+    fn format_detection() {
+        let hubble_line = String::from_utf8(sample("hubble-otel_basic-sample-10-flows.json")).unwrap();
+        let hubble_line = hubble_line.lines().nth(1).unwrap();
+        let bare_flow = {
+            let v: serde_json::Value = serde_json::from_str(hubble_line).unwrap();
+            v["flow"].to_string()
+        };
+        // (input, format, shape of the results)
+        let cases: Vec<(String, FlowFormat, Vec<&str>)> = vec![
+            (ndjson(443), FlowFormat::Auto, vec!["flow"]),
+            (hubble_line.to_string(), FlowFormat::Auto, vec!["flow"]),
+            (bare_flow.clone(), FlowFormat::Auto, vec!["flow"]),
+            (r#"{"node_status":{}}"#.to_string() + "\n" + hubble_line, FlowFormat::Auto, vec!["not a flow", "flow"]),
+            (
+                format!("\n  \n{}\r\n\r\n{}", ndjson(1), ndjson(2)),
+                FlowFormat::Auto,
+                vec!["blank", "blank", "flow", "blank", "flow"],
+            ),
+            (format!("\u{feff}{}\n", ndjson(1)), FlowFormat::Auto, vec!["flow"]),
+            (
+                format!("oops\n{{\"x\":1}}\n{}\n{}", ndjson(1), hubble_line),
+                FlowFormat::Auto,
+                vec![
+                    "1: cannot detect the format: invalid JSON at column 1: expected value",
+                    "2: cannot detect the format: the object has neither `src_ip` (Flowgate NDJSON) nor `flow`, `IP` or `Type` (Hubble); name the format to read it anyway",
+                    "flow",
+                    // Decided by line 3: from here on everything is NDJSON.
+                    "4: missing field src_ip",
+                ],
+            ),
+            (hubble_line.to_string(), FlowFormat::Ndjson, vec!["1: missing field src_ip"]),
+            (ndjson(443), FlowFormat::Hubble, vec!["not a flow"]),
+        ];
+        for (input, format, want) in cases {
+            let got = shape(&read_all(input.as_bytes(), format, MAX_RECORD_LEN));
+            assert_eq!(got, want, "{input:?} as {format}");
+        }
+        let mut r = FlowReader::new(Cursor::new(ndjson(1)), FlowFormat::Auto);
+        assert_eq!(r.format(), FlowFormat::Auto);
+        r.next();
+        assert_eq!(r.format(), FlowFormat::Ndjson);
+    }
+
+    #[test]
+    fn json_arrays_are_streamed() {
+        let data = sample("hubble-otel_basic-sample-10-flows.json");
+        let by_line = read_all(&data, FlowFormat::Auto, MAX_RECORD_LEN);
+        let values: Vec<serde_json::Value> =
+            data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+
+        // Compact (one line) and pretty-printed arrays give the same items as the lines.
+        let compact = serde_json::to_vec(&values).unwrap();
+        let got = read_all(&compact, FlowFormat::Auto, MAX_RECORD_LEN);
+        assert_eq!(got, by_line);
+        let pretty = serde_json::to_vec_pretty(&values).unwrap();
+        assert_eq!(read_all(&pretty, FlowFormat::Auto, MAX_RECORD_LEN), by_line);
+        let mut parallel = Vec::new();
+        read_parallel(Cursor::new(&pretty), FlowFormat::Auto, 3, |r| parallel.push(r));
+        assert_eq!(parallel, by_line);
+
+        // An element's line is the line where it starts.
+        let bad = r#"{"flow":{"Type":"L3_L4","IP":{"source":"x"}}}"#;
+        // Blank lines before the `[` are blank records, as in a line file.
+        let text = format!("\n [\n{},\n\n  {bad} ,{}\n]\n", values[1], values[1]);
+        let got = shape(&read_all(text.as_bytes(), FlowFormat::Auto, MAX_RECORD_LEN));
+        assert_eq!(got, ["blank", "flow", "5: no l4 section", "flow"]);
+
+        let flow = values[1].to_string();
+        let cases: Vec<(String, Vec<String>)> = vec![
+            ("[]".into(), vec![]),
+            (" [ ] \n".into(), vec![]),
+            (format!("[{flow}][{flow}]"), vec!["flow".into(), "flow".into()]),
+            (format!("[{flow},]"), vec!["flow".into()]),
+            (
+                format!("[{flow} {flow}]"),
+                vec!["flow".into(), "1: expected ',' or ']' after an array element, found '{'".into(), "flow".into()],
+            ),
+            (format!("[{flow}\n,"), vec!["flow".into(), "2: the file ends before the JSON array is closed".into()]),
+            (
+                format!("[{flow},\n{}", &flow[..100]),
+                vec!["flow".into(), "2: the file ends inside this array element".into()],
+            ),
+            (format!("[{flow}] junk"), vec!["flow".into(), "1: unexpected content after the JSON array".into()]),
+            ("[1, \"x\", null]".into(), vec!["1: expected a JSON object".into(); 3]),
+            (
+                // Brackets and escaped quotes inside strings do not end an element.
+                r#"[{"flow":{"Summary":"a \"}]\" [b","Type":"L7"}}, {"node_status":{"s":"]"}}]"#.into(),
+                vec!["not L3/L4".into(), "not a flow".into()],
+            ),
+        ];
+        for (input, want) in cases {
+            let got = shape(&read_all(input.as_bytes(), FlowFormat::Auto, MAX_RECORD_LEN));
+            assert_eq!(got, want, "{input}");
+        }
+
+        // Forced NDJSON reads an array of NDJSON objects; a too-long element costs only itself.
+        let pad = "x".repeat(500);
+        let text = format!(r#"[{}, {{"pad":"{pad}"}}, {}]"#, ndjson(1), ndjson(3));
+        let got = shape(&read_all(text.as_bytes(), FlowFormat::Ndjson, 300));
+        assert_eq!(got, ["flow", "1: array element longer than 300 bytes", "flow"]);
+    }
+
+    #[test]
+    fn parallel_matches_sequential() {
+        // Enough records for many (test-sized) batches, with errors and skips spread through them.
+        let lines: Vec<String> = sample("hubble-otel_basic-sample-400-udp-flows.json")
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8(l.to_vec()).unwrap())
+            .collect();
+        let mut text = String::new();
+        for i in 0..3_000 {
+            match i % 251 {
+                13 => text.push_str("{\"flow\": broken"),
+                200 => text.push_str("   "),
+                _ => text.push_str(&lines[i % lines.len()]),
+            }
+            text.push('\n');
+        }
+        let sequential: Vec<_> = FlowReader::new(Cursor::new(&text), FlowFormat::Auto).collect();
+        assert_eq!(sequential.len(), 3_000);
+        for threads in [1, 2, 3] {
+            let mut parallel = Vec::new();
+            read_parallel(Cursor::new(&text), FlowFormat::Auto, threads, |r| parallel.push(r));
+            assert!(parallel == sequential, "{threads} threads differ");
+        }
+        let s = summary(&sequential);
+        assert_eq!((s.errors, s.skipped(SkipReason::Blank)), (12, 12));
+        assert_eq!(s.first_errors[0].line, 14);
+    }
+
+    #[test]
+    fn formats_and_summary_text() {
+        assert_eq!("HUBBLE".parse::<FlowFormat>().unwrap(), FlowFormat::Hubble);
+        assert_eq!("ndjson".parse::<FlowFormat>().unwrap(), FlowFormat::Ndjson);
+        assert_eq!("auto".parse::<FlowFormat>().unwrap(), FlowFormat::Auto);
+        assert_eq!(
+            "csv".parse::<FlowFormat>().unwrap_err().to_string(),
+            r#"unknown flow format "csv" (expected auto, hubble or ndjson)"#
+        );
+        let text = [ndjson(1), ndjson(0), String::new(), ndjson(2)].join("\n");
+        let mut s = Summary::default();
+        FlowReader::new(Cursor::new(text), FlowFormat::Auto).for_each(|r| s.record("a.json", &r));
+        assert_eq!(
+            s.to_string(),
+            "4 lines: 2 flows, 1 skipped (blank 1), 1 error\na.json:2: dst_port: 0 is not a valid port"
+        );
+        let mut total = Summary::default();
+        for _ in 0..KEEP_ERRORS + 1 {
+            total.merge(s.clone());
+        }
+        assert_eq!((total.lines, total.errors, total.first_errors.len()), (84, 21, KEEP_ERRORS));
+        assert!(total.to_string().ends_with("... and 1 more errors"));
+    }
 }
