@@ -677,25 +677,13 @@ fn generate_from_store(
         // Resolve --workload against what the store knows of the namespace.
         let inv = store.load_inventory(id).await.map_err(store_err)?;
         let catalog = store.load_catalog(id, &inv).await.map_err(store_err)?;
-        let conns = store
-            .connections(id, flowgate::store::query::Scope::Namespace(namespace), since, until, catalog)
+        let ns = BTreeSet::from([namespace.clone()]);
+        let workloads = offline::resolve_workloads(&catalog, Some(&ns), &sel.workload)?;
+        let target = flowgate::review::Target::Namespace { namespace, only: workloads.as_ref() };
+        let r = flowgate::review::review(&store, id, &inv, target, since, until, &extra, !sel.no_dns)
             .await
             .map_err(store_err)?;
-        let ns = BTreeSet::from([namespace.clone()]);
-        let workloads = offline::resolve_workloads(&conns.catalog, Some(&ns), &sel.workload)?;
-        let r = flowgate::review::generate_from_store(
-            &store,
-            id,
-            namespace,
-            workloads.as_ref(),
-            since,
-            until,
-            &extra,
-            !sel.no_dns,
-        )
-        .await
-        .map_err(store_err)?;
-        for n in &r.inventory.notes {
+        for n in &inv.notes {
             eprintln!("note: {}", n.0);
         }
         eprintln!("store: {} connections in the window", r.connections.map.len());

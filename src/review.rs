@@ -13,14 +13,20 @@ use crate::store::query::Scope;
 use crate::store::{Result, Store};
 use crate::topology::Connections;
 
-/// What was observed for a namespace in a window.
+/// What to review: one workload, or every workload of a namespace.
+#[derive(Debug, Clone)]
+pub enum Target<'a> {
+    Workload(&'a WorkloadRef),
+    Namespace { namespace: &'a str, only: Option<&'a BTreeSet<WorkloadRef>> },
+}
+
+/// The connections of a window and the policies generated from them.
 pub struct Reviewed {
-    pub inventory: Inventory,
     pub connections: Connections,
     pub generation: Generation,
     pub verification: Verification,
-    /// The decisions version each generated workload's policy was built with.
-    pub versions: Vec<(WorkloadRef, i32)>,
+    /// The decisions (and their version) each target's policy was built with.
+    pub decisions: Vec<(WorkloadRef, Decisions, i32)>,
 }
 
 /// Merges CLI-level decisions into stored ones (a union: the CLI adds exclusions and trust).
@@ -33,45 +39,46 @@ fn merged(stored: &Decisions, extra: &Decisions) -> Decisions {
     d
 }
 
-/// Generates the policies of `namespace` (or only `workloads`) from the store, each workload with
-/// its own stored decisions merged with `extra`.
-pub async fn generate_from_store(
+/// Generates the target's policies from the store, each workload with its own stored decisions
+/// merged with `extra`.
+#[allow(clippy::too_many_arguments)]
+pub async fn review(
     store: &Store,
     cluster: i32,
-    namespace: &str,
-    workloads: Option<&BTreeSet<WorkloadRef>>,
+    inventory: &Inventory,
+    target: Target<'_>,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
     extra: &Decisions,
     dns: bool,
 ) -> Result<Reviewed> {
-    let inventory = store.load_inventory(cluster).await?;
-    let catalog = store.load_catalog(cluster, &inventory).await?;
-    let connections = store.connections(cluster, Scope::Namespace(namespace), since, until, catalog).await?;
+    let catalog = store.load_catalog(cluster, inventory).await?;
+    let (scope, namespace, only) = match &target {
+        Target::Workload(w) => (Scope::Workload(w), w.namespace.as_str(), Some(BTreeSet::from([(*w).clone()]))),
+        Target::Namespace { namespace, only } => (Scope::Namespace(namespace), *namespace, only.cloned()),
+    };
+    let connections = store.connections(cluster, scope, since, until, catalog).await?;
     let base = Options {
         namespaces: Some(BTreeSet::from([namespace.to_string()])),
-        workloads: workloads.cloned(),
+        workloads: only,
         decisions: extra.clone(),
         dns,
     };
-    let targets = generate::targets(&connections.catalog, &inventory, &base);
+    let targets = generate::targets(&connections.catalog, inventory, &base);
     let mut all = Generation::default();
-    let mut versions = Vec::new();
+    let mut decisions = Vec::new();
     for w in targets {
         let stored = store.decisions(cluster, &w).await?;
-        let opts = Options {
-            workloads: Some(BTreeSet::from([w.clone()])),
-            decisions: merged(&stored.decisions, extra),
-            ..base.clone()
-        };
-        let g = generate::generate(&inventory, &connections, &opts);
+        let d = merged(&stored.decisions, extra);
+        let opts = Options { workloads: Some(BTreeSet::from([w.clone()])), decisions: d.clone(), ..base.clone() };
+        let g = generate::generate(inventory, &connections, &opts);
         all.policies.extend(g.policies);
         all.review.extend(g.review);
         all.warnings.extend(g.warnings);
-        versions.push((w, stored.version));
+        decisions.push((w, d, stored.version));
     }
     all.warnings.sort();
     all.warnings.dedup();
-    let verification = verify::verify(&all, &inventory, &connections.catalog);
-    Ok(Reviewed { inventory, connections, generation: all, verification, versions })
+    let verification = verify::verify(&all, inventory, &connections.catalog);
+    Ok(Reviewed { connections, generation: all, verification, decisions })
 }

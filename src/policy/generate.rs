@@ -400,3 +400,75 @@ pub fn to_yaml(policies: &[Generated]) -> Result<String, String> {
     }
     Ok(out)
 }
+
+impl Decisions {
+    /// The decisions after a person ticks (`allow`) or unticks a connection with `peer`.
+    /// Ticking undoes an exclusion, trusts an external address (as a /32 or /128) or includes an
+    /// unresolved one; unticking excludes the peer (a workload, or the single address).
+    pub fn toggle(&self, peer: &Endpoint, allow: bool) -> Decisions {
+        let mut d = self.clone();
+        let spec = match peer {
+            Endpoint::Workload { workload } => PeerSpec::Workload(workload.clone()),
+            Endpoint::Node { ip, .. } | Endpoint::External { ip } | Endpoint::Unresolved { ip } => {
+                PeerSpec::Net(Cidr::host(*ip))
+            }
+        };
+        if allow {
+            // Remove every exclusion that names this peer or covers its address.
+            d.exclude.retain(|e| match (e, peer) {
+                (PeerSpec::Workload(w), Endpoint::Workload { workload }) => w != workload,
+                (PeerSpec::Net(c), _) => !peer.ip().is_some_and(|ip| c.contains(&ip)),
+                _ => true,
+            });
+            match peer {
+                Endpoint::External { ip } if !d.trust.iter().any(|c| c.contains(ip)) => {
+                    d.trust.insert(Cidr::host(*ip));
+                }
+                Endpoint::Unresolved { ip } => {
+                    d.include_unresolved.insert(*ip);
+                }
+                _ => {}
+            }
+        } else {
+            if let Endpoint::Unresolved { ip } = peer {
+                d.include_unresolved.remove(ip);
+            }
+            if let Endpoint::External { ip } = peer {
+                d.trust.remove(&Cidr::host(*ip));
+            }
+            d.exclude.insert(spec);
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toggling_is_undone_by_toggling_back() {
+        let w = Endpoint::Workload { workload: "deployment/shop/db".parse().unwrap() };
+        let ext = Endpoint::External { ip: "192.229.173.207".parse().unwrap() };
+        let unr = Endpoint::Unresolved { ip: "10.244.9.9".parse().unwrap() };
+        let base = Decisions::default();
+        for e in [&w, &ext, &unr] {
+            let denied = base.toggle(e, false);
+            assert_eq!(denied.exclude.len(), 1, "{e}");
+            let allowed = denied.toggle(e, true);
+            assert!(allowed.exclude.is_empty(), "{e}");
+        }
+        let trusted = base.toggle(&ext, true);
+        assert_eq!(trusted.trust.iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["192.229.173.207/32"]);
+        let included = base.toggle(&unr, true);
+        assert!(included.include_unresolved.contains(&"10.244.9.9".parse().unwrap()));
+        // An address already covered by a trusted range is not trusted again.
+        let mut wide = Decisions::default();
+        wide.trust.insert("192.229.173.0/24".parse().unwrap());
+        assert_eq!(wide.toggle(&ext, true).trust.len(), 1);
+        // Unticking inside a trusted range excludes just that address.
+        let d = wide.toggle(&ext, false);
+        assert_eq!(d.trust.len(), 1);
+        assert!(d.exclude.contains(&"192.229.173.207".parse().unwrap()));
+    }
+}

@@ -59,3 +59,107 @@ mod tests {
         assert_ne!(t, generate_token().unwrap());
     }
 }
+
+/// Browser sessions: random ids handed out as an HttpOnly, SameSite=Strict cookie after a login
+/// with the token. Kept in memory: a restart logs everyone out, which the login URL undoes.
+#[derive(Default, Clone)]
+pub struct Sessions {
+    ids: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// Sessions kept at most; the oldest are not tracked, so past this everyone logs in again.
+const MAX_SESSIONS: usize = 10_000;
+
+impl Sessions {
+    /// A `Set-Cookie` value when `given` is the token.
+    pub fn login(&self, given: &str, token: &str) -> Option<String> {
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return None;
+        }
+        let id = generate_token().ok()? + &generate_token().ok()?;
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        if ids.len() >= MAX_SESSIONS {
+            ids.clear();
+        }
+        ids.insert(id.clone());
+        Some(format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/"))
+    }
+
+    pub fn valid(&self, id: &str) -> bool {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v)
+}
+
+/// Someone allowed to read: a valid bearer token or session cookie.
+pub struct Viewer {
+    pub by_token: bool,
+}
+
+impl Viewer {
+    pub fn from_headers(state: &super::AppState, headers: &HeaderMap) -> Option<Viewer> {
+        if require_bearer(headers, &state.token).is_ok() {
+            return Some(Viewer { by_token: true });
+        }
+        session_cookie(headers).filter(|id| state.sessions.valid(id)).map(|_| Viewer { by_token: false })
+    }
+}
+
+impl axum::extract::FromRequestParts<super::AppState> for Viewer {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &super::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Viewer::from_headers(state, &parts.headers).ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// Someone allowed to change decisions: a bearer token, or a session cookie on a same-origin
+/// request (the Origin header, or Sec-Fetch-Site, must say so), which stops cross-site forms.
+pub struct Writer {
+    /// Recorded as the author of a change.
+    pub name: String,
+}
+
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, h)| h);
+            origin_host.is_some() && origin_host == host
+        }
+        None => headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_none_or(|v| v == "same-origin"),
+    }
+}
+
+impl axum::extract::FromRequestParts<super::AppState> for Writer {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &super::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let viewer = Viewer::from_headers(state, &parts.headers).ok_or(ApiError::Unauthorized)?;
+        if !viewer.by_token && !same_origin(&parts.headers) {
+            return Err(ApiError::Forbidden("cross-origin requests may not change decisions".into()));
+        }
+        let name = parts
+            .headers
+            .get("x-flowgate-user")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| if viewer.by_token { "api".into() } else { "browser".into() });
+        Ok(Writer { name })
+    }
+}

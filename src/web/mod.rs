@@ -1,9 +1,13 @@
 //! The web layer: axum routers per feature, one error type, authentication. Handlers parse the
 //! request, call the store or the core, and render; they compute nothing themselves.
 
+pub mod api;
 pub mod auth;
+pub mod demo;
 pub mod error;
 pub mod ingest;
+pub mod pages;
+pub mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,11 +35,18 @@ pub struct AppState {
     pub token: Arc<str>,
     pub body_limit: usize,
     pub inventories: Arc<Mutex<HashMap<i32, CachedInventory>>>,
+    pub sessions: auth::Sessions,
 }
 
 impl AppState {
     pub fn new(store: Store, token: impl Into<Arc<str>>) -> AppState {
-        AppState { store, token: token.into(), body_limit: DEFAULT_BODY_LIMIT, inventories: Arc::default() }
+        AppState {
+            store,
+            token: token.into(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            inventories: Arc::default(),
+            sessions: auth::Sessions::default(),
+        }
     }
 
     /// The cluster's inventory, reloaded only when an import changed the stored objects.
@@ -53,14 +64,72 @@ impl AppState {
     }
 }
 
+/// The static files' folder: `static/` beside the binary's crate, or `FLOWGATE_STATIC`.
+pub fn static_dir() -> std::path::PathBuf {
+    std::env::var_os("FLOWGATE_STATIC")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static"))
+}
+
 pub fn router(state: AppState) -> Router {
+    const W: &str = "/namespaces/{ns}/workloads/{kind}/{name}";
     Router::new()
+        .route("/", get(pages::index))
         .route("/healthz", get(healthz))
+        .route("/clusters/{cluster}", get(pages::cluster))
+        .route(&format!("/clusters/{{cluster}}{W}"), get(pages::workload))
+        .route(&format!("/clusters/{{cluster}}{W}/decisions"), post(pages::post_decision))
         .route(
             "/api/v1/clusters/{cluster}/flows",
             post(ingest::post_flows).layer(RequestDecompressionLayer::new().gzip(true)),
         )
+        .route(&format!("/api/v1/clusters/{{cluster}}{W}/connections"), get(api::connections))
+        .route(&format!("/api/v1/clusters/{{cluster}}{W}/graph"), get(pages::graph))
+        .route(&format!("/api/v1/clusters/{{cluster}}{W}/policy.yaml"), get(api::policy_yaml))
+        .route(&format!("/api/v1/clusters/{{cluster}}{W}/decisions"), get(api::get_decisions).put(api::put_decisions))
+        .route("/api/v1/clusters/{cluster}/namespaces/{ns}/policy.yaml", get(api::namespace_policy_yaml))
+        .route("/api/v1/clusters/{cluster}/namespaces/{ns}/graph", get(pages::namespace_graph))
+        .nest_service("/static", tower_http::services::ServeDir::new(static_dir()))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
         .with_state(state)
+}
+
+/// Seeds the demo cluster if the store lacks it (inventory and a day of traffic), then keeps
+/// feeding it fresh flows every few seconds until the process ends.
+pub async fn run_demo(state: AppState) -> crate::store::Result<()> {
+    use crate::ingest::{Source, ingest_sources};
+    let existed = state.store.clusters().await?.iter().any(|c| c == demo::CLUSTER);
+    let id = state.store.cluster_id(demo::CLUSTER, true).await?;
+    let now = jiff::Timestamp::now();
+    if !existed {
+        let loaded = crate::inventory::parse_text(demo::INVENTORY, "demo inventory");
+        state.store.import(id, &loaded.objects, now - demo::BACKFILL).await?;
+        let inv = state.inventory(id).await?;
+        let src = Source::Bytes { name: "demo backfill".into(), bytes: demo::backfill(now).into_bytes() };
+        let r = ingest_sources(&state.store, id, inv, vec![src], crate::flows::FlowFormat::Ndjson, 1).await?;
+        tracing::info!("demo: seeded cluster {} ({r})", demo::CLUSTER);
+    }
+    let started = now;
+    let mut interval = tokio::time::interval(demo::TICK.unsigned_abs());
+    loop {
+        interval.tick().await;
+        let inv = state.inventory(id).await?;
+        // The stale dependency stays stale relative to when the demo first ran.
+        let t = jiff::Timestamp::now();
+        let src = Source::Bytes { name: "demo".into(), bytes: demo::tick(t, started.max(t)).into_bytes() };
+        if let Err(e) = ingest_sources(&state.store, id, inv, vec![src], crate::flows::FlowFormat::Ndjson, 1).await {
+            tracing::warn!("demo feed: {e}");
+        }
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -1,0 +1,492 @@
+//! Server-rendered pages: login, clusters, a cluster's namespaces and workloads, and the review
+//! page of one workload (map, Ingress/Egress tables, trusted CIDRs, generated policy).
+
+use std::collections::BTreeSet;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::{Viewer, Writer};
+use super::error::ApiError;
+use super::view::{self, Row, TrustInfo};
+use crate::enrich::Endpoint;
+use crate::model::{Cidr, WorkloadKind, WorkloadRef};
+use crate::policy::generate::{Decisions, Direction, to_yaml};
+use crate::review::{Reviewed, Target, review};
+use crate::topology::TimeBound;
+
+/// Scripts of the review page, in load order (all `defer`).
+pub const SCRIPTS: &[&str] = &[
+    "/static/vendor/htmx-2.0.11.min.js",
+    "/static/vendor/cytoscape-3.35.0.min.js",
+    "/static/vendor/layout-base-2.0.1.js",
+    "/static/vendor/cose-base-2.2.0.js",
+    "/static/vendor/cytoscape-fcose-2.2.0.js",
+    "/static/map.js",
+    "/static/app.js",
+];
+
+pub const WINDOWS: &[&str] = &["1h", "3h", "24h", "7d"];
+pub const DEFAULT_WINDOW: &str = "24h";
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub failed: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    clusters: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct IndexQuery {
+    token: Option<String>,
+}
+
+/// `/` and `/?token=...`: logs in (a session cookie) and lists the clusters.
+pub async fn index(
+    State(state): State<AppState>,
+    Query(q): Query<IndexQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(token) = q.token {
+        return Ok(match state.sessions.login(&token, &state.token) {
+            Some(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+            None => (StatusCode::UNAUTHORIZED, LoginPage { failed: true }).into_response(),
+        });
+    }
+    if Viewer::from_headers(&state, &headers).is_none() {
+        return Ok((StatusCode::UNAUTHORIZED, LoginPage { failed: false }).into_response());
+    }
+    Ok(IndexPage { clusters: state.store.clusters().await? }.into_response())
+}
+
+pub struct WorkloadLink {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub via: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "cluster.html")]
+pub struct ClusterPage {
+    cluster: String,
+    namespaces: Vec<String>,
+    namespace: Option<String>,
+    kinds: Vec<(&'static str, &'static str)>,
+    kind: String,
+    workloads: Vec<WorkloadLink>,
+}
+
+#[derive(Deserialize)]
+pub struct ClusterQuery {
+    ns: Option<String>,
+    kind: Option<String>,
+}
+
+const KINDS: &[(&str, &str)] = &[
+    ("", "all kinds"),
+    ("service", "Service"),
+    ("deployment", "Deployment"),
+    ("statefulset", "StatefulSet"),
+    ("daemonset", "DaemonSet"),
+    ("job", "Job/CronJob"),
+    ("pod", "Pod"),
+];
+
+pub async fn cluster(
+    _v: Viewer,
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    Query(q): Query<ClusterQuery>,
+) -> Result<ClusterPage, ApiError> {
+    let id = state.store.cluster_id(&cluster, false).await?;
+    let inv = state.inventory(id).await?;
+    let catalog = state.store.load_catalog(id, &inv).await?;
+    let mut namespaces: BTreeSet<String> = inv.namespaces.keys().cloned().collect();
+    namespaces.extend(catalog.namespaces().into_iter().map(str::to_string));
+    let namespace = q.ns.filter(|n| namespaces.contains(n));
+    let kind = q.kind.unwrap_or_default();
+    let mut workloads = Vec::new();
+    if let Some(ns) = &namespace {
+        if kind == "service" {
+            for svc in inv.services.iter().filter(|s| &s.namespace == ns) {
+                for w in inv.service_workloads(svc) {
+                    workloads.push(WorkloadLink {
+                        kind: w.workload.kind.as_str(),
+                        namespace: w.workload.namespace.clone(),
+                        name: w.workload.name.clone(),
+                        via: svc.name.clone(),
+                    });
+                }
+            }
+        } else {
+            for w in catalog.workloads.keys().filter(|w| &w.namespace == ns) {
+                let matches = match kind.as_str() {
+                    "" => true,
+                    "job" => matches!(w.kind, WorkloadKind::Job | WorkloadKind::CronJob),
+                    k => w.kind.as_str() == k,
+                };
+                if matches {
+                    workloads.push(WorkloadLink {
+                        kind: w.kind.as_str(),
+                        namespace: w.namespace.clone(),
+                        name: w.name.clone(),
+                        via: String::new(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(ClusterPage {
+        cluster,
+        namespaces: namespaces.into_iter().collect(),
+        namespace,
+        kinds: KINDS.to_vec(),
+        kind,
+        workloads,
+    })
+}
+
+#[derive(Deserialize, Default, Clone)]
+pub struct WindowQuery {
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+/// Parses the workload named in a URL.
+pub fn workload_ref(ns: &str, kind: &str, name: &str) -> Result<WorkloadRef, ApiError> {
+    format!("{kind}/{ns}/{name}").parse().map_err(|e: crate::model::ModelError| ApiError::BadRequest(e.to_string()))
+}
+
+/// The window's instants, relative bounds counted back from the cluster's newest flow.
+pub async fn window(
+    state: &AppState,
+    cluster: i32,
+    q: &WindowQuery,
+) -> Result<(Option<jiff::Timestamp>, Option<jiff::Timestamp>), ApiError> {
+    let parse = |v: &Option<String>, what: &str| -> Result<Option<TimeBound>, ApiError> {
+        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|e: crate::topology::TimeBoundError| ApiError::BadRequest(format!("{what}: {e}"))),
+        }
+    };
+    let since = parse(&q.since, "since")?.or(Some(TimeBound::Ago(jiff::SignedDuration::from_hours(24))));
+    let until = parse(&q.until, "until")?;
+    let newest = state.store.newest_flow(cluster).await?;
+    Ok((since.and_then(|b| b.resolve(newest)), until.and_then(|b| b.resolve(newest))))
+}
+
+/// The review of one workload in a window.
+pub async fn review_workload(
+    state: &AppState,
+    cluster: &str,
+    w: &WorkloadRef,
+    q: &WindowQuery,
+) -> Result<(i32, Reviewed), ApiError> {
+    let id = state.store.cluster_id(cluster, false).await?;
+    let inv = state.inventory(id).await?;
+    let (since, until) = window(state, id, q).await?;
+    let r = review(&state.store, id, &inv, Target::Workload(w), since, until, &Decisions::default(), true).await?;
+    if !r.decisions.iter().any(|(t, _, _)| t == w) && !r.connections.catalog.workloads.contains_key(w) {
+        return Err(ApiError::NotFound(format!("no workload {w} in cluster {cluster:?}")));
+    }
+    Ok((id, r))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "review.html")]
+pub struct ReviewPartial {
+    pub tables: Vec<(&'static str, &'static str, Vec<Row>)>,
+    pub decisions_url: String,
+    pub policy_url: String,
+    pub namespace_policy_url: String,
+    pub version: i32,
+    pub trusted: Vec<TrustInfo>,
+    pub trust_input: String,
+    pub trust_error: Option<String>,
+    pub yaml: String,
+    pub verification: String,
+    pub verified: bool,
+    pub warnings: Vec<String>,
+    pub message: Option<String>,
+    pub conflict: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "workload.html")]
+pub struct WorkloadPage {
+    cluster: String,
+    workload: WorkloadRef,
+    scripts: &'static [&'static str],
+    windows: &'static [&'static str],
+    since: String,
+    until: String,
+    graph_url: String,
+    // The partial's fields, flattened for `{% include %}`.
+    tables: Vec<(&'static str, &'static str, Vec<Row>)>,
+    decisions_url: String,
+    policy_url: String,
+    namespace_policy_url: String,
+    version: i32,
+    trusted: Vec<TrustInfo>,
+    trust_input: String,
+    trust_error: Option<String>,
+    yaml: String,
+    verification: String,
+    verified: bool,
+    warnings: Vec<String>,
+    message: Option<String>,
+    conflict: bool,
+}
+
+fn enc(s: &str) -> String {
+    // Names are DNS-1123 (checked on the way in), so only the window strings need escaping.
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn api_base(cluster: &str, w: &WorkloadRef) -> String {
+    format!("/api/v1/clusters/{}/namespaces/{}/workloads/{}/{}", enc(cluster), enc(&w.namespace), w.kind, enc(&w.name))
+}
+
+fn window_query(q: &WindowQuery) -> String {
+    let mut parts = vec![format!("since={}", enc(q.since.as_deref().unwrap_or(DEFAULT_WINDOW)))];
+    if let Some(u) = q.until.as_deref().filter(|u| !u.is_empty()) {
+        parts.push(format!("until={}", enc(u)));
+    }
+    parts.join("&")
+}
+
+/// Builds the review partial from a review.
+pub fn partial(
+    state_inv: &crate::inventory::Inventory,
+    cluster: &str,
+    w: &WorkloadRef,
+    q: &WindowQuery,
+    r: &Reviewed,
+) -> ReviewPartial {
+    let rows = view::rows(&r.generation.review, &r.connections, w);
+    let (ingress, egress): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| r.direction == Direction::Ingress);
+    let (decisions, version) =
+        r.decisions.iter().find(|(t, _, _)| t == w).map(|(_, d, v)| (d.clone(), *v)).unwrap_or_default();
+    let all_rows: Vec<Row> = ingress.iter().chain(egress.iter()).cloned().collect();
+    let mine: Vec<_> = r.generation.policies.iter().filter(|g| &g.workload == w).cloned().collect();
+    let yaml = to_yaml(&mine).unwrap_or_else(|e| format!("# {e}"));
+    let v = &r.verification;
+    let verification = if mine.is_empty() {
+        "No policy: see the notes below.".to_string()
+    } else {
+        format!(
+            "Verified against the observed traffic: {} kept connections allowed, {} excluded connections blocked, {} mismatches.",
+            v.allowed,
+            v.blocked,
+            v.mismatches.len()
+        )
+    };
+    let base =
+        format!("/clusters/{}/namespaces/{}/workloads/{}/{}", enc(cluster), enc(&w.namespace), w.kind, enc(&w.name));
+    ReviewPartial {
+        tables: vec![("Ingress", "tab-ingress", ingress), ("Egress", "tab-egress", egress)],
+        decisions_url: format!("{base}/decisions?{}", window_query(q)),
+        policy_url: format!("{}/policy.yaml?{}", api_base(cluster, w), window_query(q)),
+        namespace_policy_url: format!(
+            "/api/v1/clusters/{}/namespaces/{}/policy.yaml?{}",
+            enc(cluster),
+            enc(&w.namespace),
+            window_query(q)
+        ),
+        version,
+        trusted: view::trust_info(&decisions, &all_rows, state_inv),
+        trust_input: String::new(),
+        trust_error: None,
+        yaml,
+        verification,
+        verified: v.ok() && !mine.is_empty(),
+        warnings: r.generation.warnings.clone(),
+        message: None,
+        conflict: false,
+    }
+}
+
+pub async fn workload(
+    _v: Viewer,
+    State(state): State<AppState>,
+    Path((cluster, ns, kind, name)): Path<(String, String, String, String)>,
+    Query(q): Query<WindowQuery>,
+) -> Result<Response, ApiError> {
+    let w = workload_ref(&ns, &kind, &name)?;
+    let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
+    let inv = state.inventory(id).await?;
+    let p = partial(&inv, &cluster, &w, &q, &r);
+    Ok(WorkloadPage {
+        graph_url: format!("{}/graph?{}", api_base(&cluster, &w), window_query(&q)),
+        cluster,
+        workload: w,
+        scripts: SCRIPTS,
+        windows: WINDOWS,
+        since: q.since.clone().unwrap_or_else(|| DEFAULT_WINDOW.to_string()),
+        until: q.until.clone().unwrap_or_default(),
+        tables: p.tables,
+        decisions_url: p.decisions_url,
+        policy_url: p.policy_url,
+        namespace_policy_url: p.namespace_policy_url,
+        version: p.version,
+        trusted: p.trusted,
+        trust_input: p.trust_input,
+        trust_error: p.trust_error,
+        yaml: p.yaml,
+        verification: p.verification,
+        verified: p.verified,
+        warnings: p.warnings,
+        message: p.message,
+        conflict: p.conflict,
+    }
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    version: i32,
+    peer: Option<String>,
+    allow: Option<String>,
+    trust_cidr: Option<String>,
+    untrust: Option<String>,
+}
+
+/// A change from the review page. htmx requests get the refreshed review partial (with any
+/// error next to its field); plain form posts are redirected back to the page.
+pub async fn post_decision(
+    writer: Writer,
+    State(state): State<AppState>,
+    Path((cluster, ns, kind, name)): Path<(String, String, String, String)>,
+    Query(q): Query<WindowQuery>,
+    headers: HeaderMap,
+    Form(form): Form<DecisionForm>,
+) -> Result<Response, ApiError> {
+    let w = workload_ref(&ns, &kind, &name)?;
+    let htmx = headers.contains_key("hx-request");
+    let id = state.store.cluster_id(&cluster, false).await?;
+    let current = state.store.decisions(id, &w).await?;
+    let mut trust_error = None;
+    let mut trust_input = String::new();
+    let next: Option<Decisions> = if let Some(peer) = form.peer.as_deref() {
+        let peer =
+            Endpoint::from_key(peer).ok_or_else(|| ApiError::BadRequest(format!("peer: {peer:?} is not a peer")))?;
+        let allow = form.allow.as_deref() == Some("true");
+        Some(current.decisions.toggle(&peer, allow))
+    } else if let Some(raw) = form.trust_cidr.as_deref() {
+        match raw.parse::<Cidr>() {
+            Ok(c) => {
+                let mut d = current.decisions.clone();
+                d.trust.insert(c);
+                Some(d)
+            }
+            Err(e) => {
+                trust_error = Some(e.to_string());
+                trust_input = raw.chars().take(100).collect();
+                None
+            }
+        }
+    } else if let Some(raw) = form.untrust.as_deref() {
+        let c: Cidr = raw.parse().map_err(|e: crate::model::ModelError| ApiError::BadRequest(e.to_string()))?;
+        let mut d = current.decisions.clone();
+        d.trust.remove(&c);
+        Some(d)
+    } else {
+        return Err(ApiError::BadRequest("nothing to change: expected peer, trust_cidr or untrust".into()));
+    };
+    let mut message = None;
+    let mut conflict = false;
+    if let Some(next) = next {
+        match state.store.put_decisions(id, &w, &next, form.version, &writer.name).await {
+            Ok(_) => {}
+            Err(crate::store::StoreError::Conflict { .. }) if htmx => {
+                conflict = true;
+                message = Some(
+                    "Someone else changed these decisions since you loaded the page; your change was not applied. The page now shows their version."
+                        .to_string(),
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !htmx {
+        if trust_error.is_some() {
+            return Err(ApiError::Unprocessable(trust_error.unwrap_or_default()));
+        }
+        let back = format!(
+            "/clusters/{}/namespaces/{}/workloads/{}/{}?{}",
+            enc(&cluster),
+            enc(&w.namespace),
+            w.kind,
+            enc(&w.name),
+            window_query(&q)
+        );
+        return Ok(Redirect::to(&back).into_response());
+    }
+    let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
+    let inv = state.inventory(id).await?;
+    let mut p = partial(&inv, &cluster, &w, &q, &r);
+    p.trust_error = trust_error;
+    p.trust_input = trust_input;
+    p.message = message;
+    p.conflict = conflict;
+    let mut resp = p.into_response();
+    resp.headers_mut().insert("hx-trigger", axum::http::HeaderValue::from_static("flowgate:decisions-changed"));
+    Ok(resp)
+}
+
+/// `…/graph`: the map's JSON for one workload.
+pub async fn graph(
+    _v: Viewer,
+    State(state): State<AppState>,
+    Path((cluster, ns, kind, name)): Path<(String, String, String, String)>,
+    Query(q): Query<WindowQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let w = workload_ref(&ns, &kind, &name)?;
+    let (_, r) = review_workload(&state, &cluster, &w, &q).await?;
+    Ok(Json(view::graph(&r.generation.review, &r.connections, Some(&w))))
+}
+
+/// `/api/v1/clusters/{c}/namespaces/{ns}/graph`: the whole namespace (one node per workload).
+pub async fn namespace_graph(
+    _v: Viewer,
+    State(state): State<AppState>,
+    Path((cluster, ns)): Path<(String, String)>,
+    Query(q): Query<WindowQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    crate::model::check_name(&ns).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let id = state.store.cluster_id(&cluster, false).await?;
+    let inv = state.inventory(id).await?;
+    let (since, until) = window(&state, id, &q).await?;
+    let r = review(
+        &state.store,
+        id,
+        &inv,
+        Target::Namespace { namespace: &ns, only: None },
+        since,
+        until,
+        &Decisions::default(),
+        true,
+    )
+    .await?;
+    Ok(Json(view::graph(&r.generation.review, &r.connections, None)))
+}
