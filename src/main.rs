@@ -622,9 +622,7 @@ fn report_inputs(obs: &Observed) {
     } else if obs.loaded.files > 0 {
         eprintln!("inventory: {} objects read", obs.loaded.objects.len());
     }
-    for e in &obs.flows.first_errors {
-        eprintln!("{e}");
-    }
+    // The summary's Display lists the kept `FILE:LINE: reason` errors after its counts.
     eprintln!("{}", obs.flows);
     if obs.connections.outside_window > 0 {
         eprintln!("{} flows outside --since/--until left out", obs.connections.outside_window);
