@@ -2,7 +2,7 @@
 //! files, or a JSON array of either) and Flowgate's own NDJSON.
 //!
 //! The line parsers ([`parse_hubble_line`], [`parse_ndjson_line`]) are pure: bytes in, an [`Item`]
-//! or a reason out. The IO edge is [`read`]: it splits a `BufRead` into records (lines, or the
+//! or a reason out. The IO edge (the `read` submodule) splits a `BufRead` into records (lines, or the
 //! elements of a JSON array, streamed), bounds their length, detects the format per file, and
 //! hands records to the parsers on the calling thread ([`FlowReader`]) or on worker threads
 //! ([`read_parallel`]), always delivering results in input order.

@@ -523,6 +523,9 @@ pub fn read_parallel<R: BufRead + Send>(
     let (done_tx, done_rx) = sync_channel::<(u64, Results)>(in_flight);
 
     std::thread::scope(|s| {
+        // Owned by this closure so that a panicking sink drops them while unwinding: the reader and
+        // the workers then see closed channels and stop, instead of the scope waiting on them forever.
+        let (token_tx, done_rx) = (token_tx, done_rx);
         s.spawn(move || {
             let mut split = Splitter::new(reader, format, MAX_RECORD_LEN);
             let mut seq = 0;
@@ -897,6 +900,15 @@ mod tests {
         let s = summary(&sequential);
         assert_eq!((s.errors, s.skipped(SkipReason::Blank)), (12, 12));
         assert_eq!(s.first_errors[0].line, 14);
+    }
+
+    #[test]
+    fn a_panicking_sink_does_not_hang_the_readers() {
+        let text = (ndjson(1) + "\n").repeat(2_000);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_parallel(Cursor::new(&text), FlowFormat::Auto, 2, |_| panic!("sink gave up"));
+        }));
+        assert!(outcome.is_err());
     }
 
     #[test]
