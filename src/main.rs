@@ -88,6 +88,9 @@ enum Command {
         /// Access token; generated and printed at start when not given
         #[arg(long, env = "FLOWGATE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Load the built-in demo cluster (if the store lacks it) and keep feeding it traffic
+        #[arg(long)]
+        demo: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -204,6 +207,12 @@ impl From<offline::OfflineError> for Fail {
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "flowgate=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -319,7 +328,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, token, db } => {
+        Command::Serve { listen, token, demo, db } => {
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
             let token = match token {
@@ -332,7 +341,16 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     tokio::net::TcpListener::bind(listen).await.map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
                 eprintln!("flowgate is listening on http://{listen}/");
                 eprintln!("open http://{listen}/?token={token} to log in (API: Authorization: Bearer {token})");
-                let app = flowgate::web::router(flowgate::web::AppState::new(store, token));
+                let state = flowgate::web::AppState::new(store, token);
+                if demo {
+                    let s = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = flowgate::web::run_demo(s).await {
+                            eprintln!("flowgate: demo stopped: {e}");
+                        }
+                    });
+                }
+                let app = flowgate::web::router(state);
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = tokio::signal::ctrl_c().await;
