@@ -421,7 +421,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                             "last_seen": stats.last_seen.to_string(),
                             "processes": stats.processes,
                             "services": stats.services,
-                            "status": r.status,
+                            "status": r.status.kind(),
+                            "reason": r.status.reason(),
                             "decision": r.status.to_string(),
                         })
                     })
@@ -470,6 +471,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 eprintln!("warning: {w}");
             }
             let blocked = checked.iter().filter(|c| !c.decision.allowed && !c.from_node).count();
+            let not_subject = checked.iter().filter(|c| !c.decision.allowed && c.from_node).count();
             let mut out = String::new();
             if json {
                 let rows: Vec<serde_json::Value> = checked
@@ -504,11 +506,12 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             }
             write_stdout(out.as_bytes())?;
             eprintln!(
-                "checked {} connections against {} policies: {} allowed, {} blocked",
+                "checked {} connections against {} policies: {} allowed, {} blocked, {} from nodes (not subject to policy)",
                 checked.len(),
                 in_force.len(),
-                checked.len() - blocked,
-                blocked
+                checked.len() - blocked - not_subject,
+                blocked,
+                not_subject
             );
             Ok(if fail_on_blocked && blocked > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }

@@ -40,6 +40,8 @@ struct Flow<'a> {
     destination: Option<Endpoint<'a>>,
     #[serde(borrow, rename = "Type", alias = "type")]
     kind: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    l7: Option<L7<'a>>,
     #[serde(borrow, alias = "nodeName")]
     node_name: Option<Str<'a>>,
     #[serde(alias = "isReply")]
@@ -66,6 +68,13 @@ impl Flow<'_> {
             || self.destination.is_some()
             || self.verdict.is_some()
     }
+}
+
+/// Only the L7 record's direction matters: a REQUEST is a connection someone opened.
+#[derive(Deserialize)]
+struct L7<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Scalar<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -149,7 +158,8 @@ struct Service<'a> {
 
 /// Parses one Hubble record (a line, or one element of a JSON array).
 ///
-/// Skips, in this order: blank lines, responses without a flow, `Type` other than L3_L4, replies,
+/// Skips, in this order: blank lines, responses without a flow, `Type` other than L3_L4 (except
+/// L7 REQUEST records, which are flows of their connection), replies,
 /// and flows without TCP/UDP/SCTP ports. A missing `Type` (older or hand-written exports; proto's
 /// UNKNOWN_TYPE) is taken as L3_L4. Only then are the fields a flow needs checked, so a reply with
 /// an odd address is skipped, not reported.
@@ -172,8 +182,11 @@ fn from_top(mut top: Flow<'_>) -> Result<Item, String> {
 }
 
 fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<'a>>) -> Result<Item, String> {
+    // With L7 visibility on, an export may hold only L7 records: their REQUESTs carry the
+    // connection (addresses, L4 ports) and count as its flows; RESPONSEs and SAMPLEs do not.
     if let Some(kind) = &f.kind
         && !is_l3l4(kind)
+        && !(is_l7(kind) && f.l7.as_ref().and_then(|l| l.kind.as_ref()).is_some_and(is_request))
     {
         return Ok(Item::Skipped(SkipReason::NotL3L4));
     }
@@ -251,6 +264,15 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
         dst_meta,
         dst_service,
     }))
+}
+
+fn is_l7(kind: &Scalar) -> bool {
+    matches!(kind, Scalar::Str(s) if s == "L7") || matches!(kind, Scalar::Uint(2))
+}
+
+/// flow.proto L7FlowType: 1 REQUEST, 2 RESPONSE, 3 SAMPLE.
+fn is_request(kind: &Scalar) -> bool {
+    matches!(kind, Scalar::Str(s) if s == "REQUEST") || matches!(kind, Scalar::Uint(1))
 }
 
 fn is_l3l4(kind: &Scalar) -> bool {
@@ -470,6 +492,14 @@ mod tests {
                 Ok(Reply),
             ),
             ("L7", with(set("/Type", json!("L7"))), Ok(NotL3L4)),
+            (
+                "L7 RESPONSE",
+                with(|v| {
+                    v["Type"] = json!("L7");
+                    v["l7"] = json!({"type": "RESPONSE"});
+                }),
+                Ok(NotL3L4),
+            ),
             ("SOCK", with(set("/Type", json!("SOCK"))), Ok(NotL3L4)),
             ("Type as number", with(set("/Type", json!(2))), Ok(NotL3L4)),
             (
@@ -548,6 +578,14 @@ mod tests {
             ("no verdict", with(remove("/verdict")), |f| f.verdict == Verdict::Unknown),
             ("no Type", with(remove("/Type")), |_| true),
             ("UNKNOWN_TYPE", with(set("/Type", json!("UNKNOWN_TYPE"))), |_| true),
+            (
+                "L7 REQUEST is a flow",
+                with(|v| {
+                    v["Type"] = json!("L7");
+                    v["l7"] = json!({"type": "REQUEST", "http": {"method": "GET"}});
+                }),
+                |f| f.dst_port.get() > 0,
+            ),
             ("IPv6", with(set("/IP", json!({"source": "fd00::1", "destination": "fd00::2"}))), |f| {
                 f.src_ip.is_ipv6() && f.dst_ip.is_ipv6()
             }),

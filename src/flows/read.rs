@@ -678,7 +678,8 @@ mod tests {
     }
 
     /// Expected counts per sample file, computed independently with jq over the whole file:
-    /// `jq -s '[.[].flow] | map(select(.Type != "L3_L4")) | length'` for not-L3/L4, then among
+    /// `jq -s '[.[].flow] | map(select(.Type != "L3_L4" and (.Type != "L7" or .l7.type != "REQUEST"))) | length'`
+    /// for not-L3/L4 (L7 REQUEST records are flows), then among
     /// L3_L4 records `(.is_reply == true or .reply == true)` for replies, then among the rest
     /// `(.l4.TCP == null and .l4.UDP == null and .l4.SCTP == null)` for no-ports; flows are the
     /// remainder, and `jq -c . FILE | wc -l` gives the lines.
@@ -687,9 +688,9 @@ mod tests {
         // (file, lines, flows, reply, not L3/L4, no ports)
         let cases = [
             ("hubble-otel_basic-sample-10-flows.json", 10, 5, 5, 0, 0),
-            ("hubble-otel_basic-sample-330-dns-flows.json", 330, 0, 0, 330, 0),
-            ("hubble-otel_basic-sample-348-http-flows.json", 348, 0, 0, 348, 0),
-            ("hubble-otel_basic-sample-400-udp-flows.json", 400, 178, 74, 148, 0),
+            ("hubble-otel_basic-sample-330-dns-flows.json", 330, 165, 0, 165, 0),
+            ("hubble-otel_basic-sample-348-http-flows.json", 348, 175, 0, 173, 0),
+            ("hubble-otel_basic-sample-400-udp-flows.json", 400, 252, 74, 74, 0),
             ("hubble-otel_basic-sample-400-icmpv4-flows.json", 18, 0, 4, 0, 14),
         ];
         for (name, lines, flows, reply, not_l3l4, no_ports) in cases {

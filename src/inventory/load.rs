@@ -140,23 +140,37 @@ fn is_manifest(path: &Path) -> bool {
 pub fn parse_text(text: &str, source: &str) -> Loaded {
     let mut out = Loaded { files: 1, ..Loaded::default() };
     let trimmed = text.trim_start();
-    let docs: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        // kubectl may print several JSON objects back to back; read them as a stream.
+    // JSON when it looks like JSON and parses as a stream of JSON values; YAML (a superset, which
+    // also covers JSON documents separated by `---`) otherwise.
+    let json_docs = if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let mut docs = Vec::new();
+        let mut failed = None;
         for (i, v) in serde_json::Deserializer::from_str(trimmed).into_iter::<Value>().enumerate() {
             match v {
                 Ok(Value::Array(items)) => docs.extend(items),
                 Ok(v) => docs.push(v),
                 Err(e) => {
-                    out.errors.push(LoadError {
-                        source: source.into(),
-                        doc: Some(i + 1),
-                        reason: format!("invalid JSON: {e}"),
-                    });
+                    failed = Some((i + 1, e));
                     break;
                 }
             }
         }
+        match failed {
+            None => Some(docs),
+            Some((doc, e)) if split_yaml_documents(text).len() <= 1 => {
+                out.errors.push(LoadError {
+                    source: source.into(),
+                    doc: Some(doc),
+                    reason: format!("invalid JSON: {e}"),
+                });
+                Some(docs)
+            }
+            Some(_) => None,
+        }
+    } else {
+        None
+    };
+    let docs: Vec<Value> = if let Some(docs) = json_docs {
         docs
     } else {
         match serde_saphyr::from_multiple::<Value>(text) {
@@ -402,6 +416,17 @@ mod tests {
         assert_eq!(l.objects.len(), 2, "{:?}", l.errors);
         assert_eq!(l.errors.len(), 1);
         assert_eq!(l.errors[0].doc, Some(2));
+    }
+
+    #[test]
+    fn json_documents_separated_like_yaml() {
+        let text = "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"a\"}}\n---\n{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"b\"}}\n";
+        let l = parse_text(text, "multi.yaml");
+        assert_eq!(l.objects.len(), 2, "{:?}", l.errors);
+        assert!(l.errors.is_empty());
+        let broken = parse_text("{\"kind\": \"Namespace\", ", "broken.json");
+        assert_eq!(broken.errors.len(), 1);
+        assert!(broken.errors[0].reason.starts_with("invalid JSON"), "{:?}", broken.errors);
     }
 
     #[test]

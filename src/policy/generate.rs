@@ -85,6 +85,28 @@ pub enum ExcludeReason {
     NoSelector(String),
 }
 
+impl Status {
+    /// `allowed`, `excluded` or `no_rule_needed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Status::Allowed => "allowed",
+            Status::Excluded(_) => "excluded",
+            Status::NoRuleNeeded => "no_rule_needed",
+        }
+    }
+
+    /// Why a connection is excluded: `by_decision`, `unresolved`, `untrusted_external`, `no_selector`.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Status::Excluded(ExcludeReason::ByDecision(_)) => Some("by_decision"),
+            Status::Excluded(ExcludeReason::Unresolved) => Some("unresolved"),
+            Status::Excluded(ExcludeReason::UntrustedExternal) => Some("untrusted_external"),
+            Status::Excluded(ExcludeReason::NoSelector(_)) => Some("no_selector"),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -124,8 +146,13 @@ pub struct Generation {
 /// A peer as a policy names it. Ordered, so rules come out sorted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum PeerSel {
-    Pods { namespace: String, selector: Labels },
+    Pods {
+        namespace: String,
+        selector: Labels,
+    },
     Block(Cidr),
+    /// Every pod of every namespace: what the cluster DNS must accept queries from.
+    AllPods,
 }
 
 type PortSet = BTreeSet<(Protocol, u16)>;
@@ -266,6 +293,9 @@ fn to_peer(p: &PeerSel, own_ns: &str) -> NetworkPolicyPeer {
             namespace_selector: None,
             pod_selector: None,
         },
+        PeerSel::AllPods => {
+            NetworkPolicyPeer { namespace_selector: Some(LabelSelector::default()), pod_selector: None, ip_block: None }
+        }
     }
 }
 
@@ -340,7 +370,23 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
         if let Some((peer, ports)) = &dns {
             eg.entry(peer.clone()).or_default().extend(ports.iter().copied());
         }
-        let ing = ingress.remove(target).unwrap_or_default();
+        let mut ing = ingress.remove(target).unwrap_or_default();
+        // The DNS server itself must answer every pod that gets the DNS egress rule, on every
+        // DNS port, not only the clients and protocols that happened to be observed.
+        if let Some((PeerSel::Pods { namespace, selector: dns_sel }, ports)) = &dns {
+            if namespace == &target.namespace && dns_sel == &selector {
+                ing.entry(PeerSel::AllPods).or_default().extend(ports.iter().copied());
+            }
+        }
+        // Rules that every-pod already covers are redundant: drop those ports from pod peers.
+        if let Some(all) = ing.get(&PeerSel::AllPods).cloned() {
+            ing.retain(|peer, ports| {
+                if matches!(peer, PeerSel::Pods { .. }) {
+                    ports.retain(|p| !all.contains(p));
+                }
+                !ports.is_empty()
+            });
+        }
         let ns = target.namespace.as_str();
         let ingress_rules: Vec<NetworkPolicyIngressRule> = merge_rules(ing)
             .into_iter()
