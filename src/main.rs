@@ -331,7 +331,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
         Command::Serve { listen, token, demo, db } => {
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
-            let token = match token {
+            // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
+            let token = match token.filter(|t| !t.is_empty()) {
                 Some(t) if t.len() >= 16 => t,
                 Some(_) => return Err(Fail("--token must be at least 16 characters".into())),
                 None => flowgate::web::auth::generate_token().map_err(|e| Fail(format!("generating a token: {e}")))?,
