@@ -38,3 +38,12 @@ ensure_postgres() {
   echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2
   exit 1
 }
+
+# Debian's Chromium and ChromeDriver drive the real UI in the browser tests.
+ensure_chromium() {
+  if command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then
+    return
+  fi
+  echo "installing chromium and chromium-driver from Debian's packages" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}

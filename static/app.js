@@ -69,6 +69,10 @@
       }
     }
   });
+  // Pickers submit on change (inline handlers are not allowed by the Content-Security-Policy).
+  document.addEventListener('change', function (e) {
+    if (e.target.matches('select[data-autosubmit]')) e.target.form.submit();
+  });
   document.addEventListener('input', function (e) {
     if (e.target.matches('input.row-filter')) applyFilters();
   });

@@ -103,13 +103,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Seeds the demo cluster if the store lacks it (inventory and a day of traffic), then keeps
-/// feeding it fresh flows every few seconds until the process ends.
-pub async fn run_demo(state: AppState) -> crate::store::Result<()> {
+/// Seeds the demo cluster if the store lacks it: its inventory and a day of traffic up to `now`.
+/// Returns the cluster's id.
+pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> crate::store::Result<i32> {
     use crate::ingest::{Source, ingest_sources};
     let existed = state.store.clusters().await?.iter().any(|c| c == demo::CLUSTER);
     let id = state.store.cluster_id(demo::CLUSTER, true).await?;
-    let now = jiff::Timestamp::now();
     if !existed {
         let loaded = crate::inventory::parse_text(demo::INVENTORY, "demo inventory");
         state.store.import(id, &loaded.objects, now - demo::BACKFILL).await?;
@@ -118,13 +117,20 @@ pub async fn run_demo(state: AppState) -> crate::store::Result<()> {
         let r = ingest_sources(&state.store, id, inv, vec![src], crate::flows::FlowFormat::Ndjson, 1).await?;
         tracing::info!("demo: seeded cluster {} ({r})", demo::CLUSTER);
     }
-    let started = now;
+    Ok(id)
+}
+
+/// Seeds the demo, then keeps feeding it fresh flows every few seconds until the process ends.
+pub async fn run_demo(state: AppState) -> crate::store::Result<()> {
+    use crate::ingest::{Source, ingest_sources};
+    let started = jiff::Timestamp::now();
+    let id = seed_demo(&state, started).await?;
     let mut interval = tokio::time::interval(demo::TICK.unsigned_abs());
     loop {
         interval.tick().await;
         let inv = state.inventory(id).await?;
-        // The stale dependency stays stale relative to when the demo first ran.
         let t = jiff::Timestamp::now();
+        // The stale dependency stays stale relative to when this process started.
         let src = Source::Bytes { name: "demo".into(), bytes: demo::tick(t, started.max(t)).into_bytes() };
         if let Err(e) = ingest_sources(&state.store, id, inv, vec![src], crate::flows::FlowFormat::Ndjson, 1).await {
             tracing::warn!("demo feed: {e}");

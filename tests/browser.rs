@@ -1,0 +1,173 @@
+//! The real UI in headless Chromium (Debian's chromium + chromedriver), against the real server
+//! on a local port and a fresh database holding the demo cluster.
+
+#[path = "support/chrome.rs"]
+mod chrome;
+
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use flowgate::store::Store;
+use flowgate::web::{AppState, router, seed_demo};
+use serde_json::Value;
+use sqlx::PgPool;
+
+const TOKEN: &str = "browser-test-token-0123456789";
+const JAVAAPP: &str = "example-java-app-javaapp";
+const CASSANDRA: &str = "deployment/example-java-app/example-java-app-cassandra";
+
+/// Evaluates `cond` (a JS expression) in the page until it is truthy, bounded by `secs`.
+async fn wait_for(c: &Client, cond: &str, secs: u64) -> Value {
+    let script = format!(
+        r#"const done = arguments[arguments.length - 1];
+           const deadline = performance.now() + {ms};
+           (function poll() {{
+             let v; try {{ v = ({cond}); }} catch (e) {{ v = undefined; }}
+             if (v) return done(v);
+             if (performance.now() > deadline) return done(null);
+             requestAnimationFrame(poll);
+           }})();"#,
+        ms = secs * 1000
+    );
+    let v = c.execute_async(&script, vec![]).await.expect("script runs");
+    assert!(!v.is_null(), "timed out after {secs} s waiting for: {cond}");
+    v
+}
+
+/// An element's text, whether or not its tab is showing.
+async fn text(c: &Client, css: &str) -> String {
+    let v =
+        c.execute("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", vec![css.into()]);
+    v.await.unwrap().as_str().unwrap_or_else(|| panic!("no element {css}")).to_string()
+}
+
+/// The labels of the map's nodes and the (target label, status) of its edges.
+async fn map_contents(c: &Client) -> (Vec<String>, Vec<(String, String)>) {
+    wait_for(c, "window.flowgateMap && window.flowgateMap.ready && !window.flowgateMap.error", 30).await;
+    let v = c
+        .execute(
+            r#"const cy = window.flowgateMapControl.cy();
+               return [cy.nodes().map(n => n.data('label')),
+                       cy.edges().map(e => [e.target().data('label'), e.data('status')])];"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let nodes = v[0].as_array().unwrap().iter().map(|s| s.as_str().unwrap_or_default().to_string()).collect();
+    let edges = v[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e[0].as_str().unwrap_or_default().to_string(), e[1].as_str().unwrap_or_default().to_string()))
+        .collect();
+    (nodes, edges)
+}
+
+#[sqlx::test(migrations = false)]
+async fn review_javaapp_untick_trust_download(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let state = AppState::new(store.clone(), TOKEN);
+    seed_demo(&state, jiff::Timestamp::now()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+
+    let driver = chrome::Chromedriver::start().expect("chromedriver");
+    let profile = tempfile::tempdir().unwrap();
+    let c = driver.session(profile.path(), (1400, 1000)).await.expect("session");
+
+    // Log in with the token, then find javaapp: cluster -> namespace -> workload.
+    c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
+    c.find(Locator::LinkText("demo")).await.expect("cluster link").click().await.unwrap();
+    c.find(Locator::Css("select#ns")).await.unwrap().select_by_value("example-java-app").await.unwrap();
+    let link = format!("deployment/{JAVAAPP}");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::LinkText(&link))
+        .await
+        .expect("workload link")
+        .click()
+        .await
+        .unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with(&format!("/workloads/deployment/{JAVAAPP}")));
+
+    // The map shows cassandra and the external API.
+    let (nodes, edges) = map_contents(&c).await;
+    for want in ["example-java-app-cassandra", "192.229.173.207", JAVAAPP, "svc example-java-app-cassandra"] {
+        assert!(nodes.iter().any(|n| n == want), "{want} not on the map: {nodes:?}");
+    }
+    assert!(edges.contains(&("example-java-app-cassandra".into(), "allowed".into())), "{edges:?}");
+    assert!(edges.contains(&("192.229.173.207".into(), "excluded".into())), "{edges:?}");
+    let yaml = text(&c, "#policy-yaml").await;
+    assert!(yaml.contains("example-java-app-cassandra"), "{yaml}");
+    assert!(!yaml.contains("192.229.173.0/24"));
+
+    // Untick cassandra in the Egress table: the YAML and the map change without a reload.
+    c.find(Locator::LinkText("Egress")).await.unwrap().click().await.unwrap();
+    c.execute("window.__noReload = true;", vec![]).await.unwrap();
+    let checkbox = format!(r#"#tab-egress input[type=checkbox][aria-label^="allow {CASSANDRA} "]"#);
+    let cb = c.find(Locator::Css(&checkbox)).await.expect("cassandra row");
+    assert_eq!(cb.prop("checked").await.unwrap().as_deref(), Some("true"));
+    cb.click().await.unwrap();
+    wait_for(&c, "!document.getElementById('policy-yaml').textContent.includes('example-java-app-cassandra')", 15)
+        .await;
+    let cb = c.find(Locator::Css(&checkbox)).await.unwrap();
+    assert_eq!(cb.prop("checked").await.unwrap().as_deref(), Some("false"));
+    wait_for(
+        &c,
+        "window.flowgateMap.ready && window.flowgateMapControl.cy().edges().some(e => e.target().data('label') === 'example-java-app-cassandra' && e.data('status') === 'excluded')",
+        15,
+    )
+    .await;
+    assert_eq!(c.execute("return window.__noReload === true", vec![]).await.unwrap(), Value::Bool(true));
+
+    // Trust the external API's range.
+    let field = c.find(Locator::Css("#trust_cidr")).await.unwrap();
+    field.send_keys("192.229.173.0/24").await.unwrap();
+    c.find(Locator::Css(".trust-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "document.getElementById('policy-yaml').textContent.includes('192.229.173.0/24')", 15).await;
+    let trusted = text(&c, "#trusted").await;
+    assert!(
+        trusted.contains("192.229.173.0/24")
+            && trusted.contains("outside the cluster")
+            && trusted.contains("192.229.173.207"),
+        "{trusted}"
+    );
+    assert!(text(&c, "#verification").await.contains("0 mismatches"));
+
+    // Download the YAML (the link's target, fetched by the page with its session) and find the CIDR.
+    let download = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               const a = document.getElementById('download-yaml');
+               fetch(a.href).then(r => r.text().then(t => done([a.hasAttribute('download'), r.headers.get('content-disposition'), t])));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(download[0], Value::Bool(true));
+    assert!(download[1].as_str().unwrap().starts_with("attachment;"), "{download}");
+    let file = download[2].as_str().unwrap();
+    assert!(file.contains("cidr: 192.229.173.0/24") && file.contains("kind: NetworkPolicy"), "{file}");
+    assert!(!file.contains("example-java-app-cassandra"), "{file}");
+
+    // A bad CIDR shows an error next to the field and changes nothing.
+    let before_yaml = text(&c, "#policy-yaml").await;
+    let id = store.cluster_id("demo", false).await.unwrap();
+    let w = format!("deployment/example-java-app/{JAVAAPP}").parse().unwrap();
+    let before = store.decisions(id, &w).await.unwrap();
+    let field = c.find(Locator::Css("#trust_cidr")).await.unwrap();
+    field.send_keys("192.229.173.7/24").await.unwrap();
+    c.find(Locator::Css(".trust-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let err = wait_for(
+        &c,
+        "document.getElementById('trust-error') && document.getElementById('trust-error').textContent",
+        15,
+    )
+    .await;
+    assert!(err.as_str().unwrap().contains("did you mean 192.229.173.0/24"), "{err}");
+    assert_eq!(text(&c, "#policy-yaml").await, before_yaml);
+    assert_eq!(store.decisions(id, &w).await.unwrap(), before);
+
+    c.close().await.unwrap();
+}
