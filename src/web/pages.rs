@@ -50,6 +50,18 @@ pub struct IndexPage {
 #[derive(Deserialize)]
 pub struct IndexQuery {
     token: Option<String>,
+    /// Where to go after logging in: a path on this server.
+    next: Option<String>,
+}
+
+/// Only local paths: `/x` but not `//host` or `/\\host`, so the login URL cannot redirect away.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") && !p.contains(['\r', '\n']) => {
+            p
+        }
+        _ => "/",
+    }
 }
 
 /// `/` and `/?token=...`: logs in (a session cookie) and lists the clusters.
@@ -60,7 +72,9 @@ pub async fn index(
 ) -> Result<Response, ApiError> {
     if let Some(token) = q.token {
         return Ok(match state.sessions.login(&token, &state.token) {
-            Some(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+            Some(cookie) => {
+                ([(header::SET_COOKIE, cookie)], Redirect::to(local_path(q.next.as_deref()))).into_response()
+            }
             None => (StatusCode::UNAUTHORIZED, LoginPage { failed: true }).into_response(),
         });
     }
@@ -489,4 +503,24 @@ pub async fn namespace_graph(
     )
     .await?;
     Ok(Json(view::graph(&r.generation.review, &r.connections, None)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn login_redirects_stay_on_this_server() {
+        let cases = [
+            (None, "/"),
+            (Some("/clusters/demo"), "/clusters/demo"),
+            (Some("//evil.example/x"), "/"),
+            (Some("/\\evil.example"), "/"),
+            (Some("https://evil.example"), "/"),
+            (Some("/a\r\nSet-Cookie: x"), "/"),
+        ];
+        for (next, want) in cases {
+            assert_eq!(local_path(next), want, "{next:?}");
+        }
+    }
 }

@@ -1,0 +1,136 @@
+//! The web application's HTTP surface in process: login, sessions, origin checks, the JSON API's
+//! validation and version conflicts, on a fresh database holding the demo cluster.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use flowgate::store::Store;
+use flowgate::web::{AppState, router, seed_demo};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+const TOKEN: &str = "http-test-token-0123456789";
+const W: &str = "/api/v1/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp";
+
+async fn app(pool: PgPool) -> axum::Router {
+    let store = Store::from_pool(pool).await.unwrap();
+    let state = AppState::new(store, TOKEN);
+    seed_demo(&state, "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
+    router(state)
+}
+
+async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 4 << 20).await.unwrap();
+    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[sqlx::test(migrations = false)]
+async fn login_sets_a_strict_session_cookie_and_pages_need_it(pool: PgPool) {
+    let app = app(pool).await;
+    let (status, _, body) = send(&app, Request::get("/clusters/demo").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _, _) = send(&app, Request::get("/?token=wrong").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, headers, _) =
+        send(&app, Request::get(format!("/?token={TOKEN}&next=/clusters/demo")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/clusters/demo");
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    let get = |path: &str| Request::get(path).header(header::COOKIE, &session).body(Body::empty()).unwrap();
+    let (status, headers, body) = send(&app, get("/clusters/demo?ns=example-java-app")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("deployment/example-java-app-javaapp"));
+    assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
+
+    // A decision from another site, even with the cookie, is refused; from this one it lands.
+    let form = "version=0&peer=deployment/example-java-app/example-java-app-cassandra&allow=false";
+    let post = |origin: &str| {
+        Request::post(
+            "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp/decisions",
+        )
+        .header(header::COOKIE, &session)
+        .header(header::HOST, "flowgate.local")
+        .header(header::ORIGIN, origin)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form))
+        .unwrap()
+    };
+    assert_eq!(send(&app, post("https://evil.example")).await.0, StatusCode::FORBIDDEN);
+    let (status, headers, _) = send(&app, post("http://flowgate.local")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "a plain form post is redirected back to the page");
+    assert!(headers[header::LOCATION].to_str().unwrap().starts_with("/clusters/demo/namespaces/example-java-app/"));
+    let (_, _, body) = send(&app, get(&format!("{W}/decisions"))).await;
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(d["version"], 1);
+    assert_eq!(d["exclude"][0], "deployment/example-java-app/example-java-app-cassandra");
+    assert_eq!(d["author"], "browser");
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_api_validates_and_refuses_stale_versions(pool: PgPool) {
+    let app = app(pool).await;
+    let put = |body: &str| {
+        Request::put(format!("{W}/decisions"))
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let cases = [
+        (r#"{"trust":["192.229.173.7/24"]}"#, StatusCode::UNPROCESSABLE_ENTITY, "did you mean 192.229.173.0/24"),
+        (r#"{"exclude":["widget/x/y"]}"#, StatusCode::UNPROCESSABLE_ENTITY, "unknown workload kind"),
+        (r#"{"excludes":[]}"#, StatusCode::UNPROCESSABLE_ENTITY, "unknown field"),
+        (r#"{"include_unresolved":["10.0.0.300"]}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        (r#"{"trust":["192.229.173.0/24"],"version":0}"#, StatusCode::OK, "\"version\":1"),
+        (r#"{"trust":[],"version":0}"#, StatusCode::CONFLICT, "changed since version 0"),
+    ];
+    for (body, want, text) in cases {
+        let (status, _, got) = send(&app, put(body)).await;
+        assert_eq!(status, want, "{body}: {got}");
+        assert!(got.contains(text), "{body}: {got}");
+    }
+    // Without a token nothing changes.
+    let req = Request::put(format!("{W}/decisions")).body(Body::from("{}")).unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::UNAUTHORIZED);
+
+    // The policy download carries the trusted range and names the file.
+    let req = Request::get(format!("{W}/policy.yaml"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, yaml) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("example-java-app-example-java-app-javaapp.yaml")
+    );
+    assert!(yaml.contains("cidr: 192.229.173.0/24"), "{yaml}");
+    assert!(yaml.contains("port: 8080"), "{yaml}");
+
+    // The connections endpoint speaks the CLI's vocabulary.
+    let req = Request::get(format!("{W}/connections?since=7d"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let peers: Vec<&str> = v["connections"].as_array().unwrap().iter().map(|r| r["peer"].as_str().unwrap()).collect();
+    assert!(
+        peers.contains(&"192.229.173.207") && peers.contains(&"deployment/example-java-app/example-java-app-cassandra"),
+        "{peers:?}"
+    );
+    let unknown =
+        Request::get("/api/v1/clusters/demo/namespaces/example-java-app/workloads/deployment/nope/connections")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+    assert_eq!(send(&app, unknown).await.0, StatusCode::NOT_FOUND);
+}
