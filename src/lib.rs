@@ -12,6 +12,7 @@
 //! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
 //! - [`review`]: store-backed generation with each workload's stored decisions.
 //! - [`web`]: the HTTP server: flow ingestion API (and the review UI), auth, errors.
+//! - [`watch`]: a live cluster through kube-rs reflectors, recorded in the store (IO shell).
 //! - [`offline`]: the CLI's pipeline over files (IO shell around the core).
 pub mod enrich;
 pub mod flows;
@@ -23,4 +24,5 @@ pub mod policy;
 pub mod review;
 pub mod store;
 pub mod topology;
+pub mod watch;
 pub mod web;

@@ -94,6 +94,22 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Watch a live cluster (kubeconfig or in-cluster) and record its objects in the store
+    Watch {
+        #[arg(long)]
+        cluster: String,
+        /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster service account)
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Kubeconfig context
+        #[arg(long)]
+        context: Option<String>,
+        /// How often a changed snapshot is recorded (e.g. 10s, 1m)
+        #[arg(long, default_value = "10s")]
+        interval: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Counts of what the store holds for a cluster
     Stats {
         #[arg(long)]
@@ -358,6 +374,45 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     })
                     .await
                     .map_err(|e| Fail(format!("server: {e}")))
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watch { cluster, kubeconfig, context, interval, db } => {
+            let interval = match interval.parse::<TimeBound>() {
+                Ok(TimeBound::Ago(d)) if d.as_secs() >= 1 => d.unsigned_abs(),
+                _ => {
+                    return Err(Fail(format!(
+                        "--interval {interval:?}: expected a duration of at least 1s, such as 10s"
+                    )));
+                }
+            };
+            let rt = runtime()?;
+            let store = connect(&rt, &db)?;
+            rt.block_on(async move {
+                let options = kube::config::KubeConfigOptions { context, ..Default::default() };
+                let config = match &kubeconfig {
+                    Some(path) => {
+                        let kc = kube::config::Kubeconfig::read_from(path)
+                            .map_err(|e| Fail(format!("--kubeconfig {}: {e}", path.display())))?;
+                        kube::Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| e.to_string())
+                    }
+                    None if options.context.is_some() => {
+                        kube::Config::from_kubeconfig(&options).await.map_err(|e| e.to_string())
+                    }
+                    None => kube::Config::infer().await.map_err(|e| e.to_string()),
+                }
+                .map_err(|e| Fail(format!("Kubernetes configuration: {e}")))?;
+                let client = kube::Client::try_from(config).map_err(|e| Fail(format!("Kubernetes client: {e}")))?;
+                let id = store.cluster_id(&cluster, true).await.map_err(store_err)?;
+                eprintln!(
+                    "watching the cluster as {cluster:?}; a changed snapshot is recorded every {}s",
+                    interval.as_secs()
+                );
+                flowgate::watch::watch(client, store, id, interval, |r, n| {
+                    eprintln!("recorded {n} objects: {} added, {} updated, {} closed", r.added, r.updated, r.closed);
+                })
+                .await
+                .map_err(store_err)
             })?;
             Ok(ExitCode::SUCCESS)
         }
