@@ -93,23 +93,21 @@ fn side(
         }
     }
     if let Some(meta) = meta {
-        match meta.reserved {
-            Some(Reserved::Host | Reserved::RemoteNode | Reserved::KubeApiserver | Reserved::Health) => {
-                let name = match meta.reserved {
-                    Some(Reserved::KubeApiserver) => "kube-apiserver".to_string(),
-                    _ => ip.to_string(),
-                };
-                return Endpoint::Node { name, ip };
-            }
-            _ => {}
+        if let Some(Reserved::Host | Reserved::RemoteNode | Reserved::KubeApiserver | Reserved::Health) = meta.reserved
+        {
+            let name = match meta.reserved {
+                Some(Reserved::KubeApiserver) => "kube-apiserver".to_string(),
+                _ => ip.to_string(),
+            };
+            return Endpoint::Node { name, ip };
         }
-        if let (Some(ns), Some(pod)) = (&meta.namespace, &meta.pod_name) {
-            if let Some(w) = observed_workload(ns, pod, meta) {
-                if !meta.labels.is_empty() {
-                    learned.push((w.clone(), meta.labels.clone()));
-                }
-                return Endpoint::Workload { workload: w };
+        if let (Some(ns), Some(pod)) = (&meta.namespace, &meta.pod_name)
+            && let Some(w) = observed_workload(ns, pod, meta)
+        {
+            if !meta.labels.is_empty() {
+                learned.push((w.clone(), meta.labels.clone()));
             }
+            return Endpoint::Workload { workload: w };
         }
     }
     if inv.in_cluster_range(&ip) { Endpoint::Unresolved { ip } } else { Endpoint::External { ip } }
@@ -128,10 +126,10 @@ pub fn observed_workload(ns: &str, pod: &str, meta: &ObservedEndpoint) -> Option
     if crate::model::check_name(ns).is_err() || crate::model::check_name(pod).is_err() {
         return None;
     }
-    if let Some((kind, name)) = &meta.workload {
-        if crate::model::check_name(name).is_ok() {
-            return Some(WorkloadRef::new(*kind, ns, name.clone()));
-        }
+    if let Some((kind, name)) = &meta.workload
+        && crate::model::check_name(name).is_ok()
+    {
+        return Some(WorkloadRef::new(*kind, ns, name.clone()));
     }
     let (kind, name) = infer_from_pod_name(pod);
     Some(WorkloadRef::new(kind, ns, name))
@@ -149,11 +147,13 @@ pub fn infer_from_pod_name(pod: &str) -> (WorkloadKind, String) {
             return (WorkloadKind::Deployment, base.to_string());
         }
     }
-    if let Some((base, ordinal)) = pod.rsplit_once('-') {
-        if !base.is_empty() && !ordinal.is_empty() && ordinal.len() <= 4 && ordinal.bytes().all(|b| b.is_ascii_digit())
-        {
-            return (WorkloadKind::StatefulSet, base.to_string());
-        }
+    if let Some((base, ordinal)) = pod.rsplit_once('-')
+        && !base.is_empty()
+        && !ordinal.is_empty()
+        && ordinal.len() <= 4
+        && ordinal.bytes().all(|b| b.is_ascii_digit())
+    {
+        return (WorkloadKind::StatefulSet, base.to_string());
     }
     (WorkloadKind::Pod, pod.to_string())
 }
@@ -165,60 +165,60 @@ pub fn enrich(inv: &Inventory, flow: &FlowRecord) -> Vec<Enriched> {
     let src = side(inv, flow.src_ip, t, flow.src_meta.as_ref(), &mut learned);
     let mut out = Vec::with_capacity(1);
     // A ClusterIP is only ever a destination; pods never hold one, so check Services first.
-    if inv.pod_at(&flow.dst_ip, t).is_none() {
-        if let Some(svc) = inv.service_at(&flow.dst_ip, t) {
-            let via = Some((svc.namespace.clone(), svc.name.clone(), flow.dst_port.get()));
-            let backends = inv.service_backends(svc, flow.dst_port.get(), flow.protocol, t);
-            let mut targets: Vec<(Endpoint, Port)> = backends
-                .iter()
-                .map(|(pod, real)| {
-                    let dst = if pod.host_network {
-                        Endpoint::Node {
-                            name: pod.node.clone().unwrap_or_default(),
-                            ip: pod.ips.first().copied().unwrap_or(flow.dst_ip),
-                        }
-                    } else {
-                        Endpoint::Workload { workload: pod.owner.clone() }
-                    };
-                    (dst, real.and_then(Port::new).unwrap_or(flow.dst_port))
-                })
-                .collect();
-            if targets.is_empty() {
-                // No pod backed the Service at that time in the snapshot: fall back to the
-                // workloads its selector matches, with their declared ports.
-                let sp = svc.ports.iter().find(|p| p.port == flow.dst_port.get() && p.protocol == flow.protocol);
-                for w in inv.service_workloads(svc) {
-                    let port = sp
-                        .and_then(|sp| match &sp.target {
-                            crate::inventory::TargetPort::Number(n) => Some(*n),
-                            crate::inventory::TargetPort::Name(name) => w
-                                .ports
-                                .iter()
-                                .find(|p| p.protocol == flow.protocol && p.name.as_deref() == Some(name.as_str()))
-                                .map(|p| p.port),
-                        })
-                        .and_then(Port::new)
-                        .unwrap_or(flow.dst_port);
-                    targets.push((Endpoint::Workload { workload: w.workload.clone() }, port));
-                }
+    if inv.pod_at(&flow.dst_ip, t).is_none()
+        && let Some(svc) = inv.service_at(&flow.dst_ip, t)
+    {
+        let via = Some((svc.namespace.clone(), svc.name.clone(), flow.dst_port.get()));
+        let backends = inv.service_backends(svc, flow.dst_port.get(), flow.protocol, t);
+        let mut targets: Vec<(Endpoint, Port)> = backends
+            .iter()
+            .map(|(pod, real)| {
+                let dst = if pod.host_network {
+                    Endpoint::Node {
+                        name: pod.node.clone().unwrap_or_default(),
+                        ip: pod.ips.first().copied().unwrap_or(flow.dst_ip),
+                    }
+                } else {
+                    Endpoint::Workload { workload: pod.owner.clone() }
+                };
+                (dst, real.and_then(Port::new).unwrap_or(flow.dst_port))
+            })
+            .collect();
+        if targets.is_empty() {
+            // No pod backed the Service at that time in the snapshot: fall back to the
+            // workloads its selector matches, with their declared ports.
+            let sp = svc.ports.iter().find(|p| p.port == flow.dst_port.get() && p.protocol == flow.protocol);
+            for w in inv.service_workloads(svc) {
+                let port = sp
+                    .and_then(|sp| match &sp.target {
+                        crate::inventory::TargetPort::Number(n) => Some(*n),
+                        crate::inventory::TargetPort::Name(name) => w
+                            .ports
+                            .iter()
+                            .find(|p| p.protocol == flow.protocol && p.name.as_deref() == Some(name.as_str()))
+                            .map(|p| p.port),
+                    })
+                    .and_then(Port::new)
+                    .unwrap_or(flow.dst_port);
+                targets.push((Endpoint::Workload { workload: w.workload.clone() }, port));
             }
-            targets.sort();
-            targets.dedup();
-            if targets.is_empty() {
-                targets.push((Endpoint::Unresolved { ip: flow.dst_ip }, flow.dst_port));
-            }
-            for (dst, port) in targets {
-                out.push(Enriched {
-                    src: src.clone(),
-                    dst,
-                    port,
-                    protocol: flow.protocol,
-                    service: via.clone(),
-                    learned: learned.clone(),
-                });
-            }
-            return out;
         }
+        targets.sort();
+        targets.dedup();
+        if targets.is_empty() {
+            targets.push((Endpoint::Unresolved { ip: flow.dst_ip }, flow.dst_port));
+        }
+        for (dst, port) in targets {
+            out.push(Enriched {
+                src: src.clone(),
+                dst,
+                port,
+                protocol: flow.protocol,
+                service: via.clone(),
+                learned: learned.clone(),
+            });
+        }
+        return out;
     }
     let dst = side(inv, flow.dst_ip, t, flow.dst_meta.as_ref(), &mut learned);
     let service = flow.dst_service.as_ref().map(|(ns, name)| {

@@ -157,10 +157,10 @@ impl Connections {
                 self.catalog.learn(w, labels);
             }
             for end in [&e.src, &e.dst] {
-                if let Some(w) = end.workload() {
-                    if !self.catalog.workloads.contains_key(w) {
-                        self.catalog.note_workload(w);
-                    }
+                if let Some(w) = end.workload()
+                    && !self.catalog.workloads.contains_key(w)
+                {
+                    self.catalog.note_workload(w);
                 }
             }
             let key = ConnKey { src: e.src.clone(), dst: e.dst.clone(), port: e.port, protocol: e.protocol };
@@ -171,15 +171,16 @@ impl Connections {
             }
             stats.first_seen = stats.first_seen.min(flow.time);
             stats.last_seen = stats.last_seen.max(flow.time);
-            if let Some(p) = &flow.process {
-                if stats.processes.len() < MAX_PROCESSES && !stats.processes.contains(p) {
-                    stats.processes.insert(p.clone());
-                }
+            if let Some(p) = &flow.process
+                && stats.processes.len() < MAX_PROCESSES
+                && !stats.processes.contains(p)
+            {
+                stats.processes.insert(p.clone());
             }
-            if let Some((ns, name, port)) = &e.service {
-                if stats.services.len() < MAX_PROCESSES {
-                    stats.services.insert(format!("{ns}/{name}:{port}"));
-                }
+            if let Some((ns, name, port)) = &e.service
+                && stats.services.len() < MAX_PROCESSES
+            {
+                stats.services.insert(format!("{ns}/{name}:{port}"));
             }
         }
     }

@@ -180,7 +180,8 @@ async fn windows_are_answered_from_hourly_aggregates(pool: PgPool) {
     ingest(&store, c, "f", flows).await;
     let u7 = ("unresolved/10.244.0.5".to_string(), "unresolved/10.244.0.7".to_string());
     let u8 = ("unresolved/10.244.0.5".to_string(), "unresolved/10.244.0.8".to_string());
-    let cases: [(Option<&str>, Option<&str>, Vec<(String, String, u64)>); 4] = [
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, Vec<(String, String, u64)>);
+    let cases: [Case; 4] = [
         (None, None, vec![(u7.0.clone(), u7.1.clone(), 2), (u8.0.clone(), u8.1.clone(), 2)]),
         (Some("2026-11-07T10:00:00Z"), None, vec![(u7.0.clone(), u7.1.clone(), 1), (u8.0.clone(), u8.1.clone(), 2)]),
         (Some("2026-11-08T00:00:00Z"), None, vec![(u8.0.clone(), u8.1.clone(), 2)]),

@@ -62,15 +62,15 @@ impl<'a> OwnerIndex<'a> {
         let bare = || WorkloadRef::new(WorkloadKind::Pod, ns, name);
         let Some(r) = controller(&pod.metadata) else {
             // No owner reference: a bare pod, unless its labels show a ReplicaSet's hash.
-            if let Some(hash) = labels.and_then(|l| l.get("pod-template-hash")) {
-                if let Some(dep) = strip_generated(name, hash) {
-                    return (
-                        WorkloadRef::new(WorkloadKind::Deployment, ns, dep),
-                        Some(format!(
-                            "pod {ns}/{name} has no owner reference; Deployment {dep} inferred from pod-template-hash"
-                        )),
-                    );
-                }
+            if let Some(hash) = labels.and_then(|l| l.get("pod-template-hash"))
+                && let Some(dep) = strip_generated(name, hash)
+            {
+                return (
+                    WorkloadRef::new(WorkloadKind::Deployment, ns, dep),
+                    Some(format!(
+                        "pod {ns}/{name} has no owner reference; Deployment {dep} inferred from pod-template-hash"
+                    )),
+                );
             }
             return (bare(), None);
         };

@@ -242,26 +242,26 @@ fn dns_peer(inv: &Inventory, sels: &mut Selectors, warnings: &mut Vec<String>) -
     let fallback_ports: PortSet = [(Protocol::Udp, 53), (Protocol::Tcp, 53)].into();
     if let Some(svc) = inv.dns_service() {
         let workloads = inv.service_workloads(svc);
-        if let [w] = workloads.as_slice() {
-            if let Ok(selector) = sels.get(&w.workload) {
-                let mut ports = PortSet::new();
-                for sp in svc.ports.iter().filter(|p| p.port == 53) {
-                    let real = match &sp.target {
-                        TargetPort::Number(n) => Some(*n),
-                        TargetPort::Name(name) => w
-                            .ports
-                            .iter()
-                            .chain(inv.pods_of(&w.workload).flat_map(|p| p.ports.iter()))
-                            .find(|p| p.protocol == sp.protocol && p.name.as_deref() == Some(name.as_str()))
-                            .map(|p| p.port),
-                    };
-                    ports.insert((sp.protocol, real.unwrap_or(53)));
-                }
-                if ports.is_empty() {
-                    ports = fallback_ports;
-                }
-                return (PeerSel::Pods { namespace: w.workload.namespace.clone(), selector }, ports);
+        if let [w] = workloads.as_slice()
+            && let Ok(selector) = sels.get(&w.workload)
+        {
+            let mut ports = PortSet::new();
+            for sp in svc.ports.iter().filter(|p| p.port == 53) {
+                let real = match &sp.target {
+                    TargetPort::Number(n) => Some(*n),
+                    TargetPort::Name(name) => w
+                        .ports
+                        .iter()
+                        .chain(inv.pods_of(&w.workload).flat_map(|p| p.ports.iter()))
+                        .find(|p| p.protocol == sp.protocol && p.name.as_deref() == Some(name.as_str()))
+                        .map(|p| p.port),
+                };
+                ports.insert((sp.protocol, real.unwrap_or(53)));
             }
+            if ports.is_empty() {
+                ports = fallback_ports;
+            }
+            return (PeerSel::Pods { namespace: w.workload.namespace.clone(), selector }, ports);
         }
         if let Some(sel) = &svc.selector {
             return (PeerSel::Pods { namespace: svc.namespace.clone(), selector: sel.clone() }, fallback_ports);
@@ -373,10 +373,11 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
         let mut ing = ingress.remove(target).unwrap_or_default();
         // The DNS server itself must answer every pod that gets the DNS egress rule, on every
         // DNS port, not only the clients and protocols that happened to be observed.
-        if let Some((PeerSel::Pods { namespace, selector: dns_sel }, ports)) = &dns {
-            if namespace == &target.namespace && dns_sel == &selector {
-                ing.entry(PeerSel::AllPods).or_default().extend(ports.iter().copied());
-            }
+        if let Some((PeerSel::Pods { namespace, selector: dns_sel }, ports)) = &dns
+            && namespace == &target.namespace
+            && dns_sel == &selector
+        {
+            ing.entry(PeerSel::AllPods).or_default().extend(ports.iter().copied());
         }
         // Rules that every-pod already covers are redundant: drop those ports from pod peers.
         if let Some(all) = ing.get(&PeerSel::AllPods).cloned() {

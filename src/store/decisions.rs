@@ -140,10 +140,10 @@ impl Store {
         .bind(w.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        if let Some((rev, old)) = &latest {
-            if old == yaml {
-                return Ok(*rev);
-            }
+        if let Some((rev, old)) = &latest
+            && old == yaml
+        {
+            return Ok(*rev);
         }
         let rev = latest.map_or(1, |(r, _)| r + 1);
         sqlx::query(

@@ -326,7 +326,7 @@ impl Store {
             let Ok(start) = date.to_zoned(jiff::tz::TimeZone::UTC) else { continue };
             let day = start.timestamp().as_microsecond().div_euclid(DAY_US);
             // The partition holds [day, day + 1); drop it when all of it is older than the cutoff.
-            if day + 1 <= cutoff_day {
+            if day < cutoff_day {
                 // `p` matched ^flows_[0-9]{8}$ above: nothing in it needs quoting.
                 let sql = format!("drop table if exists {p}");
                 sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&self.pool).await?;

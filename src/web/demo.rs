@@ -11,7 +11,8 @@ pub const INVENTORY: &str = include_str!("demo/inventory.json");
 
 /// (source IP, destination IP, port, protocol, process, active only before this many hours ago)
 /// Client-side view: Services appear as ClusterIP:port.
-const CONNECTIONS: &[(&str, &str, u16, &str, &str, Option<i64>)] = &[
+type DemoConnection = (&'static str, &'static str, u16, &'static str, &'static str, Option<i64>);
+const CONNECTIONS: &[DemoConnection] = &[
     ("10.244.0.12", "10.96.10.10", 80, "TCP", "java", None), // jclient -> javaapp Service
     ("10.244.0.11", "10.96.10.15", 27017, "TCP", "java", None), // javaapp -> mongo
     ("10.244.0.11", "10.96.10.13", 6379, "TCP", "java", None), // javaapp -> redis
@@ -43,10 +44,10 @@ pub fn tick(now: Timestamp, now_of_run: Timestamp) -> String {
     let mut out = String::new();
     let secs = now.as_second();
     for (i, (src, dst, port, proto, process, stop)) in CONNECTIONS.iter().enumerate() {
-        if let Some(h) = stop {
-            if now > now_of_run - SignedDuration::from_hours(*h) {
-                continue;
-            }
+        if let Some(h) = stop
+            && now > now_of_run - SignedDuration::from_hours(*h)
+        {
+            continue;
         }
         // Deterministic spread of source ports and sub-second offsets.
         let n = (secs as u64).wrapping_mul(2654435761).wrapping_add(i as u64 * 40503);

@@ -53,10 +53,10 @@ impl AppState {
     pub async fn inventory(&self, cluster: i32) -> crate::store::Result<Arc<Inventory>> {
         let stamp = self.store.inventory_stamp(cluster).await?;
         let mut cache = self.inventories.lock().await;
-        if let Some(c) = cache.get(&cluster) {
-            if c.stamp == stamp {
-                return Ok(c.inventory.clone());
-            }
+        if let Some(c) = cache.get(&cluster)
+            && c.stamp == stamp
+        {
+            return Ok(c.inventory.clone());
         }
         let inventory = Arc::new(self.store.load_inventory(cluster).await?);
         cache.insert(cluster, CachedInventory { stamp, inventory: inventory.clone() });
