@@ -94,6 +94,7 @@ pub struct WorkloadLink {
 #[derive(Template, WebTemplate)]
 #[template(path = "cluster.html")]
 pub struct ClusterPage {
+    scripts: &'static [&'static str],
     cluster: String,
     namespaces: Vec<String>,
     namespace: Option<String>,
@@ -163,6 +164,7 @@ pub async fn cluster(
         }
     }
     Ok(ClusterPage {
+        scripts: SCRIPTS,
         cluster,
         namespaces: namespaces.into_iter().collect(),
         namespace,
