@@ -157,8 +157,22 @@ const NAMESPACES: &[&str] =
 /// Application namespaces: the first six.
 const APP_NAMESPACES: usize = 6;
 const STEMS: &[&str] = &[
-    "cart", "checkout", "orders", "pricing", "inventory", "recommend", "review", "notify", "ledger", "invoice",
-    "session", "profile", "media", "export", "audit", "quota",
+    "cart",
+    "checkout",
+    "orders",
+    "pricing",
+    "inventory",
+    "recommend",
+    "review",
+    "notify",
+    "ledger",
+    "invoice",
+    "session",
+    "profile",
+    "media",
+    "export",
+    "audit",
+    "quota",
 ];
 const ROLES: &[&str] = &["api", "worker", "db", "cache", "gateway", "sync"];
 const WORLD: &[(&str, &str)] = &[
@@ -278,8 +292,7 @@ impl Cluster {
         self.add_workload(mon, "grafana", Kind::Deployment, 3000, Proto::Tcp, 1);
         self.add_workload(mon, "node-exporter", Kind::DaemonSet, 9100, Proto::Tcp, NODES);
         self.add_workload(mon, "alertmanager", Kind::StatefulSet, 9093, Proto::Tcp, 2);
-        self.ingress =
-            self.add_workload(mon + 1, "ingress-nginx-controller", Kind::Deployment, 443, Proto::Tcp, 3);
+        self.ingress = self.add_workload(mon + 1, "ingress-nginx-controller", Kind::Deployment, 443, Proto::Tcp, 3);
         self.dns = self.add_workload(mon + 2, "coredns", Kind::Deployment, 53, Proto::Udp, 2);
         self.workloads[self.dns].labels.push_str(r#","k8s:k8s-app=kube-dns""#);
         self.add_workload(mon + 2, "metrics-server", Kind::Deployment, 10250, Proto::Tcp, 1);
@@ -471,8 +484,13 @@ fn render(rng: &mut Rng, l: &Line, out: &mut String) {
     if let Some(l7) = l.l7 {
         write!(out, r#""l7":{l7},"#).unwrap();
     }
-    write!(out, r#""event_type":{},"traffic_direction":"{}","#, l.event_type, if l.egress { "EGRESS" } else { "INGRESS" })
-        .unwrap();
+    write!(
+        out,
+        r#""event_type":{},"traffic_direction":"{}","#,
+        l.event_type,
+        if l.egress { "EGRESS" } else { "INGRESS" }
+    )
+    .unwrap();
     if let Some(o) = l.observation {
         write!(out, r#""trace_observation_point":"{o}","#).unwrap();
     }
@@ -684,7 +702,11 @@ fn main() -> io::Result<()> {
                 let (ap, bp) = if reply { (e.port as u64, sport) } else { (sport, e.port as u64) };
                 let l4 = format!(r#""{proto_name}":{{"source_port":{ap},"destination_port":{bp}}}"#);
                 let (l7, summary) = if e.port == 53 {
-                    let q = format!("{}.{}.svc.cluster.local.", c.workloads[rng.below(c.workloads.len())].name, NAMESPACES[rng.below(APP_NAMESPACES)]);
+                    let q = format!(
+                        "{}.{}.svc.cluster.local.",
+                        c.workloads[rng.below(c.workloads.len())].name,
+                        NAMESPACES[rng.below(APP_NAMESPACES)]
+                    );
                     if reply {
                         let answer = format!("10.96.{}.{}", rng.below(255), rng.below(255));
                         (
@@ -696,7 +718,9 @@ fn main() -> io::Result<()> {
                         )
                     } else {
                         (
-                            format!(r#"{{"type":"REQUEST","dns":{{"query":"{q}","qtypes":["A"],"observation_source":"proxy"}}}}"#),
+                            format!(
+                                r#"{{"type":"REQUEST","dns":{{"query":"{q}","qtypes":["A"],"observation_source":"proxy"}}}}"#
+                            ),
                             format!("DNS Query {q} A"),
                         )
                     }
