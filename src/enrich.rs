@@ -81,6 +81,7 @@ fn side(
     t: Timestamp,
     meta: Option<&ObservedEndpoint>,
     learned: &mut Vec<(WorkloadRef, Labels)>,
+    known: &impl Fn(&WorkloadRef, &Labels) -> bool,
 ) -> Endpoint {
     if let Some(hit) = lookup(inv, ip, t) {
         match hit {
@@ -104,7 +105,7 @@ fn side(
         if let (Some(ns), Some(pod)) = (&meta.namespace, &meta.pod_name)
             && let Some(w) = observed_workload(ns, pod, meta)
         {
-            if !meta.labels.is_empty() {
+            if !meta.labels.is_empty() && !known(&w, &meta.labels) {
                 learned.push((w.clone(), meta.labels.clone()));
             }
             return Endpoint::Workload { workload: w };
@@ -160,9 +161,20 @@ pub fn infer_from_pod_name(pod: &str) -> (WorkloadKind, String) {
 
 /// Enriches one flow. Never fails: what cannot be resolved is `Unresolved` or `External`.
 pub fn enrich(inv: &Inventory, flow: &FlowRecord) -> Vec<Enriched> {
+    enrich_learning(inv, flow, |_, _| false)
+}
+
+/// [`enrich`], leaving out of `learned` the label sets for which `known` says the caller has no
+/// use (typically: already in its catalog). A busy stream repeats the same few label sets in every
+/// flow, and copying them for each one was most of the cost of folding a flow in.
+pub fn enrich_learning(
+    inv: &Inventory,
+    flow: &FlowRecord,
+    known: impl Fn(&WorkloadRef, &Labels) -> bool,
+) -> Vec<Enriched> {
     let mut learned = Vec::new();
     let t = flow.time;
-    let src = side(inv, flow.src_ip, t, flow.src_meta.as_ref(), &mut learned);
+    let src = side(inv, flow.src_ip, t, flow.src_meta.as_ref(), &mut learned, &known);
     let mut out = Vec::with_capacity(1);
     // A ClusterIP is only ever a destination; pods never hold one, so check Services first.
     if inv.pod_at(&flow.dst_ip, t).is_none()
@@ -220,7 +232,7 @@ pub fn enrich(inv: &Inventory, flow: &FlowRecord) -> Vec<Enriched> {
         }
         return out;
     }
-    let dst = side(inv, flow.dst_ip, t, flow.dst_meta.as_ref(), &mut learned);
+    let dst = side(inv, flow.dst_ip, t, flow.dst_meta.as_ref(), &mut learned, &known);
     let service = flow.dst_service.as_ref().map(|(ns, name)| {
         // Hubble reports the Service but the already-translated backend port; find the Service port.
         let svc_port = inv
@@ -320,6 +332,27 @@ mod tests {
             one(flow("10.244.0.9", "192.229.173.207", 443, "2024-01-01T03:00:00Z")).1,
             "192.229.173.207 (external)"
         );
+    }
+
+    #[test]
+    fn learning_leaves_out_only_what_the_caller_knows() {
+        let inv = Inventory::build(&parse_text(INV, "inv.json").objects);
+        let meta = |ns: &str, pod: &str, app: &str| ObservedEndpoint {
+            namespace: Some(ns.into()),
+            pod_name: Some(pod.into()),
+            labels: Labels::from([("app".to_string(), app.to_string())]),
+            reserved: None,
+            workload: None,
+        };
+        let mut f = flow("10.250.0.1", "10.250.0.2", 8080, "2024-01-01T03:00:00Z");
+        f.src_meta = Some(meta("b", "api-7d9f8b6c5d-x2x9q", "api"));
+        f.dst_meta = Some(meta("b", "db-0", "db"));
+        let all = enrich(&inv, &f);
+        assert_eq!(all[0].learned.len(), 2);
+        assert_eq!(enrich_learning(&inv, &f, |_, _| false), all);
+        let some = enrich_learning(&inv, &f, |w, _| w.name == "api");
+        assert_eq!(some[0].learned, vec![all[0].learned[1].clone()]);
+        assert_eq!((&some[0].src, &some[0].dst, some[0].port), (&all[0].src, &all[0].dst, all[0].port));
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-use crate::enrich::enrich;
+use crate::enrich::enrich_learning;
 use crate::flows::{self, FlowFormat, Summary};
 use crate::inventory::{self, Inventory, KubeObject, Loaded};
 use crate::model::{WorkloadKind, WorkloadRef};
@@ -88,7 +88,8 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
     for path in &inputs.flows {
         flows::read_path(path, inputs.format, threads, &mut summary, |flow| {
             if window.contains(flow.time) {
-                let enriched = enrich(&inv, &flow);
+                let catalog = &connections.catalog;
+                let enriched = enrich_learning(&inv, &flow, |w, labels| catalog.knows(w, labels));
                 connections.add(&flow, &enriched, &window);
             } else {
                 connections.outside_window += 1;

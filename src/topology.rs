@@ -94,10 +94,21 @@ impl Catalog {
         if self.described.contains(w) {
             return;
         }
-        let sets = self.workloads.entry(w.clone()).or_default();
+        // Called for every flow with Hubble metadata: look up before cloning the key, which is
+        // almost always there already.
+        let sets = match self.workloads.get_mut(w) {
+            Some(sets) => sets,
+            None => self.workloads.entry(w.clone()).or_default(),
+        };
         if sets.len() < MAX_LABEL_SETS && !sets.contains(labels) {
             sets.insert(labels.clone());
         }
+    }
+
+    /// Whether [`Catalog::learn`] would change nothing for these labels.
+    pub fn knows(&self, w: &WorkloadRef, labels: &Labels) -> bool {
+        self.described.contains(w)
+            || self.workloads.get(w).is_some_and(|sets| sets.len() >= MAX_LABEL_SETS || sets.contains(labels))
     }
 
     pub fn note_workload(&mut self, w: &WorkloadRef) {
@@ -177,10 +188,13 @@ impl Connections {
             {
                 stats.processes.insert(p.clone());
             }
-            if let Some((ns, name, port)) = &e.service
-                && stats.services.len() < MAX_PROCESSES
-            {
-                stats.services.insert(format!("{ns}/{name}:{port}"));
+            if let Some((ns, name, port)) = &e.service {
+                // Most flows repeat a Service already recorded; only a new one is formatted.
+                if stats.services.len() < MAX_PROCESSES
+                    && !stats.services.iter().any(|s| is_service(s, ns, name, *port))
+                {
+                    stats.services.insert(format!("{ns}/{name}:{port}"));
+                }
             }
         }
     }
@@ -191,6 +205,14 @@ impl Connections {
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
     }
+}
+
+/// Whether `s` is `format!("{ns}/{name}:{port}")`, without formatting it.
+fn is_service(s: &str, ns: &str, name: &str, port: u16) -> bool {
+    let rest = s.strip_prefix(ns).and_then(|r| r.strip_prefix('/')).and_then(|r| r.strip_prefix(name));
+    let Some(digits) = rest.and_then(|r| r.strip_prefix(':')) else { return false };
+    // A formatted port has no sign and no leading zero, so parsing back is exact.
+    !digits.starts_with(['+', '0']) && digits.parse::<u16>() == Ok(port) || digits == "0" && port == 0
 }
 
 /// `--since`/`--until`: an instant, or a duration back from the newest flow.
@@ -242,6 +264,46 @@ impl TimeBound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::WorkloadKind;
+
+    #[test]
+    fn service_names_match_their_formatted_form_only() {
+        let cases = [
+            ("shop/web:80", true),
+            ("shop/web:8080", false),
+            ("shop/web:080", false),
+            ("shop/web:+80", false),
+            ("shop/webx:80", false),
+            ("shop/we:80", false),
+            ("shopx/web:80", false),
+            ("shop/web80", false),
+            ("shop:web:80", false),
+            ("", false),
+        ];
+        for (s, want) in cases {
+            assert_eq!(is_service(s, "shop", "web", 80), want, "{s}");
+            assert_eq!(s == format!("shop/web:{}", 80), want, "{s}");
+        }
+        assert!(is_service("a/b:0", "a", "b", 0));
+        assert!(is_service("a/b:65535", "a", "b", 65535));
+    }
+
+    #[test]
+    fn knows_exactly_when_learn_changes_nothing() {
+        let labels = |v: &str| Labels::from([("app".to_string(), v.to_string())]);
+        let w = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+        let mut c = Catalog::default();
+        for i in 0..MAX_LABEL_SETS + 3 {
+            for l in [labels(&i.to_string()), labels("0")] {
+                let before = c.workloads.clone();
+                let knows = c.knows(&w, &l);
+                c.learn(&w, &l);
+                assert_eq!(knows, c.workloads == before, "set {i}");
+            }
+        }
+        c.described.insert(w.clone());
+        assert!(c.knows(&w, &labels("new")));
+    }
 
     #[test]
     fn time_bounds() {
