@@ -2,7 +2,7 @@
 //! skipped by its key), and folds exactly the newly inserted ones into the hourly aggregates, so
 //! re-ingesting a file changes no count and a killed ingest leaves nothing half applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use jiff::Timestamp;
@@ -188,13 +188,13 @@ impl Store {
         let mut verdict = Vec::with_capacity(n);
         let mut src_ep = Vec::with_capacity(n);
         let mut dst_ep = Vec::with_capacity(n);
-        let mut src_ns = Vec::with_capacity(n);
-        let mut dst_ns = Vec::with_capacity(n);
         let mut service = Vec::with_capacity(n);
         let mut process = Vec::with_capacity(n);
         let mut node = Vec::with_capacity(n);
         let mut bytes = Vec::with_capacity(n);
         let mut packets = Vec::with_capacity(n);
+        // Each endpoint's namespace, sent once per endpoint rather than once per row.
+        let mut namespaces: HashMap<&str, &str> = HashMap::new();
         for r in &batch.rows {
             time.push(r.time_us);
             key.push(r.key.as_str());
@@ -206,52 +206,64 @@ impl Store {
             verdict.push(r.verdict);
             src_ep.push(r.src_endpoint.as_str());
             dst_ep.push(r.dst_endpoint.as_str());
-            src_ns.push(r.src_namespace.as_str());
-            dst_ns.push(r.dst_namespace.as_str());
             service.push(r.service.as_deref());
             process.push(r.process.as_deref());
             node.push(r.node.as_deref());
             bytes.push(r.bytes);
             packets.push(r.packets);
+            namespaces.entry(&r.src_endpoint).or_insert(&r.src_namespace);
+            namespaces.entry(&r.dst_endpoint).or_insert(&r.dst_namespace);
         }
+        let (ns_ep, ns_name): (Vec<&str>, Vec<&str>) = namespaces.into_iter().unzip();
+        // The aggregates are folded from what the insert returns, i.e. exactly the rows it stored:
+        // a flow already in the table, or twice in this batch, is skipped by `on conflict do
+        // nothing` and counted nowhere. (Joining the returned keys back to the input costs more
+        // than the insert returning the few columns the aggregates need.)
         let inserted: i64 = sqlx::query_scalar(
-            "with input as (
-                select distinct on (k, us) * from unnest($2::bigint[], $3::text[], $4::inet[], $5::int[], $6::inet[], $7::int[],
-                                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                                     $14::text[], $15::text[], $16::text[], $17::bigint[], $18::bigint[])
-                    as t(us, k, sip, sport, dip, dport, proto, verdict, sep, dep, sns, dns, svc, proc, node, bytes, packets)
-             ),
-             ins as (
+            "with ins as (
                 insert into flows as f (cluster_id, time, flow_key, src_ip, src_port, dst_ip, dst_port, protocol, verdict,
                                         src_endpoint, dst_endpoint, service, process, node, bytes, packets)
                 select $1, timestamptz 'epoch' + us * interval '1 microsecond', k::uuid, sip, sport, dip, dport, proto,
                        verdict, sep, dep, svc, proc, node, bytes, packets
-                from input
+                from unnest($2::bigint[], $3::text[], $4::inet[], $5::int[], $6::inet[], $7::int[], $8::text[], $9::text[],
+                            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[])
+                    as t(us, k, sip, sport, dip, dport, proto, verdict, sep, dep, svc, proc, node, bytes, packets)
                 on conflict do nothing
-                returning f.time, f.flow_key
+                returning f.time, f.src_endpoint, f.dst_endpoint, f.dst_port, f.protocol, f.verdict, f.service, f.process
              ),
-             fresh as (
-                select i.* , ins.time from ins join input i on i.k::uuid = ins.flow_key
-                   and timestamptz 'epoch' + i.us * interval '1 microsecond' = ins.time
+             ns as (
+                select * from unnest($17::text[], $18::text[]) as n(endpoint, namespace)
+             ),
+             hourly as (
+                select date_trunc('hour', time) as bucket, src_endpoint, dst_endpoint, dst_port, protocol,
+                       count(*) as flows, count(*) filter (where verdict = 'DROPPED') as dropped,
+                       min(time) as first_seen, max(time) as last_seen,
+                       coalesce((array_agg(distinct process) filter (where process is not null))[1:8], '{}') as processes,
+                       coalesce((array_agg(distinct service) filter (where service is not null))[1:8], '{}') as services
+                from ins
+                group by date_trunc('hour', time), src_endpoint, dst_endpoint, dst_port, protocol
              ),
              agg as (
                 insert into conn_hourly as c (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
                                               port, protocol, flows, dropped, first_seen, last_seen, processes, services)
-                select $1, date_trunc('hour', time), sep, dep, sns, dns, dport, proto,
-                       count(*), count(*) filter (where verdict = 'DROPPED'), min(time), max(time),
-                       coalesce((array_agg(distinct proc) filter (where proc is not null))[1:8], '{}'),
-                       coalesce((array_agg(distinct svc) filter (where svc is not null))[1:8], '{}')
-                from fresh
-                group by date_trunc('hour', time), sep, dep, sns, dns, dport, proto
+                select $1, h.bucket, h.src_endpoint, h.dst_endpoint, s.namespace, d.namespace, h.dst_port, h.protocol,
+                       h.flows, h.dropped, h.first_seen, h.last_seen, h.processes, h.services
+                from hourly h
+                join ns s on s.endpoint = h.src_endpoint
+                join ns d on d.endpoint = h.dst_endpoint
                 on conflict (cluster_id, src_endpoint, bucket, dst_endpoint, port, protocol) do update set
                    flows = c.flows + excluded.flows,
                    dropped = c.dropped + excluded.dropped,
                    first_seen = least(c.first_seen, excluded.first_seen),
                    last_seen = greatest(c.last_seen, excluded.last_seen),
-                   processes = (select coalesce((array_agg(distinct p))[1:8], '{}')
-                                from unnest(c.processes || excluded.processes) p),
-                   services = (select coalesce((array_agg(distinct s))[1:8], '{}')
-                               from unnest(c.services || excluded.services) s)
+                   -- Stored arrays are sorted, distinct and at most 8 long, so when the new values
+                   -- are among them the merge below would return them unchanged: skip it.
+                   processes = case when excluded.processes <@ c.processes then c.processes
+                                    else (select coalesce((array_agg(distinct p))[1:8], '{}')
+                                          from unnest(c.processes || excluded.processes) p) end,
+                   services = case when excluded.services <@ c.services then c.services
+                                   else (select coalesce((array_agg(distinct s))[1:8], '{}')
+                                         from unnest(c.services || excluded.services) s) end
              )
              select count(*) from ins",
         )
@@ -266,13 +278,13 @@ impl Store {
         .bind(&verdict)
         .bind(&src_ep)
         .bind(&dst_ep)
-        .bind(&src_ns)
-        .bind(&dst_ns)
         .bind(&service)
         .bind(&process)
         .bind(&node)
         .bind(&bytes)
         .bind(&packets)
+        .bind(&ns_ep)
+        .bind(&ns_name)
         .fetch_one(&mut *tx)
         .await?;
         if !batch.learned.is_empty() {

@@ -33,6 +33,33 @@ pub struct Stats {
 
 type Row = (String, String, i32, String, i64, i64, i64, i64, Vec<String>, Vec<String>);
 
+/// The SQL behind [`Store::connections`] for a scope, and its `$4` argument. Public so that the
+/// store benchmark can `explain` exactly the statement the application runs.
+/// Binds: `$1` cluster id, `$2` since and `$3` until (microseconds since the epoch), `$4` the scope.
+pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
+    macro_rules! window_sql {
+        ($filter:literal) => {
+            concat!(
+                "select src_endpoint, dst_endpoint, port, protocol, sum(flows)::bigint, sum(dropped)::bigint,
+                        (extract(epoch from min(first_seen)) * 1000000)::bigint,
+                        (extract(epoch from max(last_seen)) * 1000000)::bigint,
+                        array_cat_agg(processes), array_cat_agg(services)
+                 from conn_hourly
+                 where cluster_id = $1
+                   and bucket >= date_trunc('hour', timestamptz 'epoch' + $2::bigint * interval '1 microsecond')
+                   and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
+                $filter,
+                " group by src_endpoint, dst_endpoint, port, protocol"
+            )
+        };
+    }
+    match scope {
+        Scope::Workload(w) => (window_sql!("and (src_endpoint = $4 or dst_endpoint = $4)"), w.to_string()),
+        Scope::Namespace(ns) => (window_sql!("and (src_namespace = $4 or dst_namespace = $4)"), ns.to_string()),
+        Scope::All => (window_sql!("and $4 = ''"), String::new()),
+    }
+}
+
 impl Store {
     /// The connections seen in `[since, until]` (hour-aligned: the aggregates' buckets that
     /// overlap the window count whole), folded into `Connections` with the given catalog.
@@ -44,27 +71,7 @@ impl Store {
         until: Option<Timestamp>,
         catalog: Catalog,
     ) -> Result<Connections> {
-        macro_rules! window_sql {
-            ($filter:literal) => {
-                concat!(
-                    "select src_endpoint, dst_endpoint, port, protocol, sum(flows)::bigint, sum(dropped)::bigint,
-                            (extract(epoch from min(first_seen)) * 1000000)::bigint,
-                            (extract(epoch from max(last_seen)) * 1000000)::bigint,
-                            array_cat_agg(processes), array_cat_agg(services)
-                     from conn_hourly
-                     where cluster_id = $1
-                       and bucket >= date_trunc('hour', timestamptz 'epoch' + $2::bigint * interval '1 microsecond')
-                       and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
-                    $filter,
-                    " group by src_endpoint, dst_endpoint, port, protocol"
-                )
-            };
-        }
-        let (sql, arg) = match &scope {
-            Scope::Workload(w) => (window_sql!("and (src_endpoint = $4 or dst_endpoint = $4)"), w.to_string()),
-            Scope::Namespace(ns) => (window_sql!("and (src_namespace = $4 or dst_namespace = $4)"), ns.to_string()),
-            Scope::All => (window_sql!("and $4 = ''"), String::new()),
-        };
+        let (sql, arg) = connections_sql(&scope);
         let rows: Vec<Row> = sqlx::query_as(sql)
             .bind(cluster)
             .bind(since.map(micros).unwrap_or(-62_135_596_800_000_000)) // 0001-01-01
