@@ -167,9 +167,31 @@ pub fn parse_hubble_line(line: &[u8]) -> Result<Item, String> {
     if is_blank(line) {
         return Ok(Item::Skipped(SkipReason::Blank));
     }
+    if is_plain_reply(line) {
+        return Ok(Item::Skipped(SkipReason::Reply));
+    }
+    parse_full(line)
+}
+
+/// The full parse, without the reply shortcut.
+fn parse_full(line: &[u8]) -> Result<Item, String> {
     let text = object(utf8(line)?)?;
     let top: Flow = serde_json::from_str(text).map_err(|e| json_reason(&e))?;
     from_top(top)
+}
+
+/// Replies are half of a busy capture and never become flows, so the compact form Hubble prints
+/// (`"is_reply":true` in an `"Type":"L3_L4"` record) is recognised by two substring scans instead
+/// of a full parse, giving the same answer the parse would. Inside a JSON string these bytes
+/// would be escaped (`\"is_reply\":true`), so they cannot match there. The trade-off: a damaged
+/// reply line is skipped rather than reported, which loses nothing, since replies are dropped.
+fn is_plain_reply(line: &[u8]) -> bool {
+    use std::sync::LazyLock;
+    static REPLY: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"is_reply\":true"));
+    static L3L4: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"Type\":\"L3_L4\""));
+    REPLY.find(line).is_some() && L3L4.find(line).is_some()
 }
 
 fn from_top(mut top: Flow<'_>) -> Result<Item, String> {
@@ -716,5 +738,30 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         assert_eq!(dst.labels, want);
+    }
+
+    #[test]
+    fn the_reply_shortcut_agrees_with_the_full_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/hubble");
+        let mut shortcut = 0;
+        for entry in std::fs::read_dir(&dir).expect("the Hubble samples beside the repository") {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            for line in std::fs::read(&path).unwrap().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                if is_plain_reply(line) {
+                    shortcut += 1;
+                    assert_eq!(
+                        parse_full(line),
+                        Ok(Item::Skipped(SkipReason::Reply)),
+                        "{}",
+                        String::from_utf8_lossy(line)
+                    );
+                }
+                assert_eq!(parse_hubble_line(line), parse_full(line));
+            }
+        }
+        assert!(shortcut > 50, "the samples hold replies in the compact form ({shortcut})");
     }
 }
