@@ -13,6 +13,7 @@ use serde_json::json;
 pub struct Chromedriver {
     child: Child,
     url: String,
+    profiles: std::sync::Mutex<Vec<String>>,
 }
 
 impl Chromedriver {
@@ -25,7 +26,7 @@ impl Chromedriver {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting {bin} ({e}); Debian: apt-get install chromium chromium-driver"))?;
-        let driver = Chromedriver { child, url: format!("http://127.0.0.1:{port}") };
+        let driver = Chromedriver { child, url: format!("http://127.0.0.1:{port}"), profiles: Default::default() };
         // chromedriver listens within tens of milliseconds; poll its port, bounded.
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -39,6 +40,7 @@ impl Chromedriver {
 
     /// A headless Chromium session with its own profile in `profile`.
     pub async fn session(&self, profile: &Path, (w, h): (u32, u32)) -> Result<Client, String> {
+        self.profiles.lock().unwrap_or_else(|p| p.into_inner()).push(profile.display().to_string());
         let args = vec![
             "--headless".to_string(),
             "--no-sandbox".to_string(),
@@ -83,5 +85,10 @@ impl Drop for Chromedriver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A session a failed test did not close leaves Chromium running without its driver:
+        // end every process that uses one of our profiles.
+        for p in self.profiles.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = Command::new("pkill").arg("-f").arg(format!("--user-data-dir={p}")).status();
+        }
     }
 }
