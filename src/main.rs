@@ -15,6 +15,9 @@ use flowgate::policy::generate::{Decisions, Direction, Options, Status, to_yaml}
 use flowgate::store::{Store, StoreError};
 use flowgate::topology::TimeBound;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "flowgate",
