@@ -84,12 +84,16 @@ create index conn_hourly_dst_ns on conn_hourly (cluster_id, dst_namespace, bucke
 -- Concatenates arrays across rows (processes and Services seen in several hours).
 create aggregate array_cat_agg(anycompatiblearray) (sfunc = array_cat, stype = anycompatiblearray);
 
--- Creates the day partition of `flows` holding `day`, if missing. Concurrent ingests serialise on
--- an advisory lock so that two of them never race to create the same partition.
+-- Creates the day partition of `flows` holding `day`, if missing. Only a missing partition takes
+-- the advisory lock (held to the end of the transaction), so that two ingests never race to create
+-- it while batches for existing days run side by side.
 create function flowgate_ensure_partition(day date) returns void language plpgsql as $$
 declare
     part text := 'flows_' || to_char(day, 'YYYYMMDD');
 begin
+    if to_regclass(part) is not null then
+        return;
+    end if;
     perform pg_advisory_xact_lock(hashtext('flowgate_partitions'));
     if to_regclass(part) is null then
         execute format('create table %I partition of flows for values from (%L) to (%L)',

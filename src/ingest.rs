@@ -16,6 +16,8 @@ use crate::store::{Store, StoreError};
 
 /// Rows per transaction: large enough to amortise round trips, small enough that a retry is cheap.
 pub const BATCH_ROWS: usize = 10_000;
+/// Batches written at the same time.
+const WRITERS: usize = 2;
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct IngestReport {
@@ -127,19 +129,35 @@ pub async fn ingest_sources(
     });
     let mut written = Written::default();
     let mut failure = None;
-    while let Some(batch) = rx.recv().await {
-        match write_with_retry(store, cluster, &batch).await {
-            Ok(w) => {
+    // Two batches in flight, on two connections: PostgreSQL then works on both cores while the
+    // reader parses. Each batch is still one transaction; their order does not matter, since a
+    // flow's identity, not its position, decides whether it is new.
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut record =
+        |r: Result<Result<Written, StoreError>, tokio::task::JoinError>, failure: &mut Option<StoreError>| match r {
+            Ok(Ok(w)) => {
                 written.inserted += w.inserted;
                 written.duplicates += w.duplicates;
             }
-            Err(e) => {
-                failure = Some(e);
-                break;
+            Ok(Err(e)) => *failure = failure.take().or(Some(e)),
+            Err(e) => *failure = failure.take().or(Some(StoreError::Invalid(format!("writer task: {e}")))),
+        };
+    while let Some(batch) = rx.recv().await {
+        if in_flight.len() >= WRITERS {
+            if let Some(r) = in_flight.join_next().await {
+                record(r, &mut failure);
             }
         }
+        if failure.is_some() {
+            break;
+        }
+        let store = store.clone();
+        in_flight.spawn(async move { write_with_retry(&store, cluster, &batch).await });
     }
     drop(rx);
+    while let Some(r) = in_flight.join_next().await {
+        record(r, &mut failure);
+    }
     let summary = reader
         .await
         .map_err(|e| StoreError::Invalid(format!("reader thread: {e}")))?

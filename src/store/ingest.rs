@@ -251,6 +251,8 @@ impl Store {
                 from hourly h
                 join ns s on s.endpoint = h.src_endpoint
                 join ns d on d.endpoint = h.dst_endpoint
+                -- Rows are locked in key order, so concurrent batches cannot deadlock on them.
+                order by h.src_endpoint, h.bucket, h.dst_endpoint, h.dst_port, h.protocol
                 on conflict (cluster_id, src_endpoint, bucket, dst_endpoint, port, protocol) do update set
                    flows = c.flows + excluded.flows,
                    dropped = c.dropped + excluded.dropped,
