@@ -257,6 +257,7 @@ async fn run(opts: Options) -> Result<()> {
     let profiles = tempfile::Builder::new().prefix("flowgate-map-bench-").tempdir()?;
     let driver = Chromedriver::start()?;
 
+    let load_before = loadavg();
     let mut rows = Vec::new();
     for (n, edges) in shapes {
         for layout in &opts.layouts {
@@ -297,6 +298,8 @@ async fn run(opts: Options) -> Result<()> {
 
     if !rows.is_empty() {
         println!();
+        // The figures are wall-clock times: on a shared machine other work shows up in them.
+        println!("load average (1 min) before: {}, after: {}", load_before, loadavg());
         println!(
             "Topology map, headless Chromium, median of {} runs (ms; ready = navigation start to flowgate:map-ready)",
             opts.runs
@@ -429,6 +432,13 @@ async fn screenshot(client: &Client, url: &str, path: &Path) -> Result<()> {
     }
     std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
