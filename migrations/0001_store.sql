@@ -84,9 +84,9 @@ create index conn_hourly_dst_ns on conn_hourly (cluster_id, dst_namespace, bucke
 -- Concatenates arrays across rows (processes and Services seen in several hours).
 create aggregate array_cat_agg(anycompatiblearray) (sfunc = array_cat, stype = anycompatiblearray);
 
--- Creates the day partition of `flows` holding `day`, if missing. Only a missing partition takes
--- the advisory lock (held to the end of the transaction), so that two ingests never race to create
--- it while batches for existing days run side by side.
+-- Creates the day partition of `flows` holding `day`, if missing. Two ingests may race to create
+-- the same day: the loser waits on the winner's lock on `flows`, then fails to create and goes on,
+-- since the partition it wanted now exists.
 create function flowgate_ensure_partition(day date) returns void language plpgsql as $$
 declare
     part text := 'flows_' || to_char(day, 'YYYYMMDD');
@@ -94,11 +94,12 @@ begin
     if to_regclass(part) is not null then
         return;
     end if;
-    perform pg_advisory_xact_lock(hashtext('flowgate_partitions'));
-    if to_regclass(part) is null then
+    begin
         execute format('create table %I partition of flows for values from (%L) to (%L)',
                        part, day::timestamptz, (day + 1)::timestamptz);
-    end if;
+    exception when duplicate_table or unique_violation then
+        null;
+    end;
 end;
 $$;
 
