@@ -26,11 +26,9 @@
 //! Environment: `CHROMEDRIVER` (default `chromedriver`), `CHROME` (default `/usr/bin/chromium` if present).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use axum::Router;
@@ -38,9 +36,8 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use fantoccini::Client;
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
-use fantoccini::wd::TimeoutConfiguration;
-use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 use tower_http::services::ServeDir;
 
@@ -255,7 +252,7 @@ async fn run(opts: Options) -> Result<()> {
 
     let addr = serve(root.join("static"), Graphs(Arc::new(graphs))).await?;
     let profiles = tempfile::Builder::new().prefix("flowgate-map-bench-").tempdir()?;
-    let driver = Chromedriver::start()?;
+    let driver = Chromedriver::start().map_err(anyhow::Error::msg)?;
 
     let load_before = loadavg();
     let mut rows = Vec::new();
@@ -264,7 +261,7 @@ async fn run(opts: Options) -> Result<()> {
             let mut runs = Vec::new();
             for i in 0..opts.runs {
                 let profile = profiles.path().join(format!("{n}-{layout}-{i}"));
-                let client = driver.session(&profile, opts.window).await?;
+                let client = driver.session(&profile, opts.window).await.map_err(anyhow::Error::msg)?;
                 let profile_out = opts.profile.as_ref().map(|d| d.join(format!("map-{n}-{layout}-{i}.json")));
                 let query = if profile_out.is_some() { "&profile=1" } else { "" };
                 let r = measure(
@@ -321,7 +318,8 @@ async fn run(opts: Options) -> Result<()> {
     }
 
     if let Some(path) = &opts.screenshot {
-        let client = driver.session(&profiles.path().join("screenshot"), opts.window).await?;
+        let client =
+            driver.session(&profiles.path().join("screenshot"), opts.window).await.map_err(anyhow::Error::msg)?;
         let r = screenshot(&client, &format!("http://{addr}/page/{}", opts.screenshot_of), path).await;
         client.close().await.ok();
         r?;
@@ -493,82 +491,11 @@ async fn graph(State(g): State<Graphs>, UrlPath(name): UrlPath<String>) -> Respo
     }
 }
 
-// ---- chromedriver ---------------------------------------------------------------------------
+// ---- chromedriver: shared with the browser tests -----------------------------------------------
 
-/// A running chromedriver, killed on drop (also on error and Ctrl-C).
-struct Chromedriver {
-    child: Child,
-    url: String,
-}
-
-impl Chromedriver {
-    fn start() -> Result<Chromedriver> {
-        let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_string());
-        let child = Command::new(&bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {bin} (Debian: apt-get install chromium chromium-driver)"))?;
-        let driver = Chromedriver { child, url: format!("http://127.0.0.1:{port}") };
-        // chromedriver listens within a few tens of ms; poll its port, bounded.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("chromedriver did not listen on port {port} within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(driver)
-    }
-
-    async fn session(&self, profile: &Path, (w, h): (u32, u32)) -> Result<Client> {
-        let mut args = vec![
-            "--headless".to_string(),
-            "--no-sandbox".to_string(),
-            "--disable-gpu".to_string(),
-            "--disable-dev-shm-usage".to_string(),
-            "--disable-background-networking".to_string(),
-            "--disable-component-update".to_string(),
-            "--disable-sync".to_string(),
-            "--no-first-run".to_string(),
-            format!("--window-size={w},{h}"),
-            format!("--user-data-dir={}", profile.display()),
-        ];
-        args.push("--hide-scrollbars".to_string());
-        let mut chrome = json!({ "args": args });
-        let binary = std::env::var("CHROME")
-            .ok()
-            .or_else(|| Path::new("/usr/bin/chromium").exists().then(|| "/usr/bin/chromium".to_string()));
-        if let Some(b) = binary {
-            chrome["binary"] = json!(b);
-        }
-        let mut caps = serde_json::Map::new();
-        caps.insert("goog:chromeOptions".to_string(), chrome);
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .context("starting a Chromium session through chromedriver")?;
-        client
-            .update_timeouts(TimeoutConfiguration::new(
-                Some(Duration::from_secs(120)),
-                Some(Duration::from_secs(60)),
-                Some(Duration::ZERO),
-            ))
-            .await?;
-        Ok(client)
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../tests/support/chrome.rs"]
+mod chrome;
+use chrome::Chromedriver;
 
 // ---- synthetic graphs -----------------------------------------------------------------------
 

@@ -330,10 +330,8 @@ fn generate(args: &Args, tx: tokio::sync::mpsc::Sender<Batch>) {
             };
             let enriched = enrich(&inventory, &flow);
             batch.push(&flow, &enriched);
-            if batch.len() >= BATCH_ROWS {
-                if tx.blocking_send(std::mem::take(&mut batch)).is_err() {
-                    return;
-                }
+            if batch.len() >= BATCH_ROWS && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+                return;
             }
         }
     }
@@ -465,7 +463,7 @@ async fn main() -> anyhow::Result<()> {
     let mut ns: Vec<&str> = chosen.iter().map(|&i| names[i].namespace.as_str()).collect();
     ns.dedup();
     ns.truncate(10);
-    let namespaces: Vec<Scope> = ns.iter().map(|n| Scope::Namespace(*n)).collect();
+    let namespaces: Vec<Scope> = ns.iter().map(|n| Scope::Namespace(n)).collect();
     let hub = [Scope::Workload(&names[0])];
     let day = newest - SignedDuration::from_hours(24);
     let week = newest - SignedDuration::from_hours(24 * 7);

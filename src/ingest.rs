@@ -133,20 +133,20 @@ pub async fn ingest_sources(
     // reader parses. Each batch is still one transaction; their order does not matter, since a
     // flow's identity, not its position, decides whether it is new.
     let mut in_flight = tokio::task::JoinSet::new();
-    let mut record =
-        |r: Result<Result<Written, StoreError>, tokio::task::JoinError>, failure: &mut Option<StoreError>| match r {
-            Ok(Ok(w)) => {
-                written.inserted += w.inserted;
-                written.duplicates += w.duplicates;
-            }
-            Ok(Err(e)) => *failure = failure.take().or(Some(e)),
-            Err(e) => *failure = failure.take().or(Some(StoreError::Invalid(format!("writer task: {e}")))),
-        };
+    let mut record = |r: Result<Result<Written, StoreError>, tokio::task::JoinError>,
+                      failure: &mut Option<StoreError>| match r {
+        Ok(Ok(w)) => {
+            written.inserted += w.inserted;
+            written.duplicates += w.duplicates;
+        }
+        Ok(Err(e)) => *failure = failure.take().or(Some(e)),
+        Err(e) => *failure = failure.take().or(Some(StoreError::Invalid(format!("writer task: {e}")))),
+    };
     while let Some(batch) = rx.recv().await {
-        if in_flight.len() >= WRITERS {
-            if let Some(r) = in_flight.join_next().await {
-                record(r, &mut failure);
-            }
+        if in_flight.len() >= WRITERS
+            && let Some(r) = in_flight.join_next().await
+        {
+            record(r, &mut failure);
         }
         if failure.is_some() {
             break;

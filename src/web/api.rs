@@ -12,10 +12,9 @@ use serde_json::json;
 use super::AppState;
 use super::auth::{Viewer, Writer};
 use super::error::ApiError;
-use super::pages::{WindowQuery, review_workload, window, workload_ref};
+use super::pages::{WindowQuery, review_namespace, review_workload, workload_ref};
 use super::view;
 use crate::policy::generate::{Decisions, to_yaml};
-use crate::review::{Target, review};
 
 type WorkloadPath = Path<(String, String, String, String)>;
 
@@ -63,21 +62,7 @@ pub async fn namespace_policy_yaml(
     Path((cluster, ns)): Path<(String, String)>,
     Query(q): Query<WindowQuery>,
 ) -> Result<Response, ApiError> {
-    crate::model::check_name(&ns).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let id = state.store.cluster_id(&cluster, false).await?;
-    let inv = state.inventory(id).await?;
-    let (since, until) = window(&state, id, &q).await?;
-    let r = review(
-        &state.store,
-        id,
-        &inv,
-        Target::Namespace { namespace: &ns, only: None },
-        since,
-        until,
-        &Decisions::default(),
-        true,
-    )
-    .await?;
+    let r = review_namespace(&state, &cluster, &ns, &q).await?;
     let yaml = to_yaml(&r.generation.policies).map_err(ApiError::Internal)?;
     Ok(yaml_response(yaml, &format!("{ns}.yaml")))
 }

@@ -482,6 +482,21 @@ pub async fn graph(
     Ok(Json(view::graph(&r.generation.review, &r.connections, Some(&w))))
 }
 
+/// The review of every workload of a namespace in a window.
+pub async fn review_namespace(
+    state: &AppState,
+    cluster: &str,
+    ns: &str,
+    q: &WindowQuery,
+) -> Result<Reviewed, ApiError> {
+    crate::model::check_name(ns).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let id = state.store.cluster_id(cluster, false).await?;
+    let inv = state.inventory(id).await?;
+    let (since, until) = window(state, id, q).await?;
+    let target = Target::Namespace { namespace: ns, only: None };
+    Ok(review(&state.store, id, &inv, target, since, until, &Decisions::default(), true).await?)
+}
+
 /// `/api/v1/clusters/{c}/namespaces/{ns}/graph`: the whole namespace (one node per workload).
 pub async fn namespace_graph(
     _v: Viewer,
@@ -489,21 +504,7 @@ pub async fn namespace_graph(
     Path((cluster, ns)): Path<(String, String)>,
     Query(q): Query<WindowQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    crate::model::check_name(&ns).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let id = state.store.cluster_id(&cluster, false).await?;
-    let inv = state.inventory(id).await?;
-    let (since, until) = window(&state, id, &q).await?;
-    let r = review(
-        &state.store,
-        id,
-        &inv,
-        Target::Namespace { namespace: &ns, only: None },
-        since,
-        until,
-        &Decisions::default(),
-        true,
-    )
-    .await?;
+    let r = review_namespace(&state, &cluster, &ns, &q).await?;
     Ok(Json(view::graph(&r.generation.review, &r.connections, None)))
 }
 

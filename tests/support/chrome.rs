@@ -88,7 +88,12 @@ impl Drop for Chromedriver {
         // A session a failed test did not close leaves Chromium running without its driver:
         // end every process that uses one of our profiles.
         for p in self.profiles.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = Command::new("pkill").arg("-f").arg(format!("--user-data-dir={p}")).status();
+            let _ = Command::new("pkill")
+                .args(["-f", "--"])
+                .arg(format!("--user-data-dir={p}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
