@@ -121,6 +121,11 @@ pub struct Inventory {
     pub workloads: BTreeMap<WorkloadRef, WorkloadInfo>,
     pub namespaces: BTreeMap<String, Labels>,
     pub policies: Vec<NetworkPolicy>,
+    /// Lookups by name and by owner: enrichment asks these per flow, so they must not scan.
+    pod_by_name: HashMap<(String, String), Vec<usize>>,
+    pods_by_owner: HashMap<WorkloadRef, Vec<usize>>,
+    pods_by_namespace: HashMap<String, Vec<usize>>,
+    svc_by_name: HashMap<(String, String), usize>,
     /// Pod and Service address ranges: an address inside that matches nothing is "unresolved".
     pub cluster_cidrs: Vec<IpNet>,
     /// Whether `cluster_cidrs` came from the cluster or the user rather than the private-range default.
@@ -407,10 +412,20 @@ impl Inventory {
 
     fn reindex(&mut self) {
         self.pod_by_ip.clear();
+        self.pod_by_name.clear();
+        self.pods_by_owner.clear();
+        self.pods_by_namespace.clear();
         for (i, p) in self.pods.iter().enumerate() {
             for ip in &p.ips {
                 self.pod_by_ip.entry(*ip).or_default().push(i);
             }
+            self.pod_by_name.entry((p.namespace.clone(), p.name.clone())).or_default().push(i);
+            self.pods_by_owner.entry(p.owner.clone()).or_default().push(i);
+            self.pods_by_namespace.entry(p.namespace.clone()).or_default().push(i);
+        }
+        self.svc_by_name.clear();
+        for (i, s) in self.services.iter().enumerate() {
+            self.svc_by_name.entry((s.namespace.clone(), s.name.clone())).or_insert(i);
         }
         self.svc_by_ip.clear();
         for (i, s) in self.services.iter().enumerate() {
@@ -472,11 +487,13 @@ impl Inventory {
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceInfo> {
-        self.services.iter().find(|s| s.namespace == namespace && s.name == name)
+        self.svc_by_name.get(&(namespace.to_string(), name.to_string())).map(|&i| &self.services[i])
     }
 
+    /// The newest pod of that name (pods are sorted by creation within a name).
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodInfo> {
-        self.pods.iter().rev().find(|p| p.namespace == namespace && p.name == name)
+        let ids = self.pod_by_name.get(&(namespace.to_string(), name.to_string()))?;
+        ids.last().map(|&i| &self.pods[i])
     }
 
     pub fn slices(&self, namespace: &str, service: &str) -> &[SliceInfo] {
@@ -485,7 +502,7 @@ impl Inventory {
 
     /// The pods of a workload (all of them, whatever their lifetime).
     pub fn pods_of<'a>(&'a self, w: &'a WorkloadRef) -> impl Iterator<Item = &'a PodInfo> + 'a {
-        self.pods.iter().filter(move |p| &p.owner == w)
+        self.pods_by_owner.get(w).into_iter().flatten().map(|&i| &self.pods[i])
     }
 
     /// The pods a Service sends traffic to at time `t`, with the real port for `port`/`protocol`:
@@ -518,9 +535,8 @@ impl Inventory {
                 }
             }
         } else if let Some(sel) = &svc.selector {
-            for pod in self.pods.iter().filter(|p| {
-                p.namespace == svc.namespace && p.valid_at(t) && sel.iter().all(|(k, v)| p.labels.get(k) == Some(v))
-            }) {
+            let in_ns = self.pods_by_namespace.get(&svc.namespace).into_iter().flatten().map(|&i| &self.pods[i]);
+            for pod in in_ns.filter(|p| p.valid_at(t) && sel.iter().all(|(k, v)| p.labels.get(k) == Some(v))) {
                 out.push((pod, resolve_target(&sp.target, pod, protocol)));
             }
         }
