@@ -38,6 +38,16 @@ impl Endpoint {
         }
     }
 
+    /// How tables name the peer: `kind/namespace/name`, `node/NAME (IP)`, or the bare address
+    /// (its class is shown beside it).
+    pub fn label(&self) -> String {
+        match self {
+            Endpoint::Workload { workload } => workload.to_string(),
+            Endpoint::Node { name, ip } => format!("node/{name} ({ip})"),
+            Endpoint::External { ip } | Endpoint::Unresolved { ip } => ip.to_string(),
+        }
+    }
+
     /// `in-cluster`, `node`, `external` or `unresolved`: the flag the review tables show.
     pub fn class(&self) -> &'static str {
         match self {

@@ -468,7 +468,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                         serde_json::json!({
                             "workload": r.workload.to_string(),
                             "direction": r.direction,
-                            "peer": peer_name(peer),
+                            "peer": peer.label(),
                             "peer_class": peer.class(),
                             "src": r.key.src,
                             "dst": r.key.dst,
@@ -499,7 +499,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                         "{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}\n",
                         r.workload,
                         direction(r.direction),
-                        peer_name(peer),
+                        peer.label(),
                         peer.class(),
                         r.key.port,
                         r.key.protocol,
@@ -652,18 +652,10 @@ fn direction(d: Direction) -> &'static str {
     }
 }
 
-fn peer_name(e: &Endpoint) -> String {
-    match e {
-        Endpoint::Workload { workload } => workload.to_string(),
-        Endpoint::Node { name, ip } => format!("node/{name} ({ip})"),
-        Endpoint::External { ip } | Endpoint::Unresolved { ip } => ip.to_string(),
-    }
-}
-
 fn peer_of_row<'a>(d: Direction, src: &'a Endpoint, dst: &'a Endpoint) -> String {
     match d {
-        Direction::Ingress => format!("from {}", peer_name(src)),
-        Direction::Egress => format!("to {}", peer_name(dst)),
+        Direction::Ingress => format!("from {}", src.label()),
+        Direction::Egress => format!("to {}", dst.label()),
     }
 }
 

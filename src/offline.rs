@@ -90,7 +90,7 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
             if window.contains(flow.time) {
                 let catalog = &connections.catalog;
                 let enriched = enrich_learning(&inv, &flow, |w, labels| catalog.knows(w, labels));
-                connections.add(&flow, &enriched, &window);
+                connections.add(&flow, &enriched);
             } else {
                 connections.outside_window += 1;
             }

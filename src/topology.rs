@@ -155,12 +155,8 @@ impl Connections {
         Connections { catalog, ..Default::default() }
     }
 
-    /// Folds one flow in (after enrichment). Flows outside `window` are counted and dropped.
-    pub fn add(&mut self, flow: &FlowRecord, enriched: &[Enriched], window: &Window) {
-        if !window.contains(flow.time) {
-            self.outside_window += 1;
-            return;
-        }
+    /// Folds one flow in (after enrichment). The caller applies the window, before enriching.
+    pub fn add(&mut self, flow: &FlowRecord, enriched: &[Enriched]) {
         self.flows += 1;
         self.newest = Some(self.newest.map_or(flow.time, |n| n.max(flow.time)));
         for e in enriched {

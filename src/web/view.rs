@@ -37,14 +37,6 @@ pub struct Row {
     pub status: String,
 }
 
-pub fn peer_label(e: &Endpoint) -> String {
-    match e {
-        Endpoint::Workload { workload } => workload.to_string(),
-        Endpoint::Node { name, ip } => format!("node/{name} ({ip})"),
-        Endpoint::External { ip } | Endpoint::Unresolved { ip } => ip.to_string(),
-    }
-}
-
 fn fmt_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
@@ -63,7 +55,7 @@ pub fn rows(review: &[ReviewRow], conns: &Connections, workload: &WorkloadRef) -
             let editable = !matches!(r.status, Status::NoRuleNeeded | Status::Excluded(ExcludeReason::NoSelector(_)));
             Some(Row {
                 direction: r.direction,
-                peer: peer_label(peer),
+                peer: peer.label(),
                 peer_class: peer.class(),
                 peer_key: peer.key(),
                 port: r.key.port.get(),
