@@ -35,7 +35,7 @@ use flowgate::ingest::BATCH_ROWS;
 use flowgate::inventory::Inventory;
 use flowgate::model::{FlowRecord, Labels, ObservedEndpoint, Port, Protocol, Verdict, WorkloadKind, WorkloadRef};
 use flowgate::store::Store;
-use flowgate::store::ingest::{Batch, Written};
+use flowgate::store::ingest::{Batch, Expect, Written};
 use flowgate::store::query::{Scope, connections_sql};
 use flowgate::topology::Catalog;
 use jiff::{SignedDuration, Timestamp};
@@ -329,7 +329,7 @@ async fn fill(args: Args, store: &Store, cluster: i32) -> anyhow::Result<()> {
     let mut written = Written::default();
     let mut last_report = Instant::now();
     while let Some(batch) = rx.recv().await {
-        let w = store.write_batch(cluster, &batch).await?;
+        let w = store.write_batch(cluster, &batch, Expect::New).await?;
         written.inserted += w.inserted;
         written.duplicates += w.duplicates;
         if last_report.elapsed() > Duration::from_secs(30) {

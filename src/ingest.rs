@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::enrich::enrich;
 use crate::flows::{self, FileLineError, FlowFormat, Item, Summary};
 use crate::inventory::Inventory;
-use crate::store::ingest::{Batch, Written};
+use crate::store::ingest::{Batch, Expect, Written};
 use crate::store::{Store, StoreError};
 
 /// Rows per transaction: large enough to amortise round trips, small enough that a retry is cheap.
@@ -67,12 +67,12 @@ impl std::fmt::Display for IngestReport {
 
 /// Writes a batch, retrying once on errors that a retry can cure (lost connection, serialisation
 /// failure, deadlock). The transaction makes a failed attempt leave nothing behind.
-async fn write_with_retry(store: &Store, cluster: i32, batch: &Batch) -> Result<Written, StoreError> {
-    match store.write_batch(cluster, batch).await {
+async fn write_with_retry(store: &Store, cluster: i32, batch: &Batch, expect: Expect) -> Result<Written, StoreError> {
+    match store.write_batch(cluster, batch, expect).await {
         Ok(w) => Ok(w),
         Err(StoreError::Db(e)) if retryable(&e) => {
             tracing::warn!("batch failed ({e}); retrying once");
-            store.write_batch(cluster, batch).await
+            store.write_batch(cluster, batch, expect).await
         }
         Err(e) => Err(e),
     }
@@ -133,11 +133,16 @@ pub async fn ingest_sources(
     // reader parses. Each batch is still one transaction; their order does not matter, since a
     // flow's identity, not its position, decides whether it is new.
     let mut in_flight = tokio::task::JoinSet::new();
+    // Whether the last batch written held stored flows: the next one is then written in the way
+    // that skips them (re-ingesting a file), else in the cheaper way that expects none.
+    let mut expect = Expect::New;
     let mut record = |r: Result<Result<Written, StoreError>, tokio::task::JoinError>,
-                      failure: &mut Option<StoreError>| match r {
+                      failure: &mut Option<StoreError>,
+                      expect: &mut Expect| match r {
         Ok(Ok(w)) => {
             written.inserted += w.inserted;
             written.duplicates += w.duplicates;
+            *expect = if w.duplicates > 0 { Expect::Duplicates } else { Expect::New };
         }
         Ok(Err(e)) => *failure = failure.take().or(Some(e)),
         Err(e) => *failure = failure.take().or(Some(StoreError::Invalid(format!("writer task: {e}")))),
@@ -146,17 +151,17 @@ pub async fn ingest_sources(
         if in_flight.len() >= WRITERS
             && let Some(r) = in_flight.join_next().await
         {
-            record(r, &mut failure);
+            record(r, &mut failure, &mut expect);
         }
         if failure.is_some() {
             break;
         }
         let store = store.clone();
-        in_flight.spawn(async move { write_with_retry(&store, cluster, &batch).await });
+        in_flight.spawn(async move { write_with_retry(&store, cluster, &batch, expect).await });
     }
     drop(rx);
     while let Some(r) = in_flight.join_next().await {
-        record(r, &mut failure);
+        record(r, &mut failure, &mut expect);
     }
     let summary = reader
         .await

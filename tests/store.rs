@@ -235,3 +235,59 @@ async fn decisions_are_versioned_and_conflicts_are_refused(pool: PgPool) {
     assert_eq!(store.record_policy(c, &w, "a: 1\n", 2).await.unwrap(), 1);
     assert_eq!(store.record_policy(c, &w, "a: 2\n", 2).await.unwrap(), 2);
 }
+
+/// The usual write folds each batch's aggregates in Rust; a batch holding stored flows is written
+/// again, folding them in SQL from the rows actually inserted. Both must store the same thing.
+#[sqlx::test(migrations = false)]
+async fn both_write_paths_store_the_same_aggregates(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let lines: Vec<String> = (0..40)
+        .map(|i| {
+            // Two hours, two destinations, eleven processes (the aggregates keep eight), some drops.
+            let minute = i * 3;
+            let (h, m) = (10 + minute / 60, minute % 60);
+            let dst = if i % 3 == 0 { "10.244.0.8" } else { "10.244.0.7" };
+            let verdict = if i % 7 == 0 { "DROPPED" } else { "FORWARDED" };
+            format!(
+                r#"{{"time":"2026-11-11T{h:02}:{m:02}:00Z","src_ip":"10.244.0.5","src_port":{},"dst_ip":"{dst}","dst_port":80,"protocol":"TCP","process":"p{}","verdict":"{verdict}"}}"#,
+                40000 + i,
+                i % 11
+            ) + "\n"
+        })
+        .collect();
+    let all = lines.concat().into_bytes();
+    let first_half = lines[..20].concat().into_bytes();
+
+    let fresh = store.cluster_id("fresh", true).await.unwrap();
+    let r = ingest(&store, fresh, "all", all.clone()).await;
+    assert_eq!((r.accepted, r.duplicate), (40, 0));
+
+    let mixed = store.cluster_id("mixed", true).await.unwrap();
+    ingest(&store, mixed, "half", first_half).await;
+    let r = ingest(&store, mixed, "all", all.clone()).await;
+    assert_eq!((r.accepted, r.duplicate), (20, 20));
+    let r = ingest(&store, mixed, "all", all).await;
+    assert_eq!((r.accepted, r.duplicate), (0, 40));
+
+    let rows = |c: i32| {
+        let pool = store.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String, String, i64, i64, String, String, Vec<String>)>(
+                "select bucket::text, src_endpoint, dst_endpoint, flows, dropped, first_seen::text, last_seen::text, processes
+                 from conn_hourly where cluster_id = $1 order by 1, 2, 3",
+            )
+            .bind(c)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let want = rows(fresh).await;
+    assert_eq!(rows(mixed).await, want);
+    // Two hours x two destinations; 40 flows, 6 dropped; at most eight processes, the first in order.
+    assert_eq!(want.len(), 4);
+    assert_eq!(want.iter().map(|r| r.3).sum::<i64>(), 40);
+    assert_eq!(want.iter().map(|r| r.4).sum::<i64>(), 6);
+    // 11:00 to 10.244.0.7 saw ten processes.
+    assert_eq!(want[2].7, ["p0", "p1", "p10", "p2", "p3", "p4", "p5", "p6"]);
+}

@@ -1,15 +1,17 @@
 //! Writing enriched flows: one transaction per batch inserts the flows (a flow already stored is
-//! skipped by its key), and folds exactly the newly inserted ones into the hourly aggregates, so
-//! re-ingesting a file changes no count and a killed ingest leaves nothing half applied.
+//! skipped by its key), and adds exactly the newly inserted ones to the hourly aggregates, so
+//! re-ingesting a file changes no count and a killed ingest leaves nothing half applied. New
+//! batches, the usual case, take a cheaper path: a plain insert, with aggregates folded here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use jiff::Timestamp;
 
 use super::{Result, Store, micros};
 use crate::enrich::{Endpoint, Enriched};
-use crate::model::{FlowRecord, Labels, WorkloadRef};
+use crate::model::{FlowRecord, Labels, Verdict, WorkloadRef};
+use crate::topology::MAX_PROCESSES;
 
 /// One flow row, ready for the database.
 #[derive(Debug, Clone)]
@@ -152,6 +154,14 @@ fn uuid_text(k: u128) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// What a writer expects of a batch: new flows (the usual case, and the cheap write), or some
+/// already stored (the batch before had some), which are skipped without a failed first try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    New,
+    Duplicates,
+}
+
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
@@ -161,12 +171,324 @@ pub struct Written {
 
 const DAY_US: i64 = 86_400_000_000;
 
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23505")
+}
+
+/// One connection-hour of a batch: what its rows add to `conn_hourly`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hourly<'a> {
+    pub bucket_us: i64,
+    pub src_endpoint: &'a str,
+    pub dst_endpoint: &'a str,
+    pub src_namespace: &'a str,
+    pub dst_namespace: &'a str,
+    pub port: i32,
+    pub protocol: &'static str,
+    pub flows: i64,
+    pub dropped: i64,
+    pub first_us: i64,
+    pub last_us: i64,
+    /// Sorted, distinct, at most [`MAX_PROCESSES`], as the stored arrays are.
+    pub processes: BTreeSet<&'a str>,
+    pub services: BTreeSet<&'a str>,
+}
+
+const HOUR_US: i64 = 3_600_000_000;
+
+/// Folds rows into their connection-hours (hours in UTC), sorted by `conn_hourly`'s key (source,
+/// hour, destination, port, protocol).
+pub fn fold_hourly(rows: &[FlowRow]) -> Vec<Hourly<'_>> {
+    type Key<'a> = (&'a str, i64, &'a str, i32, &'static str);
+    let mut map: HashMap<Key<'_>, Hourly<'_>> = HashMap::new();
+    for r in rows {
+        let bucket_us = r.time_us.div_euclid(HOUR_US) * HOUR_US;
+        let h = map
+            .entry((r.src_endpoint.as_str(), bucket_us, r.dst_endpoint.as_str(), r.dst_port, r.protocol))
+            .or_insert_with(|| Hourly {
+                bucket_us,
+                src_endpoint: &r.src_endpoint,
+                dst_endpoint: &r.dst_endpoint,
+                src_namespace: &r.src_namespace,
+                dst_namespace: &r.dst_namespace,
+                port: r.dst_port,
+                protocol: r.protocol,
+                flows: 0,
+                dropped: 0,
+                first_us: r.time_us,
+                last_us: r.time_us,
+                processes: BTreeSet::new(),
+                services: BTreeSet::new(),
+            });
+        h.flows += 1;
+        h.dropped += i64::from(r.verdict == Verdict::Dropped.as_str());
+        h.first_us = h.first_us.min(r.time_us);
+        h.last_us = h.last_us.max(r.time_us);
+        for (set, value) in [(&mut h.processes, &r.process), (&mut h.services, &r.service)] {
+            if let Some(v) = value.as_deref()
+                && set.insert(v)
+                && set.len() > MAX_PROCESSES
+            {
+                set.pop_last();
+            }
+        }
+    }
+    let mut out: Vec<(Key<'_>, Hourly<'_>)> = map.into_iter().collect();
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, h)| h).collect()
+}
+
+/// The batch's rows as the columns that `unnest` turns back into rows.
+struct FlowColumns<'a> {
+    time: Vec<i64>,
+    key: Vec<&'a str>,
+    src_ip: Vec<IpAddr>,
+    src_port: Vec<Option<i32>>,
+    dst_ip: Vec<IpAddr>,
+    dst_port: Vec<i32>,
+    protocol: Vec<&'static str>,
+    verdict: Vec<&'static str>,
+    src_ep: Vec<&'a str>,
+    dst_ep: Vec<&'a str>,
+    service: Vec<Option<&'a str>>,
+    process: Vec<Option<&'a str>>,
+    node: Vec<Option<&'a str>>,
+    bytes: Vec<Option<i64>>,
+    packets: Vec<Option<i64>>,
+}
+
+impl<'a> FlowColumns<'a> {
+    fn new(rows: &'a [FlowRow]) -> Self {
+        FlowColumns {
+            time: rows.iter().map(|r| r.time_us).collect(),
+            key: rows.iter().map(|r| r.key.as_str()).collect(),
+            src_ip: rows.iter().map(|r| r.src_ip).collect(),
+            src_port: rows.iter().map(|r| r.src_port).collect(),
+            dst_ip: rows.iter().map(|r| r.dst_ip).collect(),
+            dst_port: rows.iter().map(|r| r.dst_port).collect(),
+            protocol: rows.iter().map(|r| r.protocol).collect(),
+            verdict: rows.iter().map(|r| r.verdict).collect(),
+            src_ep: rows.iter().map(|r| r.src_endpoint.as_str()).collect(),
+            dst_ep: rows.iter().map(|r| r.dst_endpoint.as_str()).collect(),
+            service: rows.iter().map(|r| r.service.as_deref()).collect(),
+            process: rows.iter().map(|r| r.process.as_deref()).collect(),
+            node: rows.iter().map(|r| r.node.as_deref()).collect(),
+            bytes: rows.iter().map(|r| r.bytes).collect(),
+            packets: rows.iter().map(|r| r.packets).collect(),
+        }
+    }
+
+    /// Binds `$2`..`$16` of [`INSERT_FLOWS`].
+    fn bind<'q, O>(
+        &'q self,
+        q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        q.bind(&self.time)
+            .bind(&self.key)
+            .bind(&self.src_ip)
+            .bind(&self.src_port)
+            .bind(&self.dst_ip)
+            .bind(&self.dst_port)
+            .bind(&self.protocol)
+            .bind(&self.verdict)
+            .bind(&self.src_ep)
+            .bind(&self.dst_ep)
+            .bind(&self.service)
+            .bind(&self.process)
+            .bind(&self.node)
+            .bind(&self.bytes)
+            .bind(&self.packets)
+    }
+}
+
+/// The insert into `flows` (`$1` cluster, `$2`..`$16` the columns), as the first CTE `ins` of
+/// both write statements, with their conflict clause and `RETURNING`.
+macro_rules! insert_flows {
+    ($tail:literal) => {
+        concat!(
+            "with ins as (
+                insert into flows as f (cluster_id, time, flow_key, src_ip, src_port, dst_ip, dst_port, protocol, verdict,
+                                        src_endpoint, dst_endpoint, service, process, node, bytes, packets)
+                select $1, timestamptz 'epoch' + us * interval '1 microsecond', k::uuid, sip, sport, dip, dport, proto,
+                       verdict, sep, dep, svc, proc, node, bytes, packets
+                from unnest($2::bigint[], $3::text[], $4::inet[], $5::int[], $6::inet[], $7::int[], $8::text[], $9::text[],
+                            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[])
+                    as t(us, k, sip, sport, dip, dport, proto, verdict, sep, dep, svc, proc, node, bytes, packets)
+                ",
+            $tail,
+            "
+             )"
+        )
+    };
+}
+
+/// Adds a `hourly` CTE's rows (bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
+/// dst_port, protocol, flows, dropped, first_seen, last_seen, processes, services; in key order)
+/// to `conn_hourly`.
+macro_rules! upsert_hourly {
+    () => {
+        "insert into conn_hourly as c (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
+                                       port, protocol, flows, dropped, first_seen, last_seen, processes, services)
+         select $1, h.bucket, h.src_endpoint, h.dst_endpoint, h.src_namespace, h.dst_namespace, h.dst_port, h.protocol,
+                h.flows, h.dropped, h.first_seen, h.last_seen, h.processes, h.services
+         from hourly h
+         -- Rows are locked in key order, so concurrent batches cannot deadlock on them.
+         order by h.src_endpoint, h.bucket, h.dst_endpoint, h.dst_port, h.protocol
+         on conflict (cluster_id, src_endpoint, bucket, dst_endpoint, port, protocol) do update set
+            flows = c.flows + excluded.flows,
+            dropped = c.dropped + excluded.dropped,
+            first_seen = least(c.first_seen, excluded.first_seen),
+            last_seen = greatest(c.last_seen, excluded.last_seen),
+            -- Stored arrays are sorted, distinct and at most 8 long, so when the new values
+            -- are among them the merge below would return them unchanged: skip it.
+            processes = case when excluded.processes <@ c.processes then c.processes
+                             else (select coalesce((array_agg(distinct p))[1:8], '{}')
+                                   from unnest(c.processes || excluded.processes) p) end,
+            services = case when excluded.services <@ c.services then c.services
+                            else (select coalesce((array_agg(distinct s))[1:8], '{}')
+                                  from unnest(c.services || excluded.services) s) end"
+    };
+}
+
+/// The usual write: the flows, and the batch's connection-hours as folded in Rust
+/// ([`fold_hourly`], `$17`..`$29`). A plain insert, which costs the server much less than one
+/// that checks for conflicts first: a flow already stored fails the statement with a unique
+/// violation, and the batch is written again by [`WRITE_FOLDING_RETURNED`].
+const WRITE_ALL_NEW: &str = concat!(
+    insert_flows!("returning 1"),
+    ",
+     hourly as (
+        select timestamptz 'epoch' + b * interval '1 microsecond' as bucket, src_endpoint, dst_endpoint,
+               src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
+               timestamptz 'epoch' + fu * interval '1 microsecond' as first_seen,
+               timestamptz 'epoch' + lu * interval '1 microsecond' as last_seen,
+               array(select jsonb_array_elements_text(pj)) as processes,
+               array(select jsonb_array_elements_text(sj)) as services
+        from unnest($17::bigint[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[], $23::text[],
+                    $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[], $28::jsonb[], $29::jsonb[])
+            as a(b, src_endpoint, dst_endpoint, src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
+                 fu, lu, pj, sj)
+     ),
+     agg as (",
+    upsert_hourly!(),
+    ")
+     select count(*) from ins"
+);
+
+/// The write for a batch holding flows already stored: the aggregates are folded from what the
+/// insert returns, i.e. exactly the rows it stored (a flow already in the table, or twice in the
+/// batch, is skipped by `on conflict do nothing` and counted nowhere). `$17`, `$18`: each
+/// endpoint's namespace, sent once per endpoint.
+const WRITE_FOLDING_RETURNED: &str = concat!(
+    insert_flows!(
+        "on conflict do nothing
+         returning f.time, f.src_endpoint, f.dst_endpoint, f.dst_port, f.protocol, f.verdict, f.service, f.process"
+    ),
+    ",
+     ns as (
+        select * from unnest($17::text[], $18::text[]) as n(endpoint, namespace)
+     ),
+     hourly as (
+        select date_trunc('hour', i.time) as bucket, i.src_endpoint, i.dst_endpoint, s.namespace as src_namespace,
+               d.namespace as dst_namespace, i.dst_port, i.protocol,
+               count(*) as flows, count(*) filter (where verdict = 'DROPPED') as dropped,
+               min(time) as first_seen, max(time) as last_seen,
+               coalesce((array_agg(distinct process) filter (where process is not null))[1:8], '{}') as processes,
+               coalesce((array_agg(distinct service) filter (where service is not null))[1:8], '{}') as services
+        from ins i
+        join ns s on s.endpoint = i.src_endpoint
+        join ns d on d.endpoint = i.dst_endpoint
+        group by date_trunc('hour', i.time), i.src_endpoint, i.dst_endpoint, s.namespace, d.namespace, i.dst_port, i.protocol
+     ),
+     agg as (",
+    upsert_hourly!(),
+    ")
+     select count(*) from ins"
+);
+
 impl Store {
-    /// Writes one batch in one transaction.
-    pub async fn write_batch(&self, cluster: i32, batch: &Batch) -> Result<Written> {
+    /// Writes one batch in one transaction. Usually every flow is new, and the batch's aggregates,
+    /// folded here, go with the flows in one statement; when a flow is already stored (or
+    /// `expect` says some may be), the batch is written skipping stored flows, and the aggregates
+    /// are folded from the rows the database actually inserted.
+    pub async fn write_batch(&self, cluster: i32, batch: &Batch, expect: Expect) -> Result<Written> {
         if batch.is_empty() && batch.learned.is_empty() {
             return Ok(Written::default());
         }
+        let n = batch.rows.len() as i64;
+        let cols = FlowColumns::new(&batch.rows);
+        let mut tx = self.begin_batch(batch).await?;
+        let all_new = match expect {
+            Expect::New => Some(self.write_all_new(&mut tx, cluster, &cols, &batch.rows).await),
+            Expect::Duplicates => None,
+        };
+        let inserted = match all_new {
+            Some(Ok(inserted)) => inserted,
+            Some(Err(e)) if !is_unique_violation(&e) => return Err(e.into()),
+            // The plain insert met a stored flow; nothing of it stays.
+            Some(Err(_)) => {
+                tx.rollback().await?;
+                tx = self.begin_batch(batch).await?;
+                self.write_skipping_stored(&mut tx, cluster, &cols, &batch.rows).await?
+            }
+            None => self.write_skipping_stored(&mut tx, cluster, &cols, &batch.rows).await?,
+        };
+        self.write_learned(&mut tx, cluster, batch).await?;
+        tx.commit().await?;
+        let inserted = inserted as u64;
+        Ok(Written { inserted, duplicates: n as u64 - inserted })
+    }
+
+    /// [`WRITE_ALL_NEW`]: the rows and their connection-hours, or a unique violation.
+    async fn write_all_new(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        cluster: i32,
+        cols: &FlowColumns<'_>,
+        rows: &[FlowRow],
+    ) -> std::result::Result<i64, sqlx::Error> {
+        let hourly = fold_hourly(rows);
+        cols.bind(sqlx::query_scalar(WRITE_ALL_NEW).bind(cluster))
+            .bind(hourly.iter().map(|h| h.bucket_us).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.src_endpoint).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.dst_endpoint).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.src_namespace).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.dst_namespace).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.port).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.protocol).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.flows).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.dropped).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.first_us).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| h.last_us).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| serde_json::json!(h.processes)).collect::<Vec<_>>())
+            .bind(hourly.iter().map(|h| serde_json::json!(h.services)).collect::<Vec<_>>())
+            .fetch_one(tx)
+            .await
+    }
+
+    /// [`WRITE_FOLDING_RETURNED`]: the rows not yet stored, and their connection-hours.
+    async fn write_skipping_stored(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        cluster: i32,
+        cols: &FlowColumns<'_>,
+        rows: &[FlowRow],
+    ) -> std::result::Result<i64, sqlx::Error> {
+        let mut namespaces: HashMap<&str, &str> = HashMap::new();
+        for r in rows {
+            namespaces.entry(&r.src_endpoint).or_insert(&r.src_namespace);
+            namespaces.entry(&r.dst_endpoint).or_insert(&r.dst_namespace);
+        }
+        let (ns_ep, ns_name): (Vec<&str>, Vec<&str>) = namespaces.into_iter().unzip();
+        cols.bind(sqlx::query_scalar(WRITE_FOLDING_RETURNED).bind(cluster))
+            .bind(&ns_ep)
+            .bind(&ns_name)
+            .fetch_one(tx)
+            .await
+    }
+
+    /// Opens a batch's transaction, with the day partitions its rows need.
+    async fn begin_batch(&self, batch: &Batch) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         let mut tx = self.pool.begin().await?;
         let mut days: Vec<i64> = batch.rows.iter().map(|r| r.time_us.div_euclid(DAY_US)).collect();
         days.sort_unstable();
@@ -177,143 +499,35 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let n = batch.rows.len();
-        let mut time = Vec::with_capacity(n);
-        let mut key = Vec::with_capacity(n);
-        let mut src_ip = Vec::with_capacity(n);
-        let mut src_port = Vec::with_capacity(n);
-        let mut dst_ip = Vec::with_capacity(n);
-        let mut dst_port = Vec::with_capacity(n);
-        let mut protocol = Vec::with_capacity(n);
-        let mut verdict = Vec::with_capacity(n);
-        let mut src_ep = Vec::with_capacity(n);
-        let mut dst_ep = Vec::with_capacity(n);
-        let mut service = Vec::with_capacity(n);
-        let mut process = Vec::with_capacity(n);
-        let mut node = Vec::with_capacity(n);
-        let mut bytes = Vec::with_capacity(n);
-        let mut packets = Vec::with_capacity(n);
-        // Each endpoint's namespace, sent once per endpoint rather than once per row.
-        let mut namespaces: HashMap<&str, &str> = HashMap::new();
-        for r in &batch.rows {
-            time.push(r.time_us);
-            key.push(r.key.as_str());
-            src_ip.push(r.src_ip);
-            src_port.push(r.src_port);
-            dst_ip.push(r.dst_ip);
-            dst_port.push(r.dst_port);
-            protocol.push(r.protocol);
-            verdict.push(r.verdict);
-            src_ep.push(r.src_endpoint.as_str());
-            dst_ep.push(r.dst_endpoint.as_str());
-            service.push(r.service.as_deref());
-            process.push(r.process.as_deref());
-            node.push(r.node.as_deref());
-            bytes.push(r.bytes);
-            packets.push(r.packets);
-            namespaces.entry(&r.src_endpoint).or_insert(&r.src_namespace);
-            namespaces.entry(&r.dst_endpoint).or_insert(&r.dst_namespace);
+        Ok(tx)
+    }
+
+    /// Records the workload labels a batch learned from flow metadata.
+    async fn write_learned(&self, tx: &mut sqlx::PgConnection, cluster: i32, batch: &Batch) -> Result<()> {
+        if batch.learned.is_empty() {
+            return Ok(());
         }
-        let (ns_ep, ns_name): (Vec<&str>, Vec<&str>) = namespaces.into_iter().unzip();
-        // The aggregates are folded from what the insert returns, i.e. exactly the rows it stored:
-        // a flow already in the table, or twice in this batch, is skipped by `on conflict do
-        // nothing` and counted nowhere. (Joining the returned keys back to the input costs more
-        // than the insert returning the few columns the aggregates need.)
-        let inserted: i64 = sqlx::query_scalar(
-            "with ins as (
-                insert into flows as f (cluster_id, time, flow_key, src_ip, src_port, dst_ip, dst_port, protocol, verdict,
-                                        src_endpoint, dst_endpoint, service, process, node, bytes, packets)
-                select $1, timestamptz 'epoch' + us * interval '1 microsecond', k::uuid, sip, sport, dip, dport, proto,
-                       verdict, sep, dep, svc, proc, node, bytes, packets
-                from unnest($2::bigint[], $3::text[], $4::inet[], $5::int[], $6::inet[], $7::int[], $8::text[], $9::text[],
-                            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[])
-                    as t(us, k, sip, sport, dip, dport, proto, verdict, sep, dep, svc, proc, node, bytes, packets)
-                on conflict do nothing
-                returning f.time, f.src_endpoint, f.dst_endpoint, f.dst_port, f.protocol, f.verdict, f.service, f.process
-             ),
-             ns as (
-                select * from unnest($17::text[], $18::text[]) as n(endpoint, namespace)
-             ),
-             hourly as (
-                select date_trunc('hour', time) as bucket, src_endpoint, dst_endpoint, dst_port, protocol,
-                       count(*) as flows, count(*) filter (where verdict = 'DROPPED') as dropped,
-                       min(time) as first_seen, max(time) as last_seen,
-                       coalesce((array_agg(distinct process) filter (where process is not null))[1:8], '{}') as processes,
-                       coalesce((array_agg(distinct service) filter (where service is not null))[1:8], '{}') as services
-                from ins
-                group by date_trunc('hour', time), src_endpoint, dst_endpoint, dst_port, protocol
-             ),
-             agg as (
-                insert into conn_hourly as c (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
-                                              port, protocol, flows, dropped, first_seen, last_seen, processes, services)
-                select $1, h.bucket, h.src_endpoint, h.dst_endpoint, s.namespace, d.namespace, h.dst_port, h.protocol,
-                       h.flows, h.dropped, h.first_seen, h.last_seen, h.processes, h.services
-                from hourly h
-                join ns s on s.endpoint = h.src_endpoint
-                join ns d on d.endpoint = h.dst_endpoint
-                -- Rows are locked in key order, so concurrent batches cannot deadlock on them.
-                order by h.src_endpoint, h.bucket, h.dst_endpoint, h.dst_port, h.protocol
-                on conflict (cluster_id, src_endpoint, bucket, dst_endpoint, port, protocol) do update set
-                   flows = c.flows + excluded.flows,
-                   dropped = c.dropped + excluded.dropped,
-                   first_seen = least(c.first_seen, excluded.first_seen),
-                   last_seen = greatest(c.last_seen, excluded.last_seen),
-                   -- Stored arrays are sorted, distinct and at most 8 long, so when the new values
-                   -- are among them the merge below would return them unchanged: skip it.
-                   processes = case when excluded.processes <@ c.processes then c.processes
-                                    else (select coalesce((array_agg(distinct p))[1:8], '{}')
-                                          from unnest(c.processes || excluded.processes) p) end,
-                   services = case when excluded.services <@ c.services then c.services
-                                   else (select coalesce((array_agg(distinct s))[1:8], '{}')
-                                         from unnest(c.services || excluded.services) s) end
-             )
-             select count(*) from ins",
+        let mut ws = Vec::new();
+        let mut ls = Vec::new();
+        let mut seen = Vec::new();
+        for ((w, l), t) in &batch.learned {
+            ws.push(w.to_string());
+            ls.push(serde_json::to_value(l).map_err(|e| super::StoreError::Invalid(e.to_string()))?);
+            seen.push(micros(*t));
+        }
+        sqlx::query(
+            "insert into observed_workloads as o (cluster_id, workload, labels, last_seen)
+             select $1, w, l, timestamptz 'epoch' + s * interval '1 microsecond'
+             from unnest($2::text[], $3::jsonb[], $4::bigint[]) as t(w, l, s)
+             on conflict (cluster_id, workload, labels) do update set last_seen = greatest(o.last_seen, excluded.last_seen)",
         )
         .bind(cluster)
-        .bind(&time)
-        .bind(&key)
-        .bind(&src_ip)
-        .bind(&src_port)
-        .bind(&dst_ip)
-        .bind(&dst_port)
-        .bind(&protocol)
-        .bind(&verdict)
-        .bind(&src_ep)
-        .bind(&dst_ep)
-        .bind(&service)
-        .bind(&process)
-        .bind(&node)
-        .bind(&bytes)
-        .bind(&packets)
-        .bind(&ns_ep)
-        .bind(&ns_name)
-        .fetch_one(&mut *tx)
+        .bind(&ws)
+        .bind(&ls)
+        .bind(&seen)
+        .execute(&mut *tx)
         .await?;
-        if !batch.learned.is_empty() {
-            let mut ws = Vec::new();
-            let mut ls = Vec::new();
-            let mut seen = Vec::new();
-            for ((w, l), t) in &batch.learned {
-                ws.push(w.to_string());
-                ls.push(serde_json::to_value(l).map_err(|e| super::StoreError::Invalid(e.to_string()))?);
-                seen.push(micros(*t));
-            }
-            sqlx::query(
-                "insert into observed_workloads as o (cluster_id, workload, labels, last_seen)
-                 select $1, w, l, timestamptz 'epoch' + s * interval '1 microsecond'
-                 from unnest($2::text[], $3::jsonb[], $4::bigint[]) as t(w, l, s)
-                 on conflict (cluster_id, workload, labels) do update set last_seen = greatest(o.last_seen, excluded.last_seen)",
-            )
-            .bind(cluster)
-            .bind(&ws)
-            .bind(&ls)
-            .bind(&seen)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        let inserted = inserted as u64;
-        Ok(Written { inserted, duplicates: n as u64 - inserted })
+        Ok(())
     }
 
     /// Drops the day partitions that end before `newest flow - retention`. Partitions hold all
@@ -371,5 +585,57 @@ mod tests {
         let mut c = Fnv128::default();
         c.write(b"flowgate");
         assert_eq!(uuid_text(c.finish()), "7f857d88-1f06-1471-61a0-32d79725bd7f");
+    }
+
+    fn row(time_us: i64, dst: &str, process: &str, verdict: Verdict) -> FlowRow {
+        FlowRow {
+            time_us,
+            key: String::new(),
+            src_ip: "10.0.0.1".parse().unwrap(),
+            src_port: None,
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            dst_port: 80,
+            protocol: "TCP",
+            verdict: verdict.as_str(),
+            src_endpoint: "deployment/shop/web".into(),
+            dst_endpoint: dst.into(),
+            src_namespace: "shop".into(),
+            dst_namespace: String::new(),
+            service: None,
+            process: Some(process.into()),
+            node: None,
+            bytes: None,
+            packets: None,
+        }
+    }
+
+    #[test]
+    fn batches_fold_into_connection_hours_in_key_order() {
+        let h = HOUR_US;
+        let mut rows = vec![
+            row(5 * h + 10, "unresolved/10.0.0.9", "b", Verdict::Forwarded),
+            row(4 * h + 20, "external/1.2.3.4", "z", Verdict::Dropped),
+            row(4 * h + 5, "external/1.2.3.4", "a", Verdict::Forwarded),
+            row(5 * h - 1, "external/1.2.3.4", "a", Verdict::Forwarded),
+        ];
+        // Ten processes on one connection-hour: the eight smallest are kept, as SQL's
+        // `(array_agg(distinct p))[1:8]` keeps them.
+        for p in ["q", "c", "d", "e", "f", "g", "h", "i"] {
+            rows.push(row(4 * h, "external/1.2.3.4", p, Verdict::Forwarded));
+        }
+        let hourly = fold_hourly(&rows);
+        let got: Vec<(i64, &str, i64, i64, i64, i64)> =
+            hourly.iter().map(|x| (x.bucket_us, x.dst_endpoint, x.flows, x.dropped, x.first_us, x.last_us)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (4 * h, "external/1.2.3.4", 11, 1, 4 * h, 5 * h - 1),
+                (5 * h, "unresolved/10.0.0.9", 1, 0, 5 * h + 10, 5 * h + 10),
+            ]
+        );
+        assert_eq!(hourly[0].processes.iter().copied().collect::<Vec<_>>(), ["a", "c", "d", "e", "f", "g", "h", "i"]);
+        assert_eq!((hourly[0].src_namespace, hourly[0].dst_namespace), ("shop", ""));
+        // Before the epoch, hours still start on the hour.
+        assert_eq!(fold_hourly(&[row(-1, "external/1.2.3.4", "a", Verdict::Forwarded)])[0].bucket_us, -h);
     }
 }
