@@ -2,7 +2,9 @@
  * Flowgate topology map: the page's one JavaScript island.
  *
  * It reads the graph address from #map[data-graph-url], fetches the JSON the server builds for it,
- * and draws it with cytoscape + fcose (vendored, see static/vendor/README.md). It talks to the rest
+ * and draws it: up to 300 nodes with cytoscape + fcose (vendored, see static/vendor/README.md),
+ * above that on a plain canvas of its own (canvasView: cytoscape could not draw 2,000 nodes in
+ * under 2 s). Both share the styles, the details panel and everything below. It talks to the rest
  * of the page only through DOM events:
  *
  *   listens   flowgate:decisions-changed (anywhere)      -> re-fetch
@@ -11,19 +13,22 @@
  *   emits     flowgate:map-ready on document.body        after every completed (re)render or error
  *             flowgate:map-select on document.body       when a node or edge is clicked
  *
- * Every string in the JSON came from the cluster and is untrusted: cytoscape draws labels on a
+ * Every string in the JSON came from the cluster and is untrusted: both renderers draw labels on a
  * canvas, and the details panel is built with createElement/textContent only.
  *
- * After each render window.flowgateMap = { ready, nodes, edges, layout, layoutMs, renderMs, ... }
- * so that browser tests and examples/map_bench.rs can wait for it.
+ * After each render window.flowgateMap = { ready, nodes, edges, renderer, layout, layoutMs,
+ * renderMs, ... }, and window.flowgateMapControl offers zoomBy, nextFrame, nodesInView and
+ * connectionsInView for either renderer, so that browser tests and examples/map_bench.rs can
+ * wait for and drive the map.
  */
 (function () {
   'use strict';
 
   // Up to this many nodes fcose lays the map out ('default' quality: spectral pass + CoSE
-  // refinement) and namespaces are cytoscape compound nodes. Above it the map is "grouped" (see
-  // groupedLayout), unless #map has data-map-layout="fcose", which forces fcose at every size
-  // ('draft' quality above this one).
+  // refinement), namespaces are cytoscape compound nodes and cytoscape draws. Above it the map is
+  // "grouped" (see groupedLayout) and drawn by canvasView, unless #map has
+  // data-map-layout="fcose", which forces fcose and cytoscape at every size ('draft' quality
+  // above this one).
   var GROUPED_ABOVE_NODES = 300;
   // Up to this many edges every edge label is drawn; above it labels appear once zoomed in, so a
   // 2,000-node map does not spend its first frames on text nobody can read.
@@ -200,8 +205,8 @@
   // dirties the caches of the element's parents, descendants and their edges). Both blow the 2 s
   // budget, so a large map is arranged, not simulated, and has no compound nodes:
   // - each namespace is a block, its members in a staggered grid (the focus first, then
-  //   workloads, services, by name); the namespace itself is a plain node drawn as the block's
-  //   transparent box;
+  //   workloads, services, by name); the namespace itself becomes the block's box (class
+  //   ns-box, with its size in data w/h), which canvasView draws behind the block;
   // - blocks are ordered so that namespaces that talk a lot sit next to each other, starting from
   //   the focus, and packed in rows matching the container's shape; peers outside namespaces
   //   (external, unresolved, hosts) form blocks of their own;
