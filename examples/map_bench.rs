@@ -8,11 +8,18 @@
 //! session with an empty profile, so scripts are fetched and compiled cold.
 //!
 //! Per run it reads what the page itself recorded (`performance.now()`, navigation start = 0):
-//! - ready: navigation start -> `flowgate:map-ready` (scripts, fetch, layout, first frame drawn);
-//! - layout: the fcose run; render: JSON parsed -> first frame (includes layout);
-//! - zoom: `cy.zoom()` x1.5 -> next frame drawn;
-//! - click: a real WebDriver mouse click on a workload -> `#map-details` filled and the highlighted
-//!   frame drawn (measured from the `mouseup`, the event cytoscape turns into a tap).
+//! - ready: navigation start -> `flowgate:map-ready` (scripts, fetch, layout, first frame drawn,
+//!   and the map answering pan, zoom and clicks);
+//! - layout: the layout step (fcose or the grouped arrangement); render: JSON parsed -> first
+//!   frame (includes layout);
+//! - zoom: zoom x1.5 (`flowgateMapControl.zoomBy`) -> the next full frame drawn;
+//! - click node / click edge: a real WebDriver mouse click on a workload / on the middle of a
+//!   connection -> `#map-details` filled with its details and the highlighted frame drawn
+//!   (measured from the `mouseup`). The details are checked: a connection's must show its
+//!   port/protocol, status and flows, or the run fails.
+//! The probes use `window.flowgateMapControl` (zoomBy, nextFrame, nodesInView, connectionsInView),
+//! which both renderers of map.js implement: cytoscape up to 300 nodes, its own canvas above.
+//! "drawn edges" is what the canvas draws: one line per source, target and status.
 //!
 //! It prints the median of the runs per size. A program, not a timed test: the numbers belong in
 //! BENCHMARKS.md, not in an assertion.
@@ -387,6 +394,10 @@ async fn measure(client: &Client, url: &str, profile: Option<&Path>) -> Result<R
         bail!("the map reported an error: {e}");
     }
     let num = |k: &str| m.get(k).and_then(Value::as_f64).ok_or_else(|| anyhow!("flowgateMap.{k} missing in {m}"));
+    // Every node and edge of the graph must be on the map, or the figures would flatter it.
+    if num("dropped")? != 0.0 {
+        bail!("the map left out {} nodes or edges", num("dropped")?);
+    }
     let (ready, layout, render) = (num("readyAt")?, num("layoutMs")?, num("renderMs")?);
     let (fetch, build, paint) = (num("fetchMs")?, num("buildMs")?, num("paintMs")?);
     let layout_kind = m.get("layout").and_then(Value::as_str).unwrap_or("?");
