@@ -1713,17 +1713,49 @@
       announce('node', hit.id);
     }
 
-    // ---- input: drag to pan, wheel or +/- to zoom, click for details
+    // ---- input: drag to pan, wheel, pinch or +/- to zoom, click for details
 
+    var pointers = new Map(); // pointerId -> client position
     var drag = null;
-    var dragged = false;
+    var pinch = null;
+    var dragged = false; // suppresses the click that ends a drag or a pinch
+    function pinchState() {
+      var p = Array.from(pointers.values());
+      return {
+        d: Math.max(1, Math.hypot(p[0].x - p[1].x, p[0].y - p[1].y)),
+        x: (p[0].x + p[1].x) / 2,
+        y: (p[0].y + p[1].y) / 2,
+      };
+    }
     canvas.addEventListener('pointerdown', function (e) {
-      if (e.button !== 0) return;
-      drag = { x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false };
-      dragged = false;
-      canvas.setPointerCapture(e.pointerId);
+      if (e.pointerType === 'mouse' && e.button !== 0) return;
+      pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
+      try {
+        canvas.setPointerCapture(e.pointerId);
+      } catch (err) {
+        // A pointer the browser no longer tracks: no capture, the gesture still works inside.
+      }
+      if (pointers.size === 1) {
+        drag = { x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false };
+        dragged = false;
+      } else if (pointers.size === 2) {
+        pinch = pinchState();
+        drag = null;
+        dragged = true;
+      }
     });
     canvas.addEventListener('pointermove', function (e) {
+      if (!pointers.has(e.pointerId)) return;
+      pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
+      if (pinch && pointers.size === 2) {
+        var now = pinchState();
+        var r = canvas.getBoundingClientRect();
+        view.x += now.x - pinch.x;
+        view.y += now.y - pinch.y;
+        zoomAt(now.d / pinch.d, now.x - r.left, now.y - r.top);
+        pinch = now;
+        return;
+      }
       if (!drag) return;
       var dx = e.clientX - drag.x;
       var dy = e.clientY - drag.y;
@@ -1734,13 +1766,15 @@
       view.y = drag.vy + dy;
       requestDraw();
     });
-    function endDrag() {
+    function endPointer(e) {
+      pointers.delete(e.pointerId);
       if (drag && drag.moved) dragged = true;
+      if (pointers.size < 2) pinch = null;
       drag = null;
       canvas.classList.remove('map-panning');
     }
-    canvas.addEventListener('pointerup', endDrag);
-    canvas.addEventListener('pointercancel', endDrag);
+    canvas.addEventListener('pointerup', endPointer);
+    canvas.addEventListener('pointercancel', endPointer);
     canvas.addEventListener('click', function (e) {
       if (dragged) {
         dragged = false;
