@@ -8,11 +8,18 @@
 //! session with an empty profile, so scripts are fetched and compiled cold.
 //!
 //! Per run it reads what the page itself recorded (`performance.now()`, navigation start = 0):
-//! - ready: navigation start -> `flowgate:map-ready` (scripts, fetch, layout, first frame drawn);
-//! - layout: the fcose run; render: JSON parsed -> first frame (includes layout);
-//! - zoom: `cy.zoom()` x1.5 -> next frame drawn;
-//! - click: a real WebDriver mouse click on a workload -> `#map-details` filled and the highlighted
-//!   frame drawn (measured from the `mouseup`, the event cytoscape turns into a tap).
+//! - ready: navigation start -> `flowgate:map-ready` (scripts, fetch, layout, first frame drawn,
+//!   and the map answering pan, zoom and clicks);
+//! - layout: the layout step (fcose or the grouped arrangement); render: JSON parsed -> first
+//!   frame (includes layout);
+//! - zoom: zoom x1.5 (`flowgateMapControl.zoomBy`) -> the next full frame drawn;
+//! - click node / click edge: a real WebDriver mouse click on a workload / on the middle of a
+//!   connection -> `#map-details` filled with its details and the highlighted frame drawn
+//!   (measured from the `mouseup`). The details are checked: a connection's must show its
+//!   port/protocol, status and flows, or the run fails.
+//! The probes use `window.flowgateMapControl` (zoomBy, nextFrame, nodesInView, connectionsInView),
+//! which both renderers of map.js implement: cytoscape up to 300 nodes, its own canvas above.
+//! "drawn edges" is what the canvas draws: one line per source, target and status.
 //!
 //! It prints the median of the runs per size. A program, not a timed test: the numbers belong in
 //! BENCHMARKS.md, not in an assertion.
@@ -96,51 +103,60 @@ if (m && m.ready) { done(m); }
 else { document.body.addEventListener('flowgate:map-ready', () => done(window.flowgateMap), { once: true }); }
 "#;
 
-/// Zooms in around the centre and returns the ms until cytoscape has drawn the new frame.
+/// Zooms in around the centre and returns the ms until the map has drawn the new frame (the full
+/// frame at the new zoom, not a scaled copy of the old one).
 const PROBE_ZOOM: &str = r#"
 const done = arguments[arguments.length - 1];
-const cy = window.flowgateMapControl.cy();
-const box = cy.container().getBoundingClientRect();
+const map = window.flowgateMapControl;
 const t0 = performance.now();
-cy.one('render', () => {
+map.zoomBy(1.5);
+map.nextFrame(() => {
   const ms = performance.now() - t0;
-  cy.one('render', () => done(ms));
-  cy.fit(undefined, 24);
+  map.fit();
+  map.nextFrame(() => done(ms));
 });
-cy.zoom({ level: cy.zoom() * 1.5, renderedPosition: { x: box.width / 2, y: box.height / 2 } });
 "#;
 
-/// Picks a workload in view and arms the click measurement; returns its viewport coordinates.
+/// Picks a workload (`arguments[0] == "node"`) or a connection (`"edge"`) in view, away from the
+/// map's edges (and, for a connection, from every node, so that the click lands on the line), and
+/// arms the click measurement; returns its viewport coordinates. `arguments[1]` skips candidates.
 const ARM_CLICK: &str = r#"
-const cy = window.flowgateMapControl.cy();
-const box = cy.container().getBoundingClientRect();
-const candidates = cy.nodes('.kind-workload').filter(n => {
-  const p = n.renderedPosition();
-  return p.x > 20 && p.y > 20 && p.x < box.width - 20 && p.y < box.height - 20;
-});
-if (candidates.length === 0) return null;
-const node = candidates[Math.floor(candidates.length / 2)];
-const p = node.renderedPosition();
+const [what, skip] = arguments;
+const map = window.flowgateMapControl;
+const box = document.getElementById('map').getBoundingClientRect();
+const inner = p => p.x > 20 && p.y > 20 && p.x < box.width - 20 && p.y < box.height - 20;
+let candidates;
+if (what === 'node') {
+  candidates = map.nodesInView('workload').filter(inner);
+} else {
+  const nodes = map.nodesInView();
+  candidates = map.connectionsInView().filter(c => inner(c) && nodes.every(n => Math.hypot(n.x - c.x, n.y - c.y) > 12));
+}
+if (candidates.length <= skip) return null;
+const target = candidates[(Math.floor(candidates.length / 2) + skip) % candidates.length];
 const details = document.getElementById('map-details');
-window.__clickProbe = { target: node.id(), ms: null };
+details.textContent = '';
+window.__clickProbe = { ms: null };
 window.addEventListener('mouseup', () => {
   const t0 = performance.now();
   const obs = new MutationObserver(() => {
     obs.disconnect();
-    cy.one('render', () => { window.__clickProbe.ms = performance.now() - t0; });
+    map.nextFrame(() => { window.__clickProbe.ms = performance.now() - t0; });
   });
   obs.observe(details, { childList: true, subtree: true, characterData: true });
 }, { capture: true, once: true });
-return { x: box.left + p.x, y: box.top + p.y, id: node.id() };
+return { x: box.left + target.x, y: box.top + target.y };
 "#;
 
+/// Returns [ms, text of #map-details] once the click has been answered (ms null: no answer in 10 s).
 const WAIT_CLICK: &str = r#"
 const done = arguments[arguments.length - 1];
 const t = performance.now();
+const text = () => document.getElementById('map-details').textContent;
 (function poll() {
   const p = window.__clickProbe;
-  if (p && p.ms !== null) return done(p.ms);
-  if (performance.now() - t > 10000) return done(null);
+  if (p && p.ms !== null) return done([p.ms, text()]);
+  if (performance.now() - t > 10000) return done([null, text()]);
   requestAnimationFrame(poll);
 })();
 "#;
@@ -273,7 +289,7 @@ async fn run(opts: Options) -> Result<()> {
                 client.close().await.ok();
                 let r = r.with_context(|| format!("run {} at {n} nodes, layout {layout}", i + 1))?;
                 eprintln!(
-                    "  {n} nodes, {}, run {}: ready {:.0} ms (scripts {:.0}, fetch {:.0}, render {:.0}: build {:.0}, layout {:.0}, first frame {:.0}), zoom {:.0} ms, click {}",
+                    "  {n} nodes, {}, run {}: ready {:.0} ms (scripts {:.0}, fetch {:.0}, render {:.0}: build {:.0}, layout {:.0}, first frame {:.0}), zoom {:.0} ms, click {}, edge click {}",
                     r.layout_name,
                     i + 1,
                     r.ready,
@@ -284,7 +300,8 @@ async fn run(opts: Options) -> Result<()> {
                     r.layout,
                     r.paint,
                     r.zoom,
-                    r.click.map_or("-".to_string(), |c| format!("{c:.0} ms"))
+                    r.click.map_or("-".to_string(), |c| format!("{c:.0} ms")),
+                    r.edge_click.map_or("-".to_string(), |c| format!("{c:.0} ms")),
                 );
                 runs.push(r);
             }
@@ -302,17 +319,23 @@ async fn run(opts: Options) -> Result<()> {
             opts.runs
         );
         println!();
-        println!("| nodes | edges | layout | ready | layout ms | render ms | zoom redraw | click -> details |");
-        println!("|------:|------:|:-------|------:|----------:|----------:|------------:|-----------------:|");
+        println!(
+            "| nodes | edges | drawn edges | layout, renderer | ready | layout ms | render ms | zoom redraw | click node -> details | click edge -> details |"
+        );
+        println!(
+            "|------:|------:|------------:|:-----------------|------:|----------:|----------:|------------:|----------------------:|----------------------:|"
+        );
         for (n, edges, name, runs) in &rows {
             let med = |f: &dyn Fn(&Run) -> Option<f64>| median(runs.iter().filter_map(f).collect());
             println!(
-                "| {n} | {edges} | {name} | {} | {} | {} | {} | {} |",
+                "| {n} | {edges} | {} | {name} | {} | {} | {} | {} | {} | {} |",
+                runs[0].drawn_edges.map_or_else(|| edges.to_string(), |d| format!("{d:.0}")),
                 fmt(med(&|r| Some(r.ready))),
                 fmt(med(&|r| Some(r.layout))),
                 fmt(med(&|r| Some(r.render))),
                 fmt(med(&|r| Some(r.zoom))),
                 fmt(med(&|r| r.click)),
+                fmt(med(&|r| r.edge_click)),
             );
         }
     }
@@ -341,6 +364,8 @@ struct Run {
     render: f64,
     zoom: f64,
     click: Option<f64>,
+    edge_click: Option<f64>,
+    drawn_edges: Option<f64>,
 }
 
 async fn measure(client: &Client, url: &str, profile: Option<&Path>) -> Result<Run> {
@@ -369,26 +394,50 @@ async fn measure(client: &Client, url: &str, profile: Option<&Path>) -> Result<R
         bail!("the map reported an error: {e}");
     }
     let num = |k: &str| m.get(k).and_then(Value::as_f64).ok_or_else(|| anyhow!("flowgateMap.{k} missing in {m}"));
+    // Every node and edge of the graph must be on the map, or the figures would flatter it.
+    if num("dropped")? != 0.0 {
+        bail!("the map left out {} nodes or edges", num("dropped")?);
+    }
     let (ready, layout, render) = (num("readyAt")?, num("layoutMs")?, num("renderMs")?);
     let (fetch, build, paint) = (num("fetchMs")?, num("buildMs")?, num("paintMs")?);
-    let layout_name = m.get("layout").and_then(Value::as_str).unwrap_or("?").to_string();
+    let layout_kind = m.get("layout").and_then(Value::as_str).unwrap_or("?");
+    let renderer = m.get("renderer").and_then(Value::as_str).unwrap_or("?");
+    let layout_name = format!("{layout_kind}, {renderer}");
+    let drawn_edges = m.get("drawnEdges").and_then(Value::as_f64);
     let zoom = client.execute_async(PROBE_ZOOM, vec![]).await?.as_f64().ok_or_else(|| anyhow!("zoom probe failed"))?;
-    let click = click_probe(client).await?;
-    Ok(Run { layout_name, ready, fetch, build, paint, layout, render, zoom, click })
+    let click = click_probe(client, "node").await?;
+    let edge_click = click_probe(client, "edge").await?;
+    Ok(Run { layout_name, ready, fetch, build, paint, layout, render, zoom, click, edge_click, drawn_edges })
 }
 
-async fn click_probe(client: &Client) -> Result<Option<f64>> {
-    let target = client.execute(ARM_CLICK, vec![]).await?;
-    let (Some(x), Some(y)) = (target["x"].as_f64(), target["y"].as_f64()) else {
-        return Ok(None);
-    };
-    let mouse = MouseActions::new("mouse".to_string())
-        .then(PointerAction::MoveTo { duration: None, x: x.round(), y: y.round() })
-        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
-        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
-    client.perform_actions(mouse).await?;
-    client.release_actions().await?;
-    Ok(client.execute_async(WAIT_CLICK, vec![]).await?.as_f64())
+/// Clicks a workload or a connection like a user (WebDriver pointer actions) and returns the ms
+/// from `mouseup` to the details shown and the next frame drawn. The details must be the ones of
+/// what was clicked; a connection candidate that turns out to be covered by something else is
+/// skipped (at most a few).
+async fn click_probe(client: &Client, what: &str) -> Result<Option<f64>> {
+    for skip in 0..5 {
+        let target = client.execute(ARM_CLICK, vec![what.into(), skip.into()]).await?;
+        let (Some(x), Some(y)) = (target["x"].as_f64(), target["y"].as_f64()) else {
+            return Ok(None);
+        };
+        let mouse = MouseActions::new("mouse".to_string())
+            .then(PointerAction::MoveTo { duration: None, x: x.round(), y: y.round() })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        client.perform_actions(mouse).await?;
+        client.release_actions().await?;
+        let answer = client.execute_async(WAIT_CLICK, vec![]).await?;
+        let text = answer[1].as_str().unwrap_or_default();
+        let is_connection =
+            text.contains("Status") && text.contains("Flows") && (text.contains("/TCP") || text.contains("/UDP"));
+        match what {
+            "node" if text.contains("Connections") => return Ok(answer[0].as_f64()),
+            "edge" if is_connection => return Ok(answer[0].as_f64()),
+            "edge" => continue,
+            _ => bail!("a click on a {what} showed unexpected details: {text:?}"),
+        }
+    }
+    bail!("no click on a connection showed its details (port/protocol, status, flows)")
 }
 
 async fn screenshot(client: &Client, url: &str, path: &Path) -> Result<()> {
@@ -400,10 +449,9 @@ async fn screenshot(client: &Client, url: &str, path: &Path) -> Result<()> {
     // Click the focus workload, so the picture shows the details panel too.
     let pos = client
         .execute(
-            r#"const cy = window.flowgateMapControl.cy();
-               const box = cy.container().getBoundingClientRect();
-               const p = cy.nodes('.focus').renderedPosition();
-               return { x: box.left + p.x, y: box.top + p.y };"#,
+            r#"const box = document.getElementById('map').getBoundingClientRect();
+               const p = window.flowgateMapControl.nodesInView().find(n => n.focus);
+               return p ? { x: box.left + p.x, y: box.top + p.y } : null;"#,
             vec![],
         )
         .await?;
@@ -417,7 +465,7 @@ async fn screenshot(client: &Client, url: &str, path: &Path) -> Result<()> {
         client.perform_actions(mouse).await?;
         client.release_actions().await?;
     }
-    // Let cytoscape draw the selection before the capture.
+    // Let the map draw the selection before the capture.
     client
         .execute_async(
             "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(null)));",

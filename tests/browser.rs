@@ -171,3 +171,132 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
 
     c.close().await.unwrap();
 }
+
+/// `n` workloads in namespace `ns`, each sending to the next two over TCP (Hubble JSON lines, so
+/// the flows carry their own pod metadata and no inventory is needed), an hour ago.
+fn hubble_ring(ns: &str, n: usize) -> String {
+    let time = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let ep = |i: usize| {
+        serde_json::json!({
+            "namespace": ns, "pod_name": format!("app-{i:03}-5d8f9c-x{i:03}"),
+            "labels": [format!("k8s:app=app-{i:03}")],
+            "workloads": [{"name": format!("app-{i:03}"), "kind": "Deployment"}],
+        })
+    };
+    let mut out = String::new();
+    for i in 0..n {
+        for (k, port) in [(1, 8080), (2, 5432)] {
+            let j = (i + k) % n;
+            let flow = serde_json::json!({
+                "time": time, "verdict": "FORWARDED", "Type": "L3_L4", "is_reply": false,
+                "IP": {"source": format!("10.1.{}.{}", i / 200, i % 200), "destination": format!("10.1.{}.{}", j / 200, j % 200)},
+                "l4": {"TCP": {"source_port": 40000 + i, "destination_port": port}},
+                "source": ep(i), "destination": ep(j),
+            });
+            out.push_str(&flow.to_string());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A namespace above map.js's 300-node threshold is drawn by its own canvas renderer: every node
+/// is there, a click on a workload and on a connection shows their details, the keyboard zooms.
+#[sqlx::test(migrations = false)]
+async fn large_namespace_map_draws_every_node_and_answers_clicks(pool: PgPool) {
+    use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+    use tower::ServiceExt;
+
+    const N: usize = 320;
+    let store = Store::from_pool(pool).await.unwrap();
+    let state = AppState::new(store.clone(), TOKEN);
+    let app = router(state.clone());
+    let req = axum::http::Request::post("/api/v1/clusters/big/flows")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(axum::body::Body::from(hubble_ring("shop", N)))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), axum::http::StatusCode::OK);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let driver = chrome::Chromedriver::start().expect("chromedriver");
+    let profile = tempfile::tempdir().unwrap();
+    let c = driver.session(profile.path(), (1400, 1000)).await.expect("session");
+    c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
+    c.goto(&format!("{base}/clusters/big?ns=shop")).await.unwrap();
+
+    let m = wait_for(&c, "window.flowgateMap && window.flowgateMap.ready && window.flowgateMap", 30).await;
+    assert!(m.get("error").is_none(), "{m}");
+    assert_eq!(m["renderer"], "canvas", "{m}");
+    assert_eq!(m["dropped"], 0, "{m}");
+    // The workloads and their namespace box.
+    assert_eq!(m["nodes"].as_u64(), Some(N as u64 + 1), "{m}");
+    assert_eq!(m["edges"].as_u64(), Some(2 * N as u64), "{m}");
+
+    // Clicks like a user's, on a workload and then on the middle of a connection far from nodes
+    // (the map is below the list of workloads: scrolled into view first).
+    async fn click_at(c: &Client, target: &Value) {
+        let (x, y) = (target["x"].as_f64().unwrap(), target["y"].as_f64().unwrap());
+        let mouse = MouseActions::new("mouse".to_string())
+            .then(PointerAction::MoveTo { duration: None, x: x.round(), y: y.round() })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        c.perform_actions(mouse).await.unwrap();
+        c.release_actions().await.unwrap();
+    }
+    let node = c
+        .execute(
+            r#"document.getElementById('map').scrollIntoView({ block: 'start' });
+               const box = document.getElementById('map').getBoundingClientRect();
+               const ns = window.flowgateMapControl.nodesInView('workload');
+               const n = ns[Math.floor(ns.length / 2)];
+               return { x: box.left + n.x, y: box.top + n.y };"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    click_at(&c, &node).await;
+    let details = wait_for(&c, "document.getElementById('map-details').textContent", 10).await;
+    let details = details.as_str().unwrap();
+    assert!(details.contains("app-") && details.contains("Workload") && details.contains("4 shown"), "{details}");
+
+    c.execute("window.flowgateMapControl.zoomBy(3)", vec![]).await.unwrap();
+    let edge = c
+        .execute(
+            r#"const box = document.getElementById('map').getBoundingClientRect();
+               const map = window.flowgateMapControl;
+               const nodes = map.nodesInView();
+               const inner = p => p.x > 20 && p.y > 20 && p.x < box.width - 20 && p.y < box.height - 20;
+               const e = map.connectionsInView().find(e => inner(e) && nodes.every(n => Math.hypot(n.x - e.x, n.y - e.y) > 30));
+               document.getElementById('map-details').textContent = '';
+               return e ? { x: box.left + e.x, y: box.top + e.y } : null;"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!edge.is_null(), "no connection in view");
+    click_at(&c, &edge).await;
+    let details = wait_for(&c, "document.getElementById('map-details').textContent", 10).await;
+    let details = details.as_str().unwrap();
+    assert!(details.contains("Connection") && details.contains("allowed") && details.contains("Flows"), "{details}");
+    assert!(details.contains("8080/TCP") || details.contains("5432/TCP"), "{details}");
+
+    // The keyboard zooms too (the canvas takes focus).
+    let before = c.execute("return window.flowgateMapControl.nodesInView().length", vec![]).await.unwrap();
+    let canvas = c.find(Locator::Css("#map canvas")).await.expect("the map's canvas");
+    canvas.send_keys("+++").await.unwrap();
+    let after = wait_for(
+        &c,
+        &format!(
+            "window.flowgateMapControl.nodesInView().length < {} && window.flowgateMapControl.nodesInView().length",
+            before
+        ),
+        10,
+    )
+    .await;
+    assert!(after.as_u64().unwrap() > 0, "{after}");
+
+    c.close().await.unwrap();
+}
