@@ -42,6 +42,16 @@ async fn login_sets_a_strict_session_cookie_and_pages_need_it(pool: PgPool) {
     let session = cookie.split(';').next().unwrap().to_string();
 
     let get = |path: &str| Request::get(path).header(header::COOKIE, &session).body(Body::empty()).unwrap();
+    // Without a namespace chosen, the cluster page lists its namespaces with their workloads.
+    let (status, _, body) = send(&app, get("/clusters/demo")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(
+            r#"<a href="/clusters/demo?ns=example-java-app">example-java-app</a> <span class="muted">5 workloads seen"#
+        ),
+        "{body}"
+    );
+    assert!(body.contains(r#"?ns=ingress-nginx">ingress-nginx</a>"#), "{body}");
     let (status, headers, body) = send(&app, get("/clusters/demo?ns=example-java-app")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("deployment/example-java-app-javaapp"));

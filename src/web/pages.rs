@@ -1,7 +1,7 @@
 //! Server-rendered pages: login, clusters, a cluster's namespaces and workloads, and the review
 //! page of one workload (map, Ingress/Egress tables, trusted CIDRs, generated policy).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -97,6 +97,8 @@ pub struct ClusterPage {
     scripts: &'static [&'static str],
     cluster: String,
     namespaces: Vec<String>,
+    /// Each namespace with the number of workloads seen in it, for the overview (no namespace chosen).
+    overview: Vec<(String, usize)>,
     namespace: Option<String>,
     kinds: Vec<(&'static str, &'static str)>,
     kind: String,
@@ -132,6 +134,12 @@ pub async fn cluster(
     namespaces.extend(catalog.namespaces().into_iter().map(str::to_string));
     let namespace = q.ns.filter(|n| namespaces.contains(n));
     let kind = q.kind.unwrap_or_default();
+    let mut per_namespace: HashMap<&str, usize> = HashMap::new();
+    for w in catalog.workloads.keys() {
+        *per_namespace.entry(w.namespace.as_str()).or_default() += 1;
+    }
+    let overview =
+        namespaces.iter().map(|n| (n.clone(), per_namespace.get(n.as_str()).copied().unwrap_or(0))).collect();
     let mut workloads = Vec::new();
     if let Some(ns) = &namespace {
         if kind == "service" {
@@ -167,6 +175,7 @@ pub async fn cluster(
         scripts: SCRIPTS,
         cluster,
         namespaces: namespaces.into_iter().collect(),
+        overview,
         namespace,
         kinds: KINDS.to_vec(),
         kind,
