@@ -521,7 +521,7 @@
         ),
       },
       // Two or more edges between the same pair: curve them apart, or their labels would overlap.
-      { selector: 'edge.multi', style: { 'curve-style': 'bezier' } }
+      { selector: 'edge.multi', style: { 'curve-style': 'bezier', 'control-point-step-size': 60, 'text-rotation': 'autorotate' } }
     );
     STATUSES.forEach(function (status) {
       var e = EDGE_STYLES[status];
