@@ -520,8 +520,12 @@
           }
         ),
       },
-      // Two or more edges between the same pair: curve them apart, or their labels would overlap.
-      { selector: 'edge.multi', style: { 'curve-style': 'bezier', 'control-point-step-size': 60, 'text-rotation': 'autorotate' } }
+      // Two or more edges between the same pair: curve them apart, with their labels along them,
+      // or the labels of short edges (53/TCP beside 53/UDP) would overprint each other.
+      {
+        selector: 'edge.multi',
+        style: { 'curve-style': 'bezier', 'control-point-step-size': 60, 'text-rotation': 'autorotate' },
+      }
     );
     STATUSES.forEach(function (status) {
       var e = EDGE_STYLES[status];
