@@ -169,10 +169,12 @@ impl Store {
         })
     }
 
-    /// The newest flow's time, for relative windows.
+    /// The newest flow's time, for relative windows: the latest `last_seen` of the newest hourly
+    /// bucket (found through `conn_hourly_bucket`; every page with a relative window asks).
     pub async fn newest_flow(&self, cluster: i32) -> Result<Option<Timestamp>> {
         let t: Option<i64> = sqlx::query_scalar(
-            "select (extract(epoch from max(last_seen)) * 1000000)::bigint from conn_hourly where cluster_id = $1",
+            "select (extract(epoch from max(last_seen)) * 1000000)::bigint from conn_hourly
+             where cluster_id = $1 and bucket = (select max(bucket) from conn_hourly where cluster_id = $1)",
         )
         .bind(cluster)
         .fetch_one(&self.pool)
