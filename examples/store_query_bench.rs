@@ -37,7 +37,7 @@ use flowgate::inventory::Inventory;
 use flowgate::model::{FlowRecord, Labels, ObservedEndpoint, Port, Protocol, Verdict, WorkloadKind, WorkloadRef};
 use flowgate::store::Store;
 use flowgate::store::ingest::{Batch, Expect, Written};
-use flowgate::store::query::{Scope, connections_sql};
+use flowgate::store::query::{Scope, connections_sql, window_buckets};
 use flowgate::topology::Catalog;
 use jiff::{SignedDuration, Timestamp};
 use sqlx::{Connection, Executor};
@@ -480,11 +480,14 @@ async fn main() -> anyhow::Result<()> {
     time_queries(&store, cluster, &format!("{} (DNS hub), 7 days", names[0]), &hub, week).await?;
 
     let (sql, arg) = connections_sql(&workloads[0]);
+    let [a, z, d0, d1] = window_buckets(Some(week), None);
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("explain (analyze, buffers) {sql}")))
         .bind(cluster)
-        .bind(week.as_microsecond())
-        .bind(253_402_300_799_000_000i64)
+        .bind(a)
+        .bind(z)
         .bind(&arg)
+        .bind(d0)
+        .bind(d1)
         .fetch_all(&store.pool)
         .await?;
     println!();

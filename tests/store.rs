@@ -291,3 +291,88 @@ async fn both_write_paths_store_the_same_aggregates(pool: PgPool) {
     // 11:00 to 10.244.0.7 saw ten processes.
     assert_eq!(want[2].7, ["p0", "p1", "p10", "p2", "p3", "p4", "p5", "p6"]);
 }
+
+/// Windows read whole days from the daily aggregates and the hours at their edges from the hourly
+/// ones. Whatever the window, the answer must be what the raw flows say for the same hour-aligned
+/// window: counts, first and last seen, and processes (the smallest eight).
+#[sqlx::test(migrations = false)]
+async fn windows_over_days_agree_with_the_raw_flows(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let start = ts("2026-11-06T00:00:00Z");
+    let lines: String = (0..150)
+        .map(|i: i64| {
+            // Spread over three days, at hours and minutes all over the clock.
+            let t = start + jiff::SignedDuration::from_mins((i * 467) % (72 * 60));
+            let dst = ["10.244.0.7", "10.244.0.8", "10.244.0.9"][(i % 3) as usize];
+            format!(
+                r#"{{"time":"{t}","src_ip":"10.244.0.5","src_port":{},"dst_ip":"{dst}","dst_port":80,"protocol":"TCP","process":"p{:02}"}}"#,
+                30000 + i,
+                i % 11
+            ) + "\n"
+        })
+        .collect();
+    let r = ingest(&store, c, "f", lines.into_bytes()).await;
+    assert_eq!(r.accepted, 150);
+
+    let sinces = [
+        None,
+        Some("2026-11-06T05:30:00Z"),
+        Some("2026-11-06T23:59:00Z"),
+        Some("2026-11-07T00:00:00Z"),
+        Some("2026-11-07T13:10:00Z"),
+    ];
+    let untils = [
+        None,
+        Some("2026-11-07T00:00:00Z"),
+        Some("2026-11-07T22:59:59Z"),
+        Some("2026-11-08T05:00:00Z"),
+        Some("2026-11-08T23:00:00Z"),
+    ];
+    let mut checked = 0;
+    for since in sinces {
+        for until in untils {
+            let got = store.connections(c, Scope::All, since.map(ts), until.map(ts), Catalog::default()).await.unwrap();
+            let mut got: Vec<(String, i64, String, String, Vec<String>)> = got
+                .map
+                .iter()
+                .map(|(k, s)| {
+                    (
+                        k.dst.key(),
+                        s.flows as i64,
+                        s.first_seen.to_string(),
+                        s.last_seen.to_string(),
+                        s.processes.iter().cloned().collect(),
+                    )
+                })
+                .collect();
+            got.sort();
+            // The same window over the raw flows: from the start of `since`'s hour to the end of `until`'s.
+            let want: Vec<(String, i64, String, String, Vec<String>)> = sqlx::query_as::<_, (String, i64, i64, i64, Vec<String>)>(
+                "select dst_endpoint, count(*), (extract(epoch from min(time)) * 1000000)::bigint,
+                        (extract(epoch from max(time)) * 1000000)::bigint, (array_agg(distinct process order by process))[1:8]
+                 from flows
+                 where cluster_id = $1
+                   and ($2::timestamptz is null or time >= date_trunc('hour', $2::timestamptz, 'UTC'))
+                   and ($3::timestamptz is null or date_trunc('hour', time, 'UTC') <= $3::timestamptz)
+                 group by dst_endpoint order by dst_endpoint",
+            )
+            .bind(c)
+            .bind(since)
+            .bind(until)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(d, n, first, last, p)| {
+                let t = |us: i64| Timestamp::from_microsecond(us).unwrap().to_string();
+                (d, n, t(first), t(last), p)
+            })
+            .collect();
+            assert_eq!(got, want, "since {since:?} until {until:?}");
+            checked += want.len();
+        }
+    }
+    // Most windows hold all three connections.
+    assert!(checked > 60, "{checked}");
+}

@@ -322,16 +322,21 @@ macro_rules! insert_flows {
     };
 }
 
-/// Adds a `hourly` CTE's rows (bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
-/// dst_port, protocol, flows, dropped, first_seen, last_seen, processes, services; in key order)
-/// to `conn_hourly`.
-macro_rules! upsert_hourly {
-    () => {
-        "insert into conn_hourly as c (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
-                                       port, protocol, flows, dropped, first_seen, last_seen, processes, services)
+/// Adds the rows of a CTE (`$from`: bucket, src_endpoint, dst_endpoint, src_namespace,
+/// dst_namespace, dst_port, protocol, flows, dropped, first_seen, last_seen, processes, services) to
+/// an aggregate table (`$table`: conn_hourly or conn_daily).
+macro_rules! upsert_into {
+    ($table:literal, $from:literal) => {
+        concat!(
+            "insert into ",
+            $table,
+            " as c (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
+                    port, protocol, flows, dropped, first_seen, last_seen, processes, services)
          select $1, h.bucket, h.src_endpoint, h.dst_endpoint, h.src_namespace, h.dst_namespace, h.dst_port, h.protocol,
                 h.flows, h.dropped, h.first_seen, h.last_seen, h.processes, h.services
-         from hourly h
+         from ",
+            $from,
+            " h
          -- Rows are locked in key order, so concurrent batches cannot deadlock on them.
          order by h.src_endpoint, h.bucket, h.dst_endpoint, h.dst_port, h.protocol
          on conflict (cluster_id, src_endpoint, bucket, dst_endpoint, port, protocol) do update set
@@ -347,6 +352,33 @@ macro_rules! upsert_hourly {
             services = case when excluded.services <@ c.services then c.services
                             else (select coalesce((array_agg(distinct s))[1:8], '{}')
                                   from unnest(c.services || excluded.services) s) end"
+        )
+    };
+}
+
+/// The CTEs, after a `hourly` CTE holding the batch's new connection-hours, that add them to
+/// `conn_hourly` and, summed per day (UTC), to `conn_daily`.
+macro_rules! upsert_aggregates {
+    () => {
+        concat!(
+            ",
+     add_hourly as (",
+            upsert_into!("conn_hourly", "hourly"),
+            "),
+     daily as (
+        select date_trunc('day', bucket, 'UTC') as bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
+               dst_port, protocol, sum(flows)::bigint as flows, sum(dropped)::bigint as dropped,
+               min(first_seen) as first_seen, max(last_seen) as last_seen,
+               (select coalesce((array_agg(distinct p))[1:8], '{}') from unnest(array_cat_agg(processes)) p) as processes,
+               (select coalesce((array_agg(distinct s))[1:8], '{}') from unnest(array_cat_agg(services)) s) as services
+        from hourly
+        group by date_trunc('day', bucket, 'UTC'), src_endpoint, dst_endpoint, src_namespace, dst_namespace,
+                 dst_port, protocol
+     ),
+     add_daily as (",
+            upsert_into!("conn_daily", "daily"),
+            ")"
+        )
     };
 }
 
@@ -368,10 +400,9 @@ const WRITE_ALL_NEW: &str = concat!(
                     $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[], $28::jsonb[], $29::jsonb[])
             as a(b, src_endpoint, dst_endpoint, src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
                  fu, lu, pj, sj)
-     ),
-     agg as (",
-    upsert_hourly!(),
-    ")
+     )",
+    upsert_aggregates!(),
+    "
      select count(*) from ins"
 );
 
@@ -389,7 +420,7 @@ const WRITE_FOLDING_RETURNED: &str = concat!(
         select * from unnest($17::text[], $18::text[]) as n(endpoint, namespace)
      ),
      hourly as (
-        select date_trunc('hour', i.time) as bucket, i.src_endpoint, i.dst_endpoint, s.namespace as src_namespace,
+        select date_trunc('hour', i.time, 'UTC') as bucket, i.src_endpoint, i.dst_endpoint, s.namespace as src_namespace,
                d.namespace as dst_namespace, i.dst_port, i.protocol,
                count(*) as flows, count(*) filter (where verdict = 'DROPPED') as dropped,
                min(time) as first_seen, max(time) as last_seen,
@@ -398,11 +429,10 @@ const WRITE_FOLDING_RETURNED: &str = concat!(
         from ins i
         join ns s on s.endpoint = i.src_endpoint
         join ns d on d.endpoint = i.dst_endpoint
-        group by date_trunc('hour', i.time), i.src_endpoint, i.dst_endpoint, s.namespace, d.namespace, i.dst_port, i.protocol
-     ),
-     agg as (",
-    upsert_hourly!(),
-    ")
+        group by date_trunc('hour', i.time, 'UTC'), i.src_endpoint, i.dst_endpoint, s.namespace, d.namespace, i.dst_port, i.protocol
+     )",
+    upsert_aggregates!(),
+    "
      select count(*) from ins"
 );
 

@@ -33,9 +33,30 @@ pub struct Stats {
 
 type Row = (String, String, i32, String, i64, i64, i64, i64, Vec<String>, Vec<String>);
 
+const HOUR_US: i64 = 3_600_000_000;
+const DAY_US: i64 = 24 * HOUR_US;
+/// Unbounded ends: 0001-01-01 and 9999-12-31.
+const EARLIEST_US: i64 = -62_135_596_800_000_000;
+const LATEST_US: i64 = 253_402_300_799_000_000;
+
+/// The buckets a window reads, in microseconds since the epoch: `[a, z]` is the window with its
+/// start moved back to the hour (buckets overlapping it count whole); the whole days `[d0, d1)`
+/// (UTC) within it come from `conn_daily`, the hours outside them from `conn_hourly`. When no
+/// whole day fits, `d0 >= d1` and everything comes from `conn_hourly`.
+pub fn window_buckets(since: Option<Timestamp>, until: Option<Timestamp>) -> [i64; 4] {
+    let a = since.map_or(EARLIEST_US, micros).div_euclid(HOUR_US) * HOUR_US;
+    let z = until.map_or(LATEST_US, micros);
+    // The first day starting at or after `a`; the end of the last day whose hours all start at or
+    // before `z` (its last hour starts at end - 1 h).
+    let d0 = (a + DAY_US - 1).div_euclid(DAY_US) * DAY_US;
+    let d1 = (z + HOUR_US).div_euclid(DAY_US) * DAY_US;
+    [a, z, d0, d1]
+}
+
 /// The SQL behind [`Store::connections`] for a scope, and its `$4` argument. Public so that the
 /// store benchmark can `explain` exactly the statement the application runs.
-/// Binds: `$1` cluster id, `$2` since and `$3` until (microseconds since the epoch), `$4` the scope.
+/// Binds: `$1` cluster id, `$2`, `$3`, `$5`, `$6` the window's `[a, z, d0, d1]` from
+/// [`window_buckets`], `$4` the scope.
 pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
     macro_rules! window_sql {
         ($filter:literal) => {
@@ -44,12 +65,28 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
                         (extract(epoch from min(first_seen)) * 1000000)::bigint,
                         (extract(epoch from max(last_seen)) * 1000000)::bigint,
                         array_cat_agg(processes), array_cat_agg(services)
-                 from conn_hourly
-                 where cluster_id = $1
-                   and bucket >= date_trunc('hour', timestamptz 'epoch' + $2::bigint * interval '1 microsecond')
-                   and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
+                 from (
+                    select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
+                           processes, services
+                    from conn_daily
+                    where cluster_id = $1
+                      and bucket >= timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
+                      and bucket < timestamptz 'epoch' + $6::bigint * interval '1 microsecond' ",
                 $filter,
-                " group by src_endpoint, dst_endpoint, port, protocol"
+                "
+                    union all
+                    select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
+                           processes, services
+                    from conn_hourly
+                    where cluster_id = $1
+                      and bucket >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+                      and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+                      and (bucket < timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
+                           or bucket >= timestamptz 'epoch' + $6::bigint * interval '1 microsecond') ",
+                $filter,
+                "
+                 ) c
+                 group by src_endpoint, dst_endpoint, port, protocol"
             )
         };
     }
@@ -62,7 +99,9 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
 
 impl Store {
     /// The connections seen in `[since, until]` (hour-aligned: the aggregates' buckets that
-    /// overlap the window count whole), folded into `Connections` with the given catalog.
+    /// overlap the window count whole), folded into `Connections` with the given catalog. Whole
+    /// days are read from the daily aggregates, so a week costs about seven rows a connection
+    /// plus the partial days at its edges, not 168.
     pub async fn connections(
         &self,
         cluster: i32,
@@ -72,13 +111,9 @@ impl Store {
         catalog: Catalog,
     ) -> Result<Connections> {
         let (sql, arg) = connections_sql(&scope);
-        let rows: Vec<Row> = sqlx::query_as(sql)
-            .bind(cluster)
-            .bind(since.map(micros).unwrap_or(-62_135_596_800_000_000)) // 0001-01-01
-            .bind(until.map(micros).unwrap_or(253_402_300_799_000_000)) // 9999-12-31
-            .bind(arg)
-            .fetch_all(&self.pool)
-            .await?;
+        let [a, z, d0, d1] = window_buckets(since, until);
+        let rows: Vec<Row> =
+            sqlx::query_as(sql).bind(cluster).bind(a).bind(z).bind(arg).bind(d0).bind(d1).fetch_all(&self.pool).await?;
         let mut conns = Connections::new(catalog);
         let mut map = HashMap::with_capacity(rows.len());
         for (src, dst, port, proto, flows, dropped, first, last, processes, services) in rows {
@@ -125,16 +160,16 @@ impl Store {
         .await?;
         let (connections,): (i64,) = sqlx::query_as(
             "select count(*) from (select distinct src_endpoint, dst_endpoint, port, protocol
-                                   from conn_hourly where cluster_id = $1) c",
+                                   from conn_daily where cluster_id = $1) c",
         )
         .bind(cluster)
         .fetch_one(&self.pool)
         .await?;
         let (unresolved,): (i64,) = sqlx::query_as(
             "select count(distinct e) from (
-                select src_endpoint as e from conn_hourly where cluster_id = $1 and src_endpoint like 'unresolved/%'
+                select src_endpoint as e from conn_daily where cluster_id = $1 and src_endpoint like 'unresolved/%'
                 union all
-                select dst_endpoint from conn_hourly where cluster_id = $1 and dst_endpoint like 'unresolved/%') u",
+                select dst_endpoint from conn_daily where cluster_id = $1 and dst_endpoint like 'unresolved/%') u",
         )
         .bind(cluster)
         .fetch_one(&self.pool)
@@ -147,8 +182,8 @@ impl Store {
         .await?;
         let (workloads,): (i64,) = sqlx::query_as(
             "select count(*) from (
-                select src_endpoint as e from conn_hourly where cluster_id = $1 and src_namespace <> ''
-                union select dst_endpoint from conn_hourly where cluster_id = $1 and dst_namespace <> ''
+                select src_endpoint as e from conn_daily where cluster_id = $1 and src_namespace <> ''
+                union select dst_endpoint from conn_daily where cluster_id = $1 and dst_namespace <> ''
                 union select lower(kind) || '/' || namespace || '/' || name from k8s_objects
                       where cluster_id = $1 and valid_to is null
                         and kind in ('Deployment', 'StatefulSet', 'DaemonSet', 'CronJob')) w",
