@@ -204,12 +204,12 @@ impl Store {
         })
     }
 
-    /// The newest flow's time, for relative windows: the latest `last_seen` of the newest hourly
-    /// bucket (found through `conn_hourly_bucket`; every page with a relative window asks).
+    /// The newest flow's time, for relative windows (every page with one asks): the end of
+    /// `flows_identity` in the newest day partition, read backwards, so it costs a few index
+    /// pages however many flows are stored. (Retention drops the oldest days, never the newest.)
     pub async fn newest_flow(&self, cluster: i32) -> Result<Option<Timestamp>> {
         let t: Option<i64> = sqlx::query_scalar(
-            "select (extract(epoch from max(last_seen)) * 1000000)::bigint from conn_hourly
-             where cluster_id = $1 and bucket = (select max(bucket) from conn_hourly where cluster_id = $1)",
+            "select (extract(epoch from max(time)) * 1000000)::bigint from flows where cluster_id = $1",
         )
         .bind(cluster)
         .fetch_one(&self.pool)
