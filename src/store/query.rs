@@ -41,8 +41,8 @@ const LATEST_US: i64 = 253_402_300_799_000_000;
 
 /// The buckets a window reads, in microseconds since the epoch: `[a, z]` is the window with its
 /// start moved back to the hour (buckets overlapping it count whole); the whole days `[d0, d1)`
-/// (UTC) within it come from `conn_daily`, the hours outside them from `conn_hourly`. When no
-/// whole day fits, `d0 >= d1` and everything comes from `conn_hourly`.
+/// (UTC) within it come from `conn_daily`, the hours `[a, d0)` and `[d1, z]` from `conn_hourly`.
+/// When no whole day fits, `d0 = d1 = z + 1`: no days, and all of `[a, z]` in the first range.
 pub fn window_buckets(since: Option<Timestamp>, until: Option<Timestamp>) -> [i64; 4] {
     let a = since.map_or(EARLIEST_US, micros).div_euclid(HOUR_US) * HOUR_US;
     let z = until.map_or(LATEST_US, micros);
@@ -50,7 +50,7 @@ pub fn window_buckets(since: Option<Timestamp>, until: Option<Timestamp>) -> [i6
     // before `z` (its last hour starts at end - 1 h).
     let d0 = (a + DAY_US - 1).div_euclid(DAY_US) * DAY_US;
     let d1 = (z + HOUR_US).div_euclid(DAY_US) * DAY_US;
-    [a, z, d0, d1]
+    if d0 < d1 { [a, z, d0, d1] } else { [a, z, z + 1, z + 1] }
 }
 
 /// The SQL behind [`Store::connections`] for a scope, and its `$4` argument. Public so that the
@@ -80,9 +80,18 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
                     from conn_hourly
                     where cluster_id = $1
                       and bucket >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
-                      and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
-                      and (bucket < timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
-                           or bucket >= timestamptz 'epoch' + $6::bigint * interval '1 microsecond') ",
+                      and bucket < timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
+                      and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
+                $filter,
+                "
+                    union all
+                    select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
+                           processes, services
+                    from conn_hourly
+                    where cluster_id = $1
+                      and bucket >= timestamptz 'epoch' + $6::bigint * interval '1 microsecond'
+                      and bucket >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+                      and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
                 $filter,
                 "
                  ) c
