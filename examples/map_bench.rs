@@ -17,6 +17,7 @@
 //!   connection -> `#map-details` filled with its details and the highlighted frame drawn
 //!   (measured from the `mouseup`). The details are checked: a connection's must show its
 //!   port/protocol, status and flows, or the run fails.
+//!
 //! The probes use `window.flowgateMapControl` (zoomBy, nextFrame, nodesInView, connectionsInView),
 //! which both renderers of map.js implement: cytoscape up to 300 nodes, its own canvas above.
 //! "drawn edges" is what the canvas draws: one line per source, target and status.
