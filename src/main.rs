@@ -94,6 +94,10 @@ enum Command {
         /// Load the built-in demo cluster (if the store lacks it) and keep feeding it traffic
         #[arg(long)]
         demo: bool,
+        /// Drop flows older than this, counted back from the newest flow (e.g. 7d, 24h); applied at
+        /// start and every hour
+        #[arg(long, default_value = "7d")]
+        retention: String,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -242,6 +246,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--retention`: a positive duration such as 7d or 24h.
+fn parse_retention(v: &str) -> Result<jiff::SignedDuration, Fail> {
+    match v.parse::<TimeBound>() {
+        Ok(TimeBound::Ago(d)) if d.is_positive() => Ok(d),
+        _ => Err(Fail(format!("--retention {v:?}: expected a duration such as 7d or 24h"))),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -308,10 +320,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { cluster, flow_format, paths, retention, threads, db } => {
-            let retention = match retention.parse::<TimeBound>() {
-                Ok(TimeBound::Ago(d)) => d,
-                _ => return Err(Fail(format!("--retention {retention:?}: expected a duration such as 7d or 24h"))),
-            };
+            let retention = parse_retention(&retention)?;
             for p in paths.iter().filter(|p| *p != "-") {
                 if !std::path::Path::new(p).exists() {
                     return Err(Fail(format!("{p}: no such file")));
@@ -347,7 +356,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, token, demo, db } => {
+        Command::Serve { listen, token, demo, retention, db } => {
+            let retention = parse_retention(&retention)?;
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
             // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
@@ -361,6 +371,11 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     tokio::net::TcpListener::bind(listen).await.map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
                 eprintln!("flowgate is listening on http://{listen}/");
                 eprintln!("open http://{listen}/?token={token} to log in (API: Authorization: Bearer {token})");
+                tokio::spawn(flowgate::web::run_retention(
+                    store.clone(),
+                    retention,
+                    std::time::Duration::from_secs(3600),
+                ));
                 let state = flowgate::web::AppState::new(store, token);
                 if demo {
                     let s = state.clone();

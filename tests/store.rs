@@ -376,3 +376,30 @@ async fn windows_over_days_agree_with_the_raw_flows(pool: PgPool) {
     // Most windows hold all three connections.
     assert!(checked > 60, "{checked}");
 }
+
+/// A server applies the retention by itself, at start and then periodically.
+#[sqlx::test(migrations = false)]
+async fn the_server_drops_old_days_by_itself(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let flows = ndjson(&[
+        ("2026-11-01T10:15:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-08T09:45:00Z", "10.244.0.5", "10.244.0.8", 443),
+    ]);
+    ingest(&store, c, "f", flows).await;
+    let task = tokio::spawn(flowgate::web::run_retention(
+        store.clone(),
+        jiff::SignedDuration::from_hours(24 * 6),
+        std::time::Duration::from_millis(50),
+    ));
+    let mut flows = 0;
+    for _ in 0..100 {
+        flows = store.stats(c).await.unwrap().flows;
+        if flows == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert_eq!(flows, 1, "the 1 November partition should be gone");
+}

@@ -138,6 +138,21 @@ pub async fn run_demo(state: AppState) -> crate::store::Result<()> {
     }
 }
 
+/// Applies the flow retention now and then every `every`, until the process ends: a server that
+/// receives flows over HTTP (or feeds the demo) would otherwise keep every day's partition. A
+/// failed pass is logged and tried again at the next one.
+pub async fn run_retention(store: crate::store::Store, retention: jiff::SignedDuration, every: std::time::Duration) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        match store.apply_retention(retention).await {
+            Ok(dropped) if !dropped.is_empty() => tracing::info!("retention: dropped {}", dropped.join(", ")),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("retention: {e}"),
+        }
+    }
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
