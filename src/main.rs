@@ -732,6 +732,7 @@ fn observe_selection(sel: &Selection) -> Result<(Observed, Options), Fail> {
             include_unresolved: Default::default(),
             include_all_unresolved: sel.include_unresolved,
         },
+        per_workload: Default::default(),
         dns: !sel.no_dns,
     };
     Ok((obs, opts))

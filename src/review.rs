@@ -58,25 +58,24 @@ pub async fn review(
         Target::Namespace { namespace, only } => (Scope::Namespace(namespace), *namespace, only.cloned()),
     };
     let connections = store.connections(cluster, scope, since, until, catalog).await?;
-    let base = Options {
+    let mut opts = Options {
         namespaces: Some(BTreeSet::from([namespace.to_string()])),
         workloads: only,
         decisions: extra.clone(),
+        per_workload: Default::default(),
         dns,
     };
-    let targets = generate::targets(&connections.catalog, inventory, &base);
-    let mut all = Generation::default();
+    let targets = generate::targets(&connections.catalog, inventory, &opts);
+    // One generation for all targets, each with its own stored decisions: generating per target
+    // walked (and sorted) every connection of the namespace once per workload.
+    let stored = store.decisions_of(cluster, &targets).await?;
     let mut decisions = Vec::new();
-    for w in targets {
-        let stored = store.decisions(cluster, &w).await?;
-        let d = merged(&stored.decisions, extra);
-        let opts = Options { workloads: Some(BTreeSet::from([w.clone()])), decisions: d.clone(), ..base.clone() };
-        let g = generate::generate(inventory, &connections, &opts);
-        all.policies.extend(g.policies);
-        all.review.extend(g.review);
-        all.warnings.extend(g.warnings);
-        decisions.push((w, d, stored.version));
+    for (w, v) in targets.into_iter().zip(stored) {
+        let d = merged(&v.decisions, extra);
+        opts.per_workload.insert(w.clone(), d.clone());
+        decisions.push((w, d, v.version));
     }
+    let mut all = generate::generate(inventory, &connections, &opts);
     all.warnings.sort();
     all.warnings.dedup();
     let verification = verify::verify(&all, inventory, &connections.catalog);

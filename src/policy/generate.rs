@@ -48,13 +48,29 @@ pub struct Options {
     /// Only these workloads get policies (still limited to `namespaces`).
     pub workloads: Option<BTreeSet<WorkloadRef>>,
     pub decisions: Decisions,
+    /// Decisions of single workloads, used for their own policies instead of `decisions` (the
+    /// store keeps decisions per workload; one generation then covers a whole namespace).
+    pub per_workload: BTreeMap<WorkloadRef, Decisions>,
     /// Allow every generated workload to reach the cluster DNS on 53/UDP and 53/TCP.
     pub dns: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { namespaces: None, workloads: None, decisions: Decisions::default(), dns: true }
+        Options {
+            namespaces: None,
+            workloads: None,
+            decisions: Decisions::default(),
+            per_workload: BTreeMap::new(),
+            dns: true,
+        }
+    }
+}
+
+impl Options {
+    /// The decisions that shape `target`'s policy.
+    pub fn decisions_of(&self, target: &WorkloadRef) -> &Decisions {
+        self.per_workload.get(target).unwrap_or(&self.decisions)
     }
 }
 
@@ -328,7 +344,6 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
     let mut sels = Selectors { catalog: &conns.catalog, cache: BTreeMap::new() };
     let targets = targets(&conns.catalog, inv, opts);
     let target_set: BTreeSet<&WorkloadRef> = targets.iter().collect();
-    let d = &opts.decisions;
 
     let mut ingress: BTreeMap<&WorkloadRef, BTreeMap<PeerSel, PortSet>> = BTreeMap::new();
     let mut egress: BTreeMap<&WorkloadRef, BTreeMap<PeerSel, PortSet>> = BTreeMap::new();
@@ -339,7 +354,7 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
         ];
         for (target, direction, peer, own) in sides {
             let Some(target) = target.and_then(|t| target_set.get(t).copied()) else { continue };
-            let (status, sel) = classify(peer, own, direction, d, &mut sels);
+            let (status, sel) = classify(peer, own, direction, opts.decisions_of(target), &mut sels);
             if let Some(sel) = sel {
                 let map = match direction {
                     Direction::Ingress => ingress.entry(target).or_default(),

@@ -19,6 +19,8 @@ pub struct Versioned {
 }
 
 type DecisionRow = (i32, Vec<String>, Vec<String>, Vec<String>, String, String);
+/// A [`DecisionRow`] with its workload first.
+type NamedDecisionRow = (String, i32, Vec<String>, Vec<String>, Vec<String>, String, String);
 
 fn parse_row(w: &WorkloadRef, row: DecisionRow) -> Result<Versioned> {
     let (version, exclude, trust, unresolved, author, updated_at) = row;
@@ -40,18 +42,33 @@ fn parse_row(w: &WorkloadRef, row: DecisionRow) -> Result<Versioned> {
 
 impl Store {
     pub async fn decisions(&self, cluster: i32, w: &WorkloadRef) -> Result<Versioned> {
-        let row: Option<DecisionRow> = sqlx::query_as(
-            "select version, exclude, trust, include_unresolved, author, to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-             from decisions where cluster_id = $1 and workload = $2",
+        let mut one = self.decisions_of(cluster, std::slice::from_ref(w)).await?;
+        Ok(one.remove(0))
+    }
+
+    /// The decisions of many workloads in one query (a namespace's review), in their order;
+    /// workloads without any get version 0, as in [`Store::decisions`].
+    pub async fn decisions_of(&self, cluster: i32, workloads: &[WorkloadRef]) -> Result<Vec<Versioned>> {
+        let names: Vec<String> = workloads.iter().map(|w| w.to_string()).collect();
+        let rows: Vec<NamedDecisionRow> = sqlx::query_as(
+            "select workload, version, exclude, trust, include_unresolved, author,
+                    to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             from decisions where cluster_id = $1 and workload = any($2)",
         )
         .bind(cluster)
-        .bind(w.to_string())
-        .fetch_optional(&self.pool)
+        .bind(&names)
+        .fetch_all(&self.pool)
         .await?;
-        match row {
-            Some(row) => parse_row(w, row),
-            None => Ok(Versioned { decisions: Decisions::default(), version: 0, author: None, updated_at: None }),
-        }
+        let mut stored: std::collections::HashMap<String, DecisionRow> =
+            rows.into_iter().map(|(w, v, e, t, u, a, at)| (w, (v, e, t, u, a, at))).collect();
+        workloads
+            .iter()
+            .zip(&names)
+            .map(|(w, name)| match stored.remove(name) {
+                Some(row) => parse_row(w, row),
+                None => Ok(Versioned { decisions: Decisions::default(), version: 0, author: None, updated_at: None }),
+            })
+            .collect()
     }
 
     /// Stores new decisions if the stored version is still `expected`; returns the new version.
