@@ -186,6 +186,17 @@ impl Selector {
         out
     }
 
+    /// One `key=value` the selector requires, if any: where the evaluator files its policy.
+    fn anchor(&self) -> Option<(&str, &str)> {
+        if self.never {
+            return None;
+        }
+        self.requirements.iter().find_map(|r| match r {
+            Requirement::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            _ => None,
+        })
+    }
+
     fn matches(&self, labels: &impl LabelLookup) -> bool {
         !self.never
             && self.requirements.iter().all(|r| match r {
@@ -260,9 +271,43 @@ impl Ctx<'_> {
 /// NetworkPolicies compiled for evaluation; build once with `new`, query many times.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluator {
-    /// Policies by namespace, in `ns/name` order so that attributions come out sorted.
-    by_namespace: HashMap<String, Vec<CompiledPolicy>>,
+    by_namespace: HashMap<String, NamespacePolicies>,
     namespace_labels: BTreeMap<String, Labels>,
+}
+
+/// A namespace's policies, indexed by one `key=value` that each one's pod selector requires, so
+/// that finding the policies selecting a pod tests the few that can, not all of them (a
+/// namespace with a generated policy per workload has as many policies as workloads).
+#[derive(Debug, Clone, Default)]
+struct NamespacePolicies {
+    /// In `ns/name` order.
+    policies: Vec<CompiledPolicy>,
+    /// key -> value -> the policies (indexes) whose selector requires `key=value`.
+    by_label: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// Policies whose selector requires no single `key=value` (empty, expressions only, invalid).
+    unanchored: Vec<usize>,
+}
+
+impl NamespacePolicies {
+    fn new(mut policies: Vec<CompiledPolicy>) -> Self {
+        policies.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut out = NamespacePolicies { policies, ..Default::default() };
+        for (i, p) in out.policies.iter().enumerate() {
+            match p.selector.anchor() {
+                Some((k, v)) => {
+                    out.by_label.entry(k.to_string()).or_default().entry(v.to_string()).or_default().push(i)
+                }
+                None => out.unanchored.push(i),
+            }
+        }
+        out
+    }
+
+    /// The policies that may select a pod with these labels (a superset; in no particular order).
+    fn candidates<'s>(&'s self, labels: &'s Labels) -> impl Iterator<Item = &'s CompiledPolicy> {
+        let anchored = self.by_label.iter().filter_map(|(k, values)| values.get(labels.label(k)?)).flatten();
+        self.unanchored.iter().chain(anchored).map(|&i| &self.policies[i])
+    }
 }
 
 impl Evaluator {
@@ -281,9 +326,7 @@ impl Evaluator {
             let compiled = compile_policy(np, &mut ctx);
             by_namespace.entry(ns.to_string()).or_default().push(compiled);
         }
-        for list in by_namespace.values_mut() {
-            list.sort_by(|a, b| a.id.cmp(&b.id));
-        }
+        let by_namespace = by_namespace.into_iter().map(|(ns, list)| (ns, NamespacePolicies::new(list))).collect();
         (Evaluator { by_namespace, namespace_labels: namespace_labels.clone() }, warnings)
     }
 
@@ -354,9 +397,14 @@ impl Evaluator {
         iso
     }
 
-    fn selecting<'s>(&'s self, pod: &PodView<'_>) -> impl Iterator<Item = &'s CompiledPolicy> {
+    /// The policies selecting `pod`, in no particular order.
+    fn selecting<'s>(&'s self, pod: &PodView<'s>) -> impl Iterator<Item = &'s CompiledPolicy> {
         let labels = pod.labels;
-        self.by_namespace.get(pod.namespace).into_iter().flatten().filter(move |p| p.selector.matches(labels))
+        self.by_namespace
+            .get(pod.namespace)
+            .into_iter()
+            .flat_map(move |ns| ns.candidates(labels))
+            .filter(move |p| p.selector.matches(labels))
     }
 
     fn side_decision(
@@ -384,8 +432,10 @@ impl Evaluator {
         if isolating.is_empty() {
             return SideDecision::NotIsolated;
         }
-        // Policies are sorted per namespace already; dedup covers policies loaded twice.
+        // Attributions in `ns/name` order; dedup covers policies loaded twice.
+        allowing.sort();
         allowing.dedup();
+        isolating.sort();
         isolating.dedup();
         if allowing.is_empty() {
             SideDecision::Blocked { isolated_by: isolating }
