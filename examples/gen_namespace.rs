@@ -32,7 +32,7 @@ fn main() -> Result<()> {
         }
     }
     let out = out.context("--out FILE is required")?;
-    if workloads < 2 || workloads > 60_000 {
+    if !(2..=60_000).contains(&workloads) {
         bail!("--workloads: between 2 and 60000");
     }
     let mut rng = Rng::new(seed);

@@ -58,6 +58,32 @@ pub fn window_buckets(since: Option<Timestamp>, until: Option<Timestamp>) -> [i6
 /// Binds: `$1` cluster id, `$2`, `$3`, `$5`, `$6` the window's `[a, z, d0, d1]` from
 /// [`window_buckets`], `$4` the scope.
 pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
+    // One range of one aggregate table: `$lo <= bucket < $hi` (or `<= $hi`, `$op`), also within
+    // `[$2, $3]` where the range alone does not say so, and in scope.
+    macro_rules! range {
+        ($table:literal, $lo:literal, $op:literal, $hi:literal, $filter:literal) => {
+            concat!(
+                "select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
+                        processes, services
+                 from ",
+                $table,
+                " where cluster_id = $1
+                   and bucket >= timestamptz 'epoch' + ",
+                $lo,
+                "::bigint * interval '1 microsecond'
+                   and bucket >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+                   and bucket ",
+                $op,
+                " timestamptz 'epoch' + ",
+                $hi,
+                "::bigint * interval '1 microsecond'
+                   and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
+                $filter
+            )
+        };
+    }
+    // The whole days from conn_daily, the hours before and after them from conn_hourly: three
+    // index ranges (one hourly range with the days filtered out read the whole window's hours).
     macro_rules! window_sql {
         ($filter:literal) => {
             concat!(
@@ -65,36 +91,13 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
                         (extract(epoch from min(first_seen)) * 1000000)::bigint,
                         (extract(epoch from max(last_seen)) * 1000000)::bigint,
                         array_cat_agg(processes), array_cat_agg(services)
-                 from (
-                    select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
-                           processes, services
-                    from conn_daily
-                    where cluster_id = $1
-                      and bucket >= timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
-                      and bucket < timestamptz 'epoch' + $6::bigint * interval '1 microsecond' ",
-                $filter,
-                "
-                    union all
-                    select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
-                           processes, services
-                    from conn_hourly
-                    where cluster_id = $1
-                      and bucket >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
-                      and bucket < timestamptz 'epoch' + $5::bigint * interval '1 microsecond'
-                      and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
-                $filter,
-                "
-                    union all
-                    select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
-                           processes, services
-                    from conn_hourly
-                    where cluster_id = $1
-                      and bucket >= timestamptz 'epoch' + $6::bigint * interval '1 microsecond'
-                      and bucket >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
-                      and bucket <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond' ",
-                $filter,
-                "
-                 ) c
+                 from (",
+                range!("conn_daily", "$5", "<", "$6", $filter),
+                " union all ",
+                range!("conn_hourly", "$2", "<", "$5", $filter),
+                " union all ",
+                range!("conn_hourly", "$6", "<=", "$3", $filter),
+                ") c
                  group by src_endpoint, dst_endpoint, port, protocol"
             )
         };
