@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use jiff::Timestamp;
 
-use super::{Result, Store, micros};
+use super::{DAY_US, HOUR_US, Result, Store, micros};
 use crate::enrich::{Endpoint, Enriched};
 use crate::model::{FlowRecord, Labels, Verdict, WorkloadRef};
 use crate::topology::MAX_PROCESSES;
@@ -169,8 +169,6 @@ pub struct Written {
     pub duplicates: u64,
 }
 
-const DAY_US: i64 = 86_400_000_000;
-
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23505")
 }
@@ -193,8 +191,6 @@ pub struct Hourly<'a> {
     pub processes: BTreeSet<&'a str>,
     pub services: BTreeSet<&'a str>,
 }
-
-const HOUR_US: i64 = 3_600_000_000;
 
 /// Folds rows into their connection-hours (hours in UTC), sorted by `conn_hourly`'s key (source,
 /// hour, destination, port, protocol).

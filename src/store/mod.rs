@@ -104,6 +104,10 @@ impl Store {
     }
 }
 
+/// An hour and a day (UTC) in microseconds: the aggregates' buckets, the flow partitions.
+pub const HOUR_US: i64 = 3_600_000_000;
+pub const DAY_US: i64 = 24 * HOUR_US;
+
 /// Microseconds since the epoch: how timestamps cross into SQL (`flowgate_ts` in queries), since
 /// sqlx has no jiff support and the microsecond is Postgres' resolution anyway.
 pub fn micros(t: jiff::Timestamp) -> i64 {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Result, Store, StoreError, from_micros, micros};
+use super::{DAY_US, HOUR_US, Result, Store, StoreError, from_micros, micros};
 use crate::enrich::Endpoint;
 use crate::model::{Port, Protocol, WorkloadRef};
 use crate::topology::{Catalog, ConnKey, ConnStats, Connections};
@@ -33,8 +33,6 @@ pub struct Stats {
 
 type Row = (String, String, i32, String, i64, i64, i64, i64, Vec<String>, Vec<String>);
 
-const HOUR_US: i64 = 3_600_000_000;
-const DAY_US: i64 = 24 * HOUR_US;
 /// Unbounded ends: 0001-01-01 and 9999-12-31.
 const EARLIEST_US: i64 = -62_135_596_800_000_000;
 const LATEST_US: i64 = 253_402_300_799_000_000;
