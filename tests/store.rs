@@ -168,7 +168,7 @@ async fn hubble_uuids_identify_flows(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
-async fn windows_are_answered_from_hourly_aggregates(pool: PgPool) {
+async fn windows_are_answered_from_the_aggregates(pool: PgPool) {
     let store = Store::from_pool(pool).await.unwrap();
     let c = store.cluster_id("prod", true).await.unwrap();
     let flows = ndjson(&[

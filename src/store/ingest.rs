@@ -234,8 +234,9 @@ pub fn fold_hourly(rows: &[FlowRow]) -> Vec<Hourly<'_>> {
     out.into_iter().map(|(_, h)| h).collect()
 }
 
-/// The batch's rows as the columns that `unnest` turns back into rows.
+/// The batch's rows as the columns that `unnest` turns back into rows (and the rows themselves).
 struct FlowColumns<'a> {
+    rows: &'a [FlowRow],
     time: Vec<i64>,
     key: Vec<&'a str>,
     src_ip: Vec<IpAddr>,
@@ -256,6 +257,7 @@ struct FlowColumns<'a> {
 impl<'a> FlowColumns<'a> {
     fn new(rows: &'a [FlowRow]) -> Self {
         FlowColumns {
+            rows,
             time: rows.iter().map(|r| r.time_us).collect(),
             key: rows.iter().map(|r| r.key.as_str()).collect(),
             src_ip: rows.iter().map(|r| r.src_ip).collect(),
@@ -274,7 +276,7 @@ impl<'a> FlowColumns<'a> {
         }
     }
 
-    /// Binds `$2`..`$16` of [`INSERT_FLOWS`].
+    /// Binds `$2`..`$16` of `insert_flows!`.
     fn bind<'q, O>(
         &'q self,
         q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
@@ -432,6 +434,38 @@ const WRITE_FOLDING_RETURNED: &str = concat!(
      select count(*) from ins"
 );
 
+/// [`WRITE_ALL_NEW`]: the rows and their connection-hours, or a unique violation.
+async fn write_all_new(tx: &mut sqlx::PgConnection, cluster: i32, cols: &FlowColumns<'_>) -> sqlx::Result<i64> {
+    let hourly = fold_hourly(cols.rows);
+    cols.bind(sqlx::query_scalar(WRITE_ALL_NEW).bind(cluster))
+        .bind(hourly.iter().map(|h| h.bucket_us).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.src_endpoint).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.dst_endpoint).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.src_namespace).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.dst_namespace).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.port).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.protocol).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.flows).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.dropped).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.first_us).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.last_us).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| serde_json::json!(h.processes)).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| serde_json::json!(h.services)).collect::<Vec<_>>())
+        .fetch_one(tx)
+        .await
+}
+
+/// [`WRITE_FOLDING_RETURNED`]: the rows not yet stored, and their connection-hours.
+async fn write_skipping_stored(tx: &mut sqlx::PgConnection, cluster: i32, cols: &FlowColumns<'_>) -> sqlx::Result<i64> {
+    let mut namespaces: HashMap<&str, &str> = HashMap::new();
+    for r in cols.rows {
+        namespaces.entry(&r.src_endpoint).or_insert(&r.src_namespace);
+        namespaces.entry(&r.dst_endpoint).or_insert(&r.dst_namespace);
+    }
+    let (ns_ep, ns_name): (Vec<&str>, Vec<&str>) = namespaces.into_iter().unzip();
+    cols.bind(sqlx::query_scalar(WRITE_FOLDING_RETURNED).bind(cluster)).bind(&ns_ep).bind(&ns_name).fetch_one(tx).await
+}
+
 impl Store {
     /// Writes one batch in one transaction. Usually every flow is new, and the batch's aggregates,
     /// folded here, go with the flows in one statement; when a flow is already stored (or
@@ -445,7 +479,7 @@ impl Store {
         let cols = FlowColumns::new(&batch.rows);
         let mut tx = self.begin_batch(batch).await?;
         let all_new = match expect {
-            Expect::New => Some(self.write_all_new(&mut tx, cluster, &cols, &batch.rows).await),
+            Expect::New => Some(write_all_new(&mut tx, cluster, &cols).await),
             Expect::Duplicates => None,
         };
         let inserted = match all_new {
@@ -455,62 +489,14 @@ impl Store {
             Some(Err(_)) => {
                 tx.rollback().await?;
                 tx = self.begin_batch(batch).await?;
-                self.write_skipping_stored(&mut tx, cluster, &cols, &batch.rows).await?
+                write_skipping_stored(&mut tx, cluster, &cols).await?
             }
-            None => self.write_skipping_stored(&mut tx, cluster, &cols, &batch.rows).await?,
+            None => write_skipping_stored(&mut tx, cluster, &cols).await?,
         };
         self.write_learned(&mut tx, cluster, batch).await?;
         tx.commit().await?;
         let inserted = inserted as u64;
         Ok(Written { inserted, duplicates: n as u64 - inserted })
-    }
-
-    /// [`WRITE_ALL_NEW`]: the rows and their connection-hours, or a unique violation.
-    async fn write_all_new(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        cluster: i32,
-        cols: &FlowColumns<'_>,
-        rows: &[FlowRow],
-    ) -> std::result::Result<i64, sqlx::Error> {
-        let hourly = fold_hourly(rows);
-        cols.bind(sqlx::query_scalar(WRITE_ALL_NEW).bind(cluster))
-            .bind(hourly.iter().map(|h| h.bucket_us).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.src_endpoint).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.dst_endpoint).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.src_namespace).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.dst_namespace).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.port).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.protocol).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.flows).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.dropped).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.first_us).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| h.last_us).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| serde_json::json!(h.processes)).collect::<Vec<_>>())
-            .bind(hourly.iter().map(|h| serde_json::json!(h.services)).collect::<Vec<_>>())
-            .fetch_one(tx)
-            .await
-    }
-
-    /// [`WRITE_FOLDING_RETURNED`]: the rows not yet stored, and their connection-hours.
-    async fn write_skipping_stored(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        cluster: i32,
-        cols: &FlowColumns<'_>,
-        rows: &[FlowRow],
-    ) -> std::result::Result<i64, sqlx::Error> {
-        let mut namespaces: HashMap<&str, &str> = HashMap::new();
-        for r in rows {
-            namespaces.entry(&r.src_endpoint).or_insert(&r.src_namespace);
-            namespaces.entry(&r.dst_endpoint).or_insert(&r.dst_namespace);
-        }
-        let (ns_ep, ns_name): (Vec<&str>, Vec<&str>) = namespaces.into_iter().unzip();
-        cols.bind(sqlx::query_scalar(WRITE_FOLDING_RETURNED).bind(cluster))
-            .bind(&ns_ep)
-            .bind(&ns_name)
-            .fetch_one(tx)
-            .await
     }
 
     /// Opens a batch's transaction, with the day partitions its rows need.
