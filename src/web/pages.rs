@@ -96,9 +96,8 @@ pub struct WorkloadLink {
 pub struct ClusterPage {
     scripts: &'static [&'static str],
     cluster: String,
-    namespaces: Vec<String>,
-    /// Each namespace with the number of workloads seen in it, for the overview (no namespace chosen).
-    overview: Vec<(String, usize)>,
+    /// Each namespace with the number of workloads seen in it.
+    namespaces: Vec<(String, usize)>,
     namespace: Option<String>,
     kinds: Vec<(&'static str, &'static str)>,
     kind: String,
@@ -138,8 +137,6 @@ pub async fn cluster(
     for w in catalog.workloads.keys() {
         *per_namespace.entry(w.namespace.as_str()).or_default() += 1;
     }
-    let overview =
-        namespaces.iter().map(|n| (n.clone(), per_namespace.get(n.as_str()).copied().unwrap_or(0))).collect();
     let mut workloads = Vec::new();
     if let Some(ns) = &namespace {
         if kind == "service" {
@@ -174,8 +171,10 @@ pub async fn cluster(
     Ok(ClusterPage {
         scripts: SCRIPTS,
         cluster,
-        namespaces: namespaces.into_iter().collect(),
-        overview,
+        namespaces: namespaces
+            .iter()
+            .map(|n| (n.clone(), per_namespace.get(n.as_str()).copied().unwrap_or(0)))
+            .collect(),
         namespace,
         kinds: KINDS.to_vec(),
         kind,
