@@ -1,6 +1,6 @@
 //! Measures the Hubble parser's throughput: `cargo run --release --example flows_parse_speed [LINES]`.
 //!
-//! Builds the input in memory from the real samples in `../shared/samples/hubble/`: every L3_L4
+//! Builds the input in memory from the real samples in `tests/data/hubble/`: every L3_L4
 //! TCP/UDP record (about 1.2 KB each), requests and replies alternating as in a live capture, with the
 //! addresses and ports varied per copy so that no two lines are the same. Prints lines/s for the
 //! bare line parser, the sequential reader and the parallel reader. A program, not a timed test:
@@ -14,7 +14,7 @@ use flowgate::flows::{FlowFormat, FlowReader, Item, SkipReason, parse_hubble_lin
 
 fn main() {
     let want: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300_000);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/hubble");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hubble");
     let (mut requests, mut replies) = (Vec::new(), Vec::new());
     for name in ["hubble-otel_basic-sample-10-flows.json", "hubble-otel_basic-sample-400-udp-flows.json"] {
         let text = std::fs::read_to_string(dir.join(name)).expect("sample file");

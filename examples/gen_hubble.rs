@@ -5,7 +5,7 @@
 //! ```
 //!
 //! The lines follow the current Hubble schema (1.15+: `uuid`, `workloads`, `is_reply`,
-//! `trace_reason`) and are shaped on the real samples in `shared/samples/hubble`:
+//! `trace_reason`) and are shaped on the real samples in `tests/data/hubble`:
 //! the same label sources, endpoint fields, `ethernet`, `event_type`, `Summary`, so that a line
 //! averages about 1.2 KB and costs a parser what a real one costs.
 //!

@@ -11,13 +11,6 @@ ensure_toolchain() {
   fi
 }
 
-# The conformance suite reads the NetworkPolicy cases in ../shared/oracles (beside the clone).
-ensure_oracles() {
-  if [ ! -d ../shared/oracles/netpol-analyzer ]; then
-    echo "warning: ../shared/oracles/netpol-analyzer is missing; the conformance test will fail" >&2
-  fi
-}
-
 # PostgreSQL on 127.0.0.1:5432 (trust auth): start the local cluster if it is down, install it
 # from Debian's packages if it is missing.
 ensure_postgres() {

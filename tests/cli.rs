@@ -80,11 +80,11 @@ fn extra(file: &str) -> String {
 }
 
 fn hubble_sample(file: &str) -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/hubble");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hubble");
     let path = dir.join(file);
     assert!(
         path.is_file(),
-        "the real Hubble samples are missing: expected {} (they live in ../shared/samples/hubble next to the crate)",
+        "the real Hubble samples are missing: expected {} (copied into tests/data/hubble)",
         path.display()
     );
     path.to_str().expect("UTF-8 path").to_string()

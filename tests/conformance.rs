@@ -1,5 +1,5 @@
 //! Conformance: the NetworkPolicy evaluator against the connectivity that np-guard's
-//! netpol-analyzer computed for its test clusters (`../shared/oracles/netpol-analyzer`).
+//! netpol-analyzer computed for its test clusters (`tests/data/netpol-analyzer`, copied with its licence).
 //!
 //! Every case folder with a plain `<case>_connlist_output.txt` is either claimed (and must match
 //! exactly) or listed in `UNCLAIMED` with the reason. The list is explicit so that the set of
@@ -139,7 +139,7 @@ const FOREIGN_KINDS: &[&str] = &[
 ];
 
 fn oracle_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/oracles/netpol-analyzer")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/netpol-analyzer")
 }
 
 #[test]
@@ -147,8 +147,8 @@ fn netpol_analyzer_cases() {
     let root = oracle_root();
     assert!(
         root.join("tests").is_dir() && root.join("test_outputs/connlist").is_dir(),
-        "the oracle folder {} is missing (expected `shared/` beside the repository, holding \
-         oracles/netpol-analyzer/{{tests,test_outputs}}); the conformance suite cannot run without it",
+        "the oracle folder {} is missing (tests/data/netpol-analyzer/{{tests,test_outputs}}); \
+         the conformance suite cannot run without it",
         root.display()
     );
     let cases = plain_cases(&root);

@@ -717,7 +717,7 @@ mod tests {
     /// The first lines of the 10-flows sample, checked field by field against the file.
     #[test]
     fn real_sample_lines() {
-        let text = include_str!("../../../shared/samples/hubble/hubble-otel_basic-sample-10-flows.json");
+        let text = include_str!("../../tests/data/hubble/hubble-otel_basic-sample-10-flows.json");
         let lines: Vec<&str> = text.lines().collect();
         // Line 1 carries the legacy `reply: true` only.
         assert_eq!(parse_hubble_line(lines[0].as_bytes()), Ok(Item::Skipped(SkipReason::Reply)));
@@ -742,7 +742,7 @@ mod tests {
 
     #[test]
     fn the_reply_shortcut_agrees_with_the_full_parse() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/hubble");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hubble");
         let mut shortcut = 0;
         for entry in std::fs::read_dir(&dir).expect("the Hubble samples beside the repository") {
             let path = entry.unwrap().path();

@@ -630,7 +630,7 @@ mod tests {
     const CHUNKS: [usize; 5] = [1, 2, 7, 64, 64 * 1024];
 
     fn sample(name: &str) -> Vec<u8> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/hubble");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/hubble");
         std::fs::read(dir.join(name)).unwrap()
     }
 
