@@ -83,14 +83,72 @@ pub struct Enriched {
     pub service: Option<(String, String, u16)>,
     /// Labels the flow source reported for an end the inventory does not know.
     pub learned: Vec<(WorkloadRef, Labels)>,
+    /// How those workloads were told from what the flow source said (for the summary).
+    pub inferred: Vec<(WorkloadRef, Inference)>,
+    /// Ends that carry a pod identity (namespace and labels) but no pod name, and whose address
+    /// matches no pod: the end is `Unresolved` here, and
+    /// [`Connections::settle`](crate::topology::Connections::settle) gives it the workload whose
+    /// pods carry exactly that identity, once the whole input has been seen.
+    pub identities: Vec<PendingIdentity>,
 }
 
+/// A pod identity without a pod: what Cilium's proxy and masqueraded flows carry (they leave from
+/// the node's `cilium_host` address with the pod's security identity).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PendingIdentity {
+    /// Which end: the source (`true`) or the destination.
+    pub src: bool,
+    pub namespace: String,
+    pub labels: Labels,
+}
+
+/// How a workload the inventory does not know was recognised from a flow source's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Inference {
+    /// Hubble's `workloads` field (Hubble 1.15+) named it.
+    HubbleWorkloads,
+    /// `<deployment>-<pod-template-hash>-<suffix>`.
+    PodTemplateHash,
+    /// `<statefulset>-<ordinal>`.
+    Ordinal,
+    /// A `job-name` label, and the name `<job>-<suffix>`.
+    JobName,
+    /// A `job-name` label `<cronjob>-<scheduled time>`.
+    CronJobName,
+    /// `<daemonset>-<suffix>` with `controller-revision-hash` or `pod-template-generation`.
+    RevisionHash,
+    /// Several `<name>-<suffix>` pods with one label set: one DaemonSet's pods on several nodes.
+    SameLabels,
+    /// Nothing told it from a bare pod.
+    BarePod,
+}
+
+impl Inference {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Inference::HubbleWorkloads => "named by Hubble's workloads field",
+            Inference::PodTemplateHash => "pod name <deployment>-<pod-template-hash>-<suffix>",
+            Inference::Ordinal => "pod name <statefulset>-<ordinal>",
+            Inference::JobName => "job-name label",
+            Inference::CronJobName => "job-name label <cronjob>-<schedule>",
+            Inference::RevisionHash => "pod name <daemonset>-<suffix> with a revision label",
+            Inference::SameLabels => "several <name>-<suffix> pods with one label set",
+            Inference::BarePod => "a bare pod (nothing names an owner)",
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn side(
     inv: &Inventory,
     ip: IpAddr,
     t: Timestamp,
     meta: Option<&ObservedEndpoint>,
+    is_src: bool,
     learned: &mut Vec<(WorkloadRef, Labels)>,
+    inferred: &mut Vec<(WorkloadRef, Inference)>,
+    identities: &mut Vec<PendingIdentity>,
     known: &impl Fn(&WorkloadRef, &Labels) -> bool,
 ) -> Endpoint {
     if let Some(hit) = lookup(inv, ip, t) {
@@ -103,25 +161,37 @@ fn side(
             AddressHit::Service(_) => {}
         }
     }
-    if let Some(meta) = meta {
-        if let Some(Reserved::Host | Reserved::RemoteNode | Reserved::KubeApiserver | Reserved::Health) = meta.reserved
-        {
-            let name = match meta.reserved {
-                Some(Reserved::KubeApiserver) => "kube-apiserver".to_string(),
-                _ => ip.to_string(),
-            };
-            return Endpoint::Node { name, ip };
+    let fallback = if inv.in_cluster_range(&ip) { Endpoint::Unresolved { ip } } else { Endpoint::External { ip } };
+    let Some(meta) = meta else { return fallback };
+    // Cilium's reserved identities say what the address is when no pod holds it.
+    match meta.reserved {
+        Some(Reserved::Host | Reserved::RemoteNode | Reserved::Health) => {
+            return Endpoint::Node { name: ip.to_string(), ip };
         }
-        if let (Some(ns), Some(pod)) = (&meta.namespace, &meta.pod_name)
-            && let Some(w) = observed_workload(ns, pod, meta)
-        {
-            if !meta.labels.is_empty() && !known(&w, &meta.labels) {
-                learned.push((w.clone(), meta.labels.clone()));
+        Some(Reserved::KubeApiserver) => return Endpoint::Node { name: "kube-apiserver".into(), ip },
+        // Cilium's own Ingress/Gateway proxy, which runs on the node.
+        Some(Reserved::Ingress) => return Endpoint::Node { name: "cilium-ingress".into(), ip },
+        _ => {}
+    }
+    if let Some(ns) = &meta.namespace {
+        if let Some(pod) = &meta.pod_name {
+            if let Some((w, how)) = observed_workload(ns, pod, meta) {
+                if !meta.labels.is_empty() && !known(&w, &meta.labels) {
+                    learned.push((w.clone(), meta.labels.clone()));
+                    inferred.push((w.clone(), how));
+                }
+                return Endpoint::Workload { workload: w };
             }
-            return Endpoint::Workload { workload: w };
+        } else if !meta.labels.is_empty() && meta.reserved.is_none() && crate::model::check_name(ns).is_ok() {
+            identities.push(PendingIdentity { src: is_src, namespace: ns.clone(), labels: meta.labels.clone() });
+            return Endpoint::Unresolved { ip };
         }
     }
-    if inv.in_cluster_range(&ip) { Endpoint::Unresolved { ip } } else { Endpoint::External { ip } }
+    // `world` is outside the cluster even at a private address (a VM in the VPC, a cloud API).
+    if meta.reserved == Some(Reserved::World) {
+        return Endpoint::External { ip };
+    }
+    fallback
 }
 
 fn lookup(inv: &Inventory, ip: IpAddr, t: Timestamp) -> Option<AddressHit<'_>> {
@@ -132,31 +202,65 @@ fn lookup(inv: &Inventory, ip: IpAddr, t: Timestamp) -> Option<AddressHit<'_>> {
 }
 
 /// The workload of a pod the inventory does not know, from what Hubble reported: its
-/// `workloads` field when present, otherwise the shape of the generated pod name.
-pub fn observed_workload(ns: &str, pod: &str, meta: &ObservedEndpoint) -> Option<WorkloadRef> {
+/// `workloads` field when present, otherwise the shape of the generated pod name and the labels
+/// controllers set.
+pub fn observed_workload(ns: &str, pod: &str, meta: &ObservedEndpoint) -> Option<(WorkloadRef, Inference)> {
     if crate::model::check_name(ns).is_err() || crate::model::check_name(pod).is_err() {
         return None;
     }
     if let Some((kind, name)) = &meta.workload
         && crate::model::check_name(name).is_ok()
     {
-        return Some(WorkloadRef::new(*kind, ns, name.clone()));
+        return Some((WorkloadRef::new(*kind, ns, name.clone()), Inference::HubbleWorkloads));
     }
-    let (kind, name) = infer_from_pod_name(pod);
-    Some(WorkloadRef::new(kind, ns, name))
+    let (kind, name, how) = infer_from_pod(pod, &meta.labels);
+    Some((WorkloadRef::new(kind, ns, name), how))
 }
 
-/// `web-7d9f8b6c5d-x2x9q` -> Deployment `web`; `db-0` -> StatefulSet `db`; anything else is a
-/// bare pod. A DaemonSet pod (`agent-x7k2p`) cannot be told from a bare pod by its name alone and
-/// stays a pod: selecting it by its labels still selects exactly it.
-pub fn infer_from_pod_name(pod: &str) -> (WorkloadKind, String) {
+/// `<base>-<5 alphanumerics>`: the random suffix ReplicaSets, DaemonSets and Jobs give their pods.
+fn split_suffix(pod: &str) -> Option<&str> {
+    let (base, suffix) = pod.rsplit_once('-')?;
+    (suffix.len() == 5 && suffix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) && !base.is_empty())
+        .then_some(base)
+}
+
+/// The owner a pod's name and labels point to:
+/// - `web-7d9f8b6c5d-x2x9q` -> Deployment `web`;
+/// - `job-name: backup-29061440` on `backup-29061440-k2x9p` -> CronJob `backup` (a Job named
+///   `<cronjob>-<minutes since the epoch>`), `job-name: migrate` -> Job `migrate`;
+/// - `agent-x7k2p` with `controller-revision-hash` or `pod-template-generation` -> DaemonSet `agent`;
+/// - `db-0` (or `statefulset.kubernetes.io/pod-name`) -> StatefulSet `db`;
+/// - anything else is a bare pod. Cilium leaves the revision labels out of identities, so a
+///   DaemonSet seen only through Hubble is told by its pods sharing one label set instead
+///   ([`Connections::settle`](crate::topology::Connections::settle)).
+pub fn infer_from_pod(pod: &str, labels: &Labels) -> (WorkloadKind, String, Inference) {
+    let job = labels.get("batch.kubernetes.io/job-name").or_else(|| labels.get("job-name"));
+    if let Some(job) = job
+        && split_suffix(pod) == Some(job.as_str())
+        && crate::model::check_name(job).is_ok()
+    {
+        if let Some((cronjob, stamp)) = job.rsplit_once('-')
+            && stamp.len() >= 8
+            && stamp.bytes().all(|b| b.is_ascii_digit())
+            && !cronjob.is_empty()
+        {
+            return (WorkloadKind::CronJob, cronjob.to_string(), Inference::CronJobName);
+        }
+        return (WorkloadKind::Job, job.clone(), Inference::JobName);
+    }
     let parts: Vec<&str> = pod.rsplitn(3, '-').collect();
     if let [suffix, hash, base] = parts.as_slice() {
         let is_suffix = suffix.len() == 5 && suffix.bytes().all(|b| b.is_ascii_alphanumeric());
         let is_hash = (6..=10).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_alphanumeric());
         if is_suffix && is_hash && !base.is_empty() {
-            return (WorkloadKind::Deployment, base.to_string());
+            return (WorkloadKind::Deployment, base.to_string(), Inference::PodTemplateHash);
         }
+    }
+    if let Some(base) = split_suffix(pod)
+        && (labels.contains_key("controller-revision-hash") || labels.contains_key("pod-template-generation"))
+        && !labels.contains_key("statefulset.kubernetes.io/pod-name")
+    {
+        return (WorkloadKind::DaemonSet, base.to_string(), Inference::RevisionHash);
     }
     if let Some((base, ordinal)) = pod.rsplit_once('-')
         && !base.is_empty()
@@ -164,9 +268,14 @@ pub fn infer_from_pod_name(pod: &str) -> (WorkloadKind, String) {
         && ordinal.len() <= 4
         && ordinal.bytes().all(|b| b.is_ascii_digit())
     {
-        return (WorkloadKind::StatefulSet, base.to_string());
+        return (WorkloadKind::StatefulSet, base.to_string(), Inference::Ordinal);
     }
-    (WorkloadKind::Pod, pod.to_string())
+    (WorkloadKind::Pod, pod.to_string(), Inference::BarePod)
+}
+
+/// Whether a bare pod's name has the `<base>-<suffix>` shape of a controller's pods; the base.
+pub fn suffixed_base(pod: &str) -> Option<&str> {
+    split_suffix(pod)
 }
 
 /// Enriches one flow. Never fails: what cannot be resolved is `Unresolved` or `External`.
@@ -182,9 +291,10 @@ pub fn enrich_learning(
     flow: &FlowRecord,
     known: impl Fn(&WorkloadRef, &Labels) -> bool,
 ) -> Vec<Enriched> {
-    let mut learned = Vec::new();
+    let (mut learned, mut inferred, mut identities) = (Vec::new(), Vec::new(), Vec::new());
     let t = flow.time;
-    let src = side(inv, flow.src_ip, t, flow.src_meta.as_ref(), &mut learned, &known);
+    let src =
+        side(inv, flow.src_ip, t, flow.src_meta.as_ref(), true, &mut learned, &mut inferred, &mut identities, &known);
     let mut out = Vec::with_capacity(1);
     // A ClusterIP is only ever a destination; pods never hold one, so check Services first.
     if inv.pod_at(&flow.dst_ip, t).is_none()
@@ -238,11 +348,14 @@ pub fn enrich_learning(
                 protocol: flow.protocol,
                 service: via.clone(),
                 learned: learned.clone(),
+                inferred: inferred.clone(),
+                identities: identities.clone(),
             });
         }
         return out;
     }
-    let dst = side(inv, flow.dst_ip, t, flow.dst_meta.as_ref(), &mut learned, &known);
+    let dst =
+        side(inv, flow.dst_ip, t, flow.dst_meta.as_ref(), false, &mut learned, &mut inferred, &mut identities, &known);
     let service = flow.dst_service.as_ref().map(|(ns, name)| {
         // Hubble reports the Service but the already-translated backend port; find the Service port.
         let svc_port = inv
@@ -261,7 +374,16 @@ pub fn enrich_learning(
             .unwrap_or(flow.dst_port.get());
         (ns.clone(), name.clone(), svc_port)
     });
-    out.push(Enriched { src, dst, port: flow.dst_port, protocol: flow.protocol, service, learned });
+    out.push(Enriched {
+        src,
+        dst,
+        port: flow.dst_port,
+        protocol: flow.protocol,
+        service,
+        learned,
+        inferred,
+        identities,
+    });
     out
 }
 
@@ -271,18 +393,109 @@ mod tests {
     use crate::inventory::parse_text;
 
     #[test]
-    fn infers_workloads_from_pod_names() {
-        let cases = [
-            ("reviews-v1-545db77b95-s6jb8", WorkloadKind::Deployment, "reviews-v1"),
-            ("coredns-5d78c9869d-abcde", WorkloadKind::Deployment, "coredns"),
-            ("mongo-0", WorkloadKind::StatefulSet, "mongo"),
-            ("web-12", WorkloadKind::StatefulSet, "web"),
-            ("debug", WorkloadKind::Pod, "debug"),
-            ("cilium-x7k2p", WorkloadKind::Pod, "cilium-x7k2p"),
+    fn infers_workloads_from_pod_names_and_labels() {
+        use Inference::*;
+        let none: &[(&str, &str)] = &[];
+        let cases: &[(&str, &[(&str, &str)], WorkloadKind, &str, Inference)] = &[
+            ("reviews-v1-545db77b95-s6jb8", none, WorkloadKind::Deployment, "reviews-v1", PodTemplateHash),
+            ("coredns-5d78c9869d-abcde", none, WorkloadKind::Deployment, "coredns", PodTemplateHash),
+            ("mongo-0", none, WorkloadKind::StatefulSet, "mongo", Ordinal),
+            ("web-12", none, WorkloadKind::StatefulSet, "web", Ordinal),
+            ("debug", none, WorkloadKind::Pod, "debug", BarePod),
+            ("cilium-x7k2p", none, WorkloadKind::Pod, "cilium-x7k2p", BarePod),
+            (
+                "cilium-x7k2p",
+                &[("controller-revision-hash", "5d9c"), ("k8s-app", "cilium")],
+                WorkloadKind::DaemonSet,
+                "cilium",
+                RevisionHash,
+            ),
+            ("fluentd-9xk2p", &[("pod-template-generation", "3")], WorkloadKind::DaemonSet, "fluentd", RevisionHash),
+            ("migrate-q8k2z", &[("job-name", "migrate")], WorkloadKind::Job, "migrate", JobName),
+            ("migrate-q8k2z", &[("batch.kubernetes.io/job-name", "migrate")], WorkloadKind::Job, "migrate", JobName),
+            ("backup-29061440-k2x9p", &[("job-name", "backup-29061440")], WorkloadKind::CronJob, "backup", CronJobName),
+            // A job-name that is not the pod's base says nothing.
+            ("other-q8k2z", &[("job-name", "migrate")], WorkloadKind::Pod, "other-q8k2z", BarePod),
+            ("web-0", &[("controller-revision-hash", "web-6c4d")], WorkloadKind::StatefulSet, "web", Ordinal),
         ];
-        for (pod, kind, name) in cases {
-            assert_eq!(infer_from_pod_name(pod), (kind, name.to_string()), "{pod}");
+        for (pod, labels, kind, name, how) in cases {
+            let labels: Labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            assert_eq!(infer_from_pod(pod, &labels), (*kind, name.to_string(), *how), "{pod}");
         }
+    }
+
+    #[test]
+    fn reserved_identities_and_pod_identities() {
+        let inv = Inventory::build(&parse_text(INV, "inv.json").objects);
+        let meta = |labels: &[&str], ns: Option<&str>, pod: Option<&str>| {
+            let mut m = ObservedEndpoint {
+                namespace: ns.map(str::to_string),
+                pod_name: pod.map(str::to_string),
+                ..Default::default()
+            };
+            for l in labels {
+                match l.strip_prefix("reserved:") {
+                    Some("host") => m.reserved = Some(Reserved::Host),
+                    Some("remote-node") => m.reserved = Some(Reserved::RemoteNode),
+                    Some("kube-apiserver") => m.reserved = Some(Reserved::KubeApiserver),
+                    Some("world") => m.reserved = Some(Reserved::World),
+                    Some("ingress") => m.reserved = Some(Reserved::Ingress),
+                    Some(_) => m.reserved = Some(Reserved::Unknown),
+                    None => {
+                        let (k, v) = l.split_once('=').unwrap();
+                        m.labels.insert(k.into(), v.into());
+                    }
+                }
+            }
+            m
+        };
+        let src_of = |m: ObservedEndpoint, ip: &str| {
+            let mut f = flow(ip, "10.244.0.9", 8080, "2024-01-01T03:00:00Z");
+            f.src_meta = Some(m);
+            enrich(&inv, &f).remove(0)
+        };
+        // (labels, namespace, pod, address, the source as enrichment names it)
+        let cases: &[(&[&str], Option<&str>, Option<&str>, &str, &str)] = &[
+            (&["reserved:remote-node"], None, None, "10.244.1.29", "node/10.244.1.29 (10.244.1.29)"),
+            (&["reserved:host"], None, None, "10.244.0.148", "node/10.244.0.148 (10.244.0.148)"),
+            (&["reserved:kube-apiserver"], None, None, "10.0.0.1", "node/kube-apiserver (10.0.0.1)"),
+            (&["reserved:ingress"], None, None, "10.244.0.50", "node/cilium-ingress (10.244.0.50)"),
+            // world at a private address is still outside the cluster.
+            (&["reserved:world"], None, None, "10.128.0.4", "10.128.0.4 (external)"),
+            // A pod name wins over an odd world identity (seen in a GKE capture).
+            (
+                &["reserved:world"],
+                Some("kube-system"),
+                Some("kube-dns-b4f5c58c7-7qmtw"),
+                "10.156.3.6",
+                "deployment/kube-system/kube-dns",
+            ),
+            (
+                &["app=productpage"],
+                Some("bookinfo"),
+                Some("productpage-v1-6b746f74dc-9rcxx"),
+                "10.244.0.177",
+                "deployment/bookinfo/productpage-v1",
+            ),
+            // No address or reserved label to go by: the ranges.
+            (&[], None, None, "10.244.0.77", "10.244.0.77 (unresolved)"),
+        ];
+        for (labels, ns, pod, ip, want) in cases {
+            let e = src_of(meta(labels, *ns, *pod), ip);
+            assert_eq!(e.src.to_string(), *want, "{labels:?}");
+            assert!(e.identities.is_empty());
+        }
+        // An identity without a pod name is left for settle, on the right end.
+        let e = src_of(meta(&["app=productpage", "version=v1"], Some("bookinfo"), None), "10.244.0.148");
+        assert_eq!(e.src, Endpoint::Unresolved { ip: "10.244.0.148".parse().unwrap() });
+        assert_eq!(
+            e.identities,
+            vec![PendingIdentity {
+                src: true,
+                namespace: "bookinfo".into(),
+                labels: Labels::from([("app".into(), "productpage".into()), ("version".into(), "v1".into())])
+            }]
+        );
     }
 
     const INV: &str = r#"
@@ -313,6 +526,7 @@ mod tests {
             src_meta: None,
             dst_meta: None,
             dst_service: None,
+            role: Default::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The `flowgate` command line: argument parsing and printing only; the work is in the library.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -711,6 +711,41 @@ fn report_inputs(obs: &Observed) {
     }
     // The summary's Display lists the kept `FILE:LINE: reason` errors after its counts.
     eprintln!("{}", obs.flows);
+    let s = &obs.settled;
+    if s.replies + s.requests + s.undecided > 0 {
+        eprintln!(
+            "direction: {} flows without is_reply or telling TCP flags: {} replies (dropped), {} requests, {} undecided (flagged; never a rule for an ephemeral port)",
+            s.replies + s.requests + s.undecided,
+            s.replies,
+            s.requests,
+            s.undecided
+        );
+    }
+    if s.identities + s.unmatched_identities > 0 {
+        eprintln!(
+            "identity: {} flows carried a pod identity from an address no pod holds: {} matched a workload, {} matched none (unresolved)",
+            s.identities + s.unmatched_identities,
+            s.identities,
+            s.unmatched_identities
+        );
+    }
+    if !obs.connections.inferred.is_empty() {
+        let mut by_how: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        // DaemonSets folded from their pods are listed below, with the count.
+        for (w, how) in
+            obs.connections.inferred.iter().filter(|(_, how)| **how != flowgate::enrich::Inference::SameLabels)
+        {
+            by_how.entry(how.describe()).or_default().push(w.to_string());
+        }
+        for (how, ws) in by_how {
+            let shown = ws.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+            let more = if ws.len() > 10 { format!(" and {} more", ws.len() - 10) } else { String::new() };
+            eprintln!("inferred from flow metadata ({how}): {shown}{more}");
+        }
+    }
+    for (ds, pods) in &s.daemonsets {
+        eprintln!("inferred: {ds} from {pods} pods with one label set");
+    }
     if obs.connections.outside_window > 0 {
         eprintln!("{} flows outside --since/--until left out", obs.connections.outside_window);
     }

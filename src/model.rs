@@ -432,6 +432,19 @@ pub struct ObservedEndpoint {
     pub workload: Option<(WorkloadKind, String)>,
 }
 
+/// Which way a flow goes relative to its connection. Replies never become a `FlowRecord` (the
+/// reader skips them); a flow whose direction the source did not say (no `is_reply`, no telling
+/// TCP flags: older agents, flows observed at `TO_OVERLAY`) is `Undecided` until what the run has
+/// seen settles it (`topology::Connections::settle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowRole {
+    /// The opening direction: the source connected to the destination's port.
+    #[default]
+    Request,
+    Undecided,
+}
+
 /// One flow as a reader produced it, before enrichment. Reply packets and non-L3/L4 events never
 /// become a `FlowRecord`: the reader skips and counts them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,6 +467,7 @@ pub struct FlowRecord {
     pub dst_meta: Option<ObservedEndpoint>,
     /// Hubble's `destination_service` (namespace, name) when the flow went through a Service.
     pub dst_service: Option<(String, String)>,
+    pub role: FlowRole,
 }
 
 #[cfg(test)]

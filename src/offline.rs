@@ -16,7 +16,7 @@ use crate::model::{WorkloadKind, WorkloadRef};
 use crate::policy::eval::{Decision, Evaluator};
 use crate::policy::generate::{self, Generation, Options};
 use crate::policy::verify::{self, Verification, peer_of};
-use crate::topology::{Catalog, ConnKey, ConnStats, Connections, TimeBound, Window};
+use crate::topology::{Catalog, ConnKey, ConnStats, Connections, Settled, TimeBound, Window};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -48,6 +48,9 @@ pub struct Observed {
     pub connections: Connections,
     pub flows: Summary,
     pub window: Window,
+    /// What the whole input settled that single flows could not (directions, identities,
+    /// DaemonSets).
+    pub settled: Settled,
 }
 
 fn threads(n: usize) -> usize {
@@ -96,7 +99,8 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
             }
         })?;
     }
-    Ok(Observed { inventory: inv, loaded, connections, flows: summary, window })
+    let settled = connections.settle(&inv);
+    Ok(Observed { inventory: inv, loaded, connections, flows: summary, window, settled })
 }
 
 /// How the CLI names the workloads to generate for.

@@ -57,7 +57,13 @@ pub async fn review(
         Target::Workload(w) => (Scope::Workload(w), w.namespace.as_str(), Some(BTreeSet::from([(*w).clone()]))),
         Target::Namespace { namespace, only } => (Scope::Namespace(namespace), *namespace, only.cloned()),
     };
-    let connections = store.connections(cluster, scope, since, until, catalog).await?;
+    let mut connections = store.connections(cluster, scope, since, until, catalog).await?;
+    // A namespace's connections are all there, so what they settle together holds (a DaemonSet
+    // seen as several bare pods, identity-only ends). One workload's are not: its peers' other
+    // pods are missing, and its page must keep naming it as stored.
+    if matches!(target, Target::Namespace { .. }) {
+        connections.settle(inventory);
+    }
     let mut opts = Options {
         namespaces: Some(BTreeSet::from([namespace.to_string()])),
         workloads: only,

@@ -9,12 +9,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::enrich::{Endpoint, Enriched};
+use crate::enrich::{Endpoint, Enriched, Inference, PendingIdentity, suffixed_base};
 use crate::inventory::Inventory;
-use crate::model::{FlowRecord, Labels, Port, Protocol, Verdict, WorkloadRef};
+use crate::model::{FlowRecord, FlowRole, Labels, Port, Protocol, Verdict, WorkloadKind, WorkloadRef};
+use crate::policy::selector::is_stable_key;
 
 /// At most this many distinct process names are kept per connection.
 pub const MAX_PROCESSES: usize = 8;
+/// Ports from here up are where Linux (32768-60999), Windows and the IANA range (49152-65535) pick
+/// a client's source port: a rule for one of them is almost always a reply read as a connection.
+pub const EPHEMERAL_START: u16 = 32768;
 /// Label sets kept per workload learned from flows (pods of one workload normally share them).
 const MAX_LABEL_SETS: usize = 16;
 
@@ -35,10 +39,16 @@ pub struct ConnStats {
     pub processes: BTreeSet<String>,
     /// Services the connection went through (`namespace/name:port`).
     pub services: BTreeSet<String>,
+    /// Flows whose direction the source did not say and nothing seen since has settled: the
+    /// connection may be a reply read backwards. Flagged on its row.
+    pub undecided: u64,
+    /// Source ports of the undecided flows (at most [`MAX_PROCESSES`]): a server's port here means
+    /// the flows were its replies.
+    pub reply_ports: BTreeSet<u16>,
 }
 
 impl ConnStats {
-    fn new(t: Timestamp) -> Self {
+    pub fn new(t: Timestamp) -> Self {
         ConnStats {
             flows: 0,
             dropped: 0,
@@ -46,7 +56,14 @@ impl ConnStats {
             last_seen: t,
             processes: BTreeSet::new(),
             services: BTreeSet::new(),
+            undecided: 0,
+            reply_ports: BTreeSet::new(),
         }
+    }
+
+    /// Whether nothing says which end opened the connection.
+    pub fn direction_undecided(&self) -> bool {
+        self.undecided > 0 && self.undecided == self.flows
     }
 
     pub fn merge(&mut self, other: &ConnStats) {
@@ -61,6 +78,13 @@ impl ConnStats {
             self.processes.insert(p.clone());
         }
         self.services.extend(other.services.iter().cloned());
+        self.undecided += other.undecided;
+        for p in &other.reply_ports {
+            if self.reply_ports.len() >= MAX_PROCESSES {
+                break;
+            }
+            self.reply_ports.insert(*p);
+        }
     }
 }
 
@@ -148,6 +172,25 @@ pub struct Connections {
     pub flows: u64,
     pub outside_window: u64,
     pub newest: Option<Timestamp>,
+    /// Connections with an end known only by its pod identity, until [`Connections::settle`].
+    pending: HashMap<(ConnKey, Vec<PendingIdentity>), ConnStats>,
+    /// How the workloads that no inventory described were recognised.
+    pub inferred: BTreeMap<WorkloadRef, Inference>,
+}
+
+/// What [`Connections::settle`] decided, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Settled {
+    /// Undecided flows found to be replies (dropped), and to be requests.
+    pub replies: u64,
+    pub requests: u64,
+    /// Flows still undecided: their rows are flagged and never become a rule for an ephemeral port.
+    pub undecided: u64,
+    /// Flows whose identity-only end became a workload, and those whose identity matched none.
+    pub identities: u64,
+    pub unmatched_identities: u64,
+    /// Bare pods folded into one DaemonSet: (the DaemonSet, how many pods).
+    pub daemonsets: Vec<(WorkloadRef, usize)>,
 }
 
 impl Connections {
@@ -163,6 +206,11 @@ impl Connections {
             for (w, labels) in &e.learned {
                 self.catalog.learn(w, labels);
             }
+            for (w, how) in &e.inferred {
+                if !self.inferred.contains_key(w) {
+                    self.inferred.insert(w.clone(), *how);
+                }
+            }
             for end in [&e.src, &e.dst] {
                 if let Some(w) = end.workload()
                     && !self.catalog.workloads.contains_key(w)
@@ -171,8 +219,20 @@ impl Connections {
                 }
             }
             let key = ConnKey { src: e.src.clone(), dst: e.dst.clone(), port: e.port, protocol: e.protocol };
-            let stats = self.map.entry(key).or_insert_with(|| ConnStats::new(flow.time));
+            let stats = if e.identities.is_empty() {
+                self.map.entry(key).or_insert_with(|| ConnStats::new(flow.time))
+            } else {
+                self.pending.entry((key, e.identities.clone())).or_insert_with(|| ConnStats::new(flow.time))
+            };
             stats.flows += 1;
+            if flow.role == FlowRole::Undecided {
+                stats.undecided += 1;
+                if let Some(p) = flow.src_port
+                    && stats.reply_ports.len() < MAX_PROCESSES
+                {
+                    stats.reply_ports.insert(p);
+                }
+            }
             if flow.verdict == Verdict::Dropped {
                 stats.dropped += 1;
             }
@@ -195,12 +255,214 @@ impl Connections {
         }
     }
 
+    /// Settles what a single flow could not tell, now that the whole input has been seen:
+    ///
+    /// 1. Bare pods named `<base>-<suffix>` in one namespace that carry one and the same label set
+    ///    are one DaemonSet's pods (Cilium leaves `controller-revision-hash` out of identities, so
+    ///    Hubble shows them ownerless): they become `daemonset/<ns>/<base>`.
+    /// 2. An end known only by its pod identity becomes the workload whose pods carry exactly
+    ///    those (stable) labels, when there is one; else it stays unresolved.
+    /// 3. A connection whose flows were all undecided is a reply when its source is known to
+    ///    listen on one of the flows' source ports (it was reached there, or the inventory
+    ///    declares the container port) and its destination is not known to listen on the port,
+    ///    or when a privileged source port (< 1024) answers an ephemeral one; a request when its
+    ///    destination is known to listen on the port. Replies are removed; what stays undecided
+    ///    keeps its count for the row's flag.
+    pub fn settle(&mut self, inv: &Inventory) -> Settled {
+        let mut out = Settled::default();
+        self.merge_daemonsets(&mut out);
+        self.resolve_identities(&mut out);
+        self.settle_directions(inv, &mut out);
+        out
+    }
+
+    fn merge_daemonsets(&mut self, out: &mut Settled) {
+        let mut groups: BTreeMap<(String, String), Vec<&WorkloadRef>> = BTreeMap::new();
+        for (w, sets) in &self.catalog.workloads {
+            if w.kind != WorkloadKind::Pod || self.catalog.described.contains(w) || sets.len() > 1 {
+                continue;
+            }
+            if let Some(base) = suffixed_base(&w.name) {
+                groups.entry((w.namespace.clone(), base.to_string())).or_default().push(w);
+            }
+        }
+        let stable = |w: &WorkloadRef| -> Option<Labels> {
+            let set = self.catalog.workloads[w].iter().next()?;
+            Some(set.iter().filter(|(k, _)| is_stable_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+        };
+        let mut renames: HashMap<WorkloadRef, WorkloadRef> = HashMap::new();
+        for ((ns, base), pods) in groups {
+            if pods.len() < 2 {
+                continue;
+            }
+            // The pods whose labels were reported must agree; a pod seen only as a destination
+            // without labels joins its namesakes.
+            let labelled: BTreeSet<Labels> = pods.iter().filter_map(|p| stable(p)).collect();
+            if labelled.len() != 1 || labelled.iter().next().is_some_and(|l| l.is_empty()) {
+                continue;
+            }
+            let ds = WorkloadRef::new(WorkloadKind::DaemonSet, ns, base);
+            if self.catalog.described.contains(&ds) {
+                continue;
+            }
+            out.daemonsets.push((ds.clone(), pods.len()));
+            for p in pods {
+                renames.insert(p.clone(), ds.clone());
+            }
+        }
+        if renames.is_empty() {
+            return;
+        }
+        for (old, new) in &renames {
+            let sets = self.catalog.workloads.remove(old).unwrap_or_default();
+            self.catalog.workloads.entry(new.clone()).or_default().extend(sets);
+            self.inferred.remove(old);
+            self.inferred.insert(new.clone(), Inference::SameLabels);
+        }
+        let rename = |e: &Endpoint| match e {
+            Endpoint::Workload { workload } => {
+                renames.get(workload).map(|w| Endpoint::Workload { workload: w.clone() })
+            }
+            _ => None,
+        };
+        self.map = rekey(std::mem::take(&mut self.map), |k| rekeyed(k, &rename));
+        self.pending = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|((k, ids), st)| ((rekeyed(&k, &rename).unwrap_or(k), ids), st))
+            .fold(HashMap::new(), |mut m, (k, st)| {
+                m.entry(k).and_modify(|s: &mut ConnStats| s.merge(&st)).or_insert(st);
+                m
+            });
+    }
+
+    fn resolve_identities(&mut self, out: &mut Settled) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let stable = |l: &Labels| -> Labels {
+            l.iter().filter(|(k, _)| is_stable_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        // (namespace, stable labels) -> the workloads whose pods carry exactly them.
+        let mut by_identity: HashMap<(&str, Labels), BTreeSet<&WorkloadRef>> = HashMap::new();
+        for (w, sets) in &self.catalog.workloads {
+            for l in sets {
+                by_identity.entry((w.namespace.as_str(), stable(l))).or_default().insert(w);
+            }
+        }
+        let mut resolved: Vec<(ConnKey, ConnStats, bool)> = Vec::new();
+        for ((mut key, ids), st) in std::mem::take(&mut self.pending) {
+            let mut all = true;
+            for id in &ids {
+                let hit = by_identity.get(&(id.namespace.as_str(), stable(&id.labels)));
+                match hit {
+                    Some(ws) if ws.len() == 1 => {
+                        let end = Endpoint::Workload { workload: (*ws.iter().next().unwrap()).clone() };
+                        if id.src {
+                            key.src = end;
+                        } else {
+                            key.dst = end;
+                        }
+                    }
+                    _ => all = false,
+                }
+            }
+            resolved.push((key, st, all));
+        }
+        for (key, st, all) in resolved {
+            if all {
+                out.identities += st.flows;
+            } else {
+                out.unmatched_identities += st.flows;
+            }
+            self.map.entry(key).and_modify(|s| s.merge(&st)).or_insert(st);
+        }
+    }
+
+    fn settle_directions(&mut self, inv: &Inventory, out: &mut Settled) {
+        if !self.map.values().any(|s| s.undecided > 0) {
+            return;
+        }
+        // Where each end is known to listen: reached there by a decided flow, or declared.
+        let mut listens: BTreeSet<(&Endpoint, u16, Protocol)> = BTreeSet::new();
+        for (k, s) in &self.map {
+            if s.flows > s.undecided {
+                listens.insert((&k.dst, k.port.get(), k.protocol));
+            }
+        }
+        let declared = |e: &Endpoint, port: u16, proto: Protocol| -> bool {
+            let Endpoint::Workload { workload } = e else { return false };
+            inv.workloads.get(workload).is_some_and(|w| w.ports.iter().any(|p| p.port == port && p.protocol == proto))
+                || inv.pods_of(workload).any(|p| p.ports.iter().any(|c| c.port == port && c.protocol == proto))
+        };
+        let listening =
+            |e: &Endpoint, port: u16, proto: Protocol| listens.contains(&(e, port, proto)) || declared(e, port, proto);
+        let mut replies = Vec::new();
+        let mut requests = Vec::new();
+        for (k, s) in &self.map {
+            if s.undecided == 0 {
+                continue;
+            }
+            if s.flows > s.undecided {
+                // Decided flows of the same connection say what the others are.
+                requests.push(k.clone());
+                continue;
+            }
+            let port = k.port.get();
+            let dst_listens = listening(&k.dst, port, k.protocol);
+            let src_answers = s.reply_ports.iter().any(|sp| listening(&k.src, *sp, k.protocol));
+            let privileged_to_ephemeral =
+                port >= EPHEMERAL_START && !s.reply_ports.is_empty() && s.reply_ports.iter().all(|sp| *sp < 1024);
+            if (src_answers && !dst_listens) || (privileged_to_ephemeral && !dst_listens) {
+                replies.push(k.clone());
+            } else if dst_listens {
+                requests.push(k.clone());
+            }
+        }
+        drop(listens);
+        for k in replies {
+            if let Some(s) = self.map.remove(&k) {
+                out.replies += s.flows;
+            }
+        }
+        for k in requests {
+            if let Some(s) = self.map.get_mut(&k) {
+                out.requests += s.undecided;
+                s.undecided = 0;
+                s.reply_ports.clear();
+            }
+        }
+        out.undecided = self.map.values().map(|s| s.undecided).sum();
+    }
+
     /// The connections in a stable order.
     pub fn sorted(&self) -> Vec<(&ConnKey, &ConnStats)> {
         let mut v: Vec<_> = self.map.iter().collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
     }
+}
+
+fn rekeyed(k: &ConnKey, f: &impl Fn(&Endpoint) -> Option<Endpoint>) -> Option<ConnKey> {
+    let (src, dst) = (f(&k.src), f(&k.dst));
+    if src.is_none() && dst.is_none() {
+        return None;
+    }
+    Some(ConnKey { src: src.unwrap_or_else(|| k.src.clone()), dst: dst.unwrap_or_else(|| k.dst.clone()), ..k.clone() })
+}
+
+/// The map with some keys replaced; connections that now share a key are merged.
+fn rekey(map: HashMap<ConnKey, ConnStats>, f: impl Fn(&ConnKey) -> Option<ConnKey>) -> HashMap<ConnKey, ConnStats> {
+    let mut out: HashMap<ConnKey, ConnStats> = HashMap::with_capacity(map.len());
+    for (k, st) in map {
+        let k = f(&k).unwrap_or(k);
+        match out.get_mut(&k) {
+            Some(s) => s.merge(&st),
+            None => {
+                out.insert(k, st);
+            }
+        }
+    }
+    out
 }
 
 /// Whether `s` is `format!("{ns}/{name}:{port}")`, without formatting it.

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::json::{Scalar, Str, is_blank, json_reason, object, utf8};
 use super::{Item, SkipReason};
-use crate::model::{FlowRecord, Labels, ObservedEndpoint, Port, Protocol, Reserved, Verdict, WorkloadKind};
+use crate::model::{FlowRecord, FlowRole, Labels, ObservedEndpoint, Port, Protocol, Reserved, Verdict, WorkloadKind};
 
 /// One JSON object of any of the accepted shapes. A response envelope and a bare flow share this
 /// struct (the envelope's `flow` is itself a `Flow`) so that a line is parsed once whatever its
@@ -100,6 +100,17 @@ struct Ports {
     source_port: Option<u64>,
     #[serde(alias = "destinationPort")]
     destination_port: Option<u64>,
+    /// TCP only; protobuf's JSON mapping leaves out the flags that are false.
+    flags: Option<TcpFlags>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct TcpFlags {
+    #[serde(default)]
+    SYN: bool,
+    #[serde(default)]
+    ACK: bool,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +226,7 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
     if f.is_reply == Some(true) || f.reply == Some(true) {
         return Ok(Item::Skipped(SkipReason::Reply));
     }
+    let l7_request = f.kind.as_ref().is_some_and(is_l7);
     let ip = f.ip.as_ref().ok_or("no IP section")?;
     let l4 = f.l4.as_ref().ok_or("no l4 section")?;
     let (protocol, ports) = if let Some(p) = &l4.TCP {
@@ -268,6 +280,19 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
 
     let node = f.node_name.as_ref().or(outer_node.as_ref()).map(Str::as_str).filter(|n| !n.is_empty());
 
+    // `is_reply` when the agent set it (a BoolValue: absent means unknown, not false); else the
+    // TCP handshake; an L7 REQUEST is the opening direction by definition. Anything else (flows
+    // observed at TO_OVERLAY, older agents) is settled later by what the run has seen.
+    let role = if f.is_reply == Some(false) || l7_request {
+        FlowRole::Request
+    } else {
+        match ports.flags.as_ref() {
+            Some(TcpFlags { SYN: true, ACK: true }) => return Ok(Item::Skipped(SkipReason::Reply)),
+            Some(TcpFlags { SYN: true, ACK: false }) => FlowRole::Request,
+            _ => FlowRole::Undecided,
+        }
+    };
+
     Ok(Item::Flow(FlowRecord {
         time,
         uuid: f.uuid.as_ref().map(Str::as_str).filter(|u| !u.is_empty()).map(str::to_string),
@@ -285,6 +310,7 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
         src_meta,
         dst_meta,
         dst_service,
+        role,
     }))
 }
 
@@ -515,6 +541,14 @@ mod tests {
             ),
             ("L7", with(set("/Type", json!("L7"))), Ok(NotL3L4)),
             (
+                "SYN+ACK without is_reply",
+                with(|v| {
+                    v.as_object_mut().unwrap().remove("is_reply");
+                    v["l4"]["TCP"]["flags"] = json!({"SYN": true, "ACK": true});
+                }),
+                Ok(Reply),
+            ),
+            (
                 "L7 RESPONSE",
                 with(|v| {
                     v["Type"] = json!("L7");
@@ -600,6 +634,36 @@ mod tests {
             ("no verdict", with(remove("/verdict")), |f| f.verdict == Verdict::Unknown),
             ("no Type", with(remove("/Type")), |_| true),
             ("UNKNOWN_TYPE", with(set("/Type", json!("UNKNOWN_TYPE"))), |_| true),
+            ("is_reply false is a request", with(|v| v["l4"]["TCP"]["flags"] = json!({"ACK": true})), |f| {
+                f.role == FlowRole::Request
+            }),
+            ("no is_reply, SYN: request", with(remove("/is_reply")), |f| f.role == FlowRole::Request),
+            (
+                "no is_reply, ACK: undecided",
+                with(|v| {
+                    v.as_object_mut().unwrap().remove("is_reply");
+                    v["l4"]["TCP"]["flags"] = json!({"ACK": true, "PSH": true});
+                }),
+                |f| f.role == FlowRole::Undecided,
+            ),
+            (
+                "no is_reply, UDP: undecided",
+                with(|v| {
+                    v.as_object_mut().unwrap().remove("is_reply");
+                    v["l4"] = json!({"UDP": {"source_port": 53, "destination_port": 40000}});
+                }),
+                |f| f.role == FlowRole::Undecided,
+            ),
+            (
+                "no is_reply, L7 REQUEST: request",
+                with(|v| {
+                    v.as_object_mut().unwrap().remove("is_reply");
+                    v["Type"] = json!("L7");
+                    v["l7"] = json!({"type": "REQUEST"});
+                    v["l4"] = json!({"UDP": {"source_port": 40000, "destination_port": 53}});
+                }),
+                |f| f.role == FlowRole::Request,
+            ),
             (
                 "L7 REQUEST is a flow",
                 with(|v| {

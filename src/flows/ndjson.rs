@@ -6,8 +6,12 @@
 //!
 //! Required: `time` (RFC 3339), `src_ip`, `dst_ip`, `dst_port`, `protocol` (TCP, UDP or SCTP, any
 //! case). Optional: `src_port` (0 means unknown), `process`, `node`, `cluster`, `bytes`,
-//! `packets`, `verdict` (Hubble's names; default FORWARDED). Unknown fields are ignored; `null`
-//! counts as absent. Numbers may also be given as strings of digits. Every error names its field.
+//! `packets`, `verdict` (Hubble's names; default FORWARDED), `is_reply` (true: the answering
+//! direction, skipped like Hubble's replies) and `tcp_flags` (`"SYN"`, `"SYN,ACK"`, ...: SYN+ACK is
+//! a reply, SYN alone a request, other flags leave the direction undecided). A record with neither
+//! is a request: socket-level collectors report connections from the side that opened them.
+//! Unknown fields are ignored; `null` counts as absent. Numbers may also be given as strings of
+//! digits. Every error names its field.
 
 use std::net::IpAddr;
 
@@ -16,7 +20,7 @@ use serde::Deserialize;
 
 use super::json::{Scalar, is_blank, json_reason, object, utf8};
 use super::{Item, SkipReason};
-use crate::model::{FlowRecord, Port, Protocol, Verdict};
+use crate::model::{FlowRecord, FlowRole, Port, Protocol, Verdict};
 
 /// Every field as a raw JSON value, so that the checks below (not serde) word the errors.
 #[derive(Deserialize)]
@@ -45,6 +49,10 @@ struct Raw<'a> {
     packets: Option<Scalar<'a>>,
     #[serde(borrow)]
     verdict: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    is_reply: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    tcp_flags: Option<Scalar<'a>>,
 }
 
 /// Parses one Flowgate NDJSON record. Blank lines are skipped; everything else is a flow or an
@@ -55,10 +63,43 @@ pub fn parse_ndjson_line(line: &[u8]) -> Result<Item, String> {
     }
     let text = object(utf8(line)?)?;
     let raw: Raw = serde_json::from_str(text).map_err(|e| json_reason(&e))?;
-    convert(raw).map(Item::Flow)
+    convert(raw)
 }
 
-fn convert(r: Raw<'_>) -> Result<FlowRecord, String> {
+/// The record's direction: `None` for a reply.
+fn role(is_reply: Option<Scalar<'_>>, flags: Option<Scalar<'_>>) -> Result<Option<FlowRole>, String> {
+    match present(is_reply) {
+        Some(Scalar::Bool(true)) => return Ok(None),
+        Some(Scalar::Bool(false)) => return Ok(Some(FlowRole::Request)),
+        Some(other) => return Err(format!("is_reply: expected true or false, found {}", other.describe())),
+        None => {}
+    }
+    let flags = match present(flags) {
+        None => return Ok(Some(FlowRole::Request)),
+        Some(Scalar::Str(s)) => s,
+        Some(other) => {
+            return Err(format!("tcp_flags: expected a string such as \"SYN,ACK\", found {}", other.describe()));
+        }
+    };
+    let (mut syn, mut ack) = (false, false);
+    for f in flags.split([',', '|', ' ']).filter(|f| !f.is_empty()) {
+        match f.to_ascii_uppercase().as_str() {
+            "SYN" => syn = true,
+            "ACK" => ack = true,
+            "FIN" | "RST" | "PSH" | "URG" | "ECE" | "CWR" | "NS" => {}
+            _ => {
+                return Err(format!("tcp_flags: {f:?} is not a TCP flag (SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS)"));
+            }
+        }
+    }
+    Ok(Some(match (syn, ack) {
+        (true, true) => return Ok(None),
+        (true, false) => FlowRole::Request,
+        _ => FlowRole::Undecided,
+    }))
+}
+
+fn convert(r: Raw<'_>) -> Result<Item, String> {
     let time = required(r.time, "time")?;
     let time: Timestamp = match &time {
         Scalar::Str(s) => s.parse().map_err(|_| format!("time: {s:?} is not RFC 3339"))?,
@@ -81,7 +122,10 @@ fn convert(r: Raw<'_>) -> Result<FlowRecord, String> {
         Some(Scalar::Str(s)) => Verdict::parse_lenient(&s),
         Some(other) => return Err(format!("verdict: expected a string, found {}", other.describe())),
     };
-    Ok(FlowRecord {
+    let Some(role) = role(r.is_reply, r.tcp_flags)? else {
+        return Ok(Item::Skipped(SkipReason::Reply));
+    };
+    Ok(Item::Flow(FlowRecord {
         time,
         uuid: None,
         src_ip,
@@ -98,7 +142,8 @@ fn convert(r: Raw<'_>) -> Result<FlowRecord, String> {
         src_meta: None,
         dst_meta: None,
         dst_service: None,
-    })
+        role,
+    }))
 }
 
 /// `null` is how many JSON writers spell "not set".
@@ -186,6 +231,36 @@ mod tests {
         assert_eq!(f.cluster.as_deref(), Some("prod"));
         assert_eq!((f.bytes, f.packets), (Some(1200), Some(3)));
         assert_eq!(f.verdict, Verdict::Dropped);
+    }
+
+    #[test]
+    fn direction_fields() {
+        use FlowRole::*;
+        // (field, value, Ok(Some(role)) | Ok(None) for a reply | Err(part of the reason))
+        let cases: &[(&str, &str, Result<Option<FlowRole>, &str>)] = &[
+            ("is_reply", "false", Ok(Some(Request))),
+            ("is_reply", "true", Ok(None)),
+            ("is_reply", "null", Ok(Some(Request))),
+            ("is_reply", r#""yes""#, Err(r#"is_reply: expected true or false, found "yes""#)),
+            ("tcp_flags", r#""SYN""#, Ok(Some(Request))),
+            ("tcp_flags", r#""syn,ack""#, Ok(None)),
+            ("tcp_flags", r#""ACK|PSH""#, Ok(Some(Undecided))),
+            ("tcp_flags", r#""FIN ACK""#, Ok(Some(Undecided))),
+            ("tcp_flags", r#""SYN,BOGUS""#, Err(r#"tcp_flags: "BOGUS" is not a TCP flag"#)),
+            ("tcp_flags", "[1]", Err("tcp_flags: expected a string")),
+        ];
+        for (field, value, want) in cases {
+            let got = parse_ndjson_line(with(field, Some(value)).as_bytes());
+            match (want, &got) {
+                (Ok(Some(role)), Ok(Item::Flow(f))) if f.role == *role => {}
+                (Ok(None), Ok(Item::Skipped(SkipReason::Reply))) => {}
+                (Err(part), Err(reason)) if reason.contains(part) => {}
+                _ => panic!("{field}={value}: want {want:?}, got {got:?}"),
+            }
+        }
+        // is_reply wins over the flags.
+        let line = with("is_reply", Some("false")).replace('}', r#","tcp_flags":"SYN,ACK"}"#);
+        assert!(matches!(parse_ndjson_line(line.as_bytes()), Ok(Item::Flow(f)) if f.role == Request));
     }
 
     #[test]

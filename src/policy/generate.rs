@@ -15,11 +15,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
-use super::selector::{SelectorError, select_exactly};
+use super::selector::{SelectorError, is_identity_key, only_shared, select_exactly};
 use crate::enrich::Endpoint;
 use crate::inventory::{Inventory, TargetPort};
 use crate::model::{Cidr, Labels, PeerSpec, Protocol, WorkloadRef};
-use crate::topology::{Catalog, ConnKey, Connections};
+use crate::topology::{Catalog, ConnKey, Connections, EPHEMERAL_START};
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "flowgate");
 pub const WORKLOAD_ANNOTATION: &str = "flowgate.io/workload";
@@ -99,6 +99,9 @@ pub enum ExcludeReason {
     Unresolved,
     UntrustedExternal,
     NoSelector(String),
+    /// Nothing said which end opened the connection and its port is ephemeral: most likely a
+    /// reply read backwards, never worth a rule.
+    UndecidedDirection,
 }
 
 impl Status {
@@ -118,6 +121,7 @@ impl Status {
             Status::Excluded(ExcludeReason::Unresolved) => Some("unresolved"),
             Status::Excluded(ExcludeReason::UntrustedExternal) => Some("untrusted_external"),
             Status::Excluded(ExcludeReason::NoSelector(_)) => Some("no_selector"),
+            Status::Excluded(ExcludeReason::UndecidedDirection) => Some("undecided_direction"),
             _ => None,
         }
     }
@@ -132,6 +136,9 @@ impl std::fmt::Display for Status {
             Status::Excluded(ExcludeReason::Unresolved) => f.write_str("excluded (unresolved)"),
             Status::Excluded(ExcludeReason::UntrustedExternal) => f.write_str("excluded (external, not trusted)"),
             Status::Excluded(ExcludeReason::NoSelector(why)) => write!(f, "excluded ({why})"),
+            Status::Excluded(ExcludeReason::UndecidedDirection) => {
+                f.write_str("excluded (direction undecided, ephemeral port: likely a reply)")
+            }
         }
     }
 }
@@ -143,6 +150,8 @@ pub struct ReviewRow {
     pub direction: Direction,
     pub key: ConnKey,
     pub status: Status,
+    /// Nothing said which end opened this connection (see `ConnStats::undecided`).
+    pub undecided: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -338,6 +347,61 @@ fn merge_rules(peers: BTreeMap<PeerSel, PortSet>) -> Vec<(Vec<PeerSel>, PortSet)
     rules
 }
 
+/// Where a rule's pod peers in one namespace are exactly the workloads that one identity label
+/// selects (reviews-v1, -v2 and -v3 are all the workloads with `app: reviews`), that one label
+/// replaces them: what a person would write, and what still holds when a fourth version rolls out.
+/// Only when every workload any of whose pods carries the label is among the peers, so the label
+/// selects no pod the rule did not already admit.
+fn collapse(
+    rules: Vec<(Vec<PeerSel>, PortSet)>,
+    catalog: &Catalog,
+    sels: &mut Selectors,
+) -> Vec<(Vec<PeerSel>, PortSet)> {
+    let mut out = Vec::with_capacity(rules.len());
+    for (peers, ports) in rules {
+        let mut peers: BTreeSet<PeerSel> = peers.into_iter().collect();
+        // Candidate labels: the identity labels of the peers' selectors, by namespace.
+        let mut candidates: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for p in &peers {
+            if let PeerSel::Pods { namespace, selector } = p {
+                for (k, v) in selector.iter().filter(|(k, _)| is_identity_key(k)) {
+                    candidates.insert((namespace.clone(), k.clone(), v.clone()));
+                }
+            }
+        }
+        for (ns, k, v) in candidates {
+            let carriers: Vec<&WorkloadRef> = catalog
+                .in_namespace(&ns)
+                .filter(|(_, sets)| sets.iter().any(|l| l.get(&k) == Some(&v)))
+                .map(|(w, _)| w)
+                .collect();
+            if carriers.len() < 2 {
+                continue;
+            }
+            let mut theirs = Vec::new();
+            for w in carriers {
+                match sels.get(w) {
+                    Ok(selector) => theirs.push(PeerSel::Pods { namespace: ns.clone(), selector }),
+                    Err(_) => {
+                        theirs.clear();
+                        break;
+                    }
+                }
+            }
+            if theirs.is_empty() || !theirs.iter().all(|p| peers.contains(p)) {
+                continue;
+            }
+            for p in &theirs {
+                peers.remove(p);
+            }
+            peers.insert(PeerSel::Pods { namespace: ns, selector: Labels::from([(k, v)]) });
+        }
+        out.push((peers.into_iter().collect(), ports));
+    }
+    out.sort();
+    out
+}
+
 /// Generates the policies for every target workload.
 pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generation {
     let mut out = Generation::default();
@@ -345,16 +409,37 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
     let targets = targets(&conns.catalog, inv, opts);
     let target_set: BTreeSet<&WorkloadRef> = targets.iter().collect();
 
+    let dns = opts.dns.then(|| dns_peer(inv, &mut sels, &mut out.warnings));
+    // The DNS server's policy admits every pod on the DNS ports (below), whatever was decided
+    // about single clients: its rows must say so, or verification contradicts the policy.
+    let is_dns_server = |target: &WorkloadRef, sels: &mut Selectors| match &dns {
+        Some((PeerSel::Pods { namespace, selector }, _)) => {
+            namespace == &target.namespace && sels.get(target).as_ref() == Ok(selector)
+        }
+        _ => false,
+    };
+
     let mut ingress: BTreeMap<&WorkloadRef, BTreeMap<PeerSel, PortSet>> = BTreeMap::new();
     let mut egress: BTreeMap<&WorkloadRef, BTreeMap<PeerSel, PortSet>> = BTreeMap::new();
-    for (key, _) in conns.sorted() {
+    for (key, stats) in conns.sorted() {
         let sides = [
             (key.dst.workload(), Direction::Ingress, &key.src, &key.dst),
             (key.src.workload(), Direction::Egress, &key.dst, &key.src),
         ];
+        let undecided = stats.direction_undecided();
         for (target, direction, peer, own) in sides {
             let Some(target) = target.and_then(|t| target_set.get(t).copied()) else { continue };
-            let (status, sel) = classify(peer, own, direction, opts.decisions_of(target), &mut sels);
+            let dns_query = direction == Direction::Ingress
+                && matches!(peer, Endpoint::Workload { .. })
+                && dns.as_ref().is_some_and(|(_, ports)| ports.contains(&(key.protocol, key.port.get())))
+                && is_dns_server(target, &mut sels);
+            let (status, sel) = if dns_query {
+                (Status::Allowed, None)
+            } else if undecided && key.port.get() >= EPHEMERAL_START {
+                (Status::Excluded(ExcludeReason::UndecidedDirection), None)
+            } else {
+                classify(peer, own, direction, opts.decisions_of(target), &mut sels)
+            };
             if let Some(sel) = sel {
                 let map = match direction {
                     Direction::Ingress => ingress.entry(target).or_default(),
@@ -362,11 +447,10 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
                 };
                 map.entry(sel).or_default().insert((key.protocol, key.port.get()));
             }
-            out.review.push(ReviewRow { workload: target.clone(), direction, key: key.clone(), status });
+            out.review.push(ReviewRow { workload: target.clone(), direction, key: key.clone(), status, undecided });
         }
     }
 
-    let dns = opts.dns.then(|| dns_peer(inv, &mut sels, &mut out.warnings));
     // Names are counted over every workload known in the namespace, not only the targets, so a
     // policy's name does not depend on which workloads were asked for.
     let mut names: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -381,6 +465,12 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
                 continue;
             }
         };
+        if only_shared(&selector) {
+            out.warnings.push(format!(
+                "{target} is selected by labels many apps share ({}): a future pod carrying them is selected too; give it an app label",
+                selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            ));
+        }
         let mut eg = egress.remove(target).unwrap_or_default();
         if let Some((peer, ports)) = &dns {
             eg.entry(peer.clone()).or_default().extend(ports.iter().copied());
@@ -404,14 +494,14 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             });
         }
         let ns = target.namespace.as_str();
-        let ingress_rules: Vec<NetworkPolicyIngressRule> = merge_rules(ing)
+        let ingress_rules: Vec<NetworkPolicyIngressRule> = collapse(merge_rules(ing), &conns.catalog, &mut sels)
             .into_iter()
             .map(|(peers, ports)| NetworkPolicyIngressRule {
                 from: Some(peers.iter().map(|p| to_peer(p, ns)).collect()),
                 ports: Some(to_ports(&ports)),
             })
             .collect();
-        let egress_rules: Vec<NetworkPolicyEgressRule> = merge_rules(eg)
+        let egress_rules: Vec<NetworkPolicyEgressRule> = collapse(merge_rules(eg), &conns.catalog, &mut sels)
             .into_iter()
             .map(|(peers, ports)| NetworkPolicyEgressRule {
                 to: Some(peers.iter().map(|p| to_peer(p, ns)).collect()),

@@ -20,9 +20,34 @@ const UNSTABLE_KEYS: &[&str] = &[
     "apps.kubernetes.io/pod-index",
 ];
 
-/// Keys tried first, in this order: the ones people and charts use to mean "this app".
-const PREFERRED_KEYS: &[&str] =
-    &["app.kubernetes.io/name", "app", "k8s-app", "name", "app.kubernetes.io/component", "app.kubernetes.io/instance"];
+/// Keys that name what a workload is, in the order they are preferred: the ones people and charts
+/// use to mean "this app".
+pub const IDENTITY_KEYS: &[&str] = &["app.kubernetes.io/name", "app", "k8s-app", "name"];
+/// Keys that tell apart the instances or parts of one app; tried right after the identity keys.
+const QUALIFIER_KEYS: &[&str] = &["app.kubernetes.io/instance", "app.kubernetes.io/component", "component"];
+/// Keys many apps share (a version, a tier, an environment, the chart or tool that deployed it,
+/// a mesh's bookkeeping). A selector made only of these would grant a pod that appears tomorrow
+/// with `version: v2` whatever the workload with `version: v2` may do, so they only ever
+/// qualify an identity key, unless nothing else exists (and then with a warning).
+const SHARED_KEYS: &[&str] = &[
+    "version",
+    "app.kubernetes.io/version",
+    "tier",
+    "env",
+    "environment",
+    "stage",
+    "track",
+    "release",
+    "chart",
+    "helm.sh/chart",
+    "heritage",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
+    "security.istio.io/tlsMode",
+    "service.istio.io/canonical-revision",
+    "sidecar.istio.io/inject",
+    "sidecar.opentelemetry.io/injected",
+];
 
 /// Label sets up to this many candidate labels are searched exhaustively (2^12 subsets).
 const MAX_SEARCH: usize = 12;
@@ -43,8 +68,34 @@ fn matches(selector: &Labels, labels: &Labels) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-fn rank(key: &str) -> (usize, &str) {
-    (PREFERRED_KEYS.iter().position(|k| *k == key).unwrap_or(PREFERRED_KEYS.len()), key)
+/// What a key says about the pods that carry it; the order is the order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum KeyClass {
+    Identity(usize),
+    Qualifier(usize),
+    Other,
+    Shared,
+}
+
+fn class(key: &str) -> KeyClass {
+    if let Some(i) = IDENTITY_KEYS.iter().position(|k| *k == key) {
+        KeyClass::Identity(i)
+    } else if let Some(i) = QUALIFIER_KEYS.iter().position(|k| *k == key) {
+        KeyClass::Qualifier(i)
+    } else if SHARED_KEYS.contains(&key) {
+        KeyClass::Shared
+    } else {
+        KeyClass::Other
+    }
+}
+
+pub fn is_identity_key(key: &str) -> bool {
+    matches!(class(key), KeyClass::Identity(_))
+}
+
+/// Whether a selector names only labels many apps share (see [`SHARED_KEYS`]).
+pub fn only_shared(selector: &Labels) -> bool {
+    !selector.is_empty() && selector.keys().all(|k| class(k) == KeyClass::Shared)
 }
 
 /// The stable labels every one of the workload's label sets carries.
@@ -60,7 +111,13 @@ pub fn common_stable_labels(sets: &BTreeSet<Labels>) -> Labels {
 }
 
 /// Finds the selector for `target` given the label sets of the other workloads of its namespace.
-/// Deterministic: the smallest subset wins; among equals, preferred keys, then key order.
+///
+/// Among the subsets of its common stable labels that select exactly its pods, the first that
+/// exists of: one with an identity key (`app.kubernetes.io/name`, `app`, `k8s-app`, `name`), one
+/// with any key that is not widely shared, one of shared keys only (which [`only_shared`] tells,
+/// for a warning). Within each, the smallest, then the most preferred keys: a distinguishing
+/// label is added to the identity only when needed (`app: api, tier: backend`).
+/// Deterministic for the same input.
 pub fn select_exactly<'a>(
     target: &WorkloadRef,
     sets: &BTreeSet<Labels>,
@@ -73,14 +130,29 @@ pub fn select_exactly<'a>(
     let others: Vec<(&WorkloadRef, &Labels)> =
         others.into_iter().filter(|(w, _)| *w != target).flat_map(|(w, ls)| ls.iter().map(move |l| (w, l))).collect();
     let mut keys: Vec<(&String, &String)> = common.iter().collect();
-    keys.sort_by(|a, b| rank(a.0).cmp(&rank(b.0)));
+    keys.sort_by(|a, b| (class(a.0), a.0).cmp(&(class(b.0), b.0)));
     let n = keys.len().min(MAX_SEARCH);
-    for size in 1..=n {
+    // The best exact subset found per tier: 0 has an identity key, 1 a key not widely shared,
+    // 2 only shared keys. Sizes grow, so the first found per tier is its smallest.
+    let mut best: [Option<Labels>; 3] = [None, None, None];
+    'sizes: for size in 1..=n {
         let mut idx: Vec<usize> = (0..size).collect();
         loop {
-            let sel: Labels = idx.iter().map(|&i| (keys[i].0.clone(), keys[i].1.clone())).collect();
-            if !others.iter().any(|(_, l)| matches(&sel, l)) {
-                return Ok(sel);
+            let tier = if idx.iter().any(|&i| matches!(class(keys[i].0), KeyClass::Identity(_))) {
+                0
+            } else if idx.iter().any(|&i| class(keys[i].0) != KeyClass::Shared) {
+                1
+            } else {
+                2
+            };
+            if best[tier].is_none() {
+                let sel: Labels = idx.iter().map(|&i| (keys[i].0.clone(), keys[i].1.clone())).collect();
+                if !others.iter().any(|(_, l)| matches(&sel, l)) {
+                    best[tier] = Some(sel);
+                    if tier == 0 {
+                        break 'sizes;
+                    }
+                }
             }
             // Next combination in lexicographic order of indices.
             let mut i = size;
@@ -95,6 +167,9 @@ pub fn select_exactly<'a>(
                 idx[j] = idx[j - 1] + 1;
             }
         }
+    }
+    if let Some(sel) = best.into_iter().flatten().next() {
+        return Ok(sel);
     }
     // Even all common labels select another workload's pods (or there were too many to search).
     match others.iter().find(|(_, l)| matches(&common, l)) {
@@ -143,8 +218,9 @@ mod tests {
         let cases = [
             (&java, Ok(l(&[("app.kubernetes.io/name", "example-java-app-javaapp")]))),
             (&redis, Ok(l(&[("app.kubernetes.io/name", "example-java-app-redis")]))),
-            (&web_v1, Ok(l(&[("version", "v1")]))),
-            (&web_v2, Ok(l(&[("version", "v2")]))),
+            // Never `version` alone: a future pod of another app with `version: v1` must not match.
+            (&web_v1, Ok(l(&[("app", "web"), ("version", "v1")]))),
+            (&web_v2, Ok(l(&[("app", "web"), ("version", "v2")]))),
         ];
         for (target, want) in cases {
             assert_eq!(select_exactly(&target.0, &target.1, others()), want, "{}", target.0);
@@ -167,6 +243,46 @@ mod tests {
         ));
         let bare = (w("bare"), BTreeSet::from([l(&[("pod-template-hash", "1")])]));
         assert!(matches!(select_exactly(&bare.0, &bare.1, std::iter::empty()), Err(SelectorError::NoLabels(_))));
+    }
+
+    #[test]
+    fn identity_first_shared_keys_only_qualify() {
+        // (target's labels, the other workloads' labels, the selector)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a [(&'a str, &'a str)]], &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
+            // Bookinfo: reviews-v2 beside v1 and v3.
+            (
+                &[("app", "reviews"), ("version", "v2")],
+                &[&[("app", "reviews"), ("version", "v1")], &[("app", "reviews"), ("version", "v3")]],
+                &[("app", "reviews"), ("version", "v2")],
+            ),
+            // ratings is alone with its app label: the version is not needed.
+            (
+                &[("app", "ratings"), ("version", "v1")],
+                &[&[("app", "reviews"), ("version", "v1")]],
+                &[("app", "ratings")],
+            ),
+            (
+                &[("app", "api"), ("tier", "backend")],
+                &[&[("app", "api"), ("tier", "canary")], &[("app", "web"), ("tier", "backend")]],
+                &[("app", "api"), ("tier", "backend")],
+            ),
+            // A custom key beats shared ones when there is no identity key.
+            (&[("team-app", "x"), ("tier", "db")], &[&[("team-app", "y"), ("tier", "db")]], &[("team-app", "x")]),
+            // Only shared keys exist: they are used (the caller warns).
+            (&[("tier", "db"), ("env", "prod")], &[&[("tier", "db"), ("env", "dev")]], &[("env", "prod")]),
+            // The preferred identity key wins over another identity key.
+            (&[("app.kubernetes.io/name", "x"), ("app", "y")], &[], &[("app.kubernetes.io/name", "x")]),
+        ];
+        for (mine, theirs, want) in cases {
+            let target = (w("target"), BTreeSet::from([l(mine)]));
+            let others: Vec<(WorkloadRef, BTreeSet<Labels>)> =
+                theirs.iter().enumerate().map(|(i, t)| (w(&format!("o{i}")), BTreeSet::from([l(t)]))).collect();
+            let got = select_exactly(&target.0, &target.1, others.iter().map(|(w, s)| (w, s)));
+            assert_eq!(got, Ok(l(want)), "{mine:?}");
+        }
+        assert!(only_shared(&l(&[("env", "prod")])));
+        assert!(!only_shared(&l(&[("app", "x"), ("env", "prod")])));
     }
 
     #[test]

@@ -145,6 +145,9 @@ impl Store {
                 last_seen: from_micros(last)?,
                 processes: processes.into_iter().collect(),
                 services: services.into_iter().collect(),
+                // The store keeps no flow's direction yet: every stored flow counts as decided.
+                undecided: 0,
+                reply_ports: Default::default(),
             };
             conns.flows += stats.flows;
             conns.newest = Some(conns.newest.map_or(stats.last_seen, |n: Timestamp| n.max(stats.last_seen)));
