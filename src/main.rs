@@ -498,6 +498,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                             "status": r.status.kind(),
                             "reason": r.status.reason(),
                             "decision": r.status.to_string(),
+                            "undecided": r.undecided,
                         })
                     })
                     .collect();
@@ -526,7 +527,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                         } else {
                             stats.processes.iter().cloned().collect::<Vec<_>>().join(",")
                         },
-                        r.status
+                        if r.undecided { format!("{} [direction undecided]", r.status) } else { r.status.to_string() }
                     ));
                 }
             }

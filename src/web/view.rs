@@ -35,6 +35,8 @@ pub struct Row {
     /// Whether a person can change it (node traffic and unselectable peers cannot).
     pub editable: bool,
     pub status: String,
+    /// Nothing said which end opened the connection: it may be a reply read backwards.
+    pub undecided: bool,
 }
 
 fn fmt_time(t: jiff::Timestamp) -> String {
@@ -69,6 +71,7 @@ pub fn rows(review: &[ReviewRow], conns: &Connections, workload: &WorkloadRef) -
                 allowed: r.status == Status::Allowed,
                 editable,
                 status: r.status.to_string(),
+                undecided: r.undecided,
             })
         })
         .collect();
