@@ -175,7 +175,9 @@ enum PeerSel {
         namespace: String,
         selector: Labels,
     },
-    Block(Cidr),
+    /// An address range, less the ranges inside it that must stay out (the cluster's own ranges
+    /// and excluded addresses, when a wide range is trusted).
+    Block(Cidr, Vec<Cidr>),
     /// Every pod of every namespace: what the cluster DNS must accept queries from.
     AllPods,
 }
@@ -224,12 +226,32 @@ pub fn targets(catalog: &Catalog, inv: &Inventory, opts: &Options) -> Vec<Worklo
 }
 
 /// Classifies the peer of a connection as seen from a target, and names it for a rule.
+/// What a trusted range must leave out: the cluster's own ranges inside it (its pods are named by
+/// selectors, and an unresolved address there stays excluded until someone includes it) and the
+/// excluded addresses inside it. Strict subsets only, as Kubernetes requires of `except`.
+fn carve_out(trusted: &Cidr, d: &Decisions, cluster: &[ipnet::IpNet]) -> Vec<Cidr> {
+    let net = trusted.net();
+    let inside = |n: &ipnet::IpNet| net.contains(n) && *n != net;
+    let mut out: Vec<Cidr> = cluster.iter().filter(|n| inside(n)).filter_map(|n| n.to_string().parse().ok()).collect();
+    out.extend(d.exclude.iter().filter_map(|e| match e {
+        PeerSpec::Net(c) if inside(&c.net()) => Some(*c),
+        _ => None,
+    }));
+    out.sort();
+    out.dedup();
+    // A range inside another one listed is already left out.
+    let all = out.clone();
+    out.retain(|c| !all.iter().any(|o| o != c && o.net().contains(&c.net())));
+    out
+}
+
 fn classify(
     peer: &Endpoint,
     other_end: &Endpoint,
     direction: Direction,
     d: &Decisions,
     sels: &mut Selectors,
+    cluster: &[ipnet::IpNet],
 ) -> (Status, Option<PeerSel>) {
     if let Some(spec) = peer_excluded(d, peer).or_else(|| peer_excluded(d, other_end)) {
         return (Status::Excluded(ExcludeReason::ByDecision(spec)), None);
@@ -242,11 +264,11 @@ fn classify(
         Endpoint::Node { ip, .. } => match direction {
             // Kubelet probes and host-network clients: CNIs let the node in regardless.
             Direction::Ingress => (Status::NoRuleNeeded, None),
-            Direction::Egress => (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip)))),
+            Direction::Egress => (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip), Vec::new()))),
         },
         Endpoint::Unresolved { ip } => {
             if d.include_all_unresolved || d.include_unresolved.contains(ip) {
-                (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip))))
+                (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip), Vec::new())))
             } else {
                 (Status::Excluded(ExcludeReason::Unresolved), None)
             }
@@ -254,7 +276,7 @@ fn classify(
         Endpoint::External { ip } => {
             // The narrowest trusted range that holds the address names it in the rule.
             match d.trust.iter().filter(|c| c.contains(ip)).max_by_key(|c| c.net().prefix_len()) {
-                Some(c) => (Status::Allowed, Some(PeerSel::Block(*c))),
+                Some(c) => (Status::Allowed, Some(PeerSel::Block(*c, carve_out(c, d, cluster)))),
                 None => (Status::Excluded(ExcludeReason::UntrustedExternal), None),
             }
         }
@@ -313,8 +335,11 @@ fn to_peer(p: &PeerSel, own_ns: &str) -> NetworkPolicyPeer {
             }),
             ip_block: None,
         },
-        PeerSel::Block(c) => NetworkPolicyPeer {
-            ip_block: Some(IPBlock { cidr: c.to_string(), except: None }),
+        PeerSel::Block(c, except) => NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: c.to_string(),
+                except: (!except.is_empty()).then(|| except.iter().map(Cidr::to_string).collect()),
+            }),
             namespace_selector: None,
             pod_selector: None,
         },
@@ -429,16 +454,32 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
         let undecided = stats.direction_undecided();
         for (target, direction, peer, own) in sides {
             let Some(target) = target.and_then(|t| target_set.get(t).copied()) else { continue };
-            let dns_query = direction == Direction::Ingress
-                && matches!(peer, Endpoint::Workload { .. })
-                && dns.as_ref().is_some_and(|(_, ports)| ports.contains(&(key.protocol, key.port.get())))
-                && is_dns_server(target, &mut sels);
+            let on_dns_port = dns.as_ref().is_some_and(|(_, ports)| ports.contains(&(key.protocol, key.port.get())));
+            // Every policy lets its pods query the DNS server, and the server's lets every pod in:
+            // a DNS query between two workloads is allowed whatever was decided about either.
+            let dns_query = on_dns_port
+                && match (direction, peer) {
+                    (Direction::Ingress, Endpoint::Workload { .. }) => is_dns_server(target, &mut sels),
+                    (Direction::Egress, Endpoint::Workload { workload }) => is_dns_server(workload, &mut sels),
+                    _ => false,
+                };
+            // When the peer gets a policy too, the connection needs both: the peer's own review
+            // excluding this workload blocks it as surely as this one's would.
+            let peer_review = peer.workload().filter(|w| *w != target && target_set.contains(w)).and_then(|w| {
+                let d = opts.decisions_of(w);
+                peer_excluded(d, own).or_else(|| peer_excluded(d, peer)).map(|spec| format!("{spec} in {w}'s review"))
+            });
             let (status, sel) = if dns_query {
                 (Status::Allowed, None)
             } else if undecided && key.port.get() >= EPHEMERAL_START {
                 (Status::Excluded(ExcludeReason::UndecidedDirection), None)
             } else {
-                classify(peer, own, direction, opts.decisions_of(target), &mut sels)
+                match classify(peer, own, direction, opts.decisions_of(target), &mut sels, &inv.cluster_cidrs) {
+                    (Status::Allowed, _) if let Some(why) = peer_review => {
+                        (Status::Excluded(ExcludeReason::ByDecision(why)), None)
+                    }
+                    decided => decided,
+                }
             };
             if let Some(sel) = sel {
                 let map = match direction {

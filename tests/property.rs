@@ -1,0 +1,206 @@
+//! A verification mismatch in a generated set is a bug: random small clusters, random traffic and
+//! random review decisions, and every generated set must verify against the very rows it came from.
+//!
+//! The clusters are built the way Hubble-only input builds them (workloads and label sets learned
+//! from flows, no inventory) with the awkward cases real clusters have: workloads sharing `app`,
+//! twins with identical labels, workloads without labels, the DNS server, nodes, external and
+//! unresolved peers, undecided directions, decisions that differ per workload.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use flowgate::enrich::Endpoint;
+use flowgate::inventory::Inventory;
+use flowgate::model::{Cidr, Labels, PeerSpec, Port, Protocol, WorkloadKind, WorkloadRef};
+use flowgate::policy::generate::{Decisions, Options, generate};
+use flowgate::policy::verify::verify;
+use flowgate::topology::{Catalog, ConnKey, ConnStats, Connections};
+
+/// xorshift64*: deterministic, so a failing seed can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+struct Case {
+    conns: Connections,
+    opts: Options,
+    workloads: Vec<WorkloadRef>,
+}
+
+fn random_labels(rng: &mut Rng) -> Labels {
+    let mut l = Labels::new();
+    match rng.below(6) {
+        0 => {}
+        1 => {
+            l.insert("app.kubernetes.io/name".into(), rng.pick(&["x", "y"]).to_string());
+        }
+        _ => {
+            l.insert("app".into(), rng.pick(&["x", "y", "z"]).to_string());
+        }
+    }
+    for (key, values) in
+        [("version", &["v1", "v2"][..]), ("tier", &["fe", "be"][..]), ("track", &["stable", "canary"][..])]
+    {
+        if rng.chance(40) {
+            l.insert(key.into(), rng.pick(values).to_string());
+        }
+    }
+    if rng.chance(20) {
+        l.insert("pod-template-hash".into(), format!("{:x}", rng.next() % 0xffff));
+    }
+    l
+}
+
+fn case(seed: u64) -> Case {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut catalog = Catalog::default();
+    let mut workloads = Vec::new();
+    if rng.chance(50) {
+        let dns = WorkloadRef::new(WorkloadKind::Deployment, "kube-system", "kube-dns");
+        catalog.learn(&dns, &Labels::from([("k8s-app".to_string(), "kube-dns".to_string())]));
+        workloads.push(dns);
+    }
+    for i in 0..2 + rng.below(6) {
+        let ns = *rng.pick(&["a", "a", "b"]);
+        let w =
+            WorkloadRef::new(*rng.pick(&[WorkloadKind::Deployment, WorkloadKind::StatefulSet]), ns, format!("w{i}"));
+        let sets = 1 + rng.below(2);
+        let base = random_labels(&mut rng);
+        for _ in 0..sets {
+            let mut l = base.clone();
+            if rng.chance(30) {
+                l.insert("zone".into(), rng.pick(&["1", "2"]).to_string());
+            }
+            if l.is_empty() {
+                catalog.note_workload(&w);
+            } else {
+                catalog.learn(&w, &l);
+            }
+        }
+        // A twin: another workload with exactly the same labels.
+        if rng.chance(10)
+            && let Some(l) = catalog.workloads.get(&w).and_then(|s| s.iter().next()).cloned()
+        {
+            let twin = WorkloadRef::new(WorkloadKind::Deployment, ns, format!("w{i}-twin"));
+            catalog.learn(&twin, &l);
+            workloads.push(twin);
+        }
+        workloads.push(w);
+    }
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let others = [
+        Endpoint::Node { name: "n1".into(), ip: ip("172.18.0.2") },
+        Endpoint::External { ip: ip("192.229.173.207") },
+        Endpoint::External { ip: ip("8.8.8.8") },
+        Endpoint::Unresolved { ip: ip("10.244.9.9") },
+    ];
+    let ports =
+        [(Protocol::Udp, 53), (Protocol::Tcp, 53), (Protocol::Tcp, 80), (Protocol::Tcp, 8080), (Protocol::Tcp, 40000)];
+    let mut conns = Connections::new(catalog);
+    let t: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    for _ in 0..1 + rng.below(14) {
+        let end = |rng: &mut Rng| -> Endpoint {
+            if rng.chance(75) {
+                Endpoint::Workload { workload: rng.pick(&workloads).clone() }
+            } else {
+                rng.pick(&others).clone()
+            }
+        };
+        let (src, dst) = (end(&mut rng), end(&mut rng));
+        if src.workload().is_none() && dst.workload().is_none() {
+            continue;
+        }
+        let (protocol, port) = *rng.pick(&ports);
+        let mut stats = ConnStats::new(t);
+        stats.flows = 1 + rng.below(5) as u64;
+        if rng.chance(15) {
+            stats.undecided = stats.flows;
+        }
+        conns.map.insert(ConnKey { src, dst, port: Port::new(port).unwrap(), protocol }, stats);
+    }
+    let random_decisions = |rng: &mut Rng| {
+        let mut d = Decisions::default();
+        for w in &workloads {
+            if rng.chance(15) {
+                d.exclude.insert(PeerSpec::Workload(w.clone()));
+            }
+        }
+        if rng.chance(30) {
+            d.trust.insert(rng.pick(&["192.229.173.0/24", "8.8.8.8/32", "0.0.0.0/0"]).parse::<Cidr>().unwrap());
+        }
+        if rng.chance(20) {
+            d.exclude.insert(PeerSpec::Net("192.229.173.207/32".parse().unwrap()));
+        }
+        if rng.chance(20) {
+            d.include_unresolved.insert(ip("10.244.9.9"));
+        }
+        d.include_all_unresolved = rng.chance(5);
+        d
+    };
+    let mut opts = Options { decisions: random_decisions(&mut rng), dns: rng.chance(80), ..Default::default() };
+    if rng.chance(50) {
+        for w in &workloads {
+            if rng.chance(50) {
+                opts.per_workload.insert(w.clone(), random_decisions(&mut rng));
+            }
+        }
+    }
+    if rng.chance(30) {
+        opts.namespaces = Some(BTreeSet::from(["a".to_string()]));
+    }
+    Case { conns, opts, workloads }
+}
+
+#[test]
+fn every_generated_set_verifies() {
+    let inv = Inventory::build(&[]);
+    let mut policies = 0;
+    let mut failures = Vec::new();
+    for seed in 0..3000 {
+        let c = case(seed);
+        let g = generate(&inv, &c.conns, &c.opts);
+        let v = verify(&g, &inv, &c.conns.catalog);
+        policies += g.policies.len();
+        if !v.ok() {
+            let rows: Vec<String> = v
+                .mismatches
+                .iter()
+                .map(|(r, d)| {
+                    format!(
+                        "{} {:?} {} -> {} {}: {} but allowed={}",
+                        r.workload, r.direction, r.key.src, r.key.dst, r.key.port, r.status, d.allowed
+                    )
+                })
+                .collect();
+            let labels: BTreeMap<String, String> = c
+                .workloads
+                .iter()
+                .map(|w| (w.to_string(), format!("{:?}", c.conns.catalog.workloads.get(w))))
+                .collect();
+            failures.push(format!("seed {seed}:\n  {}\n  labels: {labels:?}", rows.join("\n  ")));
+        }
+    }
+    assert!(policies > 3000, "the cases produce policies ({policies})");
+    assert!(
+        failures.is_empty(),
+        "{} of 3000 cases do not verify; first:\n{}",
+        failures.len(),
+        failures[..failures.len().min(3)].join("\n")
+    );
+}
