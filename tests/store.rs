@@ -403,3 +403,28 @@ async fn the_server_drops_old_days_by_itself(pool: PgPool) {
     task.abort();
     assert_eq!(flows, 1, "the 1 November partition should be gone");
 }
+
+/// A file may list an object twice (two `kubectl get` outputs concatenated, say): the import
+/// stores it once, as its last listing says.
+#[sqlx::test(migrations = false)]
+async fn an_object_listed_twice_is_imported_once_as_last_listed(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let first = pod("db-0", "StatefulSet", "db", "10.244.0.7", "2026-11-01T00:00:00Z");
+    let last = pod("db-0", "StatefulSet", "db", "10.244.0.8", "2026-11-01T00:00:00Z");
+    let text = list(&[first, pod("web-0", "StatefulSet", "web", "10.244.0.5", "2026-11-01T00:00:00Z"), last]);
+    let objects = parse_text(&text, "twice.json").objects;
+    assert_eq!(objects.len(), 4, "the node, db-0 twice and web-0");
+    let report = store.import(c, &objects, ts("2026-11-10T00:00:00Z")).await.unwrap();
+    assert_eq!((report.added, report.updated, report.unchanged, report.closed), (3, 0, 0, 0));
+    let ips: Vec<(String, String)> =
+        sqlx::query_as("select pod, host(ip) from pod_ips where cluster_id = $1 order by pod")
+            .bind(c)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(ips, vec![("db-0".into(), "10.244.0.8".into()), ("web-0".into(), "10.244.0.5".into())]);
+    // The same file again changes nothing.
+    let report = store.import(c, &objects, ts("2026-11-11T00:00:00Z")).await.unwrap();
+    assert_eq!((report.added, report.updated, report.unchanged, report.closed), (0, 0, 3, 0));
+}
