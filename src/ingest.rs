@@ -2,6 +2,10 @@
 //! the stored, time-aware inventory, and written in batches, each batch one transaction.
 //!
 //! An IO shell shared by `flowgate ingest` (files, stdin) and the HTTP endpoint (request bodies).
+//!
+//! Only flows inside the cluster's retention window at `now` are stored ([`crate::retention`]):
+//! older ones are counted as expired, later ones (beyond the clock skew allowance) rejected like
+//! any other bad line.
 
 use std::io::BufRead;
 
@@ -9,8 +13,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::enrich::enrich;
-use crate::flows::{self, FileLineError, FlowFormat, Item, Summary};
+use crate::flows::{self, FileLineError, FlowFormat, Item, LineError, Summary};
 use crate::inventory::Inventory;
+use crate::retention::{Age, Retention, Window};
 use crate::store::ingest::{Batch, Expect, Written};
 use crate::store::{Store, StoreError};
 
@@ -27,6 +32,9 @@ pub struct IngestReport {
     pub lines: u64,
     pub accepted: u64,
     pub duplicate: u64,
+    /// Flows older than the retention: counted, never stored, so that a file ingested again after
+    /// its raw flows were removed does not count them twice in the aggregates.
+    pub expired: u64,
     pub rejected: u64,
     /// Valid records that are not flows (replies, L7, ICMP, blank lines).
     pub skipped: u64,
@@ -35,8 +43,9 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    fn absorb(&mut self, summary: &Summary, written: Written) {
+    fn absorb(&mut self, summary: &Summary, expired: u64, written: Written) {
         self.lines = summary.lines;
+        self.expired = expired;
         self.rejected = summary.errors;
         self.skipped = summary.skipped.values().sum();
         self.errors = summary.first_errors.iter().map(Rejected::from).collect();
@@ -62,8 +71,8 @@ impl std::fmt::Display for IngestReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} lines: {} accepted, {} duplicate, {} rejected, {} skipped (not flows)",
-            self.lines, self.accepted, self.duplicate, self.rejected, self.skipped
+            "{} lines: {} accepted, {} duplicate, {} expired (older than the retention), {} rejected, {} skipped (not flows)",
+            self.lines, self.accepted, self.duplicate, self.expired, self.rejected, self.skipped
         )
     }
 }
@@ -89,6 +98,41 @@ fn retryable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// What time it is for an ingest or a retention run: the system's, or a fixed instant (tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    System,
+    Fixed(jiff::Timestamp),
+}
+
+impl Clock {
+    pub fn now(self) -> jiff::Timestamp {
+        match self {
+            Clock::System => jiff::Timestamp::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// How to read, and which flows to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub format: FlowFormat,
+    /// Parser threads (`<= 1`: parse on the reading thread).
+    pub threads: usize,
+    pub retention: Retention,
+    /// The instant the retention and the skew allowance count from.
+    pub now: jiff::Timestamp,
+}
+
+/// Whether a stream holds one JSON array (its first byte past a byte order mark and white space
+/// is `[`), as far as the reader's buffer shows without consuming anything.
+fn is_array(reader: &mut dyn BufRead) -> bool {
+    let Ok(buf) = reader.fill_buf() else { return false };
+    let buf = buf.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(buf);
+    buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
 /// Reads every source (`-` is stdin) and writes its flows. Sources are read one after another on
 /// a blocking thread (which itself parses on `threads` workers); the async side only writes.
 pub async fn ingest_sources(
@@ -96,25 +140,37 @@ pub async fn ingest_sources(
     cluster: i32,
     inventory: std::sync::Arc<Inventory>,
     sources: Vec<Source>,
-    format: FlowFormat,
-    threads: usize,
+    options: &Options,
 ) -> Result<IngestReport, StoreError> {
+    let Options { format, threads, retention, now } = *options;
+    // Never before the day up to which a retention run removed this cluster's raw flows, even if
+    // this ingest's retention is longer than that run's.
+    let window = retention.window(now).not_before(store.flows_removed_before(cluster).await?);
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
-    let reader = tokio::task::spawn_blocking(move || -> Result<Summary, flows::FlowsError> {
+    let reader = tokio::task::spawn_blocking(move || -> Result<(Summary, u64), flows::FlowsError> {
         let mut summary = Summary::default();
+        let mut expired = 0;
         let mut batch = Batch::default();
         for source in sources {
-            let (name, reader): (String, Box<dyn BufRead + Send>) = match source {
+            let (name, mut reader): (String, Box<dyn BufRead + Send>) = match source {
                 Source::Path(p) => {
                     let r = flows::open(&p)?;
                     (p, r)
                 }
                 Source::Bytes { name, bytes } => (name, Box::new(std::io::Cursor::new(bytes))),
             };
+            let array = is_array(&mut reader);
+            let mut record = 0;
             let mut closed = false;
             flows::read_parallel(reader, format, threads, |result| {
+                record += 1;
+                let result = judge(result, &window, record, array);
                 summary.record(&name, &result);
                 if let Ok(Item::Flow(flow)) = result {
+                    if window.age(flow.time) == Age::Expired {
+                        expired += 1;
+                        return;
+                    }
                     let enriched = enrich(&inventory, &flow);
                     batch.push(&flow, &enriched);
                     if batch.len() >= BATCH_ROWS && !closed {
@@ -128,7 +184,7 @@ pub async fn ingest_sources(
         if !batch.is_empty() || !batch.learned.is_empty() {
             let _ = tx.blocking_send(batch);
         }
-        Ok(summary)
+        Ok((summary, expired))
     });
     let mut written = Written::default();
     let mut failure = None;
@@ -166,7 +222,7 @@ pub async fn ingest_sources(
     while let Some(r) = in_flight.join_next().await {
         record(r, &mut failure, &mut expect);
     }
-    let summary = reader
+    let (summary, expired) = reader
         .await
         .map_err(|e| StoreError::Invalid(format!("reader thread: {e}")))?
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -174,8 +230,23 @@ pub async fn ingest_sources(
         return Err(e);
     }
     let mut report = IngestReport::default();
-    report.absorb(&summary, written);
+    report.absorb(&summary, expired, written);
     Ok(report)
+}
+
+/// A flow from the future becomes the error of its record. The readers number only the records
+/// they reject, so the line is counted here: the record's ordinal, which is its line in a file of
+/// lines (each line one record, blank ones too); in a JSON array it is the element's ordinal, and
+/// the reason says so.
+fn judge(result: Result<Item, LineError>, window: &Window, record: u64, array: bool) -> Result<Item, LineError> {
+    match result {
+        Ok(Item::Flow(flow)) if window.age(flow.time) == Age::Future => {
+            let reason = window.future_reason(flow.time);
+            let reason = if array { format!("array element {record}: {reason}") } else { reason };
+            Err(LineError { line: record, reason })
+        }
+        other => other,
+    }
 }
 
 /// Where flows come from.
@@ -184,4 +255,56 @@ pub enum Source {
     Path(String),
     /// A request body, named for error messages.
     Bytes { name: String, bytes: Vec<u8> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(time: &str) -> Result<Item, LineError> {
+        let line = format!(
+            r#"{{"time":"{time}","src_ip":"10.0.0.1","src_port":1,"dst_ip":"10.0.0.2","dst_port":80,"protocol":"TCP"}}"#
+        );
+        flows::parse_ndjson_line(line.as_bytes()).map_err(|reason| LineError { line: 0, reason })
+    }
+
+    #[test]
+    fn only_flows_from_the_future_become_errors_of_their_record() {
+        let window = Retention::default().window("2026-11-14T00:00:00Z".parse().unwrap());
+        let kept = |r: Result<Item, LineError>| matches!(r, Ok(Item::Flow(_)));
+        // Current and expired flows pass (expired ones are counted by the caller), and so do skips
+        // and the readers' own errors.
+        assert!(kept(judge(flow("2026-11-13T00:00:00Z"), &window, 1, false)));
+        assert!(kept(judge(flow("2020-01-01T00:00:00Z"), &window, 1, false)));
+        assert_eq!(
+            judge(Ok(Item::Skipped(flows::SkipReason::Blank)), &window, 3, false),
+            Ok(Item::Skipped(flows::SkipReason::Blank))
+        );
+        let theirs = LineError { line: 7, reason: "bad".into() };
+        assert_eq!(judge(Err(theirs.clone()), &window, 9, false), Err(theirs));
+
+        let e = judge(flow("2999-01-01T00:00:00Z"), &window, 4, false).unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(e.reason.starts_with("time 2999-01-01T00:00:00Z is in the future"), "{}", e.reason);
+        // In an array the ordinal is the element's, not a line: the reason says so.
+        let e = judge(flow("2999-01-01T00:00:00Z"), &window, 2, true).unwrap_err();
+        assert!(e.reason.starts_with("array element 2: time"), "{}", e.reason);
+    }
+
+    #[test]
+    fn arrays_are_told_from_lines_without_consuming() {
+        let cases: [(&[u8], bool); 6] = [
+            (b"[{\"flow\":{}}]", true),
+            (b"\xEF\xBB\xBF \n\t[", true),
+            (b"{\"src_ip\":\"10.0.0.1\"}\n[", false),
+            (b"\n\n{}", false),
+            (b"", false),
+            (b"\xEF\xBB\xBF{}", false),
+        ];
+        for (bytes, want) in cases {
+            let mut r = std::io::Cursor::new(bytes);
+            assert_eq!(is_array(&mut r), want, "{:?}", String::from_utf8_lossy(bytes));
+            assert_eq!(r.position(), 0, "nothing consumed");
+        }
+    }
 }

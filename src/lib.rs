@@ -8,6 +8,7 @@
 //! - [`enrich`]: a flow plus the inventory at the flow's time gives Kubernetes-level endpoints.
 //! - [`topology`]: enriched flows folded into connections; the catalog of workloads and labels.
 //! - [`policy`]: NetworkPolicy generation, selectors, YAML, evaluation and verification.
+//! - [`retention`]: which flow times the store takes at a given now (expired, future, current).
 //! - [`store`]: PostgreSQL: time-aware inventory, flows, hourly aggregates, decisions (IO shell).
 //! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
 //! - [`review`]: store-backed generation with each workload's stored decisions.
@@ -21,6 +22,7 @@ pub mod inventory;
 pub mod model;
 pub mod offline;
 pub mod policy;
+pub mod retention;
 pub mod review;
 pub mod store;
 pub mod topology;

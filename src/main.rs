@@ -12,6 +12,8 @@ use flowgate::model::{Cidr, PeerSpec};
 use flowgate::offline::{self, Inputs, Observed, WorkloadArg};
 use flowgate::policy::eval::SideDecision;
 use flowgate::policy::generate::{Decisions, Direction, Options, Status, to_yaml};
+use flowgate::retention::Retention;
+use flowgate::store::retention::Clusters;
 use flowgate::store::{Store, StoreError};
 use flowgate::topology::TimeBound;
 
@@ -75,9 +77,13 @@ enum Command {
         /// Flow files; `-` reads standard input
         #[arg(required = true)]
         paths: Vec<String>,
-        /// Drop flows older than this, counted back from the newest flow (e.g. 7d, 24h)
+        /// Keep the cluster's flows this long, counted back from now (e.g. 7d, 24h): older flows are
+        /// counted as expired and not stored, and the cluster's older days are removed after the run
         #[arg(long, default_value = "7d")]
         retention: String,
+        /// Reject flows dated later than now plus this (a collector's clock running ahead)
+        #[arg(long, default_value = "10m")]
+        max_skew: String,
         #[arg(long, default_value_t = 0, hide = true)]
         threads: usize,
         #[command(flatten)]
@@ -94,10 +100,13 @@ enum Command {
         /// Load the built-in demo cluster (if the store lacks it) and keep feeding it traffic
         #[arg(long)]
         demo: bool,
-        /// Drop flows older than this, counted back from the newest flow (e.g. 7d, 24h); applied at
-        /// start and every hour
+        /// Keep flows this long, counted back from now (e.g. 7d, 24h): older posted flows are counted
+        /// as expired, and every cluster's older days are removed at start and every hour
         #[arg(long, default_value = "7d")]
         retention: String,
+        /// Reject flows dated later than now plus this (a collector's clock running ahead)
+        #[arg(long, default_value = "10m")]
+        max_skew: String,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -246,12 +255,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--retention`: a positive duration such as 7d or 24h.
-fn parse_retention(v: &str) -> Result<jiff::SignedDuration, Fail> {
-    match v.parse::<TimeBound>() {
-        Ok(TimeBound::Ago(d)) if d.is_positive() => Ok(d),
-        _ => Err(Fail(format!("--retention {v:?}: expected a duration such as 7d or 24h"))),
-    }
+/// `--retention` (a positive duration such as 7d or 24h) and `--max-skew` (a duration, 0s or more).
+fn parse_retention(keep: &str, skew: &str) -> Result<Retention, Fail> {
+    let keep = match keep.parse::<TimeBound>() {
+        Ok(TimeBound::Ago(d)) if d.is_positive() => d,
+        _ => return Err(Fail(format!("--retention {keep:?}: expected a duration such as 7d or 24h"))),
+    };
+    let skew = match skew.parse::<TimeBound>() {
+        Ok(TimeBound::Ago(d)) => d,
+        _ => return Err(Fail(format!("--max-skew {skew:?}: expected a duration such as 10m or 0s"))),
+    };
+    Retention::new(keep, skew).map_err(|e| Fail(e.to_string()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
@@ -319,8 +333,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { cluster, flow_format, paths, retention, threads, db } => {
-            let retention = parse_retention(&retention)?;
+        Command::Ingest { cluster, flow_format, paths, retention, max_skew, threads, db } => {
+            let retention = parse_retention(&retention, &max_skew)?;
             for p in paths.iter().filter(|p| *p != "-") {
                 if !std::path::Path::new(p).exists() {
                     return Err(Fail(format!("{p}: no such file")));
@@ -334,30 +348,25 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 let id = store.cluster_id(&cluster, true).await?;
                 let inv = store.load_inventory(id).await?;
                 let sources = paths.into_iter().map(flowgate::ingest::Source::Path).collect();
-                let report = flowgate::ingest::ingest_sources(
-                    &store,
-                    id,
-                    std::sync::Arc::new(inv),
-                    sources,
-                    flow_format,
-                    threads,
-                )
-                .await?;
-                let dropped = store.apply_retention(retention).await?;
-                Ok::<_, StoreError>((report, dropped))
+                let now = jiff::Timestamp::now();
+                let options = flowgate::ingest::Options { format: flow_format, threads, retention, now };
+                let report =
+                    flowgate::ingest::ingest_sources(&store, id, std::sync::Arc::new(inv), sources, &options).await?;
+                let removed = store.apply_retention(Clusters::One(id), now, &retention).await?;
+                Ok::<_, StoreError>((report, removed))
             });
-            let (report, dropped) = report.map_err(store_err)?;
+            let (report, removed) = report.map_err(store_err)?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", e.source, e.line, e.reason);
             }
             eprintln!("{report}");
-            if !dropped.is_empty() {
-                eprintln!("retention: dropped {}", dropped.join(", "));
+            if !removed.is_empty() {
+                eprintln!("retention: {removed}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, token, demo, retention, db } => {
-            let retention = parse_retention(&retention)?;
+        Command::Serve { listen, token, demo, retention, max_skew, db } => {
+            let retention = parse_retention(&retention, &max_skew)?;
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
             // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
@@ -374,9 +383,11 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 tokio::spawn(flowgate::web::run_retention(
                     store.clone(),
                     retention,
+                    flowgate::ingest::Clock::System,
                     std::time::Duration::from_secs(3600),
                 ));
-                let state = flowgate::web::AppState::new(store, token);
+                let mut state = flowgate::web::AppState::new(store, token);
+                state.retention = retention;
                 if demo {
                     let s = state.clone();
                     tokio::spawn(async move {

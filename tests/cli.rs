@@ -642,6 +642,54 @@ fn bad_flow_lines_are_reported_and_the_rest_is_used() {
     assert_eq!(flat(policy(&policies, "example-java-app-cassandra"), "ingress"), set([]));
 }
 
+/// `flowgate ingest` counts flows older than `--retention` as expired and rejects flows dated past
+/// now plus `--max-skew`, naming their lines; the good line lands, and a second run changes nothing.
+/// Times are relative to the real clock, since the binary reads it.
+#[sqlx::test(migrations = false)]
+async fn ingest_counts_expired_flows_and_rejects_future_ones(pool: sqlx::PgPool) {
+    let o = pool.connect_options();
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        o.get_username(),
+        o.get_host(),
+        o.get_port(),
+        o.get_database().expect("a test database")
+    );
+    let now = jiff::Timestamp::now();
+    let line = |t: jiff::Timestamp| {
+        format!(
+            r#"{{"time":"{t}","src_ip":"10.244.0.5","src_port":40000,"dst_ip":"10.244.0.7","dst_port":80,"protocol":"TCP"}}"#
+        ) + "\n"
+    };
+    let hours = |h: i64| jiff::SignedDuration::from_hours(h);
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let body = [line(now - hours(1)), line(now + hours(24 * 400)), line(now - hours(24 * 30))].concat();
+    std::io::Write::write_all(&mut file, body.as_bytes()).unwrap();
+    let path = file.path().to_str().unwrap().to_string();
+    let ingest = |more: &[&str]| {
+        let mut args = vec!["ingest", "--cluster", "prod", "--database-url", &url, &path];
+        args.extend(more);
+        flowgate(&args)
+    };
+    let run = ingest(&["--retention", "7d"]).ok();
+    assert!(run.stderr.contains("3 lines: 1 accepted, 0 duplicate, 1 expired"), "{}", run.stderr);
+    assert!(run.stderr.contains(", 1 rejected"), "{}", run.stderr);
+    let reported: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(&format!("{path}:"))).collect();
+    assert_eq!(reported.len(), 1, "{}", run.stderr);
+    assert!(reported[0].starts_with(&format!("{path}:2: time ")), "{}", reported[0]);
+    assert!(reported[0].contains("is in the future"), "{}", reported[0]);
+    let run = ingest(&[]).ok();
+    assert!(run.stderr.contains("3 lines: 0 accepted, 1 duplicate, 1 expired"), "{}", run.stderr);
+    // With a skew allowance of 500 days the far line is no longer the future.
+    let run = ingest(&["--max-skew", "500d"]).ok();
+    assert!(run.stderr.contains("1 accepted, 1 duplicate, 1 expired"), "{}", run.stderr);
+    assert!(run.stderr.contains(", 0 rejected"), "{}", run.stderr);
+    for bad in [&["--max-skew", "soon"][..], &["--retention", "0d"][..]] {
+        let run = ingest(bad).expect_code(2);
+        assert!(run.stderr.contains(bad[0]), "{}", run.stderr);
+    }
+}
+
 #[test]
 fn missing_files_exit_2_naming_the_path() {
     let missing = "tests/fixtures/does-not-exist/flows.ndjson";

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use flowgate::ingest::Clock;
 use flowgate::store::Store;
 use flowgate::web::{AppState, router};
 use sqlx::PgPool;
@@ -23,6 +24,13 @@ fn lines(n: usize) -> String {
         .collect()
 }
 
+/// A server whose clock says 11 November 2026, 01:00, the day of the flows above.
+fn state(store: &Store) -> AppState {
+    let mut state = AppState::new(store.clone(), TOKEN);
+    state.clock = Clock::Fixed("2026-11-11T01:00:00Z".parse().unwrap());
+    state
+}
+
 async fn post(app: axum::Router, auth: Option<&str>, gzip: bool, body: Vec<u8>) -> (StatusCode, serde_json::Value) {
     let mut req = Request::post("/api/v1/clusters/prod/flows");
     if let Some(t) = auth {
@@ -40,7 +48,7 @@ async fn post(app: axum::Router, auth: Option<&str>, gzip: bool, body: Vec<u8>) 
 #[sqlx::test(migrations = false)]
 async fn ingests_plain_and_gzip_and_counts_duplicates_and_rejects(pool: PgPool) {
     let store = Store::from_pool(pool).await.unwrap();
-    let app = router(AppState::new(store.clone(), TOKEN));
+    let app = router(state(&store));
 
     let mut body = lines(3).into_bytes();
     body.extend_from_slice(b"{\"time\":\"soon\"}\n");
@@ -59,10 +67,29 @@ async fn ingests_plain_and_gzip_and_counts_duplicates_and_rejects(pool: PgPool) 
     assert_eq!(store.stats(id).await.unwrap().flows, 3);
 }
 
+/// Flows older than the server's retention are counted as expired; flows dated beyond its clock
+/// plus the skew allowance are rejected lines, with their line numbers.
+#[sqlx::test(migrations = false)]
+async fn expired_and_future_flows_are_counted_in_the_answer(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let app = router(state(&store));
+    let old = lines(1).replace("2026-11-11", "2026-10-01");
+    let future = lines(1).replace("2026-11-11", "2027-11-11");
+    let body = [lines(2), old, future].concat();
+    let (status, json) = post(app, Some(TOKEN), false, body.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let counts = ["lines", "accepted", "duplicate", "expired", "rejected"].map(|k| json[k].as_u64());
+    assert_eq!(counts, [Some(4), Some(2), Some(0), Some(1), Some(1)], "{json}");
+    assert_eq!(json["errors"][0]["line"].as_u64(), Some(4));
+    assert!(json["errors"][0]["reason"].as_str().unwrap().contains("in the future"), "{json}");
+    let id = store.cluster_id("prod", false).await.unwrap();
+    assert_eq!(store.stats(id).await.unwrap().flows, 2);
+}
+
 #[sqlx::test(migrations = false)]
 async fn refuses_without_token_and_past_the_limit(pool: PgPool) {
     let store = Store::from_pool(pool).await.unwrap();
-    let mut state = AppState::new(store.clone(), TOKEN);
+    let mut state = state(&store);
     let app = router(state.clone());
     assert_eq!(post(app.clone(), None, false, lines(1).into_bytes()).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(

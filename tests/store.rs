@@ -1,14 +1,16 @@
 //! The store against the machine's PostgreSQL: each test gets a fresh database (`#[sqlx::test]`).
 
 use flowgate::flows::FlowFormat;
-use flowgate::ingest::{Source, ingest_sources};
+use flowgate::ingest::{Clock, Options, Source, ingest_sources};
 use flowgate::inventory::parse_text;
 use flowgate::model::{Cidr, PeerSpec, WorkloadRef};
 use flowgate::policy::generate::Decisions;
+use flowgate::retention::{DEFAULT_SKEW, Retention};
 use flowgate::store::query::Scope;
+use flowgate::store::retention::{Clusters, Removed};
 use flowgate::store::{Store, StoreError};
 use flowgate::topology::Catalog;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use sqlx::PgPool;
 
 fn ts(s: &str) -> Timestamp {
@@ -40,18 +42,48 @@ fn ndjson(lines: &[(&str, &str, &str, u16)]) -> Vec<u8> {
         .into_bytes()
 }
 
+/// What time it is for the tests that do not care: after all their flows, which a year's
+/// retention keeps.
+const NOW: &str = "2026-11-14T00:00:00Z";
+
+fn days(n: i64) -> Retention {
+    Retention::new(SignedDuration::from_hours(24 * n), DEFAULT_SKEW).unwrap()
+}
+
 async fn ingest(store: &Store, cluster: i32, name: &str, bytes: Vec<u8>) -> flowgate::ingest::IngestReport {
+    ingest_at(store, cluster, name, bytes, ts(NOW), days(365)).await
+}
+
+/// An ingest at `now`, keeping flows for `retention`.
+async fn ingest_at(
+    store: &Store,
+    cluster: i32,
+    name: &str,
+    bytes: Vec<u8>,
+    now: Timestamp,
+    retention: Retention,
+) -> flowgate::ingest::IngestReport {
     let inv = store.load_inventory(cluster).await.unwrap();
-    ingest_sources(
-        store,
-        cluster,
-        std::sync::Arc::new(inv),
-        vec![Source::Bytes { name: name.into(), bytes }],
-        FlowFormat::Auto,
-        2,
+    let options = Options { format: FlowFormat::Auto, threads: 2, retention, now };
+    ingest_sources(store, cluster, std::sync::Arc::new(inv), vec![Source::Bytes { name: name.into(), bytes }], &options)
+        .await
+        .unwrap()
+}
+
+/// The cluster's aggregates: the sum of flows per table, hourly and daily.
+async fn aggregate_sums(store: &Store, cluster: i32) -> (i64, i64) {
+    sqlx::query_as(
+        "select (select coalesce(sum(flows), 0)::bigint from conn_hourly where cluster_id = $1),
+                (select coalesce(sum(flows), 0)::bigint from conn_daily where cluster_id = $1)",
     )
+    .bind(cluster)
+    .fetch_one(&store.pool)
     .await
     .unwrap()
+}
+
+fn dropped(days: &[&str]) -> Removed {
+    Removed { dropped: days.iter().map(|d| format!("flows_{d}")).collect(), deleted: 0 }
 }
 
 async fn endpoints(
@@ -192,11 +224,11 @@ async fn windows_are_answered_from_the_aggregates(pool: PgPool) {
     }
     let newest = store.newest_flow(c).await.unwrap();
     assert_eq!(newest, Some(ts("2026-11-08T09:45:00Z")));
-    // Retention drops whole days older than the newest flow minus the retention: with 7 days the
-    // 1 November flow (10:15, newer than 1 November 09:45) stays; with 6 days its day goes.
-    assert!(store.apply_retention(jiff::SignedDuration::from_hours(24 * 7)).await.unwrap().is_empty());
-    let dropped = store.apply_retention(jiff::SignedDuration::from_hours(24 * 6)).await.unwrap();
-    assert_eq!(dropped, vec!["flows_20261101".to_string()]);
+    // Retention drops whole days older than now minus the retention: at 09:45 on 8 November, with
+    // 7 days the 1 November flow (10:15, newer than 1 November 09:45) stays; with 6 days its day goes.
+    let now = ts("2026-11-08T09:45:00Z");
+    assert!(store.apply_retention(Clusters::All, now, &days(7)).await.unwrap().is_empty());
+    assert_eq!(store.apply_retention(Clusters::All, now, &days(6)).await.unwrap(), dropped(&["20261101"]));
     assert_eq!(store.stats(c).await.unwrap().flows, 3);
 }
 
@@ -389,7 +421,8 @@ async fn the_server_drops_old_days_by_itself(pool: PgPool) {
     ingest(&store, c, "f", flows).await;
     let task = tokio::spawn(flowgate::web::run_retention(
         store.clone(),
-        jiff::SignedDuration::from_hours(24 * 6),
+        days(6),
+        Clock::Fixed(ts("2026-11-08T09:45:00Z")),
         std::time::Duration::from_millis(50),
     ));
     let mut flows = 0;
@@ -402,4 +435,134 @@ async fn the_server_drops_old_days_by_itself(pool: PgPool) {
     }
     task.abort();
     assert_eq!(flows, 1, "the 1 November partition should be gone");
+}
+
+/// A file may list an object twice (two `kubectl get` outputs concatenated, say): the import
+/// stores it once, as its last listing says.
+#[sqlx::test(migrations = false)]
+async fn an_object_listed_twice_is_imported_once_as_last_listed(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let first = pod("db-0", "StatefulSet", "db", "10.244.0.7", "2026-11-01T00:00:00Z");
+    let last = pod("db-0", "StatefulSet", "db", "10.244.0.8", "2026-11-01T00:00:00Z");
+    let text = list(&[first, pod("web-0", "StatefulSet", "web", "10.244.0.5", "2026-11-01T00:00:00Z"), last]);
+    let objects = parse_text(&text, "twice.json").objects;
+    assert_eq!(objects.len(), 4, "the node, db-0 twice and web-0");
+    let report = store.import(c, &objects, ts("2026-11-10T00:00:00Z")).await.unwrap();
+    assert_eq!((report.added, report.updated, report.unchanged, report.closed), (3, 0, 0, 0));
+    let ips: Vec<(String, String)> =
+        sqlx::query_as("select pod, host(ip) from pod_ips where cluster_id = $1 order by pod")
+            .bind(c)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(ips, vec![("db-0".into(), "10.244.0.8".into()), ("web-0".into(), "10.244.0.5".into())]);
+    // The same file again changes nothing.
+    let report = store.import(c, &objects, ts("2026-11-11T00:00:00Z")).await.unwrap();
+    assert_eq!((report.added, report.updated, report.unchanged, report.closed), (0, 0, 3, 0));
+}
+
+/// Retention is per cluster and counted back from now: another cluster's flows, newer or dated in
+/// the future, remove none of this one's; a day both clusters have flows in loses only the rows of
+/// the cluster whose retention passed it, and is dropped once no cluster keeps anything in it.
+#[sqlx::test(migrations = false)]
+async fn retention_is_per_cluster_and_counted_back_from_now(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let (a, b) = (store.cluster_id("a", true).await.unwrap(), store.cluster_id("b", true).await.unwrap());
+    let now = ts("2026-11-14T00:00:00Z");
+    let a_file = ndjson(&[
+        ("2026-11-05T10:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-12T10:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+    ]);
+    let r = ingest_at(&store, a, "a", a_file.clone(), now, days(30)).await;
+    assert_eq!((r.accepted, r.rejected), (2, 0));
+    // Cluster b: the same day as a, a newer flow, and one dated next year.
+    let b_file = ndjson(&[
+        ("2026-11-05T11:00:00Z", "10.244.0.5", "10.244.0.8", 80),
+        ("2026-11-13T23:00:00Z", "10.244.0.5", "10.244.0.8", 80),
+        ("2027-06-01T00:00:00Z", "10.244.0.5", "10.244.0.8", 80),
+    ]);
+    let r = ingest_at(&store, b, "b", b_file, now, days(30)).await;
+    assert_eq!((r.accepted, r.rejected), (2, 1));
+
+    // b's week passes 5 November: b's row goes, a's stays, and so does the day they share.
+    let removed = store.apply_retention(Clusters::One(b), now, &days(7)).await.unwrap();
+    assert_eq!(removed, Removed { dropped: vec![], deleted: 1 });
+    // A run over every cluster with a month's retention removes nothing.
+    assert!(store.apply_retention(Clusters::All, now, &days(30)).await.unwrap().is_empty());
+    assert_eq!((store.stats(a).await.unwrap().flows, store.stats(b).await.unwrap().flows), (2, 1));
+    assert_eq!(store.newest_flow(b).await.unwrap(), Some(ts("2026-11-13T23:00:00Z")));
+
+    // a's week passes it too: now nobody keeps anything in 5 November, and its partition goes.
+    assert_eq!(store.apply_retention(Clusters::One(a), now, &days(7)).await.unwrap(), dropped(&["20261105"]));
+    assert_eq!((store.stats(a).await.unwrap().flows, store.stats(b).await.unwrap().flows), (1, 1));
+    // a's file again: its old flow is expired, the other a duplicate; no aggregate moves.
+    let before = aggregate_sums(&store, a).await;
+    assert_eq!(before, (2, 2));
+    let r = ingest_at(&store, a, "a", a_file, now, days(7)).await;
+    assert_eq!((r.accepted, r.duplicate, r.expired), (0, 1, 1));
+    assert_eq!(aggregate_sums(&store, a).await, before);
+}
+
+/// A flow dated beyond now plus the clock skew allowance is a rejected line, reported with its
+/// line number and why; the good lines land, and the newest flow stays a real one.
+#[sqlx::test(migrations = false)]
+async fn a_flow_from_the_future_is_rejected_with_its_line_and_the_rest_lands(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let now = ts("2026-11-14T00:00:00Z");
+    let bytes = ndjson(&[
+        ("2026-11-13T12:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2999-01-01T00:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-13T23:59:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-14T00:05:00Z", "10.244.0.5", "10.244.0.7", 80), // within the 10 minutes
+        ("2026-11-14T00:11:00Z", "10.244.0.5", "10.244.0.7", 80),
+    ]);
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let r = ingest_at(&store, c, "f.ndjson", bytes.clone(), now, days(7)).await;
+    assert_eq!((r.lines, r.accepted, r.rejected, r.expired), (5, 3, 2, 0));
+    let errors: Vec<(u64, &str)> = r.errors.iter().map(|e| (e.line, e.source.as_str())).collect();
+    assert_eq!(errors, vec![(2, "f.ndjson"), (5, "f.ndjson")]);
+    assert!(r.errors[0].reason.contains("2999-01-01T00:00:00Z is in the future"), "{}", r.errors[0].reason);
+    assert_eq!(store.stats(c).await.unwrap().flows, 3);
+    assert_eq!(store.newest_flow(c).await.unwrap(), Some(ts("2026-11-14T00:05:00Z")));
+
+    // Without a skew allowance, five minutes ahead is the future too.
+    let strict = store.cluster_id("strict", true).await.unwrap();
+    let no_skew = Retention::new(SignedDuration::from_hours(24 * 7), SignedDuration::ZERO).unwrap();
+    let r = ingest_at(&store, strict, "f.ndjson", bytes, now, no_skew).await;
+    assert_eq!((r.accepted, r.rejected), (2, 3));
+    assert_eq!(r.errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 4, 5]);
+}
+
+/// Flows older than the retention cutoff are counted as expired and never stored: a file ingested
+/// again after retention removed its days changes no aggregate, even under a longer retention
+/// than the one that removed them.
+#[sqlx::test(migrations = false)]
+async fn reingesting_flows_older_than_the_cutoff_changes_no_aggregate(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let file = ndjson(&[
+        ("2026-11-01T10:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-01T11:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-02T10:00:00Z", "10.244.0.5", "10.244.0.8", 443),
+    ]);
+    let r = ingest_at(&store, c, "f", file.clone(), ts("2026-11-03T00:00:00Z"), days(7)).await;
+    assert_eq!((r.accepted, r.expired), (3, 0));
+    assert_eq!(aggregate_sums(&store, c).await, (3, 3));
+
+    // Ten days later the week has passed both days: their raw flows go, the aggregates stay.
+    let now = ts("2026-11-12T00:00:00Z");
+    let removed = store.apply_retention(Clusters::One(c), now, &days(7)).await.unwrap();
+    assert_eq!(removed, dropped(&["20261101", "20261102"]));
+    assert_eq!(store.stats(c).await.unwrap().flows, 0);
+    assert_eq!(endpoints(&store, c, None, None).await.iter().map(|e| e.2).sum::<u64>(), 3);
+
+    let r = ingest_at(&store, c, "f", file.clone(), now, days(7)).await;
+    assert_eq!((r.lines, r.accepted, r.duplicate, r.expired, r.rejected), (3, 0, 0, 3, 0));
+    assert_eq!(aggregate_sums(&store, c).await, (3, 3));
+    // A month's retention would keep them, but their raw flows are gone: still expired.
+    let r = ingest_at(&store, c, "f", file, now, days(30)).await;
+    assert_eq!((r.accepted, r.expired), (0, 3));
+    assert_eq!(aggregate_sums(&store, c).await, (3, 3));
+    assert_eq!(store.stats(c).await.unwrap().flows, 0);
 }

@@ -541,40 +541,6 @@ impl Store {
         .await?;
         Ok(())
     }
-
-    /// Drops the day partitions that end before `newest flow - retention`. Partitions hold all
-    /// clusters, so retention is one setting for the store; it counts back from the newest flow
-    /// rather than from now, so replaying an old capture does not drop what it just wrote.
-    pub async fn apply_retention(&self, retention: jiff::SignedDuration) -> Result<Vec<String>> {
-        let newest: Option<i64> =
-            sqlx::query_scalar("select (extract(epoch from max(time)) * 1000000)::bigint from flows")
-                .fetch_one(&self.pool)
-                .await?;
-        let Some(newest) = newest else { return Ok(Vec::new()) };
-        let cutoff_day = (newest - retention.as_micros() as i64).div_euclid(DAY_US);
-        let parts: Vec<String> = sqlx::query_scalar(
-            "select c.relname::text from pg_inherits i
-             join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
-             where p.relname = 'flows' and c.relname ~ '^flows_[0-9]{8}$'
-             order by 1",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut dropped = Vec::new();
-        for p in parts {
-            let Ok(date) = jiff::civil::Date::strptime("%Y%m%d", &p[6..]) else { continue };
-            let Ok(start) = date.to_zoned(jiff::tz::TimeZone::UTC) else { continue };
-            let day = start.timestamp().as_microsecond().div_euclid(DAY_US);
-            // The partition holds [day, day + 1); drop it when all of it is older than the cutoff.
-            if day < cutoff_day {
-                // `p` matched ^flows_[0-9]{8}$ above: nothing in it needs quoting.
-                let sql = format!("drop table if exists {p}");
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&self.pool).await?;
-                dropped.push(p);
-            }
-        }
-        Ok(dropped)
-    }
 }
 
 #[cfg(test)]

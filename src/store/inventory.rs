@@ -4,6 +4,8 @@
 //! same kinds that it no longer holds. Nothing is deleted, so a flow from last week still resolves
 //! to the pod that held the address last week.
 
+use std::collections::HashSet;
+
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
@@ -21,8 +23,29 @@ pub struct ImportReport {
     pub closed: u64,
 }
 
+/// Each object once, as listed last: one insert cannot upsert the same row twice, and a file may
+/// list an object twice (two `kubectl get` outputs concatenated, say), where the later listing is
+/// the newer. Keyed like `k8s_objects` (kind, namespace, name, uid); the input order is kept
+/// otherwise.
+fn last_listing_of_each(objects: &[KubeObject]) -> Vec<&KubeObject> {
+    let mut seen = HashSet::new();
+    let mut out: Vec<&KubeObject> = objects
+        .iter()
+        .rev()
+        .filter(|o| {
+            let m = o.metadata();
+            // As stored: a missing namespace or uid is the empty one.
+            let (ns, uid) = (m.namespace.as_deref().unwrap_or_default(), m.uid.as_deref().unwrap_or_default());
+            seen.insert((o.kind(), ns, m.name.as_deref(), uid))
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
 impl Store {
-    /// Records a snapshot of objects taken at `at`.
+    /// Records a snapshot of objects taken at `at`. An object listed more than once is recorded
+    /// as listed last.
     pub async fn import(&self, cluster: i32, objects: &[KubeObject], at: Timestamp) -> Result<ImportReport> {
         let mut kinds = Vec::new();
         let mut namespaces = Vec::new();
@@ -31,7 +54,7 @@ impl Store {
         let mut bodies = Vec::new();
         let mut from = Vec::new();
         let mut to: Vec<Option<i64>> = Vec::new();
-        for obj in objects {
+        for obj in last_listing_of_each(objects) {
             let meta = obj.metadata();
             let Some(name) = meta.name.clone() else { continue };
             let body = obj.to_json().map_err(|e| StoreError::Invalid(format!("{} {name}: {e}", obj.kind())))?;

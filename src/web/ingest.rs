@@ -1,6 +1,7 @@
 //! `POST /api/v1/clusters/{cluster}/flows`: NDJSON or Hubble JSON lines (gzip accepted), bearer
 //! token required, body bounded after decompression. Answers with the counts of accepted,
-//! duplicate and rejected lines and the first rejected line numbers with reasons.
+//! duplicate, expired (older than the server's `--retention`) and rejected lines and the first
+//! rejected line numbers with reasons.
 
 use axum::Json;
 use axum::body::Body;
@@ -43,6 +44,6 @@ pub async fn post_flows(
     let id = state.store.cluster_id(&cluster, true).await?;
     let inventory = state.inventory(id).await?;
     let sources = vec![Source::Bytes { name: "body".into(), bytes: bytes.to_vec() }];
-    let report = ingest_sources(&state.store, id, inventory, sources, format, 2).await?;
+    let report = ingest_sources(&state.store, id, inventory, sources, &state.ingest_options(format, 2)).await?;
     Ok(Json(report))
 }

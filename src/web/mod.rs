@@ -17,8 +17,11 @@ use axum::routing::{get, post};
 use tokio::sync::Mutex;
 use tower_http::decompression::RequestDecompressionLayer;
 
+use crate::ingest::Clock;
 use crate::inventory::Inventory;
+use crate::retention::Retention;
 use crate::store::Store;
+use crate::store::retention::Clusters;
 
 /// Largest accepted request body, after decompression.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -36,6 +39,10 @@ pub struct AppState {
     pub body_limit: usize,
     pub inventories: Arc<Mutex<HashMap<i32, CachedInventory>>>,
     pub sessions: auth::Sessions,
+    /// The flows kept (and the retention `serve` applies to every cluster).
+    pub retention: Retention,
+    /// What time it is for ingests and retention runs.
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -46,7 +53,14 @@ impl AppState {
             body_limit: DEFAULT_BODY_LIMIT,
             inventories: Arc::default(),
             sessions: auth::Sessions::default(),
+            retention: Retention::default(),
+            clock: Clock::System,
         }
+    }
+
+    /// How this server ingests: what it keeps, counted from its clock now.
+    pub fn ingest_options(&self, format: crate::flows::FlowFormat, threads: usize) -> crate::ingest::Options {
+        crate::ingest::Options { format, threads, retention: self.retention, now: self.clock.now() }
     }
 
     /// The cluster's inventory, reloaded only when an import changed the stored objects.
@@ -103,8 +117,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Seeds the demo cluster if the store lacks it: its inventory and a day of traffic up to `now`.
-/// Returns the cluster's id.
+/// Seeds the demo cluster if the store lacks it: its inventory and a day of traffic up to `now`
+/// (which is also the ingest's now). Returns the cluster's id.
 pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> crate::store::Result<i32> {
     use crate::ingest::{Source, ingest_sources};
     let existed = state.store.clusters().await?.iter().any(|c| c == demo::CLUSTER);
@@ -114,7 +128,8 @@ pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> crate::store::
         state.store.import(id, &loaded.objects, now - demo::BACKFILL).await?;
         let inv = state.inventory(id).await?;
         let src = Source::Bytes { name: "demo backfill".into(), bytes: demo::backfill(now).into_bytes() };
-        let r = ingest_sources(&state.store, id, inv, vec![src], crate::flows::FlowFormat::Ndjson, 1).await?;
+        let options = crate::ingest::Options { now, ..state.ingest_options(crate::flows::FlowFormat::Ndjson, 1) };
+        let r = ingest_sources(&state.store, id, inv, vec![src], &options).await?;
         tracing::info!("demo: seeded cluster {} ({r})", demo::CLUSTER);
     }
     Ok(id)
@@ -123,30 +138,31 @@ pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> crate::store::
 /// Seeds the demo, then keeps feeding it fresh flows every few seconds until the process ends.
 pub async fn run_demo(state: AppState) -> crate::store::Result<()> {
     use crate::ingest::{Source, ingest_sources};
-    let started = jiff::Timestamp::now();
+    let started = state.clock.now();
     let id = seed_demo(&state, started).await?;
     let mut interval = tokio::time::interval(demo::TICK.unsigned_abs());
     loop {
         interval.tick().await;
         let inv = state.inventory(id).await?;
-        let t = jiff::Timestamp::now();
+        let options = state.ingest_options(crate::flows::FlowFormat::Ndjson, 1);
+        let t = options.now;
         // The stale dependency stays stale relative to when this process started.
         let src = Source::Bytes { name: "demo".into(), bytes: demo::tick(t, started.max(t)).into_bytes() };
-        if let Err(e) = ingest_sources(&state.store, id, inv, vec![src], crate::flows::FlowFormat::Ndjson, 1).await {
+        if let Err(e) = ingest_sources(&state.store, id, inv, vec![src], &options).await {
             tracing::warn!("demo feed: {e}");
         }
     }
 }
 
-/// Applies the flow retention now and then every `every`, until the process ends: a server that
-/// receives flows over HTTP (or feeds the demo) would otherwise keep every day's partition. A
+/// Applies the flow retention to every cluster now and then every `every`, until the process ends:
+/// a server that receives flows over HTTP (or feeds the demo) would otherwise keep every day. A
 /// failed pass is logged and tried again at the next one.
-pub async fn run_retention(store: crate::store::Store, retention: jiff::SignedDuration, every: std::time::Duration) {
+pub async fn run_retention(store: Store, retention: Retention, clock: Clock, every: std::time::Duration) {
     let mut interval = tokio::time::interval(every);
     loop {
         interval.tick().await;
-        match store.apply_retention(retention).await {
-            Ok(dropped) if !dropped.is_empty() => tracing::info!("retention: dropped {}", dropped.join(", ")),
+        match store.apply_retention(Clusters::All, clock.now(), &retention).await {
+            Ok(removed) if !removed.is_empty() => tracing::info!("retention: {removed}"),
             Ok(_) => {}
             Err(e) => tracing::warn!("retention: {e}"),
         }
