@@ -309,6 +309,7 @@ fn generate(args: &Args, tx: tokio::sync::mpsc::Sender<Batch>) {
                 src_meta: Some(src.meta.clone()),
                 dst_meta,
                 dst_service: service,
+                role: Default::default(),
             };
             let enriched = enrich(&inventory, &flow);
             batch.push(&flow, &enriched);

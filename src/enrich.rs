@@ -396,7 +396,8 @@ mod tests {
     fn infers_workloads_from_pod_names_and_labels() {
         use Inference::*;
         let none: &[(&str, &str)] = &[];
-        let cases: &[(&str, &[(&str, &str)], WorkloadKind, &str, Inference)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], WorkloadKind, &'a str, Inference);
+        let cases: &[Case] = &[
             ("reviews-v1-545db77b95-s6jb8", none, WorkloadKind::Deployment, "reviews-v1", PodTemplateHash),
             ("coredns-5d78c9869d-abcde", none, WorkloadKind::Deployment, "coredns", PodTemplateHash),
             ("mongo-0", none, WorkloadKind::StatefulSet, "mongo", Ordinal),
@@ -455,7 +456,8 @@ mod tests {
             enrich(&inv, &f).remove(0)
         };
         // (labels, namespace, pod, address, the source as enrichment names it)
-        let cases: &[(&[&str], Option<&str>, Option<&str>, &str, &str)] = &[
+        type Case<'a> = (&'a [&'a str], Option<&'a str>, Option<&'a str>, &'a str, &'a str);
+        let cases: &[Case] = &[
             (&["reserved:remote-node"], None, None, "10.244.1.29", "node/10.244.1.29 (10.244.1.29)"),
             (&["reserved:host"], None, None, "10.244.0.148", "node/10.244.0.148 (10.244.0.148)"),
             (&["reserved:kube-apiserver"], None, None, "10.0.0.1", "node/kube-apiserver (10.0.0.1)"),

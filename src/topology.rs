@@ -412,7 +412,7 @@ impl Connections {
             let src_answers = s.reply_ports.iter().any(|sp| listening(&k.src, *sp, k.protocol));
             let privileged_to_ephemeral =
                 port >= EPHEMERAL_START && !s.reply_ports.is_empty() && s.reply_ports.iter().all(|sp| *sp < 1024);
-            if (src_answers && !dst_listens) || (privileged_to_ephemeral && !dst_listens) {
+            if (src_answers || privileged_to_ephemeral) && !dst_listens {
                 replies.push(k.clone());
             } else if dst_listens {
                 requests.push(k.clone());

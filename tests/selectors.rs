@@ -12,7 +12,8 @@ use flowgate::policy::eval::{Evaluator, Peer, PodView};
 use flowgate::policy::generate::Options;
 
 /// (workload, its pods' labels, its address)
-const WORKLOADS: &[(&str, &[(&str, &str)], &str)] = &[
+type Workload = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+const WORKLOADS: &[Workload] = &[
     ("web", &[("app", "web"), ("tier", "frontend"), ("track", "stable")], "10.244.0.10"),
     ("api-backend", &[("app", "api"), ("tier", "backend")], "10.244.0.11"),
     ("api-canary", &[("app", "api"), ("tier", "canary")], "10.244.0.12"),

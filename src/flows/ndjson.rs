@@ -237,7 +237,8 @@ mod tests {
     fn direction_fields() {
         use FlowRole::*;
         // (field, value, Ok(Some(role)) | Ok(None) for a reply | Err(part of the reason))
-        let cases: &[(&str, &str, Result<Option<FlowRole>, &str>)] = &[
+        type Case<'a> = (&'a str, &'a str, Result<Option<FlowRole>, &'a str>);
+        let cases: &[Case] = &[
             ("is_reply", "false", Ok(Some(Request))),
             ("is_reply", "true", Ok(None)),
             ("is_reply", "null", Ok(Some(Request))),
