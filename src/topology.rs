@@ -42,8 +42,8 @@ pub struct ConnStats {
     /// Flows whose direction the source did not say and nothing seen since has settled: the
     /// connection may be a reply read backwards. Flagged on its row.
     pub undecided: u64,
-    /// Source ports of the undecided flows (at most [`MAX_PROCESSES`]): a server's port here means
-    /// the flows were its replies.
+    /// Source ports of the undecided flows (the [`MAX_PROCESSES`] smallest, as the store keeps
+    /// them): a server's port here means the flows were its replies.
     pub reply_ports: BTreeSet<u16>,
 }
 
@@ -79,11 +79,10 @@ impl ConnStats {
         }
         self.services.extend(other.services.iter().cloned());
         self.undecided += other.undecided;
-        for p in &other.reply_ports {
-            if self.reply_ports.len() >= MAX_PROCESSES {
-                break;
-            }
-            self.reply_ports.insert(*p);
+        // The smallest ports are kept, as the store keeps them.
+        self.reply_ports.extend(other.reply_ports.iter().copied());
+        while self.reply_ports.len() > MAX_PROCESSES {
+            self.reply_ports.pop_last();
         }
     }
 }
@@ -228,9 +227,10 @@ impl Connections {
             if flow.role == FlowRole::Undecided {
                 stats.undecided += 1;
                 if let Some(p) = flow.src_port
-                    && stats.reply_ports.len() < MAX_PROCESSES
+                    && stats.reply_ports.insert(p)
+                    && stats.reply_ports.len() > MAX_PROCESSES
                 {
-                    stats.reply_ports.insert(p);
+                    stats.reply_ports.pop_last();
                 }
             }
             if flow.verdict == Verdict::Dropped {
@@ -376,6 +376,14 @@ impl Connections {
             }
             self.map.entry(key).and_modify(|s| s.merge(&st)).or_insert(st);
         }
+    }
+
+    /// Only step 3 of [`Connections::settle`]: for one workload's connections, which hold where
+    /// it is reached (so where it listens) but not its peers' other connections.
+    pub fn settle_directions_only(&mut self, inv: &Inventory) -> Settled {
+        let mut out = Settled::default();
+        self.settle_directions(inv, &mut out);
+        out
     }
 
     fn settle_directions(&mut self, inv: &Inventory, out: &mut Settled) {

@@ -280,9 +280,11 @@ async fn both_write_paths_store_the_same_aggregates(pool: PgPool) {
             let (h, m) = (10 + minute / 60, minute % 60);
             let dst = if i % 3 == 0 { "10.244.0.8" } else { "10.244.0.7" };
             let verdict = if i % 7 == 0 { "DROPPED" } else { "FORWARDED" };
+            // Three flows in four say nothing of their direction (source ports 9001-9039).
+            let flags = if i % 4 != 0 { "ACK" } else { "SYN" };
             format!(
-                r#"{{"time":"2026-11-11T{h:02}:{m:02}:00Z","src_ip":"10.244.0.5","src_port":{},"dst_ip":"{dst}","dst_port":80,"protocol":"TCP","process":"p{}","verdict":"{verdict}"}}"#,
-                40000 + i,
+                r#"{{"time":"2026-11-11T{h:02}:{m:02}:00Z","src_ip":"10.244.0.5","src_port":{},"dst_ip":"{dst}","dst_port":80,"protocol":"TCP","process":"p{}","verdict":"{verdict}","tcp_flags":"{flags}"}}"#,
+                if i % 4 != 0 { 9000 + i } else { 40000 + i },
                 i % 11
             ) + "\n"
         })
@@ -304,8 +306,10 @@ async fn both_write_paths_store_the_same_aggregates(pool: PgPool) {
     let rows = |c: i32| {
         let pool = store.pool.clone();
         async move {
-            sqlx::query_as::<_, (String, String, String, i64, i64, String, String, Vec<String>)>(
-                "select bucket::text, src_endpoint, dst_endpoint, flows, dropped, first_seen::text, last_seen::text, processes
+            type Row = (String, String, String, i64, i64, String, String, Vec<String>, i64, Vec<i32>);
+            sqlx::query_as::<_, Row>(
+                "select bucket::text, src_endpoint, dst_endpoint, flows, dropped, first_seen::text, last_seen::text, processes,
+                        undecided, reply_ports
                  from conn_hourly where cluster_id = $1 order by 1, 2, 3",
             )
             .bind(c)
@@ -322,6 +326,62 @@ async fn both_write_paths_store_the_same_aggregates(pool: PgPool) {
     assert_eq!(want.iter().map(|r| r.4).sum::<i64>(), 6);
     // 11:00 to 10.244.0.7 saw ten processes.
     assert_eq!(want[2].7, ["p0", "p1", "p10", "p2", "p3", "p4", "p5", "p6"]);
+    // 30 flows were undecided; each row keeps the smallest eight of their source ports.
+    assert_eq!(want.iter().map(|r| r.8).sum::<i64>(), 30);
+    assert!(want.iter().all(|r| r.9.len() <= 8 && r.9.windows(2).all(|w| w[0] < w[1])), "{want:?}");
+    assert!(want.iter().any(|r| r.9.len() == 8), "{want:?}");
+    // The daily rows hold the same undecided counts.
+    let daily: i64 = sqlx::query_scalar("select sum(undecided)::bigint from conn_daily where cluster_id = $1")
+        .bind(mixed)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(daily, 30);
+}
+
+/// The proxy fixture (replies without `is_reply`, an unsettled ephemeral connection) through the
+/// store: the namespace's review settles directions as the offline pipeline does.
+#[sqlx::test(migrations = false)]
+async fn stored_flows_keep_their_direction_and_the_review_settles_it(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let cluster = store.cluster_id("kind", true).await.unwrap();
+    let bytes =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bookinfo-proxy/flows.json")).unwrap();
+    let r = ingest_at(&store, cluster, "proxy", bytes, ts(NOW), days(3650)).await;
+    assert_eq!((r.accepted, r.rejected), (11, 0));
+    let inv = store.load_inventory(cluster).await.unwrap();
+    let target = flowgate::review::Target::Namespace { namespace: "bookinfo", only: None };
+    let reviewed =
+        flowgate::review::review(&store, cluster, &inv, target, None, None, &Decisions::default(), true).await.unwrap();
+    assert!(reviewed.verification.ok(), "{:?}", reviewed.verification.mismatches);
+    // ratings' answers to the remote node are gone; the one unsettled connection is excluded.
+    assert!(!reviewed.generation.review.iter().any(|r| r.key.dst.key().contains("10.244.1.29")));
+    let undecided: Vec<_> = reviewed.generation.review.iter().filter(|r| r.undecided).collect();
+    assert_eq!(undecided.len(), 2, "{undecided:?}");
+    assert!(undecided.iter().all(|r| r.key.port.get() == 45001 && r.status.reason() == Some("undecided_direction")));
+    let yaml = flowgate::policy::generate::to_yaml(&reviewed.generation.policies).unwrap();
+    for port in ["58634", "58950", "45001", "51514"] {
+        assert!(!yaml.contains(&format!("port: {port}")), "{yaml}");
+    }
+    // One workload's page settles its own replies too.
+    let ratings: WorkloadRef = "deployment/bookinfo/ratings-v1".parse().unwrap();
+    let one = flowgate::review::review(
+        &store,
+        cluster,
+        &inv,
+        flowgate::review::Target::Workload(&ratings),
+        None,
+        None,
+        &Decisions::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !one.connections.map.keys().any(|k| k.dst.key().contains("10.244.1.29")),
+        "{:?}",
+        one.connections.map.keys()
+    );
 }
 
 /// Windows read whole days from the daily aggregates and the hours at their edges from the hourly

@@ -1,6 +1,6 @@
 //! Window queries, answered from the hourly aggregates (never from raw flows), and counts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -31,7 +31,7 @@ pub struct Stats {
     pub last_flow: Option<String>,
 }
 
-type Row = (String, String, i32, String, i64, i64, i64, i64, Vec<String>, Vec<String>);
+type Row = (String, String, i32, String, i64, i64, i64, i64, Vec<String>, Vec<String>, i64, Vec<i32>);
 
 /// Unbounded ends: 0001-01-01 and 9999-12-31.
 const EARLIEST_US: i64 = -62_135_596_800_000_000;
@@ -62,7 +62,7 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
         ($table:literal, $lo:literal, $op:literal, $hi:literal, $filter:literal) => {
             concat!(
                 "select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
-                        processes, services
+                        processes, services, undecided, reply_ports
                  from ",
                 $table,
                 " where cluster_id = $1
@@ -88,7 +88,8 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
                 "select src_endpoint, dst_endpoint, port, protocol, sum(flows)::bigint, sum(dropped)::bigint,
                         (extract(epoch from min(first_seen)) * 1000000)::bigint,
                         (extract(epoch from max(last_seen)) * 1000000)::bigint,
-                        array_cat_agg(processes), array_cat_agg(services)
+                        array_cat_agg(processes), array_cat_agg(services), sum(undecided)::bigint,
+                        array_cat_agg(reply_ports)
                  from (",
                 range!("conn_daily", "$5", "<", "$6", $filter),
                 " union all ",
@@ -126,7 +127,7 @@ impl Store {
             sqlx::query_as(sql).bind(cluster).bind(a).bind(z).bind(arg).bind(d0).bind(d1).fetch_all(&self.pool).await?;
         let mut conns = Connections::new(catalog);
         let mut map = HashMap::with_capacity(rows.len());
-        for (src, dst, port, proto, flows, dropped, first, last, processes, services) in rows {
+        for (src, dst, port, proto, flows, dropped, first, last, processes, services, undecided, reply_ports) in rows {
             let bad = |what: &str| StoreError::Corrupt(format!("conn_hourly {what}: {src} -> {dst}"));
             let key = ConnKey {
                 src: Endpoint::from_key(&src).ok_or_else(|| bad("source"))?,
@@ -145,9 +146,15 @@ impl Store {
                 last_seen: from_micros(last)?,
                 processes: processes.into_iter().collect(),
                 services: services.into_iter().collect(),
-                // The store keeps no flow's direction yet: every stored flow counts as decided.
-                undecided: 0,
-                reply_ports: Default::default(),
+                undecided: undecided as u64,
+                // The smallest ports, as each stored row keeps them.
+                reply_ports: reply_ports
+                    .into_iter()
+                    .filter_map(|p| u16::try_from(p).ok())
+                    .collect::<BTreeSet<u16>>()
+                    .into_iter()
+                    .take(crate::topology::MAX_PROCESSES)
+                    .collect(),
             };
             conns.flows += stats.flows;
             conns.newest = Some(conns.newest.map_or(stats.last_seen, |n: Timestamp| n.max(stats.last_seen)));
