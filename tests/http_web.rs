@@ -144,3 +144,26 @@ async fn the_api_validates_and_refuses_stale_versions(pool: PgPool) {
             .unwrap();
     assert_eq!(send(&app, unknown).await.0, StatusCode::NOT_FOUND);
 }
+
+#[sqlx::test(migrations = false)]
+async fn login_redirects_only_to_paths_on_this_server(pool: PgPool) {
+    let app = router(AppState::new(Store::from_pool(pool).await.unwrap(), TOKEN));
+    // `next` as it appears in the login URL.
+    let cases = [
+        ("/clusters/demo?ns=shop", "/clusters/demo?ns=shop"),
+        ("/%09/127.0.0.1:18302/", "/"),
+        ("/%0B/127.0.0.1:18302/", "/"),
+        ("/%00/x", "/"),
+        ("/%0D%0ASet-Cookie:%20x=y", "/"),
+        ("//evil.example/", "/"),
+        ("/%5Cevil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/%252F%252Fevil.example", "/"),
+    ];
+    for (next, want) in cases {
+        let req = Request::get(format!("/?token={TOKEN}&next={next}")).body(Body::empty()).unwrap();
+        let (status, headers, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{next}: {body}");
+        assert_eq!(headers[header::LOCATION], want, "{next}");
+    }
+}

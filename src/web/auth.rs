@@ -38,9 +38,110 @@ pub fn generate_token() -> std::io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Where a login sends the browser next: `next` when it is a path on this server, else `/`.
+///
+/// A path starts with one `/` and holds only printable ASCII. Browsers drop tabs and newlines from
+/// URLs and read `\` as `/`, so `/\t/evil` and `/\evil` would become `//evil`, another host;
+/// other control characters cannot go into a `Location` header at all. The checks hold again
+/// after each round of percent-decoding, for whatever decodes the path once more (a proxy, the
+/// next server): `/%2F%2Fevil` is refused too.
+pub fn login_redirect(next: Option<&str>) -> &str {
+    next.filter(|p| is_local_path(p)).unwrap_or("/")
+}
+
+fn is_local_path(path: &str) -> bool {
+    /// Rounds of decoding looked through; a path still changing after them is refused.
+    const ROUNDS: usize = 4;
+    let safe = |p: &[u8]| {
+        p.first() == Some(&b'/')
+            && p.get(1) != Some(&b'/')
+            && !p.contains(&b'\\')
+            && !p.iter().any(u8::is_ascii_control)
+    };
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return false;
+    }
+    let mut p = path.as_bytes().to_vec();
+    for _ in 0..ROUNDS {
+        if !safe(&p) {
+            return false;
+        }
+        match percent_decode(&p) {
+            Some(decoded) => p = decoded,
+            None => return true,
+        }
+    }
+    false
+}
+
+/// `%XX` escapes decoded, or `None` when there are none (invalid ones stay as they are).
+fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%'
+            && let (Some(h), Some(l)) = (s.get(i + 1).and_then(|&b| hex(b)), s.get(i + 2).and_then(|&b| hex(b)))
+        {
+            out.push(h << 4 | l);
+            changed = true;
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    changed.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_redirects_stay_on_this_server() {
+        // `next` as the handler gets it: the query string already decoded once.
+        let cases = [
+            (None, "/"),
+            (Some("/"), "/"),
+            (Some("/clusters/demo"), "/clusters/demo"),
+            (
+                Some("/clusters/demo?ns=shop&since=2026-11-25T10%3A00%3A00Z"),
+                "/clusters/demo?ns=shop&since=2026-11-25T10%3A00%3A00Z",
+            ),
+            (Some(""), "/"),
+            (Some("clusters/demo"), "/"),
+            (Some("//evil.example/x"), "/"),
+            (Some("/\\evil.example"), "/"),
+            (Some("\\\\evil.example"), "/"),
+            (Some("https://evil.example"), "/"),
+            (Some("javascript:alert(1)"), "/"),
+            // `next=/%09/127.0.0.1:18302/`: the browser drops the tab and goes to the other host.
+            (Some("/\t/127.0.0.1:18302/"), "/"),
+            // `%0B` and `%00` cannot go into a Location header (they gave a 500).
+            (Some("/\u{b}/x"), "/"),
+            (Some("/\0/x"), "/"),
+            (Some("/a\r\nSet-Cookie: x=y"), "/"),
+            (Some("/\u{7f}"), "/"),
+            (Some("/a b"), "/"),
+            (Some("/caf\u{e9}"), "/"),
+            // Still encoded (the URL said %252F or %255C): refused once decoded.
+            (Some("/%2F%2Fevil"), "/"),
+            (Some("/%2fevil"), "/"),
+            (Some("/%5Cevil"), "/"),
+            (Some("/%09/evil"), "/"),
+            (Some("/%250A"), "/"),
+            (Some("/%25252F%25252Fevil"), "/"),
+            // Escapes that decode to something harmless are fine, and so are invalid ones.
+            (Some("/a%2Fb"), "/a%2Fb"),
+            (Some("/100%"), "/100%"),
+            (Some("/%zz"), "/%zz"),
+        ];
+        for (next, want) in cases {
+            assert_eq!(login_redirect(next), want, "{next:?}");
+        }
+    }
 
     #[test]
     fn bearer_tokens() {
