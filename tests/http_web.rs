@@ -10,12 +10,25 @@ use tower::ServiceExt;
 
 const TOKEN: &str = "http-test-token-0123456789";
 const W: &str = "/api/v1/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp";
+const PAGE: &str = "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp";
 
 async fn app(pool: PgPool) -> axum::Router {
     let store = Store::from_pool(pool).await.unwrap();
     let state = AppState::new(store, TOKEN);
     seed_demo(&state, "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
     router(state)
+}
+
+/// Logs in; returns the `name=value` of the session cookie.
+async fn login(app: &axum::Router) -> String {
+    let (status, headers, body) =
+        send(app, Request::get(format!("/?token={TOKEN}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string()
+}
+
+fn with_cookie(path: &str, cookie: &str) -> Request<Body> {
+    Request::get(path).header(header::COOKIE, cookie).body(Body::empty()).unwrap()
 }
 
 async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -166,4 +179,39 @@ async fn login_redirects_only_to_paths_on_this_server(pool: PgPool) {
         assert_eq!(status, StatusCode::SEE_OTHER, "{next}: {body}");
         assert_eq!(headers[header::LOCATION], want, "{next}");
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn responses_are_not_cached_and_send_no_referrer_away(pool: PgPool) {
+    let app = app(pool).await;
+    let cookie = login(&app).await;
+    let bearer = |path: &str| {
+        Request::get(path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::empty()).unwrap()
+    };
+    let cases = [
+        ("page", with_cookie(PAGE, &cookie), "text/html"),
+        ("JSON", bearer(&format!("{W}/connections")), "application/json"),
+        ("YAML", bearer(&format!("{W}/policy.yaml")), "application/yaml"),
+        ("namespace YAML", bearer("/api/v1/clusters/demo/namespaces/example-java-app/policy.yaml"), "application/yaml"),
+        ("login page", Request::get("/").body(Body::empty()).unwrap(), "text/html"),
+        ("error", bearer("/api/v1/clusters/nope/namespaces/x/policy.yaml"), "application/json"),
+    ];
+    for (what, req, content_type) in cases {
+        let (_, headers, _) = send(&app, req).await;
+        let h =
+            |name: header::HeaderName| headers.get(&name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(h(header::CONTENT_TYPE).starts_with(content_type), "{what}: {headers:?}");
+        assert_eq!(h(header::CACHE_CONTROL), "no-store", "{what}");
+        assert_eq!(h(header::REFERRER_POLICY), "same-origin", "{what}");
+        let csp = h(header::CONTENT_SECURITY_POLICY);
+        for directive in ["script-src 'self'", "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"] {
+            assert!(csp.contains(directive), "{what}: {csp}");
+        }
+    }
+    // Static files keep their caching.
+    let (status, headers, _) = send(&app, Request::get("/static/app.css").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get(header::CACHE_CONTROL).is_none(), "{headers:?}");
+    assert!(headers.contains_key(header::LAST_MODIFIED), "{headers:?}");
+    assert_eq!(headers[header::REFERRER_POLICY], "same-origin");
 }
