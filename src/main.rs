@@ -91,6 +91,10 @@ enum Command {
         /// Access token; generated and printed at start when not given
         #[arg(long, env = "FLOWGATE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Browsers reach this server over HTTPS (a TLS-terminating proxy in front): the session
+        /// cookie gets `Secure`, so it is never sent over plain HTTP
+        #[arg(long)]
+        behind_https: bool,
         /// Load the built-in demo cluster (if the store lacks it) and keep feeding it traffic
         #[arg(long)]
         demo: bool,
@@ -356,7 +360,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, token, demo, retention, db } => {
+        Command::Serve { listen, token, behind_https, demo, retention, db } => {
             let retention = parse_retention(&retention)?;
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
@@ -376,7 +380,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     retention,
                     std::time::Duration::from_secs(3600),
                 ));
-                let state = flowgate::web::AppState::new(store, token);
+                let mut state = flowgate::web::AppState::new(store, token);
+                state.sessions.secure = behind_https;
                 if demo {
                     let s = state.clone();
                     tokio::spawn(async move {

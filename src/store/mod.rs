@@ -1,6 +1,6 @@
 //! The PostgreSQL store: the time-aware inventory, enriched flows, hourly connection aggregates,
-//! review decisions and policy revisions. An IO shell: it turns rows into the core's values
-//! (`Inventory`, `Connections`, `Decisions`) and back, and computes nothing itself.
+//! review decisions, policy revisions and browser sessions. An IO shell: it turns rows into the
+//! core's values (`Inventory`, `Connections`, `Decisions`) and back, and computes nothing itself.
 //!
 //! Queries are written out (runtime-checked `sqlx::query`, so builds need no database).
 
@@ -8,6 +8,7 @@ pub mod decisions;
 pub mod ingest;
 pub mod inventory;
 pub mod query;
+pub mod sessions;
 
 use std::str::FromStr;
 

@@ -1,11 +1,14 @@
-//! Who may change things: a bearer token (the API) or the session cookie a browser got by
-//! logging in with the token. Comparisons run in constant time.
+//! Who may read and who may change things: a bearer token (the API, recorded as "api") or a
+//! browser session obtained by logging in with the token (recorded as that session). Token
+//! comparisons run in constant time.
 
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::ApiError;
-
-pub const SESSION_COOKIE: &str = "flowgate_session";
+use super::{AppState, session};
 
 /// Compares without an early exit, so the time taken does not reveal how much of a guess matched.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -17,17 +20,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// Requires `Authorization: Bearer <token>`.
-pub fn require_bearer(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
-    match bearer(headers) {
-        Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
-    }
 }
 
 /// A fresh random token (128 bits from the OS, hex).
@@ -36,6 +31,11 @@ pub fn generate_token() -> std::io::Result<String> {
     let mut buf = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Checks a token someone sent: 401 when it is wrong.
+pub fn check_token(state: &AppState, given: &str) -> Result<(), ApiError> {
+    if constant_time_eq(given.as_bytes(), state.token.as_bytes()) { Ok(()) } else { Err(ApiError::Unauthorized) }
 }
 
 /// Where a login sends the browser next: `next` when it is a path on this server, else `/`.
@@ -95,6 +95,98 @@ fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
     changed.then_some(out)
 }
 
+/// A right bearer token, and nothing else: flows are posted by collectors, never by a browser.
+pub struct ApiToken;
+
+impl FromRequestParts<AppState> for ApiToken {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let given = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        check_token(state, given)?;
+        Ok(ApiToken)
+    }
+}
+
+/// Someone allowed to read: a right bearer token or a live session. `Option<Viewer>` extracts
+/// `None` for a request with neither; a wrong bearer token is refused either way.
+pub struct Viewer {
+    pub by_token: bool,
+    /// Recorded as the author of a change: "api" for the token, else the session's name.
+    pub author: String,
+}
+
+impl Viewer {
+    async fn from_parts(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, ApiError> {
+        if let Some(given) = bearer(&parts.headers) {
+            check_token(state, given)?;
+            return Ok(Some(Viewer { by_token: true, author: "api".into() }));
+        }
+        let Some(id) = session::cookie_id(&parts.headers) else {
+            return Ok(None);
+        };
+        Ok(session::lookup(state, id).await?.map(|author| Viewer { by_token: false, author }))
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Viewer::from_parts(parts, state).await?.ok_or(ApiError::Unauthorized)
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        Viewer::from_parts(parts, state).await
+    }
+}
+
+/// Whether a browser says the request comes from one of this server's own pages: the Origin
+/// header names this host, or (without Origin) Sec-Fetch-Site says same-origin. Requests from
+/// other clients carry neither and pass.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, h)| h);
+            origin_host.is_some() && origin_host == host
+        }
+        None => headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_none_or(|v| v == "same-origin"),
+    }
+}
+
+/// Someone allowed to change decisions: a bearer token, or a session on a same-origin request,
+/// which stops cross-site forms. The author is who authenticated, never something the request
+/// claims about itself.
+pub struct Writer {
+    /// Recorded as the author of a change.
+    pub name: String,
+}
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let viewer = Viewer::from_parts(parts, state).await?.ok_or(ApiError::Unauthorized)?;
+        if !viewer.by_token && !same_origin(&parts.headers) {
+            return Err(ApiError::Forbidden("cross-origin requests may not change decisions".into()));
+        }
+        Ok(Writer { name: viewer.author })
+    }
+}
+
+/// `POST /logout`: ends the session and removes its cookie, then back to the login page. Only
+/// from this server's pages, so another site cannot log its visitors out.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if !same_origin(&headers) {
+        return Err(ApiError::Forbidden("cross-origin requests may not log out".into()));
+    }
+    if let Some(id) = session::cookie_id(&headers) {
+        session::end(&state, id).await?;
+    }
+    Ok(([(header::SET_COOKIE, state.sessions.clearing_cookie())], Redirect::to("/")).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,14 +236,15 @@ mod tests {
     }
 
     #[test]
-    fn bearer_tokens() {
+    fn tokens() {
         let mut h = HeaderMap::new();
-        assert!(require_bearer(&h, "secret").is_err());
+        assert_eq!(bearer(&h), None);
         h.insert("authorization", "Bearer secret".parse().unwrap());
-        assert!(require_bearer(&h, "secret").is_ok());
-        assert!(require_bearer(&h, "secreT").is_err());
+        assert_eq!(bearer(&h), Some("secret"));
+        h.insert("authorization", "bearer  secret ".parse().unwrap());
+        assert_eq!(bearer(&h), Some("secret"));
         h.insert("authorization", "Basic secret".parse().unwrap());
-        assert!(require_bearer(&h, "secret").is_err());
+        assert_eq!(bearer(&h), None);
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
@@ -159,108 +252,24 @@ mod tests {
         assert_eq!(t.len(), 32);
         assert_ne!(t, generate_token().unwrap());
     }
-}
 
-/// Browser sessions: random ids handed out as an HttpOnly, SameSite=Strict cookie after a login
-/// with the token. Kept in memory: a restart logs everyone out, which the login URL undoes.
-#[derive(Default, Clone)]
-pub struct Sessions {
-    ids: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-}
-
-/// Sessions kept at most; the oldest are not tracked, so past this everyone logs in again.
-const MAX_SESSIONS: usize = 10_000;
-
-impl Sessions {
-    /// A `Set-Cookie` value when `given` is the token.
-    pub fn login(&self, given: &str, token: &str) -> Option<String> {
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            return None;
+    #[test]
+    fn same_origin_requests() {
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[("host", "flowgate.local"), ("origin", "http://flowgate.local")], true),
+            (&[("host", "flowgate.local"), ("origin", "https://evil.example")], false),
+            (&[("host", "flowgate.local"), ("origin", "null")], false),
+            (&[("host", "flowgate.local"), ("sec-fetch-site", "same-origin")], true),
+            (&[("host", "flowgate.local"), ("sec-fetch-site", "cross-site")], false),
+            // curl and friends send neither.
+            (&[("host", "flowgate.local")], true),
+        ];
+        for (headers, want) in cases {
+            let mut h = HeaderMap::new();
+            for (k, v) in *headers {
+                h.insert(*k, v.parse().unwrap());
+            }
+            assert_eq!(same_origin(&h), *want, "{headers:?}");
         }
-        let id = generate_token().ok()? + &generate_token().ok()?;
-        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
-        if ids.len() >= MAX_SESSIONS {
-            ids.clear();
-        }
-        ids.insert(id.clone());
-        Some(format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/"))
-    }
-
-    pub fn valid(&self, id: &str) -> bool {
-        self.ids.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
-    }
-}
-
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v)
-}
-
-/// Someone allowed to read: a valid bearer token or session cookie.
-pub struct Viewer {
-    pub by_token: bool,
-}
-
-impl Viewer {
-    pub fn from_headers(state: &super::AppState, headers: &HeaderMap) -> Option<Viewer> {
-        if require_bearer(headers, &state.token).is_ok() {
-            return Some(Viewer { by_token: true });
-        }
-        session_cookie(headers).filter(|id| state.sessions.valid(id)).map(|_| Viewer { by_token: false })
-    }
-}
-
-impl axum::extract::FromRequestParts<super::AppState> for Viewer {
-    type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &super::AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Viewer::from_headers(state, &parts.headers).ok_or(ApiError::Unauthorized)
-    }
-}
-
-/// Someone allowed to change decisions: a bearer token, or a session cookie on a same-origin
-/// request (the Origin header, or Sec-Fetch-Site, must say so), which stops cross-site forms.
-pub struct Writer {
-    /// Recorded as the author of a change.
-    pub name: String,
-}
-
-pub fn same_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
-    match headers.get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        Some(origin) => {
-            let origin_host = origin.split_once("://").map(|(_, h)| h);
-            origin_host.is_some() && origin_host == host
-        }
-        None => headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_none_or(|v| v == "same-origin"),
-    }
-}
-
-impl axum::extract::FromRequestParts<super::AppState> for Writer {
-    type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &super::AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let viewer = Viewer::from_headers(state, &parts.headers).ok_or(ApiError::Unauthorized)?;
-        if !viewer.by_token && !same_origin(&parts.headers) {
-            return Err(ApiError::Forbidden("cross-origin requests may not change decisions".into()));
-        }
-        let name = parts
-            .headers
-            .get("x-flowgate-user")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| if viewer.by_token { "api".into() } else { "browser".into() });
-        Ok(Writer { name })
     }
 }

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod pages;
+pub mod session;
 pub mod view;
 
 use std::collections::HashMap;
@@ -31,13 +32,34 @@ pub struct CachedInventory {
     pub inventory: Arc<Inventory>,
 }
 
+/// The time as the web layer sees it: sessions expire by it. Tests pass
+/// a clock they move by hand, so that nothing waits twelve hours.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock(Arc::new(jiff::Timestamp::now))
+    }
+
+    pub fn from_fn(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.0)()
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub token: Arc<str>,
     pub body_limit: usize,
     pub inventories: Arc<Mutex<HashMap<i32, CachedInventory>>>,
-    pub sessions: auth::Sessions,
+    /// How long sessions last and whether their cookie is `Secure`; the sessions are in the store.
+    pub sessions: session::SessionPolicy,
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -47,7 +69,8 @@ impl AppState {
             token: token.into(),
             body_limit: DEFAULT_BODY_LIMIT,
             inventories: Arc::default(),
-            sessions: auth::Sessions::default(),
+            sessions: session::SessionPolicy::default(),
+            clock: Clock::system(),
         }
     }
 
@@ -83,6 +106,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/healthz", get(healthz))
+        .route("/logout", post(auth::logout))
         .route("/clusters/{cluster}", get(pages::cluster))
         .route(&format!("/clusters/{{cluster}}{W}"), get(pages::workload))
         .route(&format!("/clusters/{{cluster}}{W}/decisions"), post(pages::post_decision))

@@ -12,8 +12,9 @@ use axum::{Form, Json};
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::{Viewer, Writer, login_redirect};
+use super::auth::{Viewer, Writer, check_token, login_redirect};
 use super::error::ApiError;
+use super::session;
 use super::view::{self, Row, TrustInfo};
 use crate::enrich::Endpoint;
 use crate::model::{Cidr, WorkloadKind, WorkloadRef};
@@ -54,21 +55,23 @@ pub struct IndexQuery {
     next: Option<String>,
 }
 
-/// `/` and `/?token=...`: logs in (a session cookie) and lists the clusters.
+/// `/` and `/?token=...`: logs in (a session cookie, then on to `next`) and lists the clusters.
 pub async fn index(
     State(state): State<AppState>,
+    viewer: Option<Viewer>,
     Query(q): Query<IndexQuery>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(token) = q.token {
-        return Ok(match state.sessions.login(&token, &state.token) {
-            Some(cookie) => {
+        return Ok(match check_token(&state, &token) {
+            Ok(()) => {
+                let cookie = session::create(&state).await?;
                 ([(header::SET_COOKIE, cookie)], Redirect::to(login_redirect(q.next.as_deref()))).into_response()
             }
-            None => (StatusCode::UNAUTHORIZED, LoginPage { failed: true }).into_response(),
+            Err(ApiError::Unauthorized) => (StatusCode::UNAUTHORIZED, LoginPage { failed: true }).into_response(),
+            Err(e) => return Err(e),
         });
     }
-    if Viewer::from_headers(&state, &headers).is_none() {
+    if viewer.is_none() {
         return Ok((StatusCode::UNAUTHORIZED, LoginPage { failed: false }).into_response());
     }
     Ok(IndexPage { clusters: state.store.clusters().await? }.into_response())
