@@ -390,7 +390,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                         }
                     });
                 }
-                let app = flowgate::web::router(state);
+                // With each client's address, so that failed logins are limited per client.
+                let app = flowgate::web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = tokio::signal::ctrl_c().await;

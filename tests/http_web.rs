@@ -1,10 +1,12 @@
-//! The web application's HTTP surface in process: login, sessions (expiry, restarts, logout),
-//! origin checks, who authored a change, the security headers, the JSON API's validation and
-//! version conflicts, on a fresh database (holding the demo cluster where needed).
+//! The web application's HTTP surface in process: login, sessions (expiry, restarts, logout), the
+//! login limiter, origin checks, who authored a change, the security headers, the JSON API's
+//! validation and version conflicts, on a fresh database (holding the demo cluster where needed).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use flowgate::store::Store;
 use flowgate::web::{AppState, Clock, router, seed_demo};
@@ -23,7 +25,7 @@ async fn app(pool: PgPool) -> axum::Router {
     router(state)
 }
 
-/// A clock the test moves by hand: sessions read it.
+/// A clock the test moves by hand: sessions and the login limiter read it.
 #[derive(Clone)]
 struct TestClock(Arc<Mutex<Timestamp>>);
 
@@ -302,6 +304,46 @@ async fn the_cookie_is_secure_behind_https(pool: PgPool) {
     let logout = Request::post("/logout").body(Body::empty()).unwrap();
     let c = set_cookie(&send(&https, logout).await.1);
     assert!(c.contains("Max-Age=0") && c.ends_with("; Secure"), "{c}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn wrong_tokens_are_limited_per_client(pool: PgPool) {
+    let clock = TestClock::new();
+    let app = router(bare_state(pool, &clock).await);
+    let from = |ip: &str, token: &str| {
+        let mut req = Request::get(format!("/?token={token}")).body(Body::empty()).unwrap();
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(ip.parse().unwrap(), 40000)));
+        req
+    };
+    let guesser = "198.51.100.7";
+    for i in 0..5 {
+        assert_eq!(send(&app, from(guesser, "wrong-token-0000000")).await.0, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let (status, headers, body) = send(&app, from(guesser, "wrong-token-0000000")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "10");
+    assert!(body.contains("try again in 10 s"), "{body}");
+    // Once out of attempts, even the right token is not looked at: guessing stays slow.
+    assert_eq!(send(&app, from(guesser, TOKEN)).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // The API's bearer token is the same secret and counts the same way.
+    let mut api = Request::get(format!("{W}/decisions"))
+        .header(header::AUTHORIZATION, "Bearer wrong-token-0000000")
+        .body(Body::empty())
+        .unwrap();
+    api.extensions_mut().insert(ConnectInfo(SocketAddr::new(guesser.parse().unwrap(), 40001)));
+    let (status, headers, _) = send(&app, api).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "10");
+    // Someone else is not held up.
+    assert_eq!(send(&app, from("203.0.113.9", TOKEN)).await.0, StatusCode::SEE_OTHER);
+
+    clock.advance(SignedDuration::from_secs(4));
+    assert_eq!(send(&app, from(guesser, TOKEN)).await.1[header::RETRY_AFTER], "6");
+    clock.advance(SignedDuration::from_secs(6));
+    assert_eq!(send(&app, from(guesser, TOKEN)).await.0, StatusCode::SEE_OTHER, "one attempt back after 10 s");
+    // The right token gave that attempt back; a wrong one uses it up again.
+    assert_eq!(send(&app, from(guesser, "wrong-token-0000000")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&app, from(guesser, "wrong-token-0000000")).await.0, StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[sqlx::test(migrations = false)]

@@ -1,14 +1,17 @@
 //! Who may read and who may change things: a bearer token (the API, recorded as "api") or a
 //! browser session obtained by logging in with the token (recorded as that session). Token
-//! comparisons run in constant time.
+//! comparisons run in constant time, and every attempt with a token goes through the login
+//! limiter first ([`super::limit`]).
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::ApiError;
-use super::{AppState, session};
+use super::{AppState, limit, session};
 
 /// Compares without an early exit, so the time taken does not reveal how much of a guess matched.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -33,9 +36,35 @@ pub fn generate_token() -> std::io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Checks a token someone sent: 401 when it is wrong.
-pub fn check_token(state: &AppState, given: &str) -> Result<(), ApiError> {
-    if constant_time_eq(given.as_bytes(), state.token.as_bytes()) { Ok(()) } else { Err(ApiError::Unauthorized) }
+/// The address the request came from, when the server knows it (`serve` records it for every
+/// connection; a router called in process does not).
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp::of(parts))
+    }
+}
+
+impl ClientIp {
+    fn of(parts: &Parts) -> ClientIp {
+        ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+    }
+}
+
+/// Checks a token someone sent, through the login limiter: 429 when this client has used up its
+/// attempts (before comparing), 401 when the token is wrong.
+pub fn check_token(state: &AppState, client: Option<IpAddr>, given: &str) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    let mut limiter = state.login_limit.lock().unwrap_or_else(|p| p.into_inner());
+    limiter.take(client, now).map_err(|wait| ApiError::TooManyAttempts(limit::retry_after_secs(wait)))?;
+    if constant_time_eq(given.as_bytes(), state.token.as_bytes()) {
+        limiter.give_back(client, now);
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
 }
 
 /// Where a login sends the browser next: `next` when it is a path on this server, else `/`.
@@ -102,7 +131,7 @@ impl FromRequestParts<AppState> for ApiToken {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let given = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        check_token(state, given)?;
+        check_token(state, ClientIp::of(parts).0, given)?;
         Ok(ApiToken)
     }
 }
@@ -118,7 +147,8 @@ pub struct Viewer {
 impl Viewer {
     async fn from_parts(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, ApiError> {
         if let Some(given) = bearer(&parts.headers) {
-            check_token(state, given)?;
+            let ClientIp(client) = ClientIp::of(parts);
+            check_token(state, client, given)?;
             return Ok(Some(Viewer { by_token: true, author: "api".into() }));
         }
         let Some(id) = session::cookie_id(&parts.headers) else {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod demo;
 pub mod error;
 pub mod ingest;
+pub mod limit;
 pub mod pages;
 pub mod session;
 pub mod view;
@@ -32,7 +33,7 @@ pub struct CachedInventory {
     pub inventory: Arc<Inventory>,
 }
 
-/// The time as the web layer sees it: sessions expire by it. Tests pass
+/// The time as the web layer sees it: sessions expire and failed logins refill by it. Tests pass
 /// a clock they move by hand, so that nothing waits twelve hours.
 #[derive(Clone)]
 pub struct Clock(Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
@@ -59,6 +60,7 @@ pub struct AppState {
     pub inventories: Arc<Mutex<HashMap<i32, CachedInventory>>>,
     /// How long sessions last and whether their cookie is `Secure`; the sessions are in the store.
     pub sessions: session::SessionPolicy,
+    pub login_limit: Arc<std::sync::Mutex<limit::LoginLimiter>>,
     pub clock: Clock,
 }
 
@@ -70,6 +72,7 @@ impl AppState {
             body_limit: DEFAULT_BODY_LIMIT,
             inventories: Arc::default(),
             sessions: session::SessionPolicy::default(),
+            login_limit: Arc::default(),
             clock: Clock::system(),
         }
     }

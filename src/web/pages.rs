@@ -12,7 +12,7 @@ use axum::{Form, Json};
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::{Viewer, Writer, check_token, login_redirect};
+use super::auth::{ClientIp, Viewer, Writer, check_token, login_redirect};
 use super::error::ApiError;
 use super::session;
 use super::view::{self, Row, TrustInfo};
@@ -40,6 +40,8 @@ pub const DEFAULT_WINDOW: &str = "24h";
 #[template(path = "login.html")]
 pub struct LoginPage {
     pub failed: bool,
+    /// Seconds to wait after too many wrong tokens.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -58,21 +60,28 @@ pub struct IndexQuery {
 /// `/` and `/?token=...`: logs in (a session cookie, then on to `next`) and lists the clusters.
 pub async fn index(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     viewer: Option<Viewer>,
     Query(q): Query<IndexQuery>,
 ) -> Result<Response, ApiError> {
     if let Some(token) = q.token {
-        return Ok(match check_token(&state, &token) {
+        return Ok(match check_token(&state, client, &token) {
             Ok(()) => {
                 let cookie = session::create(&state).await?;
                 ([(header::SET_COOKIE, cookie)], Redirect::to(login_redirect(q.next.as_deref()))).into_response()
             }
-            Err(ApiError::Unauthorized) => (StatusCode::UNAUTHORIZED, LoginPage { failed: true }).into_response(),
+            Err(ApiError::TooManyAttempts(secs)) => {
+                let page = LoginPage { failed: true, retry_after: Some(secs) };
+                (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], page).into_response()
+            }
+            Err(ApiError::Unauthorized) => {
+                (StatusCode::UNAUTHORIZED, LoginPage { failed: true, retry_after: None }).into_response()
+            }
             Err(e) => return Err(e),
         });
     }
     if viewer.is_none() {
-        return Ok((StatusCode::UNAUTHORIZED, LoginPage { failed: false }).into_response());
+        return Ok((StatusCode::UNAUTHORIZED, LoginPage { failed: false, retry_after: None }).into_response());
     }
     Ok(IndexPage { clusters: state.store.clusters().await? }.into_response())
 }
