@@ -98,19 +98,32 @@ fn retryable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// What time it is for an ingest or a retention run: the system's, or a fixed instant (tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
-    System,
-    Fixed(jiff::Timestamp),
-}
+/// What time it is for an ingest, a retention run or a session: the system's, or whatever a test
+/// says (a fixed instant, or one it moves), so nothing that depends on time needs a sleep to test.
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
 
 impl Clock {
-    pub fn now(self) -> jiff::Timestamp {
-        match self {
-            Clock::System => jiff::Timestamp::now(),
-            Clock::Fixed(t) => t,
-        }
+    pub fn system() -> Clock {
+        Clock(std::sync::Arc::new(jiff::Timestamp::now))
+    }
+
+    pub fn fixed(t: jiff::Timestamp) -> Clock {
+        Clock(std::sync::Arc::new(move || t))
+    }
+
+    pub fn from_fn(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(std::sync::Arc::new(now))
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
     }
 }
 

@@ -94,9 +94,13 @@ enum Command {
         /// Address to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Access token; generated and printed at start when not given
+        /// Access token (at least 16 characters); generated and printed at start when not given
         #[arg(long, env = "FLOWGATE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Browsers reach this server over HTTPS (a TLS-terminating proxy in front): the session
+        /// cookie gets `Secure`, so it is never sent over plain HTTP
+        #[arg(long)]
+        behind_https: bool,
         /// Load the built-in demo cluster (if the store lacks it) and keep feeding it traffic
         #[arg(long)]
         demo: bool,
@@ -365,29 +369,39 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, token, demo, retention, max_skew, db } => {
+        Command::Serve { listen, token, behind_https, demo, retention, max_skew, db } => {
             let retention = parse_retention(&retention, &max_skew)?;
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
             // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
-            let token = match token.filter(|t| !t.is_empty()) {
-                Some(t) if t.len() >= 16 => t,
+            let (token, generated) = match token.filter(|t| !t.is_empty()) {
+                Some(t) if t.len() >= 16 => (t, false),
                 Some(_) => return Err(Fail("--token must be at least 16 characters".into())),
-                None => flowgate::web::auth::generate_token().map_err(|e| Fail(format!("generating a token: {e}")))?,
+                None => {
+                    (flowgate::web::auth::generate_token().map_err(|e| Fail(format!("generating a token: {e}")))?, true)
+                }
             };
             rt.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::bind(listen).await.map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
-                eprintln!("flowgate is listening on http://{listen}/");
-                eprintln!("open http://{listen}/?token={token} to log in (API: Authorization: Bearer {token})");
+                let addr = listener.local_addr().map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
+                eprintln!("flowgate is listening on http://{addr}/");
+                // A token the operator chose is theirs to keep out of logs; only one made here
+                // has to be shown, or no one could log in.
+                if generated {
+                    eprintln!("open http://{addr}/?token={token} to log in (API: Authorization: Bearer {token})");
+                } else {
+                    eprintln!("log in at http://{addr}/ with the token from --token or FLOWGATE_TOKEN");
+                }
                 tokio::spawn(flowgate::web::run_retention(
                     store.clone(),
                     retention,
-                    flowgate::ingest::Clock::System,
+                    flowgate::ingest::Clock::system(),
                     std::time::Duration::from_secs(3600),
                 ));
                 let mut state = flowgate::web::AppState::new(store, token);
                 state.retention = retention;
+                state.sessions.secure = behind_https;
                 if demo {
                     let s = state.clone();
                     tokio::spawn(async move {
@@ -396,7 +410,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                         }
                     });
                 }
-                let app = flowgate::web::router(state);
+                // With each client's address, so that failed logins are limited per client.
+                let app = flowgate::web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = tokio::signal::ctrl_c().await;

@@ -169,6 +169,18 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
     assert_eq!(text(&c, "#policy-yaml").await, before_yaml);
     assert_eq!(store.decisions(id, &w).await.unwrap(), before);
 
+    // Every change above is recorded as this browser's session.
+    let author = store.decisions(id, &w).await.unwrap().author.unwrap_or_default();
+    assert!(author.starts_with("browser "), "{author}");
+
+    // Log out: back at the login form, and the review page is closed to this browser.
+    let review_url = c.current_url().await.unwrap();
+    c.find(Locator::Css("form.logout button")).await.expect("log out button").click().await.unwrap();
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("input#token")).await.expect("login form");
+    c.goto(review_url.as_str()).await.unwrap();
+    let body = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(body.contains("a valid bearer token is required"), "{body}");
+
     c.close().await.unwrap();
 }
 

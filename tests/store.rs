@@ -482,7 +482,7 @@ async fn the_server_drops_old_days_by_itself(pool: PgPool) {
     let task = tokio::spawn(flowgate::web::run_retention(
         store.clone(),
         days(6),
-        Clock::Fixed(ts("2026-11-08T09:45:00Z")),
+        Clock::fixed(ts("2026-11-08T09:45:00Z")),
         std::time::Duration::from_millis(50),
     ));
     let mut flows = 0;
