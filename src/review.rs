@@ -64,7 +64,7 @@ pub async fn review(
     // which is what tells its replies from requests.
     match target {
         Target::Namespace { .. } => connections.settle(inventory),
-        Target::Workload(_) => connections.settle_directions_only(inventory),
+        Target::Workload(_) => connections.settle_one_workload(inventory),
     };
     let mut opts = Options {
         namespaces: Some(BTreeSet::from([namespace.to_string()])),

@@ -339,34 +339,11 @@ impl Connections {
         if self.pending.is_empty() {
             return;
         }
-        let stable = |l: &Labels| -> Labels {
-            l.iter().filter(|(k, _)| is_stable_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
-        };
-        // (namespace, stable labels) -> the workloads whose pods carry exactly them.
-        let mut by_identity: HashMap<(&str, Labels), BTreeSet<&WorkloadRef>> = HashMap::new();
-        for (w, sets) in &self.catalog.workloads {
-            for l in sets {
-                by_identity.entry((w.namespace.as_str(), stable(l))).or_default().insert(w);
-            }
-        }
+        let index = IdentityIndex::from_catalog(&self.catalog);
         let mut resolved: Vec<(ConnKey, ConnStats, bool)> = Vec::new();
-        for ((mut key, ids), st) in std::mem::take(&mut self.pending) {
-            let mut all = true;
-            for id in &ids {
-                let hit = by_identity.get(&(id.namespace.as_str(), stable(&id.labels)));
-                match hit {
-                    Some(ws) if ws.len() == 1 => {
-                        let end = Endpoint::Workload { workload: (*ws.iter().next().unwrap()).clone() };
-                        if id.src {
-                            key.src = end;
-                        } else {
-                            key.dst = end;
-                        }
-                    }
-                    _ => all = false,
-                }
-            }
-            resolved.push((key, st, all));
+        for ((key, ids), st) in std::mem::take(&mut self.pending) {
+            let (key, rest) = index.apply(key, ids);
+            resolved.push((key, st, rest.is_empty()));
         }
         for (key, st, all) in resolved {
             if all {
@@ -378,10 +355,25 @@ impl Connections {
         }
     }
 
-    /// Only step 3 of [`Connections::settle`]: for one workload's connections, which hold where
-    /// it is reached (so where it listens) but not its peers' other connections.
-    pub fn settle_directions_only(&mut self, inv: &Inventory) -> Settled {
+    /// A connection read back from the store with an end known only by its identity; resolved
+    /// by [`Connections::settle`] like one folded from a flow.
+    pub fn add_pending(&mut self, key: ConnKey, identities: Vec<PendingIdentity>, stats: ConnStats) {
+        self.flows += stats.flows;
+        self.newest = Some(self.newest.map_or(stats.last_seen, |n| n.max(stats.last_seen)));
+        match self.pending.get_mut(&(key.clone(), identities.clone())) {
+            Some(s) => s.merge(&stats),
+            None => {
+                self.pending.insert((key, identities), stats);
+            }
+        }
+    }
+
+    /// Steps 2 and 3 of [`Connections::settle`], for one workload's connections: they hold where
+    /// it is reached (so where it listens) but not its peers' other pods, so no DaemonSet is
+    /// folded from them.
+    pub fn settle_one_workload(&mut self, inv: &Inventory) -> Settled {
         let mut out = Settled::default();
+        self.resolve_identities(&mut out);
         self.settle_directions(inv, &mut out);
         out
     }
@@ -447,6 +439,69 @@ impl Connections {
         let mut v: Vec<_> = self.map.iter().collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
+    }
+}
+
+/// Pod identities -> workloads: (namespace, stable labels) to the workloads whose pods carry
+/// exactly those labels. Shared by [`Connections::settle`] and the store's ingest, which resolves
+/// what it can as flows arrive (and stores the rest for the review to settle).
+#[derive(Debug, Clone, Default)]
+pub struct IdentityIndex {
+    map: HashMap<(String, Labels), BTreeSet<WorkloadRef>>,
+}
+
+fn stable_labels(l: &Labels) -> Labels {
+    l.iter().filter(|(k, _)| is_stable_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl IdentityIndex {
+    pub fn from_catalog(catalog: &Catalog) -> IdentityIndex {
+        let mut index = IdentityIndex::default();
+        for (w, sets) in &catalog.workloads {
+            for l in sets {
+                index.learn(w, l);
+            }
+        }
+        index
+    }
+
+    pub fn learn(&mut self, w: &WorkloadRef, labels: &Labels) {
+        let key = (w.namespace.clone(), stable_labels(labels));
+        match self.map.get_mut(&key) {
+            Some(ws) => {
+                if !ws.contains(w) {
+                    ws.insert(w.clone());
+                }
+            }
+            None => {
+                self.map.insert(key, BTreeSet::from([w.clone()]));
+            }
+        }
+    }
+
+    /// The one workload with this identity, if exactly one has it.
+    pub fn resolve(&self, namespace: &str, labels: &Labels) -> Option<&WorkloadRef> {
+        let ws = self.map.get(&(namespace.to_string(), stable_labels(labels)))?;
+        if ws.len() == 1 { ws.iter().next() } else { None }
+    }
+
+    /// The key with every identity it can resolve put in place; the identities it cannot.
+    pub fn apply(&self, mut key: ConnKey, ids: Vec<PendingIdentity>) -> (ConnKey, Vec<PendingIdentity>) {
+        let mut rest = Vec::new();
+        for id in ids {
+            match self.resolve(&id.namespace, &id.labels) {
+                Some(w) => {
+                    let end = Endpoint::Workload { workload: w.clone() };
+                    if id.src {
+                        key.src = end;
+                    } else {
+                        key.dst = end;
+                    }
+                }
+                None => rest.push(id),
+            }
+        }
+        (key, rest)
     }
 }
 

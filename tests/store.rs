@@ -363,6 +363,37 @@ async fn stored_flows_keep_their_direction_and_the_review_settles_it(pool: PgPoo
     for port in ["58634", "58950", "45001", "51514"] {
         assert!(!yaml.contains(&format!("port: {port}")), "{yaml}");
     }
+    // The same bytes as the offline pipeline on the same file, identities included.
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bookinfo-proxy/flows.json");
+    let obs =
+        flowgate::offline::observe(&flowgate::offline::Inputs { flows: vec![fixture.into()], ..Default::default() })
+            .unwrap();
+    let opts =
+        flowgate::policy::generate::Options { namespaces: Some(["bookinfo".to_string()].into()), ..Default::default() };
+    let (offline, _) = flowgate::offline::generate_and_verify(&obs, &opts);
+    assert_eq!(yaml, flowgate::policy::generate::to_yaml(&offline.policies).unwrap());
+    assert!(!format!("{:?}", reviewed.generation.review).contains("10.244.0.148"));
+    // Identities seen before any flow of their pod are stored as identities and settled by the
+    // review: the same answer.
+    let late = store.cluster_id("kind-late", true).await.unwrap();
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let (proxy, rest): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|l| l.contains(r#""source":"10.244.0.148""#) || l.contains(r#""IP":{"source":"10.244.0.148""#));
+    assert_eq!(proxy.len(), 2, "the fixture's two proxy flows");
+    let reordered = proxy.iter().chain(rest.iter()).map(|l| format!("{l}\n")).collect::<String>();
+    ingest_at(&store, late, "proxy-first", reordered.into_bytes(), ts(NOW), days(3650)).await;
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from conn_hourly where cluster_id = $1 and src_endpoint like 'identity/%'")
+            .bind(late)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 1, "stored by identity");
+    let target = flowgate::review::Target::Namespace { namespace: "bookinfo", only: None };
+    let again =
+        flowgate::review::review(&store, late, &inv, target, None, None, &Decisions::default(), true).await.unwrap();
+    assert_eq!(flowgate::policy::generate::to_yaml(&again.generation.policies).unwrap(), yaml);
     // One workload's page settles its own replies too.
     let ratings: WorkloadRef = "deployment/bookinfo/ratings-v1".parse().unwrap();
     let one = flowgate::review::review(

@@ -62,6 +62,16 @@ impl Batch {
                 let seen = self.learned.entry((w.clone(), labels.clone())).or_insert(flow.time);
                 *seen = (*seen).max(flow.time);
             }
+            // An end known only by its pod identity keeps it in its key, for the review to settle.
+            let end = |ep: &Endpoint, src: bool| match e.identities.iter().find(|i| i.src == src) {
+                Some(id) => (
+                    Endpoint::identity_key(ep.ip().unwrap_or(if src { flow.src_ip } else { flow.dst_ip }), id),
+                    id.namespace.clone(),
+                ),
+                None => (ep.key(), namespace_of(ep)),
+            };
+            let ((src_endpoint, src_namespace), (dst_endpoint, dst_namespace)) =
+                (end(&e.src, true), end(&e.dst, false));
             self.rows.push(FlowRow {
                 time_us: micros(flow.time),
                 key: uuid_text(key),
@@ -71,10 +81,10 @@ impl Batch {
                 dst_port: i32::from(e.port.get()),
                 protocol: e.protocol.as_str(),
                 verdict: flow.verdict.as_str(),
-                src_endpoint: e.src.key(),
-                dst_endpoint: e.dst.key(),
-                src_namespace: namespace_of(&e.src),
-                dst_namespace: namespace_of(&e.dst),
+                src_endpoint,
+                dst_endpoint,
+                src_namespace,
+                dst_namespace,
                 service: e.service.as_ref().map(|(ns, name, port)| format!("{ns}/{name}:{port}")),
                 process: flow.process.clone(),
                 node: flow.node.clone(),

@@ -129,9 +129,20 @@ impl Store {
         let mut map = HashMap::with_capacity(rows.len());
         for (src, dst, port, proto, flows, dropped, first, last, processes, services, undecided, reply_ports) in rows {
             let bad = |what: &str| StoreError::Corrupt(format!("conn_hourly {what}: {src} -> {dst}"));
+            // An end stored by its pod identity is read as its address, the identity pending.
+            let mut pending = Vec::new();
+            let mut end = |key: &str, is_src: bool| {
+                Endpoint::from_key(key).or_else(|| {
+                    let (ep, id) = Endpoint::from_identity_key(key, is_src)?;
+                    pending.push(id);
+                    Some(ep)
+                })
+            };
+            let src_end = end(&src, true).ok_or_else(|| bad("source"))?;
+            let dst_end = end(&dst, false).ok_or_else(|| bad("destination"))?;
             let key = ConnKey {
-                src: Endpoint::from_key(&src).ok_or_else(|| bad("source"))?,
-                dst: Endpoint::from_key(&dst).ok_or_else(|| bad("destination"))?,
+                src: src_end,
+                dst: dst_end,
                 port: u16::try_from(port).ok().and_then(Port::new).ok_or_else(|| bad("port"))?,
                 protocol: proto.parse::<Protocol>().map_err(|_| bad("protocol"))?,
             };
@@ -156,13 +167,17 @@ impl Store {
                     .take(crate::topology::MAX_PROCESSES)
                     .collect(),
             };
-            conns.flows += stats.flows;
-            conns.newest = Some(conns.newest.map_or(stats.last_seen, |n: Timestamp| n.max(stats.last_seen)));
             for end in [&key.src, &key.dst] {
                 if let Some(w) = end.workload() {
                     conns.catalog.note_workload(w);
                 }
             }
+            if !pending.is_empty() {
+                conns.add_pending(key, pending, stats);
+                continue;
+            }
+            conns.flows += stats.flows;
+            conns.newest = Some(conns.newest.map_or(stats.last_seen, |n: Timestamp| n.max(stats.last_seen)));
             map.insert(key, stats);
         }
         conns.map = map;
@@ -202,8 +217,10 @@ impl Store {
         .await?;
         let (workloads,): (i64,) = sqlx::query_as(
             "select count(*) from (
-                select src_endpoint as e from conn_daily where cluster_id = $1 and src_namespace <> ''
-                union select dst_endpoint from conn_daily where cluster_id = $1 and dst_namespace <> ''
+                select src_endpoint as e from conn_daily
+                where cluster_id = $1 and src_namespace <> '' and src_endpoint not like 'identity/%'
+                union select dst_endpoint from conn_daily
+                where cluster_id = $1 and dst_namespace <> '' and dst_endpoint not like 'identity/%'
                 union select lower(kind) || '/' || namespace || '/' || name from k8s_objects
                       where cluster_id = $1 and valid_to is null
                         and kind in ('Deployment', 'StatefulSet', 'DaemonSet', 'CronJob')) w",
