@@ -71,19 +71,30 @@ impl ConnStats {
         self.dropped += other.dropped;
         self.first_seen = self.first_seen.min(other.first_seen);
         self.last_seen = self.last_seen.max(other.last_seen);
-        for p in &other.processes {
-            if self.processes.len() >= MAX_PROCESSES {
-                break;
-            }
-            self.processes.insert(p.clone());
-        }
-        self.services.extend(other.services.iter().cloned());
+        merge_smallest(&mut self.processes, &other.processes);
+        merge_smallest(&mut self.services, &other.services);
         self.undecided += other.undecided;
-        // The smallest ports are kept, as the store keeps them.
-        self.reply_ports.extend(other.reply_ports.iter().copied());
-        while self.reply_ports.len() > MAX_PROCESSES {
-            self.reply_ports.pop_last();
-        }
+        merge_smallest(&mut self.reply_ports, &other.reply_ports);
+    }
+}
+
+/// The one rule for the capped lists of a connection (processes, Services, reply ports): the
+/// [`MAX_PROCESSES`] smallest distinct values. Unlike "the first seen" or "the most seen", it is
+/// exactly mergeable (the smallest of a union are the smallest of the parts' smallest), so the
+/// offline fold, a batch's fold, the SQL upserts (`(array_agg(distinct x))[1:8]`) and reading
+/// hours and days back all keep the same list for the same flows.
+pub fn keep_smallest<T: Ord>(set: &mut BTreeSet<T>, value: T) {
+    if set.len() >= MAX_PROCESSES && set.last().is_some_and(|last| value >= *last) {
+        return;
+    }
+    if set.insert(value) && set.len() > MAX_PROCESSES {
+        set.pop_last();
+    }
+}
+
+fn merge_smallest<T: Ord + Clone>(set: &mut BTreeSet<T>, other: &BTreeSet<T>) {
+    for v in other {
+        keep_smallest(set, v.clone());
     }
 }
 
@@ -226,11 +237,8 @@ impl Connections {
             stats.flows += 1;
             if flow.role == FlowRole::Undecided {
                 stats.undecided += 1;
-                if let Some(p) = flow.src_port
-                    && stats.reply_ports.insert(p)
-                    && stats.reply_ports.len() > MAX_PROCESSES
-                {
-                    stats.reply_ports.pop_last();
+                if let Some(p) = flow.src_port {
+                    keep_smallest(&mut stats.reply_ports, p);
                 }
             }
             if flow.verdict == Verdict::Dropped {
@@ -238,19 +246,17 @@ impl Connections {
             }
             stats.first_seen = stats.first_seen.min(flow.time);
             stats.last_seen = stats.last_seen.max(flow.time);
+            // Most flows repeat a process or Service already recorded: only a new one is copied.
             if let Some(p) = &flow.process
-                && stats.processes.len() < MAX_PROCESSES
                 && !stats.processes.contains(p)
+                && (stats.processes.len() < MAX_PROCESSES || stats.processes.last().is_some_and(|l| p < l))
             {
-                stats.processes.insert(p.clone());
+                keep_smallest(&mut stats.processes, p.clone());
             }
-            if let Some((ns, name, port)) = &e.service {
-                // Most flows repeat a Service already recorded; only a new one is formatted.
-                if stats.services.len() < MAX_PROCESSES
-                    && !stats.services.iter().any(|s| is_service(s, ns, name, *port))
-                {
-                    stats.services.insert(format!("{ns}/{name}:{port}"));
-                }
+            if let Some((ns, name, port)) = &e.service
+                && !stats.services.iter().any(|s| is_service(s, ns, name, *port))
+            {
+                keep_smallest(&mut stats.services, format!("{ns}/{name}:{port}"));
             }
         }
     }
@@ -607,6 +613,32 @@ mod tests {
         }
         assert!(is_service("a/b:0", "a", "b", 0));
         assert!(is_service("a/b:65535", "a", "b", 65535));
+    }
+
+    #[test]
+    fn capped_lists_keep_the_smallest_whatever_the_order_and_the_merges() {
+        let names: Vec<String> = (0..20).map(|i| format!("p{:02}", (i * 7) % 20)).collect();
+        let mut all = BTreeSet::new();
+        for n in &names {
+            keep_smallest(&mut all, n.clone());
+        }
+        let want: Vec<String> = (0..MAX_PROCESSES).map(|i| format!("p{i:02}")).collect();
+        assert_eq!(all.iter().cloned().collect::<Vec<_>>(), want);
+        // Folded in parts and merged, in either order: the same list.
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let part = |ns: &[String]| {
+            let mut s = ConnStats::new(t);
+            for n in ns {
+                keep_smallest(&mut s.processes, n.clone());
+            }
+            s
+        };
+        let (a, b) = (part(&names[..9]), part(&names[9..]));
+        let (mut ab, mut ba) = (a.clone(), b.clone());
+        ab.merge(&b);
+        ba.merge(&a);
+        assert_eq!(ab.processes, all);
+        assert_eq!(ba.processes, all);
     }
 
     #[test]

@@ -636,6 +636,17 @@ mod tests {
         }
     }
 
+    /// Every capped list the SQL keeps is capped at the one constant the Rust folds use.
+    #[test]
+    fn the_sql_caps_are_the_rust_cap() {
+        let cap = format!("[1:{MAX_PROCESSES}]");
+        for sql in [WRITE_ALL_NEW, WRITE_FOLDING_RETURNED] {
+            let caps = sql.matches("[1:").count();
+            assert!(caps >= 4, "{sql}");
+            assert_eq!(sql.matches(cap.as_str()).count(), caps, "{sql}");
+        }
+    }
+
     #[test]
     fn undecided_flows_are_counted_with_their_smallest_source_ports() {
         let mut rows: Vec<FlowRow> = (0..12)

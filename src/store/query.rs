@@ -127,7 +127,9 @@ impl Store {
             sqlx::query_as(sql).bind(cluster).bind(a).bind(z).bind(arg).bind(d0).bind(d1).fetch_all(&self.pool).await?;
         let mut conns = Connections::new(catalog);
         let mut map = HashMap::with_capacity(rows.len());
-        for (src, dst, port, proto, flows, dropped, first, last, processes, services, undecided, reply_ports) in rows {
+        for (src, dst, port, proto, flows, dropped, first, last, processes, services_list, undecided, reply_ports) in
+            rows
+        {
             let bad = |what: &str| StoreError::Corrupt(format!("conn_hourly {what}: {src} -> {dst}"));
             // An end stored by its pod identity is read as its address, the identity pending.
             let mut pending = Vec::new();
@@ -156,7 +158,13 @@ impl Store {
                 first_seen: from_micros(first)?,
                 last_seen: from_micros(last)?,
                 processes: processes.into_iter().collect(),
-                services: services.into_iter().collect(),
+                services: {
+                    let mut services: BTreeSet<String> = BTreeSet::new();
+                    for s in services_list {
+                        crate::topology::keep_smallest(&mut services, s);
+                    }
+                    services
+                },
                 undecided: undecided as u64,
                 // The smallest ports, as each stored row keeps them.
                 reply_ports: reply_ports
