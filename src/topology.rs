@@ -210,8 +210,11 @@ impl Connections {
 
     /// Folds one flow in (after enrichment). The caller applies the window, before enriching.
     pub fn add(&mut self, flow: &FlowRecord, enriched: &[Enriched]) {
+        // Times are kept to the microsecond, as the store keeps them (PostgreSQL's precision), so
+        // a connection reads the same from files and from the store.
+        let time = jiff::Timestamp::from_microsecond(flow.time.as_microsecond()).unwrap_or(flow.time);
         self.flows += 1;
-        self.newest = Some(self.newest.map_or(flow.time, |n| n.max(flow.time)));
+        self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
         for e in enriched {
             for (w, labels) in &e.learned {
                 self.catalog.learn(w, labels);
@@ -230,9 +233,9 @@ impl Connections {
             }
             let key = ConnKey { src: e.src.clone(), dst: e.dst.clone(), port: e.port, protocol: e.protocol };
             let stats = if e.identities.is_empty() {
-                self.map.entry(key).or_insert_with(|| ConnStats::new(flow.time))
+                self.map.entry(key).or_insert_with(|| ConnStats::new(time))
             } else {
-                self.pending.entry((key, e.identities.clone())).or_insert_with(|| ConnStats::new(flow.time))
+                self.pending.entry((key, e.identities.clone())).or_insert_with(|| ConnStats::new(time))
             };
             stats.flows += 1;
             if flow.role == FlowRole::Undecided {
@@ -244,8 +247,8 @@ impl Connections {
             if flow.verdict == Verdict::Dropped {
                 stats.dropped += 1;
             }
-            stats.first_seen = stats.first_seen.min(flow.time);
-            stats.last_seen = stats.last_seen.max(flow.time);
+            stats.first_seen = stats.first_seen.min(time);
+            stats.last_seen = stats.last_seen.max(time);
             // Most flows repeat a process or Service already recorded: only a new one is copied.
             if let Some(p) = &flow.process
                 && !stats.processes.contains(p)
