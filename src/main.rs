@@ -360,6 +360,12 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     format!("; {} documents rejected", loaded.errors.len())
                 }
             );
+            if report.reattributed > 0 {
+                eprintln!(
+                    "{} stored flows from addresses that were unresolved now have their workloads",
+                    report.reattributed
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { cluster, flow_format, paths, retention, max_skew, threads, db } => {

@@ -331,6 +331,15 @@ async fn a_copied_binary_draws_the_map(pool: PgPool) {
         "mount -t tmpfs none '{static_dir}' && exec '{}' serve --demo --listen 127.0.0.1:{port} --token {TOKEN} --database-url '{url}'",
         bin.display()
     );
+    /// Kills the server however the test ends, so that no process outlives it holding the
+    /// test database.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut child = std::process::Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .current_dir(empty.path())
@@ -339,8 +348,9 @@ async fn a_copied_binary_draws_the_map(pool: PgPool) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The server says where it listens once it does.
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _server = Server(child);
+    // The server says where it listens once it does.
     let mut line = String::new();
     while !line.contains("listening") {
         line.clear();
@@ -367,6 +377,4 @@ async fn a_copied_binary_draws_the_map(pool: PgPool) {
     assert!(nodes.iter().any(|n| n.contains("cassandra")), "{nodes:?}");
     assert!(!edges.is_empty());
     c.close().await.unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
 }

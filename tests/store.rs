@@ -657,3 +657,61 @@ async fn reingesting_flows_older_than_the_cutoff_changes_no_aggregate(pool: PgPo
     assert_eq!(aggregate_sums(&store, c).await, (3, 3));
     assert_eq!(store.stats(c).await.unwrap().flows, 0);
 }
+
+/// Flows ingested before the inventory that explains them: the import that records the pods
+/// gives those flows their workloads, and the aggregates end up exactly as if the inventory had
+/// come first.
+#[sqlx::test(migrations = false)]
+async fn flows_ingested_before_their_pods_are_resolved_by_the_import(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let inv = list(&[
+        pod("web-0", "StatefulSet", "web", "10.244.0.5", "2026-11-10T00:00:00Z"),
+        pod("db-0", "StatefulSet", "db", "10.244.0.7", "2026-11-10T00:00:00Z"),
+    ]);
+    let objects = parse_text(&inv, "inv.json").objects;
+    let flows = ndjson(&[
+        ("2026-11-11T10:00:00Z", "10.244.0.5", "10.244.0.7", 5432),
+        ("2026-11-11T10:20:00Z", "10.244.0.5", "10.244.0.7", 5432),
+        ("2026-11-11T11:05:00Z", "10.244.0.5", "10.244.0.7", 5432),
+        ("2026-11-12T09:00:00Z", "10.244.0.5", "10.244.0.9", 80),
+    ]);
+    let first = store.cluster_id("inventory-first", true).await.unwrap();
+    store.import(first, &objects, ts("2026-11-10T00:00:00Z")).await.unwrap();
+    ingest(&store, first, "flows", flows.clone()).await;
+
+    let late = store.cluster_id("inventory-late", true).await.unwrap();
+    ingest(&store, late, "flows", flows.clone()).await;
+    assert_eq!(
+        endpoints(&store, late, None, None).await,
+        [
+            ("unresolved/10.244.0.5".into(), "unresolved/10.244.0.7".into(), 3),
+            ("unresolved/10.244.0.5".into(), "unresolved/10.244.0.9".into(), 1)
+        ]
+    );
+    let report = store.import(late, &objects, ts("2026-11-13T00:00:00Z")).await.unwrap();
+    assert_eq!(report.reattributed, 4);
+    let want = endpoints(&store, first, None, None).await;
+    assert_eq!(want[0], ("statefulset/shop/web".into(), "statefulset/shop/db".into(), 3));
+    assert_eq!(endpoints(&store, late, None, None).await, want);
+    // Row for row, hours and days: what the inventory-first cluster holds.
+    let rows = |c: i32, table: &'static str| {
+        let pool = store.pool.clone();
+        async move {
+            type Row = (String, String, String, String, String, i64, String, String, Vec<String>);
+            let sql = format!(
+                "select bucket::text, src_endpoint, dst_endpoint, src_namespace, dst_namespace, flows, first_seen::text,
+                        last_seen::text, processes
+                 from {table} where cluster_id = $1 order by 1, 2, 3"
+            );
+            sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)).bind(c).fetch_all(&pool).await.unwrap()
+        }
+    };
+    for table in ["conn_hourly", "conn_daily"] {
+        assert_eq!(rows(late, table).await, rows(first, table).await, "{table}");
+    }
+    // Importing the same objects again moves nothing more.
+    assert_eq!(store.import(late, &objects, ts("2026-11-13T01:00:00Z")).await.unwrap().reattributed, 0);
+    // A re-ingest still recognises every flow.
+    let r = ingest(&store, late, "flows", flows).await;
+    assert_eq!((r.accepted, r.duplicate), (0, 4));
+}

@@ -9,6 +9,7 @@ pub mod decisions;
 pub mod ingest;
 pub mod inventory;
 pub mod query;
+pub mod reattribute;
 pub mod retention;
 pub mod sessions;
 
