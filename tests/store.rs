@@ -484,6 +484,7 @@ async fn the_server_drops_old_days_by_itself(pool: PgPool) {
         days(6),
         Clock::fixed(ts("2026-11-08T09:45:00Z")),
         std::time::Duration::from_millis(50),
+        std::future::pending(),
     ));
     let mut flows = 0;
     for _ in 0..100 {
