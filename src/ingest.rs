@@ -30,8 +30,9 @@ use crate::store::{Store, StoreError};
 /// batch: 25,000 rather than 10,000 cut the server's CPU for the 420k-line benchmark by a fifth),
 /// small enough that a retry is cheap and memory stays flat (a few batches of ~6 MB in flight).
 pub const BATCH_ROWS: usize = 25_000;
-/// Batches written at the same time.
-const WRITERS: usize = 2;
+/// Batches written at the same time, each on a connection of its own: what an ingest holds of
+/// the pool while it writes (its few reads come before).
+pub const WRITERS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

@@ -437,7 +437,9 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             };
             let request_timeout = parse_duration("--request-timeout", &limits.request_timeout, min)?;
             let rt = runtime()?;
-            let store = connect(&rt, &db)?;
+            let store = rt
+                .block_on(Store::connect_sized(&db.database_url, flowgate::web::pool_size(limits.max_ingests)))
+                .map_err(|e| Fail(format!("{e} ({})", redact(&db.database_url))))?;
             // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
             let (token, generated) = match token.filter(|t| !t.is_empty()) {
                 Some(t) if t.len() >= 16 => (t, false),

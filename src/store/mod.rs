@@ -66,13 +66,20 @@ impl StoreError {
 
 /// How long a query waits for a connection before it fails. sqlx's default is 30 s, so with
 /// PostgreSQL down every request hung for 30 s before its 500; a page that says so in 3 s, and a
-/// readiness probe that fails within a probe's usual timeout, are worth more than a longer wait
-/// (a pool of 8 on a healthy server hands out a connection in microseconds).
+/// readiness probe that fails within a probe's usual timeout, are worth more than a longer wait.
+/// The price: the pool must never be short of connections on a healthy server, or work that
+/// merely waits for one fails. Measured: eight ingests at once (two batch writers each) on a pool
+/// of 8 left seven of them waiting past 3 s for a connection, and they failed; so `serve` sizes
+/// its pool for its ingest slots ([`Store::connect_sized`]).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Connections of a store from [`Store::connect`]: a command line's one ingest writes two
+/// batches at a time and reads little else.
+pub const DEFAULT_CONNECTIONS: u32 = 8;
+
 /// The pool every store uses.
-pub fn pool_options() -> PgPoolOptions {
-    PgPoolOptions::new().max_connections(8).acquire_timeout(ACQUIRE_TIMEOUT)
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new().max_connections(max_connections).acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
 fn connect_options(url: &str) -> Result<PgConnectOptions> {
@@ -87,6 +94,11 @@ pub struct Store {
 impl Store {
     /// Connects, creating the database if it does not exist, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_sized(url, DEFAULT_CONNECTIONS).await
+    }
+
+    /// [`Store::connect`] with a pool of `max_connections`.
+    pub async fn connect_sized(url: &str, max_connections: u32) -> Result<Store> {
         let opts = connect_options(url)?;
         if let Some(db) = opts.get_database().map(str::to_string) {
             // Connect to the maintenance database to create ours if needed.
@@ -109,7 +121,7 @@ impl Store {
             }
             conn.close().await?;
         }
-        let pool = pool_options().connect_with(opts).await?;
+        let pool = pool_options(max_connections).connect_with(opts).await?;
         Store::from_pool(pool).await
     }
 
@@ -117,7 +129,7 @@ impl Store {
     /// runs. For a store that has to exist before PostgreSQL answers (tests of a database that
     /// went away); [`Store::connect`] is the way to start.
     pub fn connect_lazy(url: &str) -> Result<Store> {
-        Ok(Store { pool: pool_options().connect_lazy_with(connect_options(url)?) })
+        Ok(Store { pool: pool_options(DEFAULT_CONNECTIONS).connect_lazy_with(connect_options(url)?) })
     }
 
     /// One round trip: whether PostgreSQL answers now (`GET /readyz`).

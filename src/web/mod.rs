@@ -46,6 +46,15 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// two cores and PostgreSQL busy; more would only share them (and memory: a few tens of MB each).
 pub const DEFAULT_MAX_INGESTS: usize = 4;
 
+/// Connections `serve` needs with `max_ingests` slots: every ingest's writers at once
+/// ([`crate::ingest::WRITERS`]) and as many again as the default for everything else (pages, the
+/// API, sessions, the demo feed, retention), so that neither waits out the pool's acquire
+/// timeout for the other. PostgreSQL allows 100 by default.
+pub fn pool_size(max_ingests: usize) -> u32 {
+    let writers = max_ingests.saturating_mul(crate::ingest::WRITERS);
+    u32::try_from(writers).unwrap_or(u32::MAX).saturating_add(crate::store::DEFAULT_CONNECTIONS)
+}
+
 /// How long the server waits, for itself and for clients.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
