@@ -6,8 +6,14 @@
 //! Only flows inside the cluster's retention window at `now` are stored ([`crate::retention`]):
 //! older ones are counted as expired, later ones (beyond the clock skew allowance) rejected like
 //! any other bad line.
+//!
+//! Sources are streamed: a request body arrives as a reader ([`Source::Reader`]), so memory is a
+//! few batches whatever the size. A source that breaks off (a body past its limit, a client that
+//! stalls or goes away) fails the ingest with [`IngestError::Read`]: the batches written before
+//! stay (each is its own transaction, and a flow is stored once however often it is sent), the
+//! one being collected is dropped.
 
-use std::io::BufRead;
+use std::io::{self, BufRead, Read};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -25,8 +31,34 @@ use crate::topology::{ConnKey, IdentityIndex};
 /// batch: 25,000 rather than 10,000 cut the server's CPU for the 420k-line benchmark by a fifth),
 /// small enough that a retry is cheap and memory stays flat (a few batches of ~6 MB in flight).
 pub const BATCH_ROWS: usize = 25_000;
-/// Batches written at the same time.
-const WRITERS: usize = 2;
+/// Batches written at the same time, each on a connection of its own: what an ingest holds of
+/// the pool while it writes (its few reads come before).
+pub const WRITERS: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] flows::FlowsError),
+    /// The source ended with an error before its end; what came before it up to the last written
+    /// batch is stored.
+    #[error("reading {name}: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Thread(String),
+}
+
+impl IngestError {
+    /// PostgreSQL could not be reached ([`StoreError::is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, IngestError::Store(e) if e.is_unavailable())
+    }
+}
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct IngestReport {
@@ -155,7 +187,7 @@ pub async fn ingest_sources(
     inventory: std::sync::Arc<Inventory>,
     sources: Vec<Source>,
     options: &Options,
-) -> Result<IngestReport, StoreError> {
+) -> Result<IngestReport, IngestError> {
     let Options { format, threads, retention, now } = *options;
     // Never before the day up to which a retention run removed this cluster's raw flows, even if
     // this ingest's retention is longer than that run's.
@@ -164,22 +196,24 @@ pub async fn ingest_sources(
     // workload with those labels is known already; the rest are stored as identities.
     let mut identities = IdentityIndex::from_catalog(&store.load_catalog(cluster, &inventory).await?);
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
-    let reader = tokio::task::spawn_blocking(move || -> Result<(Summary, u64), flows::FlowsError> {
+    let reader = tokio::task::spawn_blocking(move || -> Result<(Summary, u64), IngestError> {
         let mut summary = Summary::default();
         let mut expired = 0;
         let mut batch = Batch::default();
         for source in sources {
-            let (name, mut reader): (String, Box<dyn BufRead + Send>) = match source {
+            let (name, reader): (String, Box<dyn BufRead + Send>) = match source {
                 Source::Path(p) => {
                     let r = flows::open(&p)?;
                     (p, r)
                 }
                 Source::Bytes { name, bytes } => (name, Box::new(std::io::Cursor::new(bytes))),
+                Source::Reader { name, reader } => (name, reader),
             };
+            let mut reader = Watched { inner: reader, failed: None };
             let array = is_array(&mut reader);
             let mut record = 0;
             let mut closed = false;
-            flows::read_parallel(reader, format, threads, |result| {
+            flows::read_parallel(&mut reader, format, threads, |result| {
                 record += 1;
                 let result = judge(result, &window, record, array);
                 summary.record(&name, &result);
@@ -208,6 +242,10 @@ pub async fn ingest_sources(
                     }
                 }
             });
+            if let Some(source) = reader.failed {
+                // The reader reported it as its last line; the collected batch goes unwritten.
+                return Err(IngestError::Read { name, source });
+            }
         }
         if !batch.is_empty() || !batch.learned.is_empty() {
             let _ = tx.blocking_send(batch);
@@ -224,15 +262,15 @@ pub async fn ingest_sources(
     // that skips them (re-ingesting a file), else in the cheaper way that expects none.
     let mut expect = Expect::New;
     let mut record = |r: Result<Result<Written, StoreError>, tokio::task::JoinError>,
-                      failure: &mut Option<StoreError>,
+                      failure: &mut Option<IngestError>,
                       expect: &mut Expect| match r {
         Ok(Ok(w)) => {
             written.inserted += w.inserted;
             written.duplicates += w.duplicates;
             *expect = if w.duplicates > 0 { Expect::Duplicates } else { Expect::New };
         }
-        Ok(Err(e)) => *failure = failure.take().or(Some(e)),
-        Err(e) => *failure = failure.take().or(Some(StoreError::Invalid(format!("writer task: {e}")))),
+        Ok(Err(e)) => *failure = failure.take().or(Some(e.into())),
+        Err(e) => *failure = failure.take().or(Some(IngestError::Thread(format!("writer task: {e}")))),
     };
     while let Some(batch) = rx.recv().await {
         if in_flight.len() >= WRITERS
@@ -250,13 +288,11 @@ pub async fn ingest_sources(
     while let Some(r) = in_flight.join_next().await {
         record(r, &mut failure, &mut expect);
     }
-    let (summary, expired) = reader
-        .await
-        .map_err(|e| StoreError::Invalid(format!("reader thread: {e}")))?
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let read = reader.await.map_err(|e| IngestError::Thread(format!("reader thread: {e}")))?;
     if let Some(e) = failure {
         return Err(e);
     }
+    let (summary, expired) = read?;
     let mut report = IngestReport::default();
     report.absorb(&summary, expired, written);
     Ok(report)
@@ -281,8 +317,52 @@ fn judge(result: Result<Item, LineError>, window: &Window, record: u64, array: b
 pub enum Source {
     /// A file path, or `-` for standard input.
     Path(String),
-    /// A request body, named for error messages.
+    /// Bytes in memory (the demo's traffic), named for error messages.
     Bytes { name: String, bytes: Vec<u8> },
+    /// A stream read on the ingest's blocking thread: a request body as it arrives.
+    Reader { name: String, reader: Box<dyn BufRead + Send> },
+}
+
+/// A reader that remembers its first error. The flow readers turn a read error into the last
+/// line's error and stop; the ingest needs to know that the source broke off, which no line says.
+struct Watched<R> {
+    inner: R,
+    failed: Option<io::Error>,
+}
+
+impl<R: BufRead> Watched<R> {
+    fn note(&mut self, e: io::Error) -> io::Error {
+        let told = io::Error::new(e.kind(), e.to_string());
+        self.failed.get_or_insert(e);
+        told
+    }
+}
+
+impl<R: BufRead> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(self.note(e)),
+            other => other,
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for Watched<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self.inner.fill_buf() {
+            Ok(buf) => Ok(buf),
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let told = io::Error::new(e.kind(), e.to_string());
+                self.failed.get_or_insert(e);
+                Err(told)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n)
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //!   (IO shell).
 //! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
 //! - [`review`]: store-backed generation with each workload's stored decisions.
-//! - [`web`]: the HTTP server: flow ingestion API (and the review UI), auth and sessions, errors.
+//! - [`web`]: the HTTP server: flow ingestion API (and the review UI), auth and sessions, errors,
+//!   probes, and its bounds (ingest slots, timeouts, connection cap, graceful shutdown).
 //! - [`watch`]: a live cluster through kube-rs reflectors, recorded in the store (IO shell).
 //! - [`offline`]: the CLI's pipeline over files (IO shell around the core).
 pub mod enrich;

@@ -112,6 +112,8 @@ enum Command {
         #[arg(long, default_value = "10m")]
         max_skew: String,
         #[command(flatten)]
+        limits: ServeLimits,
+        #[command(flatten)]
         db: DbArgs,
     },
     /// Watch a live cluster (kubeconfig or in-cluster) and record its objects in the store
@@ -292,6 +294,63 @@ fn parse_retention(keep: &str, skew: &str) -> Result<Retention, Fail> {
     Retention::new(keep, skew).map_err(|e| Fail(e.to_string()))
 }
 
+/// What `serve` takes on at once and how long it waits for clients.
+#[derive(Args)]
+struct ServeLimits {
+    /// Flow ingests (POST .../flows) at once; one more is answered 429 with Retry-After
+    #[arg(long, default_value_t = flowgate::web::DEFAULT_MAX_INGESTS, value_parser = positive)]
+    max_ingests: usize,
+    /// Open connections at once; more wait to be accepted
+    #[arg(long, default_value_t = flowgate::web::serve::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    max_connections: usize,
+    /// A client must send a request's headers within this (an idle kept-alive connection is
+    /// closed after it too)
+    #[arg(long, default_value = "10s")]
+    header_timeout: String,
+    /// Pages and API requests other than ingests are answered 503 after this
+    #[arg(long, default_value = "30s")]
+    request_timeout: String,
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("expected a whole number of 1 or more, not {s:?}")),
+    }
+}
+
+/// A duration flag of at least `min` (`10s`, `2m`).
+fn parse_duration(flag: &str, value: &str, min: std::time::Duration) -> Result<std::time::Duration, Fail> {
+    match value.parse::<TimeBound>() {
+        Ok(TimeBound::Ago(d)) if d.unsigned_abs() >= min => Ok(d.unsigned_abs()),
+        _ => Err(Fail(format!("{flag} {value:?}: expected a duration of at least {min:?}, such as 10s"))),
+    }
+}
+
+/// Completes at the first SIGTERM (what Kubernetes and `docker stop` send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(e) => {
+                eprintln!("flowgate: cannot listen for SIGTERM ({e}); only SIGINT stops the server gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -388,9 +447,9 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 let report =
                     flowgate::ingest::ingest_sources(&store, id, std::sync::Arc::new(inv), sources, &options).await?;
                 let removed = store.apply_retention(Clusters::One(id), now, &retention).await?;
-                Ok::<_, StoreError>((report, removed))
+                Ok::<_, flowgate::ingest::IngestError>((report, removed))
             });
-            let (report, removed) = report.map_err(store_err)?;
+            let (report, removed) = report.map_err(|e| Fail(e.to_string()))?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", e.source, e.line, e.reason);
             }
@@ -400,10 +459,18 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, token, behind_https, demo, retention, max_skew, db } => {
+        Command::Serve { listen, token, behind_https, demo, retention, max_skew, limits, db } => {
             let retention = parse_retention(&retention, &max_skew)?;
+            let min = std::time::Duration::from_millis(100);
+            let serve_options = flowgate::web::serve::ServeOptions {
+                header_timeout: parse_duration("--header-timeout", &limits.header_timeout, min)?,
+                max_connections: limits.max_connections,
+            };
+            let request_timeout = parse_duration("--request-timeout", &limits.request_timeout, min)?;
             let rt = runtime()?;
-            let store = connect(&rt, &db)?;
+            let store = rt
+                .block_on(Store::connect_sized(&db.database_url, flowgate::web::pool_size(limits.max_ingests)))
+                .map_err(|e| Fail(format!("{e} ({})", redact(&db.database_url))))?;
             // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
             let (token, generated) = match token.filter(|t| !t.is_empty()) {
                 Some(t) if t.len() >= 16 => (t, false),
@@ -424,31 +491,44 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 } else {
                     eprintln!("log in at http://{addr}/ with the token from --token or FLOWGATE_TOKEN");
                 }
-                tokio::spawn(flowgate::web::run_retention(
+                // One signal stops the server and the background loops together.
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let stopped = move || {
+                    let mut rx = stop_rx.clone();
+                    async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    }
+                };
+                let mut background = tokio::task::JoinSet::new();
+                background.spawn(flowgate::web::run_retention(
                     store.clone(),
                     retention,
                     flowgate::ingest::Clock::system(),
                     std::time::Duration::from_secs(3600),
+                    stopped(),
                 ));
                 let mut state = flowgate::web::AppState::new(store, token);
                 state.retention = retention;
                 state.sessions.secure = behind_https;
+                state.ingest_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_ingests));
+                state.limits.request_timeout = request_timeout;
                 if demo {
-                    let s = state.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = flowgate::web::run_demo(s).await {
-                            eprintln!("flowgate: demo stopped: {e}");
-                        }
-                    });
+                    let tick = flowgate::web::demo::TICK.unsigned_abs();
+                    background.spawn(flowgate::web::run_demo(state.clone(), tick, stopped()));
                 }
-                // With each client's address, so that failed logins are limited per client.
-                let app = flowgate::web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = tokio::signal::ctrl_c().await;
-                    })
-                    .await
-                    .map_err(|e| Fail(format!("server: {e}")))
+                let app = flowgate::web::router(state);
+                flowgate::web::serve::serve(listener, app, serve_options, async move {
+                    let signal = shutdown_signal().await;
+                    eprintln!(
+                        "flowgate: {signal}: shutting down (no new connections; finishing the requests in flight)"
+                    );
+                    let _ = stop_tx.send(true);
+                })
+                .await;
+                // The loops stop after the pass they are in (a demo tick, a retention run).
+                background.join_all().await;
+                eprintln!("flowgate: stopped");
+                Ok::<_, Fail>(())
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -1,9 +1,14 @@
 //! The web application's HTTP surface in process: login, sessions (expiry, restarts, logout), the
 //! login limiter, origin checks, who authored a change, the security headers, the JSON API's
-//! validation and version conflicts, on a fresh database (holding the demo cluster where needed).
+//! validation and version conflicts, on a fresh database (holding the demo cluster where needed);
+//! and what pages, the API and the probes answer while PostgreSQL cannot be reached.
+
+#[path = "support/proxy.rs"]
+mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -421,4 +426,90 @@ async fn responses_are_not_cached_and_send_no_referrer_away(pool: PgPool) {
     assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
     let (status, _, _) = send(&app, Request::get("/static/../Cargo.toml").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn bearer(path: &str) -> Request<Body> {
+    Request::get(path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::empty()).unwrap()
+}
+
+/// What a page, an API route and the probes answer while PostgreSQL is unreachable: 503 with
+/// Retry-After, an HTML page or JSON; /readyz not ready with why; /healthz ok. Within 5 s.
+async fn assert_unreachable(app: &axum::Router) {
+    let started = Instant::now();
+    let ((page, page_headers, html), (api, api_headers, json), (ready, _, why), (health, _, ok)) =
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            futures_util::future::join4(
+                send(app, bearer(PAGE)),
+                send(app, bearer(&format!("{W}/connections"))),
+                send(app, bearer("/readyz")),
+                send(app, bearer("/healthz")),
+            ),
+        )
+        .await
+        .expect("answered within 5 s");
+    assert_eq!(page, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+    assert_eq!(page_headers[header::RETRY_AFTER], "5");
+    assert!(page_headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"), "{page_headers:?}");
+    assert!(html.contains("<h1>Database unreachable</h1>") && html.contains("the database is unreachable"), "{html}");
+    assert_eq!(api, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert_eq!(api_headers[header::RETRY_AFTER], "5");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["error"], "the database is unreachable; try again in a few seconds");
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE, "{why}");
+    assert!(why.starts_with("not ready: database: "), "{why}");
+    assert_eq!((health, ok.as_str()), (StatusCode::OK, "ok\n"));
+    eprintln!("answered in {:?}", started.elapsed());
+}
+
+/// A server whose PostgreSQL is not there at all (nothing listens on port 1): every answer within
+/// the pool's 3 s acquire timeout, not sqlx's 30 s.
+#[tokio::test]
+async fn with_postgresql_unreachable_pages_and_api_answer_503_and_readyz_says_why() {
+    let store = Store::connect_lazy("postgres://postgres@127.0.0.1:1/flowgate").unwrap();
+    let app = router(AppState::new(store, TOKEN));
+    assert_unreachable(&app).await;
+}
+
+/// PostgreSQL stops mid-run (a proxy in front of it drops every connection and refuses new ones)
+/// and comes back: 503 meanwhile, the same pages again after, without a restart.
+#[sqlx::test(migrations = false)]
+async fn postgresql_stopped_mid_run_gives_503_until_it_is_back(pool: PgPool) {
+    let (upstream, user, db) = proxy::upstream(&pool);
+    let proxy = proxy::Proxy::start(upstream).await;
+    let store = Store::connect(&proxy.url(&user, &db)).await.unwrap();
+    let state = AppState::new(store.clone(), TOKEN);
+    seed_demo(&state, "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
+    let app = router(state);
+    let (status, _, body) = send(&app, bearer(PAGE)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(send(&app, bearer("/readyz")).await.2, "ready\n");
+
+    proxy.cut();
+    assert_unreachable(&app).await;
+
+    proxy.restore();
+    let (status, _, body) = send(&app, bearer(PAGE)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("example-java-app-javaapp"));
+    let (status, _, ready) = send(&app, bearer("/readyz")).await;
+    assert_eq!((status, ready.as_str()), (StatusCode::OK, "ready\n"));
+    store.pool.close().await;
+}
+
+/// Pages and the API are answered 503 once the request timeout passes, whatever they wait for
+/// (here a database that accepts connections and never answers, which the pool would wait 3 s for).
+#[tokio::test]
+async fn a_page_that_takes_too_long_is_answered_503_at_the_request_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("postgres://postgres@{}/flowgate", silent.local_addr().unwrap());
+    let mut state = AppState::new(Store::connect_lazy(&url).unwrap(), TOKEN);
+    state.limits.request_timeout = Duration::from_millis(300);
+    let app = router(state);
+    let started = Instant::now();
+    let (status, _, _) = send(&app, bearer(PAGE)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < flowgate::store::ACQUIRE_TIMEOUT, "{took:?}");
+    drop(silent);
 }

@@ -1,5 +1,8 @@
 //! The store against the machine's PostgreSQL: each test gets a fresh database (`#[sqlx::test]`).
 
+#[path = "support/proxy.rs"]
+mod proxy;
+
 use flowgate::flows::FlowFormat;
 use flowgate::ingest::{Clock, Options, Source, ingest_sources};
 use flowgate::inventory::parse_text;
@@ -515,6 +518,7 @@ async fn the_server_drops_old_days_by_itself(pool: PgPool) {
         days(6),
         Clock::fixed(ts("2026-11-08T09:45:00Z")),
         std::time::Duration::from_millis(50),
+        std::future::pending(),
     ));
     let mut flows = 0;
     for _ in 0..100 {
@@ -714,4 +718,64 @@ async fn flows_ingested_before_their_pods_are_resolved_by_the_import(pool: PgPoo
     // A re-ingest still recognises every flow.
     let r = ingest(&store, late, "flows", flows).await;
     assert_eq!((r.accepted, r.duplicate), (0, 4));
+}
+
+/// The demo feed and the retention loop outlive PostgreSQL going away: started while it cannot be
+/// reached (a proxy in front of it turning every connection away), each keeps trying at every
+/// tick; once it is back, the demo is seeded and fed and the old day is removed. Told to stop,
+/// both end.
+#[sqlx::test(migrations = false)]
+async fn background_loops_resume_after_postgresql_comes_back(pool: PgPool) {
+    use std::time::Duration;
+    let (upstream, user, db) = proxy::upstream(&pool);
+    let proxy = proxy::Proxy::start(upstream).await;
+    let store = Store::connect(&proxy.url(&user, &db)).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let old = ndjson(&[("2026-11-01T10:15:00Z", "10.244.0.5", "10.244.0.7", 80)]);
+    ingest(&store, c, "f", old).await;
+    proxy.cut();
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let tick = Duration::from_millis(20);
+    // The demo on the real clock (each tick new flows), the retention at 8 November.
+    let state = flowgate::web::AppState::new(store.clone(), "loop-test-token-0123456789");
+    let demo = tokio::spawn(flowgate::web::run_demo(state, tick, until_stopped()));
+    let retention = tokio::spawn(flowgate::web::run_retention(
+        store.clone(),
+        days(6),
+        Clock::fixed(ts("2026-11-08T09:45:00Z")),
+        tick,
+        until_stopped(),
+    ));
+    proxy.turned_away(10, Duration::from_secs(10)).await;
+    assert!(!demo.is_finished() && !retention.is_finished(), "a loop gave up");
+
+    proxy.restore();
+    let demo_flows = || async {
+        let Ok(id) = store.cluster_id(flowgate::web::demo::CLUSTER, false).await else { return 0 };
+        store.stats(id).await.unwrap().flows
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seeded = 0;
+    while seeded == 0 || demo_flows().await <= seeded || store.stats(c).await.unwrap().flows > 0 {
+        assert!(std::time::Instant::now() < deadline, "the loops did not resume: demo {seeded} flows");
+        if seeded == 0 {
+            seeded = demo_flows().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        demo.await.unwrap();
+        retention.await.unwrap();
+    })
+    .await
+    .expect("both loops stop when told");
+    store.pool.close().await;
 }

@@ -14,6 +14,7 @@ pub mod retention;
 pub mod sessions;
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
@@ -42,6 +43,50 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// Whether PostgreSQL could not be reached (refused, gone, shutting down, out of connections),
+    /// as opposed to a query or the data being wrong: the web layer answers 503 for these, and a
+    /// background task tries again later.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Db(e) = self else { return false };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // Class 08: connection exceptions; 57P01-57P03: the server is shutting down or
+            // starting; 53300: too many connections.
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")),
+            _ => false,
+        }
+    }
+}
+
+/// How long a query waits for a connection before it fails. sqlx's default is 30 s, so with
+/// PostgreSQL down every request hung for 30 s before its 500; a page that says so in 3 s, and a
+/// readiness probe that fails within a probe's usual timeout, are worth more than a longer wait.
+/// The price: the pool must never be short of connections on a healthy server, or work that
+/// merely waits for one fails. Measured: eight ingests at once (two batch writers each) on a pool
+/// of 8 left seven of them waiting past 3 s for a connection, and they failed; so `serve` sizes
+/// its pool for its ingest slots ([`Store::connect_sized`]).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connections of a store from [`Store::connect`]: a command line's one ingest writes two
+/// batches at a time and reads little else.
+pub const DEFAULT_CONNECTIONS: u32 = 8;
+
+/// The pool every store uses.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new().max_connections(max_connections).acquire_timeout(ACQUIRE_TIMEOUT)
+}
+
+fn connect_options(url: &str) -> Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)?.options([("timezone", "UTC")]))
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub pool: PgPool,
@@ -50,7 +95,12 @@ pub struct Store {
 impl Store {
     /// Connects, creating the database if it does not exist, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Store> {
-        let opts = PgConnectOptions::from_str(url)?.options([("timezone", "UTC")]);
+        Store::connect_sized(url, DEFAULT_CONNECTIONS).await
+    }
+
+    /// [`Store::connect`] with a pool of `max_connections`.
+    pub async fn connect_sized(url: &str, max_connections: u32) -> Result<Store> {
+        let opts = connect_options(url)?;
         if let Some(db) = opts.get_database().map(str::to_string) {
             // Connect to the maintenance database to create ours if needed.
             let admin = opts.clone().database("postgres");
@@ -72,8 +122,21 @@ impl Store {
             }
             conn.close().await?;
         }
-        let pool = PgPoolOptions::new().max_connections(8).connect_with(opts).await?;
+        let pool = pool_options(max_connections).connect_with(opts).await?;
         Store::from_pool(pool).await
+    }
+
+    /// A store whose pool connects only when first used: no database is created and no migration
+    /// runs. For a store that has to exist before PostgreSQL answers (tests of a database that
+    /// went away); [`Store::connect`] is the way to start.
+    pub fn connect_lazy(url: &str) -> Result<Store> {
+        Ok(Store { pool: pool_options(DEFAULT_CONNECTIONS).connect_lazy_with(connect_options(url)?) })
+    }
+
+    /// One round trip: whether PostgreSQL answers now (`GET /readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Wraps an existing pool (tests get one per database) and applies migrations.

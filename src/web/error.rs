@@ -1,12 +1,21 @@
 //! The web layer's one error type: 4xx say what was wrong with the request; 5xx log the cause
 //! once and answer without it.
+//!
+//! Every error is answered as `{"error": ...}`. Page routes pass their responses through
+//! [`html_errors`], which turns a 5xx (the database unreachable, an internal error) into a small
+//! HTML page with the same status and headers, so that a browser shows a sentence, not JSON.
 
+use askama::Template;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::ingest::IngestError;
 use crate::store::StoreError;
+
+/// Seconds a client is asked to wait when PostgreSQL is unreachable: about one acquire timeout.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -22,11 +31,20 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The client was too slow sending its body.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     /// Seconds until the next attempt with a token is allowed.
     #[error("too many attempts with a wrong token from this address; try again in {0} s")]
     TooManyAttempts(u64),
+    /// Every ingest slot is taken; seconds to wait.
+    #[error("the server is ingesting as many bodies as it takes at once; try again in {0} s")]
+    Busy(u64),
+    /// PostgreSQL could not be reached; the cause is logged.
+    #[error("the database is unreachable; try again in a few seconds")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -37,34 +55,100 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownCluster(c) => ApiError::NotFound(format!("unknown cluster {c:?}")),
             StoreError::Invalid(m) => ApiError::Unprocessable(m),
             e @ StoreError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            e if e.is_unavailable() => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Store(e) => e.into(),
+            // A request body that broke off says why itself (web::ingest::BodyError).
+            IngestError::Read { source, .. } => match source.into_inner().map(|e| e.downcast::<ApiError>()) {
+                Some(Ok(e)) => *e,
+                Some(Err(other)) => ApiError::BadRequest(format!("reading the request body: {other}")),
+                None => ApiError::BadRequest("reading the request body failed".into()),
+            },
+            e @ IngestError::Source(_) => ApiError::BadRequest(e.to_string()),
+            e @ IngestError::Thread(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Internal(cause) => {
-                tracing::error!("internal error: {cause}");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        let mut resp = (status, Json(json!({ "error": self.to_string() }))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            ApiError::TooManyAttempts(_) | ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
-        if let ApiError::TooManyAttempts(secs) = self {
-            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+}
+
+/// What a 5xx said, for [`html_errors`] to show instead of the JSON.
+#[derive(Clone)]
+struct Shown(String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(cause) => tracing::error!("internal error: {cause}"),
+            ApiError::Unavailable(cause) => tracing::warn!("database unreachable: {cause}"),
+            _ => {}
+        }
+        let message = self.to_string();
+        let mut resp = (status, Json(json!({ "error": message }))).into_response();
+        let headers = resp.headers_mut();
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        match self {
+            ApiError::TooManyAttempts(secs) | ApiError::Busy(secs) => {
+                headers.insert(header::RETRY_AFTER, secs.into());
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, UNAVAILABLE_RETRY_SECS.into());
+            }
+            _ => {}
+        }
+        if status.is_server_error() {
+            resp.extensions_mut().insert(Shown(message));
         }
         resp
     }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    title: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+/// For page routes (`axum::middleware::map_response`): a 5xx of [`ApiError`] becomes an HTML page
+/// with the same status and headers (Retry-After stays).
+pub async fn html_errors(resp: Response) -> Response {
+    let Some(Shown(message)) = resp.extensions().get::<Shown>().cloned() else { return resp };
+    let status = resp.status();
+    let retry_after =
+        resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let title = if status == StatusCode::SERVICE_UNAVAILABLE { "Database unreachable" } else { "Internal error" };
+    let page = ErrorPage { title, message, retry_after };
+    let Ok(html) = page.render() else { return resp };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, html.into())
 }

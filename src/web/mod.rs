@@ -1,5 +1,10 @@
 //! The web layer: axum routers per feature, one error type, authentication. Handlers parse the
 //! request, call the store or the core, and render; they compute nothing themselves.
+//!
+//! Bounds: pages and the API answer within [`Limits::request_timeout`] (503 past it); ingests
+//! are not timed as a whole but take a slot each ([`DEFAULT_MAX_INGESTS`], 429 beyond) and bound
+//! the client's sending time (`ingest`); [`serve`] bounds headers and connections. Background
+//! loops (retention, the demo feed) outlive a database outage and stop when told to.
 
 pub mod api;
 pub mod assets;
@@ -9,18 +14,25 @@ pub mod error;
 pub mod ingest;
 pub mod limit;
 pub mod pages;
+pub mod serve;
 pub mod session;
 pub mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::future::Future;
+use std::time::Duration;
+
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
 pub use crate::ingest::Clock;
 use crate::inventory::Inventory;
@@ -30,6 +42,42 @@ use crate::store::retention::Clusters;
 
 /// Largest accepted request body, after decompression.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Ingests at once. Each parses on two threads and writes two batches at a time, so four keep
+/// two cores and PostgreSQL busy; more would only share them (and memory: a few tens of MB each).
+pub const DEFAULT_MAX_INGESTS: usize = 4;
+
+/// Connections `serve` needs with `max_ingests` slots: every ingest's writers at once
+/// ([`crate::ingest::WRITERS`]) and as many again as the default for everything else (pages, the
+/// API, sessions, the demo feed, retention), so that neither waits out the pool's acquire
+/// timeout for the other. PostgreSQL allows 100 by default.
+pub fn pool_size(max_ingests: usize) -> u32 {
+    let writers = max_ingests.saturating_mul(crate::ingest::WRITERS);
+    u32::try_from(writers).unwrap_or(u32::MAX).saturating_add(crate::store::DEFAULT_CONNECTIONS)
+}
+
+/// How long the server waits, for itself and for clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Pages and the API (not ingests), from the request to the response's headers: past it the
+    /// answer is 503. The slowest review measured (a namespace of 2,000 workloads) takes seconds.
+    pub request_timeout: Duration,
+    /// The longest wait for the next bytes of an ingest's body (408 after it).
+    pub ingest_idle: Duration,
+    /// The most time in all an ingest's body may take to arrive, not counting the time the
+    /// server spends writing meanwhile: 64 MiB in 5 minutes is 220 KB/s.
+    pub ingest_body: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_timeout: Duration::from_secs(30),
+            ingest_idle: Duration::from_secs(30),
+            ingest_body: Duration::from_secs(300),
+        }
+    }
+}
 
 /// The inventory of a cluster as last loaded, and the store state it was loaded at.
 pub struct CachedInventory {
@@ -50,6 +98,9 @@ pub struct AppState {
     pub retention: Retention,
     /// What time it is for ingests, retention runs and sessions.
     pub clock: Clock,
+    /// One permit per ingest running ([`DEFAULT_MAX_INGESTS`]; `serve --max-ingests`).
+    pub ingest_slots: Arc<Semaphore>,
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -63,6 +114,8 @@ impl AppState {
             login_limit: Arc::default(),
             retention: Retention::default(),
             clock: Clock::system(),
+            ingest_slots: Arc::new(Semaphore::new(DEFAULT_MAX_INGESTS)),
+            limits: Limits::default(),
         }
     }
 
@@ -93,23 +146,33 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' '
 
 pub fn router(state: AppState) -> Router {
     const W: &str = "/namespaces/{ns}/workloads/{kind}/{name}";
-    Router::new()
+    let pages = Router::new()
         .route("/", get(pages::index))
-        .route("/healthz", get(healthz))
         .route("/logout", post(auth::logout))
         .route("/clusters/{cluster}", get(pages::cluster))
         .route(&format!("/clusters/{{cluster}}{W}"), get(pages::workload))
         .route(&format!("/clusters/{{cluster}}{W}/decisions"), post(pages::post_decision))
-        .route(
-            "/api/v1/clusters/{cluster}/flows",
-            post(ingest::post_flows).layer(RequestDecompressionLayer::new().gzip(true)),
-        )
+        // A browser is told in a sentence that the database is unreachable, not in JSON.
+        .layer(axum::middleware::map_response(error::html_errors));
+    let api = Router::new()
         .route(&format!("/api/v1/clusters/{{cluster}}{W}/connections"), get(api::connections))
         .route(&format!("/api/v1/clusters/{{cluster}}{W}/graph"), get(pages::graph))
         .route(&format!("/api/v1/clusters/{{cluster}}{W}/policy.yaml"), get(api::policy_yaml))
         .route(&format!("/api/v1/clusters/{{cluster}}{W}/decisions"), get(api::get_decisions).put(api::put_decisions))
         .route("/api/v1/clusters/{cluster}/namespaces/{ns}/policy.yaml", get(api::namespace_policy_yaml))
         .route("/api/v1/clusters/{cluster}/namespaces/{ns}/graph", get(pages::namespace_graph))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    // Ingests are bounded by their slots and their body's pace, not by a total time (web::ingest).
+    let ingest = Router::new().route(
+        "/api/v1/clusters/{cluster}/flows",
+        post(ingest::post_flows).layer(RequestDecompressionLayer::new().gzip(true)),
+    );
+    let timeout = TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.limits.request_timeout);
+    pages
+        .merge(api)
+        .layer(timeout)
+        .merge(ingest)
         // Pages, JSON and YAML carry what the token lets one read: no cache keeps them. Only the
         // routes above get this (a layer covers the routes added before it); static files keep
         // their caching.
@@ -130,7 +193,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Seeds the demo cluster if the store lacks it: its inventory and a day of traffic up to `now`
 /// (which is also the ingest's now). Returns the cluster's id.
-pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> crate::store::Result<i32> {
+pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> Result<i32, crate::ingest::IngestError> {
     use crate::ingest::{Source, ingest_sources};
     let existed = state.store.clusters().await?.iter().any(|c| c == demo::CLUSTER);
     let id = state.store.cluster_id(demo::CLUSTER, true).await?;
@@ -146,32 +209,61 @@ pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> crate::store::
     Ok(id)
 }
 
-/// Seeds the demo, then keeps feeding it fresh flows every few seconds until the process ends.
-pub async fn run_demo(state: AppState) -> crate::store::Result<()> {
+/// Seeds the demo, then feeds it fresh flows every `every` ([`demo::TICK`]) until `stop`
+/// completes (a tick in progress finishes first). A tick that fails (PostgreSQL away) is logged
+/// and the next one tries again, seeding first if that never succeeded: the feed resumes by
+/// itself after an outage.
+pub async fn run_demo(state: AppState, every: Duration, stop: impl Future<Output = ()>) {
     use crate::ingest::{Source, ingest_sources};
     let started = state.clock.now();
-    let id = seed_demo(&state, started).await?;
-    let mut interval = tokio::time::interval(demo::TICK.unsigned_abs());
+    let mut seeded = None;
+    let mut outage = Outage::new("demo feed");
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
     loop {
-        interval.tick().await;
-        let inv = state.inventory(id).await?;
-        let options = state.ingest_options(crate::flows::FlowFormat::Ndjson, 1);
-        let t = options.now;
-        // The stale dependency stays stale relative to when this process started.
-        let src = Source::Bytes { name: "demo".into(), bytes: demo::tick(t, started.max(t)).into_bytes() };
-        if let Err(e) = ingest_sources(&state.store, id, inv, vec![src], &options).await {
-            tracing::warn!("demo feed: {e}");
+        tokio::select! {
+            biased;
+            () = &mut stop => return,
+            _ = interval.tick() => {}
         }
+        let result = async {
+            let id = match seeded {
+                Some(id) => id,
+                None => *seeded.insert(seed_demo(&state, started).await?),
+            };
+            let inv = state.inventory(id).await?;
+            let options = state.ingest_options(crate::flows::FlowFormat::Ndjson, 1);
+            let t = options.now;
+            // The stale dependency stays stale relative to when this process started.
+            let src = Source::Bytes { name: "demo".into(), bytes: demo::tick(t, started.max(t)).into_bytes() };
+            ingest_sources(&state.store, id, inv, vec![src], &options).await.map(drop)
+        }
+        .await;
+        outage.record(result);
     }
 }
 
-/// Applies the flow retention to every cluster now and then every `every`, until the process ends:
-/// a server that receives flows over HTTP (or feeds the demo) would otherwise keep every day. A
-/// failed pass is logged and tried again at the next one.
-pub async fn run_retention(store: Store, retention: Retention, clock: Clock, every: std::time::Duration) {
+/// Applies the flow retention to every cluster now and then every `every`, until `stop`
+/// completes (a pass in progress finishes first): a server that receives flows over HTTP (or
+/// feeds the demo) would otherwise keep every day. A failed pass is logged and tried again at the
+/// next one.
+pub async fn run_retention(
+    store: Store,
+    retention: Retention,
+    clock: Clock,
+    every: Duration,
+    stop: impl Future<Output = ()>,
+) {
     let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            biased;
+            () = &mut stop => return,
+            _ = interval.tick() => {}
+        }
         match store.apply_retention(Clusters::All, clock.now(), &retention).await {
             Ok(removed) if !removed.is_empty() => tracing::info!("retention: {removed}"),
             Ok(_) => {}
@@ -180,6 +272,40 @@ pub async fn run_retention(store: Store, retention: Retention, clock: Clock, eve
     }
 }
 
+/// A loop's failures, logged once when they start and once when they end rather than at every
+/// tick of an outage (the demo ticks every 5 s).
+struct Outage {
+    what: &'static str,
+    failing: bool,
+}
+
+impl Outage {
+    fn new(what: &'static str) -> Outage {
+        Outage { what, failing: false }
+    }
+
+    fn record<E: std::fmt::Display>(&mut self, result: Result<(), E>) {
+        let failing = result.is_err();
+        match (result, self.failing) {
+            (Ok(()), true) => tracing::info!("{}: resumed", self.what),
+            (Err(e), false) => tracing::warn!("{}: {e} (trying again at every tick)", self.what),
+            (Err(e), true) => tracing::debug!("{}: {e}", self.what),
+            (Ok(()), false) => {}
+        }
+        self.failing = failing;
+    }
+}
+
+/// Liveness: the process answers. It says nothing about PostgreSQL, so that an orchestrator does
+/// not restart a server for a database that is down (`/readyz` says that).
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// Readiness: PostgreSQL answers a query within the pool's acquire timeout.
+async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    match state.store.ping().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+    }
 }
