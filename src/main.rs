@@ -765,7 +765,7 @@ fn report_inputs(obs: &Observed) {
 
 fn observe_selection(sel: &Selection) -> Result<(Observed, Options), Fail> {
     for ns in &sel.namespace {
-        flowgate::model::check_name(ns).map_err(|e| Fail(format!("--namespace: {e}")))?;
+        flowgate::model::Name::namespace(ns).map_err(|e| Fail(format!("--namespace: {e}")))?;
     }
     let obs = observe(&sel.input)?;
     let namespaces: Option<BTreeSet<String>> = (!sel.all_namespaces).then(|| sel.namespace.iter().cloned().collect());
@@ -793,7 +793,7 @@ fn generate_from_store(
     let [namespace] = sel.namespace.as_slice() else {
         return Err(Fail("generate --cluster takes exactly one --namespace".into()));
     };
-    flowgate::model::check_name(namespace).map_err(|e| Fail(format!("--namespace: {e}")))?;
+    flowgate::model::Name::namespace(namespace).map_err(|e| Fail(format!("--namespace: {e}")))?;
     let rt = runtime()?;
     let store = connect(&rt, &sel.db)?;
     let extra = Decisions {

@@ -118,8 +118,9 @@ impl std::str::FromStr for WorkloadArg {
             return s.parse().map(WorkloadArg::Full);
         }
         let (kind, name) = s.split_once('/').ok_or_else(|| crate::model::ModelError::Workload(s.to_string()))?;
-        crate::model::check_name(name)?;
-        Ok(WorkloadArg::Named(kind.parse()?, name.to_string()))
+        let kind: WorkloadKind = kind.parse()?;
+        crate::model::NameRule::for_workload(kind).check(name)?;
+        Ok(WorkloadArg::Named(kind, name.to_string()))
     }
 }
 

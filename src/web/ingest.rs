@@ -28,7 +28,9 @@ pub async fn post_flows(
     body: Body,
 ) -> Result<Json<IngestReport>, ApiError> {
     require_bearer(&headers, &state.token)?;
-    crate::model::check_name(&cluster).map_err(|e| ApiError::BadRequest(format!("cluster: {e}")))?;
+    crate::model::NameRule::Dns1123Subdomain
+        .check(&cluster)
+        .map_err(|e| ApiError::BadRequest(format!("cluster: {e}")))?;
     let format = match q.format.as_deref() {
         None => FlowFormat::Auto,
         Some(f) => f.parse().map_err(|e: crate::flows::FlowsError| ApiError::BadRequest(e.to_string()))?,

@@ -497,7 +497,7 @@ pub async fn review_namespace(
     ns: &str,
     q: &WindowQuery,
 ) -> Result<Reviewed, ApiError> {
-    crate::model::check_name(ns).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    crate::model::Name::namespace(ns).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let id = state.store.cluster_id(cluster, false).await?;
     let inv = state.inventory(id).await?;
     let (since, until) = window(state, id, q).await?;
