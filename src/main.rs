@@ -310,6 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             for e in &loaded.errors {
                 eprintln!("error: {e}");
             }
+            print_warnings(&loaded.warnings);
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
             let at = at.unwrap_or_else(jiff::Timestamp::now);
@@ -318,18 +319,26 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 store.import(id, &loaded.objects, at).await
             });
             let report = report.map_err(store_err)?;
+            print_warnings(&report.warnings);
+            let mut rejected = String::new();
+            if !loaded.errors.is_empty() {
+                rejected += &format!("; {} documents rejected", loaded.errors.len());
+            }
+            let skipped = loaded.skipped as u64 + report.skipped;
+            if skipped > 0 {
+                rejected += &format!("; {skipped} objects skipped (invalid names)");
+            }
+            let warned = loaded.warnings.len() + report.warnings.len();
+            if warned > 0 {
+                rejected += &format!("; {warned} warnings");
+            }
             eprintln!(
-                "imported {} objects into cluster {cluster}: {} added, {} updated, {} unchanged, {} closed{}",
-                loaded.objects.len(),
+                "imported {} objects into cluster {cluster}: {} added, {} updated, {} unchanged, {} closed{rejected}",
+                loaded.objects.len().saturating_sub(report.skipped as usize),
                 report.added,
                 report.updated,
                 report.unchanged,
                 report.closed,
-                if loaded.errors.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {} documents rejected", loaded.errors.len())
-                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -438,7 +447,16 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     interval.as_secs()
                 );
                 flowgate::watch::watch(client, store, id, interval, |r, n| {
-                    eprintln!("recorded {n} objects: {} added, {} updated, {} closed", r.added, r.updated, r.closed);
+                    print_warnings(&r.warnings);
+                    let skipped =
+                        if r.skipped > 0 { format!(", {} skipped (invalid names)", r.skipped) } else { String::new() };
+                    eprintln!(
+                        "recorded {} objects: {} added, {} updated, {} closed{skipped}",
+                        n.saturating_sub(r.skipped as usize),
+                        r.added,
+                        r.updated,
+                        r.closed
+                    );
                 })
                 .await
                 .map_err(store_err)
@@ -708,18 +726,36 @@ fn observe(input: &InputArgs) -> Result<Observed, Fail> {
     Ok(obs)
 }
 
+/// How many warnings are printed; the rest are counted. A damaged inventory can have one per
+/// object, and the first few say what is wrong.
+const SHOWN_WARNINGS: usize = 20;
+
+fn print_warnings<W: std::fmt::Display>(warnings: &[W]) {
+    for w in warnings.iter().take(SHOWN_WARNINGS) {
+        eprintln!("warning: {w}");
+    }
+    if warnings.len() > SHOWN_WARNINGS {
+        eprintln!("warning: ... and {} more", warnings.len() - SHOWN_WARNINGS);
+    }
+}
+
 fn report_inputs(obs: &Observed) {
     for e in &obs.loaded.errors {
         eprintln!("error: {e}");
     }
+    print_warnings(&obs.loaded.warnings);
     for n in &obs.inventory.notes {
         eprintln!("note: {}", n.0);
     }
+    let skipped = match obs.loaded.skipped {
+        0 => String::new(),
+        n => format!(", {n} skipped (invalid names)"),
+    };
     if !obs.loaded.ignored.is_empty() {
         let ignored: Vec<String> = obs.loaded.ignored.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        eprintln!("inventory: {} objects read, ignored: {}", obs.loaded.objects.len(), ignored.join(", "));
+        eprintln!("inventory: {} objects read{skipped}, ignored: {}", obs.loaded.objects.len(), ignored.join(", "));
     } else if obs.loaded.files > 0 {
-        eprintln!("inventory: {} objects read", obs.loaded.objects.len());
+        eprintln!("inventory: {} objects read{skipped}", obs.loaded.objects.len());
     }
     // The summary's Display lists the kept `FILE:LINE: reason` errors after its counts.
     eprintln!("{}", obs.flows);

@@ -21,6 +21,10 @@ pub struct ImportReport {
     pub updated: u64,
     pub unchanged: u64,
     pub closed: u64,
+    /// Objects not recorded: their name or namespace breaks Kubernetes' rules.
+    pub skipped: u64,
+    /// One per skipped object and per thing dropped from a recorded one (a label, ...).
+    pub warnings: Vec<String>,
 }
 
 /// Each object once, as listed last: one insert cannot upsert the same row twice, and a file may
@@ -45,8 +49,11 @@ fn last_listing_of_each(objects: &[KubeObject]) -> Vec<&KubeObject> {
 
 impl Store {
     /// Records a snapshot of objects taken at `at`. An object listed more than once is recorded
-    /// as listed last.
+    /// as listed last. Names and labels are checked first ([`crate::inventory::check`]), whoever
+    /// the caller (files were checked as they were read, `watch`'s snapshots were not): an object
+    /// with a bad name is not recorded, a bad label is dropped, each with a warning.
     pub async fn import(&self, cluster: i32, objects: &[KubeObject], at: Timestamp) -> Result<ImportReport> {
+        let (objects, checked) = crate::inventory::check::clean_all(objects);
         let mut kinds = Vec::new();
         let mut namespaces = Vec::new();
         let mut names = Vec::new();
@@ -54,7 +61,7 @@ impl Store {
         let mut bodies = Vec::new();
         let mut from = Vec::new();
         let mut to: Vec<Option<i64>> = Vec::new();
-        for obj in last_listing_of_each(objects) {
+        for obj in last_listing_of_each(&objects) {
             let meta = obj.metadata();
             let Some(name) = meta.name.clone() else { continue };
             let body = obj.to_json().map_err(|e| StoreError::Invalid(format!("{} {name}: {e}", obj.kind())))?;
@@ -125,7 +132,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(ImportReport { added, updated, unchanged: kinds.len() as u64 - added - updated, closed })
+        Ok(ImportReport {
+            added,
+            updated,
+            unchanged: kinds.len() as u64 - added - updated,
+            closed,
+            skipped: checked.skipped as u64,
+            warnings: checked.warnings,
+        })
     }
 
     /// Every object the cluster ever had, each carrying its validity interval as its creation
