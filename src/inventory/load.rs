@@ -466,6 +466,36 @@ mod tests {
     }
 
     #[test]
+    fn bad_names_skip_their_object_and_bad_labels_are_dropped_with_warnings() {
+        let json = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}},
+            {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"UPPER_case","namespace":"shop"},"spec":{"selector":{},"template":{}}},
+            {"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"shop","labels":{"app":"web","a:b":"c"}}},
+            {"apiVersion":"v1","kind":"Pod","metadata":{"name":"a/b","namespace":"shop"}}
+        ]}"#;
+        let l = parse_text(json, "x.json");
+        assert_eq!(l.objects.len(), 2, "{:?}", l.warnings);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(l.skipped, 2);
+        let warnings: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        assert!(
+            warnings[0].starts_with(r#"x.json: document 1: items[1]: document 2: Deployment "shop/UPPER_case": metadata.name: "UPPER_case" is not a valid DNS-1123 subdomain"#),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[0].ends_with("; the object is skipped"), "{}", warnings[0]);
+        assert!(
+            warnings[1].contains(r#"document 3: Pod "shop/web-1": label dropped: label key "a:b""#),
+            "{}",
+            warnings[1]
+        );
+        assert!(warnings[2].contains(r#"document 4: Pod "shop/a/b": metadata.name"#), "{}", warnings[2]);
+        let KubeObject::Pod(pod) = &l.objects[1] else { panic!() };
+        assert_eq!(pod.metadata.labels.as_ref().map(|l| l.len()), Some(1));
+    }
+
+    #[test]
     fn typed_lists_without_item_kind() {
         let json = r#"{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"p","namespace":"n"}}]}"#;
         let l = parse_text(json, "pods.json");
