@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{Result, Store, StoreError, micros};
 use crate::inventory::{Inventory, KubeObject, load::object_from_value};
+use crate::model::names::{check_labels, labels_valid};
 use crate::model::{Labels, WorkloadRef};
 use crate::topology::Catalog;
 
@@ -202,15 +203,30 @@ impl Store {
                 .bind(cluster)
                 .fetch_all(&self.pool)
                 .await?;
+        // What an older version learned unchecked: a workload name this version cannot read is
+        // left out, and so is a label Kubernetes would refuse (it would reach a selector).
+        let mut unreadable = 0usize;
         for (w, labels) in rows {
             let (Ok(w), Ok(labels)) = (w.parse::<WorkloadRef>(), serde_json::from_value::<Labels>(labels)) else {
+                unreadable += 1;
                 continue;
+            };
+            let labels = if labels_valid(&labels) {
+                labels
+            } else {
+                unreadable += 1;
+                check_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))).labels
             };
             if labels.is_empty() {
                 catalog.note_workload(&w);
             } else {
                 catalog.learn(&w, &labels);
             }
+        }
+        if unreadable > 0 {
+            tracing::warn!(
+                "cluster {cluster}: {unreadable} stored label sets with invalid workload names or labels left out or cleaned"
+            );
         }
         Ok(catalog)
     }

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{DAY_US, HOUR_US, Result, Store, StoreError, from_micros, micros};
+use super::{DAY_US, HOUR_US, Result, Store, from_micros, micros};
 use crate::enrich::Endpoint;
+use crate::model::names::excerpt;
 use crate::model::{Port, Protocol, WorkloadRef};
 use crate::topology::{Catalog, ConnKey, ConnStats, Connections};
 
@@ -107,6 +108,16 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
     }
 }
 
+/// A stored connection's key, if this version can read it.
+fn conn_key(src: &str, dst: &str, port: i32, protocol: &str) -> Option<ConnKey> {
+    Some(ConnKey {
+        src: Endpoint::from_key(src)?,
+        dst: Endpoint::from_key(dst)?,
+        port: u16::try_from(port).ok().and_then(Port::new)?,
+        protocol: protocol.parse::<Protocol>().ok()?,
+    })
+}
+
 impl Store {
     /// The connections seen in `[since, until]` (hour-aligned: the aggregates' buckets that
     /// overlap the window count whole), folded into `Connections` with the given catalog. Whole
@@ -126,13 +137,16 @@ impl Store {
             sqlx::query_as(sql).bind(cluster).bind(a).bind(z).bind(arg).bind(d0).bind(d1).fetch_all(&self.pool).await?;
         let mut conns = Connections::new(catalog);
         let mut map = HashMap::with_capacity(rows.len());
+        // A key this version cannot read (a name an older version stored unchecked, say) costs
+        // its row, not the page: the row is left out and counted, and the first is logged.
+        let mut unreadable: (usize, Option<String>) = (0, None);
         for (src, dst, port, proto, flows, dropped, first, last, processes, services) in rows {
-            let bad = |what: &str| StoreError::Corrupt(format!("conn_hourly {what}: {src} -> {dst}"));
-            let key = ConnKey {
-                src: Endpoint::from_key(&src).ok_or_else(|| bad("source"))?,
-                dst: Endpoint::from_key(&dst).ok_or_else(|| bad("destination"))?,
-                port: u16::try_from(port).ok().and_then(Port::new).ok_or_else(|| bad("port"))?,
-                protocol: proto.parse::<Protocol>().map_err(|_| bad("protocol"))?,
+            let Some(key) = conn_key(&src, &dst, port, &proto) else {
+                unreadable.0 += 1;
+                unreadable.1.get_or_insert_with(|| {
+                    format!("{:?} -> {:?} {port}/{:?}", excerpt(&src), excerpt(&dst), excerpt(&proto))
+                });
+                continue;
             };
             let mut processes: Vec<String> = processes;
             processes.sort();
@@ -157,6 +171,11 @@ impl Store {
                 }
             }
             map.insert(key, stats);
+        }
+        if let (n, Some(first)) = unreadable {
+            tracing::warn!(
+                "cluster {cluster}: {n} stored connections with keys that cannot be read were left out (first: {first})"
+            );
         }
         conns.map = map;
         Ok(conns)
