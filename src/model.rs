@@ -83,7 +83,7 @@ impl FromStr for Protocol {
         } else if s.eq_ignore_ascii_case("sctp") {
             Ok(Protocol::Sctp)
         } else {
-            Err(ModelError::Protocol(s.to_string()))
+            Err(ModelError::Protocol(names::excerpt(s)))
         }
     }
 }
@@ -124,7 +124,7 @@ impl fmt::Display for Port {
 impl FromStr for Port {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<u16>().ok().and_then(Port::new).ok_or_else(|| ModelError::Port(s.to_string()))
+        s.parse::<u16>().ok().and_then(Port::new).ok_or_else(|| ModelError::Port(names::excerpt(s)))
     }
 }
 
@@ -190,7 +190,7 @@ impl FromStr for WorkloadKind {
             "replicaset" | "rs" | "replicasets" => WorkloadKind::ReplicaSet,
             "replicationcontroller" | "rc" => WorkloadKind::ReplicationController,
             "pod" | "po" | "pods" => WorkloadKind::Pod,
-            _ => return Err(ModelError::Kind(s.to_string())),
+            _ => return Err(ModelError::Kind(names::excerpt(s))),
         };
         Ok(k)
     }
@@ -231,7 +231,7 @@ impl FromStr for WorkloadRef {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut parts = s.split('/');
         let (Some(kind), Some(ns), Some(name), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(ModelError::Workload(s.to_string()));
+            return Err(ModelError::Workload(names::excerpt(s)));
         };
         WorkloadRef::parse(kind.parse()?, ns, name)
     }
@@ -281,10 +281,13 @@ impl FromStr for Cidr {
             return Ok(Cidr::host(ip));
         }
         let net: IpNet = s.parse().map_err(|_| {
-            ModelError::Cidr(raw.to_string(), "not an address/prefix such as 10.0.0.0/8 or 2001:db8::/32".into())
+            ModelError::Cidr(names::excerpt(raw), "not an address/prefix such as 10.0.0.0/8 or 2001:db8::/32".into())
         })?;
         if net.trunc() != net {
-            return Err(ModelError::Cidr(raw.to_string(), format!("host bits are set; did you mean {}?", net.trunc())));
+            return Err(ModelError::Cidr(
+                names::excerpt(raw),
+                format!("host bits are set; did you mean {}?", net.trunc()),
+            ));
         }
         Ok(Cidr(net))
     }
@@ -329,7 +332,7 @@ impl FromStr for PeerSpec {
         match s.parse::<Cidr>() {
             Ok(c) => Ok(PeerSpec::Net(c)),
             Err(e @ ModelError::Cidr(_, _)) if s.contains('/') && s.parse::<IpNet>().is_ok() => Err(e),
-            Err(_) => Err(ModelError::Peer(s.to_string())),
+            Err(_) => Err(ModelError::Peer(names::excerpt(s))),
         }
     }
 }
