@@ -11,6 +11,11 @@
 //! Kubernetes 1.26, their pods' hostnames come from the name), Services (DNS-1035 labels: a letter
 //! first) and CronJobs (subdomains of at most 52 characters: their Jobs append 11). Label keys are
 //! qualified names (`[prefix/]name`), values at most 63 characters of the same alphabet or empty.
+//!
+//! One deliberate exception: a NetworkPolicy's name is never a key, a URL or a selector here (it
+//! only labels `check`'s verdicts), and dropping a policy would change what `check` says is
+//! allowed, so any printable ASCII name without `/` is kept (netpol-analyzer's cases, the
+//! evaluator's oracle, name policies `use_common_labels_same_values`).
 
 use std::fmt;
 
@@ -39,6 +44,8 @@ pub enum NameRule {
     Dns1035Label,
     /// A DNS-1123 subdomain of at most 52 characters.
     CronJob,
+    /// At most 253 of printable ASCII other than `/`: NetworkPolicies (see the module's notes).
+    Printable,
 }
 
 impl NameRule {
@@ -49,6 +56,7 @@ impl NameRule {
             "Namespace" | "StatefulSet" => NameRule::Dns1123Label,
             "Service" => NameRule::Dns1035Label,
             "CronJob" => NameRule::CronJob,
+            "NetworkPolicy" => NameRule::Printable,
             _ => NameRule::Dns1123Subdomain,
         }
     }
@@ -63,13 +71,14 @@ impl NameRule {
             NameRule::Dns1123Subdomain => "DNS-1123 subdomain",
             NameRule::Dns1035Label => "DNS-1035 label",
             NameRule::CronJob => "CronJob name (a DNS-1123 subdomain of at most 52 characters)",
+            NameRule::Printable => "NetworkPolicy name (printable ASCII without '/')",
         }
     }
 
     fn max_len(self) -> usize {
         match self {
             NameRule::Dns1123Label | NameRule::Dns1035Label => LABEL_MAX,
-            NameRule::Dns1123Subdomain => SUBDOMAIN_MAX,
+            NameRule::Dns1123Subdomain | NameRule::Printable => SUBDOMAIN_MAX,
             NameRule::CronJob => CRONJOB_MAX,
         }
     }
@@ -82,9 +91,13 @@ impl NameRule {
         if s.len() > self.max_len() {
             return Some(match self {
                 NameRule::Dns1123Label | NameRule::Dns1035Label => "longer than 63 characters",
-                NameRule::Dns1123Subdomain => "longer than 253 characters",
+                NameRule::Dns1123Subdomain | NameRule::Printable => "longer than 253 characters",
                 NameRule::CronJob => "longer than 52 characters",
             });
+        }
+        if self == NameRule::Printable {
+            let ok = s.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+            return (!ok).then_some("only printable ASCII other than '/' is allowed");
         }
         let dots = matches!(self, NameRule::Dns1123Subdomain | NameRule::CronJob);
         let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.');
@@ -294,43 +307,46 @@ mod tests {
     fn names_per_rule() {
         use NameRule::*;
         let long = |n: usize| "a".repeat(n);
-        // (input, label, subdomain, 1035 label, CronJob)
-        let cases: &[(&str, [bool; 4])] = &[
-            ("web", [true, true, true, true]),
-            ("example-java-app", [true, true, true, true]),
-            ("a.b-c", [false, true, false, true]),
-            ("0day", [true, true, false, true]),
-            (&long(52), [true, true, true, true]),
-            (&long(53), [true, true, true, false]),
-            (&long(63), [true, true, true, false]),
-            (&long(64), [false, true, false, false]),
-            (&long(253), [false, true, false, false]),
-            (&long(254), [false, false, false, false]),
-            ("", [false; 4]),
-            ("-a", [false; 4]),
-            ("a-", [false; 4]),
-            ("a..b", [false; 4]),
-            ("a.-b", [false; 4]),
-            (".a", [false; 4]),
-            ("UPPER_case", [false; 4]),
-            ("A", [false; 4]),
-            ("a_b", [false; 4]),
-            ("a/b", [false; 4]),
-            ("a:b", [false; 4]),
-            ("<img src=x onerror=alert(1)>", [false; 4]),
-            ("web\u{202e}", [false; 4]),
-            ("we\u{200b}b", [false; 4]),
-            ("wéb", [false; 4]),
+        // (input, label, subdomain, 1035 label, CronJob, printable)
+        let cases: &[(&str, [bool; 5])] = &[
+            ("web", [true; 5]),
+            ("example-java-app", [true; 5]),
+            ("a.b-c", [false, true, false, true, true]),
+            ("0day", [true, true, false, true, true]),
+            (&long(52), [true; 5]),
+            (&long(53), [true, true, true, false, true]),
+            (&long(63), [true, true, true, false, true]),
+            (&long(64), [false, true, false, false, true]),
+            (&long(253), [false, true, false, false, true]),
+            (&long(254), [false; 5]),
+            ("", [false; 5]),
+            ("-a", [false, false, false, false, true]),
+            ("a-", [false, false, false, false, true]),
+            ("a..b", [false, false, false, false, true]),
+            ("a.-b", [false, false, false, false, true]),
+            (".a", [false, false, false, false, true]),
+            ("UPPER_case", [false, false, false, false, true]),
+            ("A", [false, false, false, false, true]),
+            ("a_b", [false, false, false, false, true]),
+            ("a:b", [false, false, false, false, true]),
+            ("<img>", [false, false, false, false, true]),
+            ("a/b", [false; 5]),
+            ("<img src=x onerror=alert(1)>", [false; 5]),
+            ("web\u{202e}", [false; 5]),
+            ("we\u{200b}b", [false; 5]),
+            ("wéb", [false; 5]),
+            ("bell\u{7}", [false; 5]),
         ];
         for (s, want) in cases {
-            let got = [Dns1123Label, Dns1123Subdomain, Dns1035Label, CronJob].map(|r| r.check(s).is_ok());
+            let got = [Dns1123Label, Dns1123Subdomain, Dns1035Label, CronJob, Printable].map(|r| r.check(s).is_ok());
             assert_eq!(got, *want, "{s:?}");
         }
         assert_eq!(NameRule::for_kind("Namespace"), Dns1123Label);
         assert_eq!(NameRule::for_kind("StatefulSet"), Dns1123Label);
         assert_eq!(NameRule::for_kind("Service"), Dns1035Label);
         assert_eq!(NameRule::for_kind("CronJob"), CronJob);
-        for kind in ["Pod", "Deployment", "DaemonSet", "ReplicaSet", "Job", "Node", "EndpointSlice", "NetworkPolicy"] {
+        assert_eq!(NameRule::for_kind("NetworkPolicy"), Printable);
+        for kind in ["Pod", "Deployment", "DaemonSet", "ReplicaSet", "Job", "Node", "EndpointSlice"] {
             assert_eq!(NameRule::for_kind(kind), Dns1123Subdomain, "{kind}");
         }
     }
