@@ -1,4 +1,5 @@
-# Flowgate: build in the Rust image, run in a slim Debian with the static files beside the binary.
+# Flowgate: build in the Rust image, run in a slim Debian. The binary carries its static files
+# and templates (src/web/assets.rs), so it is all the image needs.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -11,8 +12,6 @@ RUN cargo build --release --locked --bin flowgate
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/flowgate /usr/local/bin/flowgate
-COPY static /usr/share/flowgate/static
-ENV FLOWGATE_STATIC=/usr/share/flowgate/static
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/flowgate"]

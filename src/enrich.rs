@@ -594,6 +594,33 @@ impl Endpoint {
         }
     }
 
+    /// The store's key for an end known only by its pod identity (see [`PendingIdentity`]):
+    /// `identity/<namespace>/<address>/<key=value,...>`. Label keys and values hold neither `,`
+    /// nor `=`, and the labels come last, so a key's own `/` (`app.kubernetes.io/name`) is no
+    /// trouble.
+    pub fn identity_key(ip: IpAddr, id: &PendingIdentity) -> String {
+        let labels: Vec<String> = id.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("identity/{}/{ip}/{}", id.namespace, labels.join(","))
+    }
+
+    /// Reads [`Endpoint::identity_key`] back: the address (as an unresolved end) and the identity.
+    pub fn from_identity_key(s: &str, src: bool) -> Option<(Endpoint, PendingIdentity)> {
+        let rest = s.strip_prefix("identity/")?;
+        let (namespace, rest) = rest.split_once('/')?;
+        let (ip, labels) = rest.split_once('/')?;
+        crate::model::Name::namespace(namespace).ok()?;
+        let ip: IpAddr = ip.parse().ok()?;
+        let mut parsed = Labels::new();
+        for pair in labels.split(',') {
+            let (k, v) = pair.split_once('=')?;
+            if k.is_empty() || v.contains('=') {
+                return None;
+            }
+            parsed.insert(k.to_string(), v.to_string());
+        }
+        Some((Endpoint::Unresolved { ip }, PendingIdentity { src, namespace: namespace.to_string(), labels: parsed }))
+    }
+
     pub fn from_key(s: &str) -> Option<Endpoint> {
         let (head, rest) = s.split_once('/')?;
         match head {
@@ -626,6 +653,24 @@ mod key_tests {
             assert_eq!(Endpoint::from_key(k).map(|e| e.key()).as_deref(), Some(k));
         }
         assert_eq!(Endpoint::from_key("bogus"), None);
+        let id = PendingIdentity {
+            src: true,
+            namespace: "bookinfo".into(),
+            labels: Labels::from([("app.kubernetes.io/name".into(), "pp".into()), ("version".into(), "v1".into())]),
+        };
+        let ip: IpAddr = "10.244.0.148".parse().unwrap();
+        let key = Endpoint::identity_key(ip, &id);
+        assert_eq!(key, "identity/bookinfo/10.244.0.148/app.kubernetes.io/name=pp,version=v1");
+        assert_eq!(Endpoint::from_identity_key(&key, true), Some((Endpoint::Unresolved { ip }, id)));
+        assert_eq!(Endpoint::from_key(&key), None);
+        for bad in [
+            "identity/Bad/10.0.0.1/a=b",
+            "identity/ns/nope/a=b",
+            "identity/ns/10.0.0.1/a",
+            "identity/ns/10.0.0.1/a=b=c",
+        ] {
+            assert_eq!(Endpoint::from_identity_key(bad, false), None, "{bad}");
+        }
         assert_eq!(Endpoint::from_key("external/not-an-ip"), None);
     }
 }

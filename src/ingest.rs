@@ -18,6 +18,7 @@ use crate::inventory::Inventory;
 use crate::retention::{Age, Retention, Window};
 use crate::store::ingest::{Batch, Expect, Written};
 use crate::store::{Store, StoreError};
+use crate::topology::{ConnKey, IdentityIndex};
 
 /// Rows per transaction: large enough to amortise round trips and the aggregate updates (a batch
 /// updates each connection-hour and -day it saw once, so busy connections cost an update per
@@ -106,19 +107,32 @@ fn retryable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// What time it is for an ingest or a retention run: the system's, or a fixed instant (tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
-    System,
-    Fixed(jiff::Timestamp),
-}
+/// What time it is for an ingest, a retention run or a session: the system's, or whatever a test
+/// says (a fixed instant, or one it moves), so nothing that depends on time needs a sleep to test.
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
 
 impl Clock {
-    pub fn now(self) -> jiff::Timestamp {
-        match self {
-            Clock::System => jiff::Timestamp::now(),
-            Clock::Fixed(t) => t,
-        }
+    pub fn system() -> Clock {
+        Clock(std::sync::Arc::new(jiff::Timestamp::now))
+    }
+
+    pub fn fixed(t: jiff::Timestamp) -> Clock {
+        Clock(std::sync::Arc::new(move || t))
+    }
+
+    pub fn from_fn(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(std::sync::Arc::new(now))
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
     }
 }
 
@@ -154,6 +168,9 @@ pub async fn ingest_sources(
     // Never before the day up to which a retention run removed this cluster's raw flows, even if
     // this ingest's retention is longer than that run's.
     let window = retention.window(now).not_before(store.flows_removed_before(cluster).await?);
+    // Pod identities without a pod (Cilium's proxy) are resolved as they arrive when the
+    // workload with those labels is known already; the rest are stored as identities.
+    let mut identities = IdentityIndex::from_catalog(&store.load_catalog(cluster, &inventory).await?);
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
     let reader = tokio::task::spawn_blocking(move || -> Result<(Summary, u64), flows::FlowsError> {
         let mut summary = Summary::default();
@@ -179,7 +196,18 @@ pub async fn ingest_sources(
                         expired += 1;
                         return;
                     }
-                    let enriched = enrich(&inventory, &flow);
+                    let mut enriched = enrich(&inventory, &flow);
+                    for e in &mut enriched {
+                        for (w, labels) in &e.learned {
+                            identities.learn(w, labels);
+                        }
+                        if !e.identities.is_empty() {
+                            let key =
+                                ConnKey { src: e.src.clone(), dst: e.dst.clone(), port: e.port, protocol: e.protocol };
+                            let (key, rest) = identities.apply(key, std::mem::take(&mut e.identities));
+                            (e.src, e.dst, e.identities) = (key.src, key.dst, rest);
+                        }
+                    }
                     batch.push(&flow, &enriched);
                     if batch.len() >= BATCH_ROWS && !closed {
                         let full = std::mem::take(&mut batch);

@@ -11,10 +11,11 @@
 //! - [`topology`]: enriched flows folded into connections; the catalog of workloads and labels.
 //! - [`policy`]: NetworkPolicy generation, selectors, YAML, evaluation and verification.
 //! - [`retention`]: which flow times the store takes at a given now (expired, future, current).
-//! - [`store`]: PostgreSQL: time-aware inventory, flows, hourly aggregates, decisions (IO shell).
+//! - [`store`]: PostgreSQL: time-aware inventory, flows, hourly aggregates, decisions, sessions
+//!   (IO shell).
 //! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
 //! - [`review`]: store-backed generation with each workload's stored decisions.
-//! - [`web`]: the HTTP server: flow ingestion API (and the review UI), auth, errors.
+//! - [`web`]: the HTTP server: flow ingestion API (and the review UI), auth and sessions, errors.
 //! - [`watch`]: a live cluster through kube-rs reflectors, recorded in the store (IO shell).
 //! - [`offline`]: the CLI's pipeline over files (IO shell around the core).
 pub mod enrich;

@@ -94,9 +94,13 @@ enum Command {
         /// Address to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Access token; generated and printed at start when not given
+        /// Access token (at least 16 characters); generated and printed at start when not given
         #[arg(long, env = "FLOWGATE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Browsers reach this server over HTTPS (a TLS-terminating proxy in front): the session
+        /// cookie gets `Secure`, so it is never sent over plain HTTP
+        #[arg(long)]
+        behind_https: bool,
         /// Load the built-in demo cluster (if the store lacks it) and keep feeding it traffic
         #[arg(long)]
         demo: bool,
@@ -148,6 +152,11 @@ enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Read the connections and inventory from the store for this cluster instead of files
+        #[arg(long, conflicts_with_all = ["flows", "inventory"])]
+        cluster: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -229,8 +238,23 @@ impl InputArgs {
     }
 }
 
-/// Bad input: say where and why, exit 2.
-struct Fail(String);
+/// Why a command failed, and its exit code: 2 for bad input (the message says where and why),
+/// 3 for the store or the runtime (a refused database connection is not the user's input).
+struct Fail {
+    msg: String,
+    code: u8,
+}
+
+/// Bad input: exit 2. (A function beside the struct, so that `Fail(message)` reads as before.)
+#[allow(non_snake_case)]
+fn Fail(msg: String) -> Fail {
+    Fail { msg, code: 2 }
+}
+
+/// The store or the runtime failed: exit 3.
+fn runtime_failure(msg: String) -> Fail {
+    Fail { msg, code: 3 }
+}
 
 impl From<offline::OfflineError> for Fail {
     fn from(e: offline::OfflineError) -> Self {
@@ -248,9 +272,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
-        Err(Fail(msg)) => {
+        Err(Fail { msg, code }) => {
             eprintln!("flowgate: error: {msg}");
-            ExitCode::from(2)
+            ExitCode::from(code)
         }
     }
 }
@@ -272,11 +296,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Fail(format!("starting the async runtime: {e}")))
+        .map_err(|e| runtime_failure(format!("starting the async runtime: {e}")))
 }
 
 fn connect(rt: &tokio::runtime::Runtime, db: &DbArgs) -> Result<Store, Fail> {
-    rt.block_on(Store::connect(&db.database_url)).map_err(|e| Fail(format!("{e} ({})", redact(&db.database_url))))
+    rt.block_on(Store::connect(&db.database_url))
+        .map_err(|e| runtime_failure(format!("{e} ({})", redact(&db.database_url))))
 }
 
 /// The URL without its password, for messages.
@@ -293,8 +318,12 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// What the store said: the user's input (an unknown cluster, a stale version) or its own failure.
 fn store_err(e: StoreError) -> Fail {
-    Fail(e.to_string())
+    match e {
+        StoreError::UnknownCluster(_) | StoreError::Invalid(_) | StoreError::Conflict { .. } => Fail(e.to_string()),
+        StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => runtime_failure(e.to_string()),
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode, Fail> {
@@ -340,6 +369,12 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 report.unchanged,
                 report.closed,
             );
+            if report.reattributed > 0 {
+                eprintln!(
+                    "{} stored flows from addresses that were unresolved now have their workloads",
+                    report.reattributed
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { cluster, flow_format, paths, retention, max_skew, threads, db } => {
@@ -374,29 +409,39 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, token, demo, retention, max_skew, db } => {
+        Command::Serve { listen, token, behind_https, demo, retention, max_skew, db } => {
             let retention = parse_retention(&retention, &max_skew)?;
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
             // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
-            let token = match token.filter(|t| !t.is_empty()) {
-                Some(t) if t.len() >= 16 => t,
+            let (token, generated) = match token.filter(|t| !t.is_empty()) {
+                Some(t) if t.len() >= 16 => (t, false),
                 Some(_) => return Err(Fail("--token must be at least 16 characters".into())),
-                None => flowgate::web::auth::generate_token().map_err(|e| Fail(format!("generating a token: {e}")))?,
+                None => {
+                    (flowgate::web::auth::generate_token().map_err(|e| Fail(format!("generating a token: {e}")))?, true)
+                }
             };
             rt.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::bind(listen).await.map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
-                eprintln!("flowgate is listening on http://{listen}/");
-                eprintln!("open http://{listen}/?token={token} to log in (API: Authorization: Bearer {token})");
+                let addr = listener.local_addr().map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
+                eprintln!("flowgate is listening on http://{addr}/");
+                // A token the operator chose is theirs to keep out of logs; only one made here
+                // has to be shown, or no one could log in.
+                if generated {
+                    eprintln!("open http://{addr}/?token={token} to log in (API: Authorization: Bearer {token})");
+                } else {
+                    eprintln!("log in at http://{addr}/ with the token from --token or FLOWGATE_TOKEN");
+                }
                 tokio::spawn(flowgate::web::run_retention(
                     store.clone(),
                     retention,
-                    flowgate::ingest::Clock::System,
+                    flowgate::ingest::Clock::system(),
                     std::time::Duration::from_secs(3600),
                 ));
                 let mut state = flowgate::web::AppState::new(store, token);
                 state.retention = retention;
+                state.sessions.secure = behind_https;
                 if demo {
                     let s = state.clone();
                     tokio::spawn(async move {
@@ -405,7 +450,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                         }
                     });
                 }
-                let app = flowgate::web::router(state);
+                // With each client's address, so that failed logins are limited per client.
+                let app = flowgate::web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = tokio::signal::ctrl_c().await;
@@ -490,8 +536,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate { sel, output } if sel.cluster.is_some() => {
-            let (generation, verification) = generate_from_store(&sel)?;
-            finish_generate(generation, verification, output)
+            let r = review_from_store(&sel)?;
+            finish_generate(r.generation, r.verification, output)
         }
         Command::Generate { sel, output } => {
             let (obs, opts) = observe_selection(&sel)?;
@@ -499,15 +545,21 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             finish_generate(generation, verification, output)
         }
         Command::Connections { sel, json } => {
-            let (obs, opts) = observe_selection(&sel)?;
-            let generation = flowgate::policy::generate::generate(&obs.inventory, &obs.connections, &opts);
+            // From files or from the store, the same rows: the review's, over its connections.
+            let (generation, conns) = if sel.cluster.is_some() {
+                let r = review_from_store(&sel)?;
+                (r.generation, r.connections)
+            } else {
+                let (obs, opts) = observe_selection(&sel)?;
+                (flowgate::policy::generate::generate(&obs.inventory, &obs.connections, &opts), obs.connections)
+            };
             let mut out = String::new();
             if json {
                 let rows: Vec<serde_json::Value> = generation
                     .review
                     .iter()
                     .map(|r| {
-                        let stats = &obs.connections.map[&r.key];
+                        let stats = &conns.map[&r.key];
                         let peer = if r.direction == Direction::Ingress { &r.key.src } else { &r.key.dst };
                         serde_json::json!({
                             "workload": r.workload.to_string(),
@@ -538,7 +590,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     "WORKLOAD\tDIRECTION\tPEER\tCLASS\tPORT\tFLOWS\tFIRST SEEN\tLAST SEEN\tPROCESS\tDECISION\n",
                 );
                 for r in &generation.review {
-                    let stats = &obs.connections.map[&r.key];
+                    let stats = &conns.map[&r.key];
                     let peer = if r.direction == Direction::Ingress { &r.key.src } else { &r.key.dst };
                     out.push_str(&format!(
                         "{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}\n",
@@ -563,14 +615,20 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             write_stdout(out.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { input, policies, fail_on_blocked, json } => {
-            let obs = observe(&input)?;
+        Command::Check { input, policies, fail_on_blocked, json, cluster, db } => {
+            let (inventory, conns) = match &cluster {
+                Some(c) => connections_from_store(c, &input, &db)?,
+                None => {
+                    let obs = observe(&input)?;
+                    (obs.inventory, obs.connections)
+                }
+            };
             let extra = flowgate::inventory::load_paths(&policies).map_err(|e| Fail(e.to_string()))?;
             for e in &extra.errors {
                 eprintln!("error: {e}");
             }
-            let in_force = offline::policies_in_force(&obs.inventory, &extra);
-            let (checked, warnings) = offline::check(&obs, &in_force);
+            let in_force = offline::policies_in_force(&inventory, &extra);
+            let (checked, warnings) = offline::check(&inventory, &conns, &in_force);
             for w in warnings {
                 eprintln!("warning: {w}");
             }
@@ -821,13 +879,11 @@ fn observe_selection(sel: &Selection) -> Result<(Observed, Options), Fail> {
     Ok((obs, opts))
 }
 
-/// `generate --cluster`: the same generation, from the store and its decisions.
-fn generate_from_store(
-    sel: &Selection,
-) -> Result<(flowgate::policy::generate::Generation, flowgate::policy::verify::Verification), Fail> {
+/// `generate --cluster`, `connections --cluster`: the same review, from the store and its decisions.
+fn review_from_store(sel: &Selection) -> Result<flowgate::review::Reviewed, Fail> {
     let cluster = sel.cluster.as_deref().unwrap_or_default();
     let [namespace] = sel.namespace.as_slice() else {
-        return Err(Fail("generate --cluster takes exactly one --namespace".into()));
+        return Err(Fail("--cluster takes exactly one --namespace".into()));
     };
     flowgate::model::Name::namespace(namespace).map_err(|e| Fail(format!("--namespace: {e}")))?;
     let rt = runtime()?;
@@ -856,6 +912,32 @@ fn generate_from_store(
             eprintln!("note: {}", n.0);
         }
         eprintln!("store: {} connections in the window", r.connections.map.len());
-        Ok((r.generation, r.verification))
+        Ok(r)
+    })
+}
+
+/// `check --cluster`: every connection of the cluster in the window, from the store, settled as
+/// the offline pipeline settles a file's.
+fn connections_from_store(
+    cluster: &str,
+    input: &InputArgs,
+    db: &DbArgs,
+) -> Result<(flowgate::inventory::Inventory, flowgate::topology::Connections), Fail> {
+    let rt = runtime()?;
+    let store = connect(&rt, db)?;
+    rt.block_on(async {
+        let id = store.cluster_id(cluster, false).await.map_err(store_err)?;
+        let newest = store.newest_flow(id).await.map_err(store_err)?;
+        let since = input.since.and_then(|b| b.resolve(newest));
+        let until = input.until.and_then(|b| b.resolve(newest));
+        let inv = store.load_inventory(id).await.map_err(store_err)?;
+        let catalog = store.load_catalog(id, &inv).await.map_err(store_err)?;
+        let mut conns = store
+            .connections(id, flowgate::store::query::Scope::All, since, until, catalog)
+            .await
+            .map_err(store_err)?;
+        conns.settle(&inv);
+        eprintln!("store: {} connections in the window", conns.map.len());
+        Ok((inv, conns))
     })
 }

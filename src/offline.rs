@@ -199,13 +199,18 @@ pub fn policies_in_force(inv: &Inventory, extra: &Loaded) -> Vec<NetworkPolicy> 
     out
 }
 
-pub fn check<'a>(obs: &'a Observed, policies: &[NetworkPolicy]) -> (Vec<Checked<'a>>, Vec<String>) {
-    let (evaluator, warnings) = Evaluator::new(policies, &obs.inventory.namespaces);
-    let ports = verify::PortIndex::new(&obs.inventory);
+/// Every observed connection (from files or the store) judged against `policies`.
+pub fn check<'a>(
+    inv: &Inventory,
+    conns: &'a Connections,
+    policies: &[NetworkPolicy],
+) -> (Vec<Checked<'a>>, Vec<String>) {
+    let (evaluator, warnings) = Evaluator::new(policies, &inv.namespaces);
+    let ports = verify::PortIndex::new(inv);
     let mut out = Vec::new();
-    for (key, stats) in obs.connections.sorted() {
-        let src = peer_of(&key.src, &obs.connections.catalog, &ports);
-        let dst = peer_of(&key.dst, &obs.connections.catalog, &ports);
+    for (key, stats) in conns.sorted() {
+        let src = peer_of(&key.src, &conns.catalog, &ports);
+        let dst = peer_of(&key.dst, &conns.catalog, &ports);
         let decision = evaluator.check(&src.as_peer(), &dst.as_peer(), key.port, key.protocol);
         let from_node = matches!(key.src, crate::enrich::Endpoint::Node { .. });
         out.push(Checked { key, stats, decision, from_node });

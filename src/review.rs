@@ -59,11 +59,13 @@ pub async fn review(
     };
     let mut connections = store.connections(cluster, scope, since, until, catalog).await?;
     // A namespace's connections are all there, so what they settle together holds (a DaemonSet
-    // seen as several bare pods, identity-only ends). One workload's are not: its peers' other
-    // pods are missing, and its page must keep naming it as stored.
-    if matches!(target, Target::Namespace { .. }) {
-        connections.settle(inventory);
-    }
+    // seen as several bare pods). One workload's are not: its peers' other pods are missing, and
+    // its page must keep naming it as stored; its own connections still say where it listens,
+    // which is what tells its replies from requests.
+    match target {
+        Target::Namespace { .. } => connections.settle(inventory),
+        Target::Workload(_) => connections.settle_one_workload(inventory),
+    };
     let mut opts = Options {
         namespaces: Some(BTreeSet::from([namespace.to_string()])),
         workloads: only,

@@ -42,8 +42,8 @@ pub struct ConnStats {
     /// Flows whose direction the source did not say and nothing seen since has settled: the
     /// connection may be a reply read backwards. Flagged on its row.
     pub undecided: u64,
-    /// Source ports of the undecided flows (at most [`MAX_PROCESSES`]): a server's port here means
-    /// the flows were its replies.
+    /// Source ports of the undecided flows (the [`MAX_PROCESSES`] smallest, as the store keeps
+    /// them): a server's port here means the flows were its replies.
     pub reply_ports: BTreeSet<u16>,
 }
 
@@ -71,20 +71,30 @@ impl ConnStats {
         self.dropped += other.dropped;
         self.first_seen = self.first_seen.min(other.first_seen);
         self.last_seen = self.last_seen.max(other.last_seen);
-        for p in &other.processes {
-            if self.processes.len() >= MAX_PROCESSES {
-                break;
-            }
-            self.processes.insert(p.clone());
-        }
-        self.services.extend(other.services.iter().cloned());
+        merge_smallest(&mut self.processes, &other.processes);
+        merge_smallest(&mut self.services, &other.services);
         self.undecided += other.undecided;
-        for p in &other.reply_ports {
-            if self.reply_ports.len() >= MAX_PROCESSES {
-                break;
-            }
-            self.reply_ports.insert(*p);
-        }
+        merge_smallest(&mut self.reply_ports, &other.reply_ports);
+    }
+}
+
+/// The one rule for the capped lists of a connection (processes, Services, reply ports): the
+/// [`MAX_PROCESSES`] smallest distinct values. Unlike "the first seen" or "the most seen", it is
+/// exactly mergeable (the smallest of a union are the smallest of the parts' smallest), so the
+/// offline fold, a batch's fold, the SQL upserts (`(array_agg(distinct x))[1:8]`) and reading
+/// hours and days back all keep the same list for the same flows.
+pub fn keep_smallest<T: Ord>(set: &mut BTreeSet<T>, value: T) {
+    if set.len() >= MAX_PROCESSES && set.last().is_some_and(|last| value >= *last) {
+        return;
+    }
+    if set.insert(value) && set.len() > MAX_PROCESSES {
+        set.pop_last();
+    }
+}
+
+fn merge_smallest<T: Ord + Clone>(set: &mut BTreeSet<T>, other: &BTreeSet<T>) {
+    for v in other {
+        keep_smallest(set, v.clone());
     }
 }
 
@@ -200,8 +210,11 @@ impl Connections {
 
     /// Folds one flow in (after enrichment). The caller applies the window, before enriching.
     pub fn add(&mut self, flow: &FlowRecord, enriched: &[Enriched]) {
+        // Times are kept to the microsecond, as the store keeps them (PostgreSQL's precision), so
+        // a connection reads the same from files and from the store.
+        let time = jiff::Timestamp::from_microsecond(flow.time.as_microsecond()).unwrap_or(flow.time);
         self.flows += 1;
-        self.newest = Some(self.newest.map_or(flow.time, |n| n.max(flow.time)));
+        self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
         for e in enriched {
             for (w, labels) in &e.learned {
                 self.catalog.learn(w, labels);
@@ -220,37 +233,33 @@ impl Connections {
             }
             let key = ConnKey { src: e.src.clone(), dst: e.dst.clone(), port: e.port, protocol: e.protocol };
             let stats = if e.identities.is_empty() {
-                self.map.entry(key).or_insert_with(|| ConnStats::new(flow.time))
+                self.map.entry(key).or_insert_with(|| ConnStats::new(time))
             } else {
-                self.pending.entry((key, e.identities.clone())).or_insert_with(|| ConnStats::new(flow.time))
+                self.pending.entry((key, e.identities.clone())).or_insert_with(|| ConnStats::new(time))
             };
             stats.flows += 1;
             if flow.role == FlowRole::Undecided {
                 stats.undecided += 1;
-                if let Some(p) = flow.src_port
-                    && stats.reply_ports.len() < MAX_PROCESSES
-                {
-                    stats.reply_ports.insert(p);
+                if let Some(p) = flow.src_port {
+                    keep_smallest(&mut stats.reply_ports, p);
                 }
             }
             if flow.verdict == Verdict::Dropped {
                 stats.dropped += 1;
             }
-            stats.first_seen = stats.first_seen.min(flow.time);
-            stats.last_seen = stats.last_seen.max(flow.time);
+            stats.first_seen = stats.first_seen.min(time);
+            stats.last_seen = stats.last_seen.max(time);
+            // Most flows repeat a process or Service already recorded: only a new one is copied.
             if let Some(p) = &flow.process
-                && stats.processes.len() < MAX_PROCESSES
                 && !stats.processes.contains(p)
+                && (stats.processes.len() < MAX_PROCESSES || stats.processes.last().is_some_and(|l| p < l))
             {
-                stats.processes.insert(p.clone());
+                keep_smallest(&mut stats.processes, p.clone());
             }
-            if let Some((ns, name, port)) = &e.service {
-                // Most flows repeat a Service already recorded; only a new one is formatted.
-                if stats.services.len() < MAX_PROCESSES
-                    && !stats.services.iter().any(|s| is_service(s, ns, name, *port))
-                {
-                    stats.services.insert(format!("{ns}/{name}:{port}"));
-                }
+            if let Some((ns, name, port)) = &e.service
+                && !stats.services.iter().any(|s| is_service(s, ns, name, *port))
+            {
+                keep_smallest(&mut stats.services, format!("{ns}/{name}:{port}"));
             }
         }
     }
@@ -339,34 +348,11 @@ impl Connections {
         if self.pending.is_empty() {
             return;
         }
-        let stable = |l: &Labels| -> Labels {
-            l.iter().filter(|(k, _)| is_stable_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
-        };
-        // (namespace, stable labels) -> the workloads whose pods carry exactly them.
-        let mut by_identity: HashMap<(&str, Labels), BTreeSet<&WorkloadRef>> = HashMap::new();
-        for (w, sets) in &self.catalog.workloads {
-            for l in sets {
-                by_identity.entry((w.namespace.as_str(), stable(l))).or_default().insert(w);
-            }
-        }
+        let index = IdentityIndex::from_catalog(&self.catalog);
         let mut resolved: Vec<(ConnKey, ConnStats, bool)> = Vec::new();
-        for ((mut key, ids), st) in std::mem::take(&mut self.pending) {
-            let mut all = true;
-            for id in &ids {
-                let hit = by_identity.get(&(id.namespace.as_str(), stable(&id.labels)));
-                match hit {
-                    Some(ws) if ws.len() == 1 => {
-                        let end = Endpoint::Workload { workload: (*ws.iter().next().unwrap()).clone() };
-                        if id.src {
-                            key.src = end;
-                        } else {
-                            key.dst = end;
-                        }
-                    }
-                    _ => all = false,
-                }
-            }
-            resolved.push((key, st, all));
+        for ((key, ids), st) in std::mem::take(&mut self.pending) {
+            let (key, rest) = index.apply(key, ids);
+            resolved.push((key, st, rest.is_empty()));
         }
         for (key, st, all) in resolved {
             if all {
@@ -376,6 +362,29 @@ impl Connections {
             }
             self.map.entry(key).and_modify(|s| s.merge(&st)).or_insert(st);
         }
+    }
+
+    /// A connection read back from the store with an end known only by its identity; resolved
+    /// by [`Connections::settle`] like one folded from a flow.
+    pub fn add_pending(&mut self, key: ConnKey, identities: Vec<PendingIdentity>, stats: ConnStats) {
+        self.flows += stats.flows;
+        self.newest = Some(self.newest.map_or(stats.last_seen, |n| n.max(stats.last_seen)));
+        match self.pending.get_mut(&(key.clone(), identities.clone())) {
+            Some(s) => s.merge(&stats),
+            None => {
+                self.pending.insert((key, identities), stats);
+            }
+        }
+    }
+
+    /// Steps 2 and 3 of [`Connections::settle`], for one workload's connections: they hold where
+    /// it is reached (so where it listens) but not its peers' other pods, so no DaemonSet is
+    /// folded from them.
+    pub fn settle_one_workload(&mut self, inv: &Inventory) -> Settled {
+        let mut out = Settled::default();
+        self.resolve_identities(&mut out);
+        self.settle_directions(inv, &mut out);
+        out
     }
 
     fn settle_directions(&mut self, inv: &Inventory, out: &mut Settled) {
@@ -439,6 +448,69 @@ impl Connections {
         let mut v: Vec<_> = self.map.iter().collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
+    }
+}
+
+/// Pod identities -> workloads: (namespace, stable labels) to the workloads whose pods carry
+/// exactly those labels. Shared by [`Connections::settle`] and the store's ingest, which resolves
+/// what it can as flows arrive (and stores the rest for the review to settle).
+#[derive(Debug, Clone, Default)]
+pub struct IdentityIndex {
+    map: HashMap<(String, Labels), BTreeSet<WorkloadRef>>,
+}
+
+fn stable_labels(l: &Labels) -> Labels {
+    l.iter().filter(|(k, _)| is_stable_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl IdentityIndex {
+    pub fn from_catalog(catalog: &Catalog) -> IdentityIndex {
+        let mut index = IdentityIndex::default();
+        for (w, sets) in &catalog.workloads {
+            for l in sets {
+                index.learn(w, l);
+            }
+        }
+        index
+    }
+
+    pub fn learn(&mut self, w: &WorkloadRef, labels: &Labels) {
+        let key = (w.namespace.clone(), stable_labels(labels));
+        match self.map.get_mut(&key) {
+            Some(ws) => {
+                if !ws.contains(w) {
+                    ws.insert(w.clone());
+                }
+            }
+            None => {
+                self.map.insert(key, BTreeSet::from([w.clone()]));
+            }
+        }
+    }
+
+    /// The one workload with this identity, if exactly one has it.
+    pub fn resolve(&self, namespace: &str, labels: &Labels) -> Option<&WorkloadRef> {
+        let ws = self.map.get(&(namespace.to_string(), stable_labels(labels)))?;
+        if ws.len() == 1 { ws.iter().next() } else { None }
+    }
+
+    /// The key with every identity it can resolve put in place; the identities it cannot.
+    pub fn apply(&self, mut key: ConnKey, ids: Vec<PendingIdentity>) -> (ConnKey, Vec<PendingIdentity>) {
+        let mut rest = Vec::new();
+        for id in ids {
+            match self.resolve(&id.namespace, &id.labels) {
+                Some(w) => {
+                    let end = Endpoint::Workload { workload: w.clone() };
+                    if id.src {
+                        key.src = end;
+                    } else {
+                        key.dst = end;
+                    }
+                }
+                None => rest.push(id),
+            }
+        }
+        (key, rest)
     }
 }
 
@@ -544,6 +616,32 @@ mod tests {
         }
         assert!(is_service("a/b:0", "a", "b", 0));
         assert!(is_service("a/b:65535", "a", "b", 65535));
+    }
+
+    #[test]
+    fn capped_lists_keep_the_smallest_whatever_the_order_and_the_merges() {
+        let names: Vec<String> = (0..20).map(|i| format!("p{:02}", (i * 7) % 20)).collect();
+        let mut all = BTreeSet::new();
+        for n in &names {
+            keep_smallest(&mut all, n.clone());
+        }
+        let want: Vec<String> = (0..MAX_PROCESSES).map(|i| format!("p{i:02}")).collect();
+        assert_eq!(all.iter().cloned().collect::<Vec<_>>(), want);
+        // Folded in parts and merged, in either order: the same list.
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let part = |ns: &[String]| {
+            let mut s = ConnStats::new(t);
+            for n in ns {
+                keep_smallest(&mut s.processes, n.clone());
+            }
+            s
+        };
+        let (a, b) = (part(&names[..9]), part(&names[9..]));
+        let (mut ab, mut ba) = (a.clone(), b.clone());
+        ab.merge(&b);
+        ba.merge(&a);
+        assert_eq!(ab.processes, all);
+        assert_eq!(ba.processes, all);
     }
 
     #[test]

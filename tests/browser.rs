@@ -169,6 +169,18 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
     assert_eq!(text(&c, "#policy-yaml").await, before_yaml);
     assert_eq!(store.decisions(id, &w).await.unwrap(), before);
 
+    // Every change above is recorded as this browser's session.
+    let author = store.decisions(id, &w).await.unwrap().author.unwrap_or_default();
+    assert!(author.starts_with("browser "), "{author}");
+
+    // Log out: back at the login form, and the review page is closed to this browser.
+    let review_url = c.current_url().await.unwrap();
+    c.find(Locator::Css("form.logout button")).await.expect("log out button").click().await.unwrap();
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("input#token")).await.expect("login form");
+    c.goto(review_url.as_str()).await.unwrap();
+    let body = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(body.contains("a valid bearer token is required"), "{body}");
+
     c.close().await.unwrap();
 }
 
@@ -298,5 +310,71 @@ async fn large_namespace_map_draws_every_node_and_answers_clicks(pool: PgPool) {
     .await;
     assert!(after.as_u64().unwrap() > 0, "{after}");
 
+    c.close().await.unwrap();
+}
+
+/// The binary copied into an empty folder (no `static/` beside it, no source tree) serves its
+/// pages and scripts from itself: the map draws.
+#[sqlx::test(migrations = false)]
+async fn a_copied_binary_draws_the_map(pool: PgPool) {
+    let o = pool.connect_options();
+    let url =
+        format!("postgres://{}@{}:{}/{}", o.get_username(), o.get_host(), o.get_port(), o.get_database().unwrap());
+    let empty = tempfile::tempdir().unwrap();
+    let bin = empty.path().join("flowgate");
+    std::fs::copy(env!("CARGO_BIN_EXE_flowgate"), &bin).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The source tree's static/ is hidden from the server (an empty tmpfs over it, in a mount
+    // namespace of its own), as it is on any machine the binary is copied to.
+    let static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+    let script = format!(
+        "mount -t tmpfs none '{static_dir}' && exec '{}' serve --demo --listen 127.0.0.1:{port} --token {TOKEN} --database-url '{url}'",
+        bin.display()
+    );
+    /// Kills the server however the test ends, so that no process outlives it holding the
+    /// test database.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .current_dir(empty.path())
+        .env_remove("FLOWGATE_STATIC")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _server = Server(child);
+    // The server says where it listens once it does.
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "the server stopped");
+    }
+    let base = format!("http://127.0.0.1:{port}");
+
+    let driver = chrome::Chromedriver::start().expect("chromedriver");
+    let profile = tempfile::tempdir().unwrap();
+    let c = driver.session(profile.path(), (1400, 1000)).await.expect("session");
+    c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
+    let page = format!("{base}/clusters/demo/namespaces/example-java-app/workloads/deployment/{JAVAAPP}?since=24h");
+    // The demo is seeded in the background: the page exists once it is there.
+    let mut tries = 0;
+    loop {
+        c.goto(&page).await.unwrap();
+        if c.source().await.unwrap().contains(JAVAAPP) || tries > 50 {
+            break;
+        }
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (nodes, edges) = map_contents(&c).await;
+    assert!(nodes.iter().any(|n| n.contains("cassandra")), "{nodes:?}");
+    assert!(!edges.is_empty());
     c.close().await.unwrap();
 }

@@ -983,6 +983,77 @@ fn a_recycled_ip_resolves_to_the_pod_that_held_it_then() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The server's start
+// ---------------------------------------------------------------------------------------------
+
+/// Starts `flowgate serve ARGS...` on a free port and returns what it wrote to stderr up to its
+/// login line; the server is then stopped.
+fn serve_until_login_line(database_url: &str, args: &[&str], env_token: Option<&str>) -> String {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowgate"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+        .args(args)
+        .env_remove("FLOWGATE_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(t) = env_token {
+        cmd.env("FLOWGATE_TOKEN", t);
+    }
+    let mut child = cmd.spawn().expect("run flowgate serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut out = String::new();
+    let result = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                out += &line;
+                out.push('\n');
+                if line.contains("log in") {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        panic!("serve printed no login line ({e}):\n{out}");
+    }
+    out
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_prints_the_token_only_when_it_made_it(pool: sqlx::PgPool) {
+    use sqlx::ConnectOptions;
+    let url = pool.connect_options().to_url_lossy().to_string();
+    let given = "operator-chosen-token-0123";
+
+    for (args, env) in [(&["--token", given][..], None), (&[][..], Some(given))] {
+        let out = serve_until_login_line(&url, args, env);
+        assert!(!out.contains(given), "{args:?} {env:?}:\n{out}");
+        assert!(out.contains("log in at http://127.0.0.1:") && !out.contains("?token="), "{out}");
+    }
+
+    let out = serve_until_login_line(&url, &[], None);
+    let token: String =
+        out.split("?token=").nth(1).unwrap_or_default().chars().take_while(char::is_ascii_hexdigit).collect();
+    assert_eq!(token.len(), 32, "{out}");
+    assert!(out.contains(&format!("Authorization: Bearer {token}")), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 7. Hostile names: what Kubernetes would refuse never reaches a key, a selector or a page
 // ---------------------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ fn lines(n: usize) -> String {
 /// A server whose clock says 11 November 2026, 01:00, the day of the flows above.
 fn state(store: &Store) -> AppState {
     let mut state = AppState::new(store.clone(), TOKEN);
-    state.clock = Clock::Fixed("2026-11-11T01:00:00Z".parse().unwrap());
+    state.clock = Clock::fixed("2026-11-11T01:00:00Z".parse().unwrap());
     state
 }
 

@@ -1,21 +1,65 @@
-//! The web application's HTTP surface in process: login, sessions, origin checks, the JSON API's
-//! validation and version conflicts, on a fresh database holding the demo cluster.
+//! The web application's HTTP surface in process: login, sessions (expiry, restarts, logout), the
+//! login limiter, origin checks, who authored a change, the security headers, the JSON API's
+//! validation and version conflicts, on a fresh database (holding the demo cluster where needed).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use flowgate::store::Store;
-use flowgate::web::{AppState, router, seed_demo};
+use flowgate::web::{AppState, Clock, router, seed_demo};
+use jiff::{SignedDuration, Timestamp};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
 const TOKEN: &str = "http-test-token-0123456789";
 const W: &str = "/api/v1/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp";
+const PAGE: &str = "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp";
 
 async fn app(pool: PgPool) -> axum::Router {
     let store = Store::from_pool(pool).await.unwrap();
     let state = AppState::new(store, TOKEN);
     seed_demo(&state, "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
     router(state)
+}
+
+/// A clock the test moves by hand: sessions and the login limiter read it.
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<Timestamp>>);
+
+impl TestClock {
+    fn new() -> TestClock {
+        TestClock(Arc::new(Mutex::new("2026-12-01T08:00:00Z".parse().unwrap())))
+    }
+    fn clock(&self) -> Clock {
+        let t = self.0.clone();
+        Clock::from_fn(move || *t.lock().unwrap())
+    }
+    fn advance(&self, d: SignedDuration) {
+        let mut t = self.0.lock().unwrap();
+        *t += d;
+    }
+}
+
+/// A state without the demo (for tests of login and sessions alone), on the test's clock.
+async fn bare_state(pool: PgPool, clock: &TestClock) -> AppState {
+    let mut state = AppState::new(Store::from_pool(pool).await.unwrap(), TOKEN);
+    state.clock = clock.clock();
+    state
+}
+
+/// Logs in; returns the `name=value` of the session cookie.
+async fn login(app: &axum::Router) -> String {
+    let (status, headers, body) =
+        send(app, Request::get(format!("/?token={TOKEN}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string()
+}
+
+fn with_cookie(path: &str, cookie: &str) -> Request<Body> {
+    Request::get(path).header(header::COOKIE, cookie).body(Body::empty()).unwrap()
 }
 
 async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -78,7 +122,7 @@ async fn login_sets_a_strict_session_cookie_and_pages_need_it(pool: PgPool) {
     let d: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(d["version"], 1);
     assert_eq!(d["exclude"][0], "deployment/example-java-app/example-java-app-cassandra");
-    assert_eq!(d["author"], "browser");
+    assert!(d["author"].as_str().unwrap().starts_with("browser "), "{d}");
 }
 
 #[sqlx::test(migrations = false)]
@@ -145,7 +189,239 @@ async fn the_api_validates_and_refuses_stale_versions(pool: PgPool) {
     assert_eq!(send(&app, unknown).await.0, StatusCode::NOT_FOUND);
 }
 
-const PAGE: &str = "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp";
+#[sqlx::test(migrations = false)]
+async fn login_redirects_only_to_paths_on_this_server(pool: PgPool) {
+    let app = router(bare_state(pool, &TestClock::new()).await);
+    // `next` as it appears in the login URL.
+    let cases = [
+        ("/clusters/demo?ns=shop", "/clusters/demo?ns=shop"),
+        ("/%09/127.0.0.1:18302/", "/"),
+        ("/%0B/127.0.0.1:18302/", "/"),
+        ("/%00/x", "/"),
+        ("/%0D%0ASet-Cookie:%20x=y", "/"),
+        ("//evil.example/", "/"),
+        ("/%5Cevil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/%252F%252Fevil.example", "/"),
+    ];
+    for (next, want) in cases {
+        let req = Request::get(format!("/?token={TOKEN}&next={next}")).body(Body::empty()).unwrap();
+        let (status, headers, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{next}: {body}");
+        assert_eq!(headers[header::LOCATION], want, "{next}");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn sessions_survive_a_restart_until_logout(pool: PgPool) {
+    let clock = TestClock::new();
+    let first = router(bare_state(pool.clone(), &clock).await);
+    let cookie = login(&first).await;
+    let id = cookie.split_once('=').unwrap().1.to_string();
+
+    // The store holds the id's SHA-256, never the id.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("select id_hash from sessions").fetch_all(&pool).await.unwrap();
+    let hashed: Vec<u8> =
+        sqlx::query_scalar("select sha256($1::bytea)").bind(id.as_bytes()).fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, vec![hashed]);
+
+    // Another server on the same database (a restart) knows the session.
+    let second = router(bare_state(pool.clone(), &clock).await);
+    assert_eq!(send(&second, with_cookie("/", &cookie)).await.0, StatusCode::OK);
+
+    // Logging out takes a same-origin POST; another site's form is refused and changes nothing.
+    let logout = |origin: &str| {
+        Request::post("/logout")
+            .header(header::COOKIE, &cookie)
+            .header(header::HOST, "flowgate.local")
+            .header(header::ORIGIN, origin)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(send(&second, logout("https://evil.example")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(send(&first, with_cookie("/", &cookie)).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&second, Request::get("/logout").body(Body::empty()).unwrap()).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let (status, headers, _) = send(&second, logout("http://flowgate.local")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/");
+    let cleared = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cleared.starts_with("flowgate_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    // The session is gone for every server, even for a browser that kept the cookie.
+    assert_eq!(send(&first, with_cookie("/", &cookie)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&second, with_cookie("/", &cookie)).await.0, StatusCode::UNAUTHORIZED);
+    let left: i64 = sqlx::query_scalar("select count(*) from sessions").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn sessions_end_after_12_hours_idle_or_7_days(pool: PgPool) {
+    let clock = TestClock::new();
+    let app = router(bare_state(pool.clone(), &clock).await);
+    let h = SignedDuration::from_hours;
+    let m = SignedDuration::from_mins;
+
+    // Idle: each use restarts the 12 hours.
+    let cookie = login(&app).await;
+    clock.advance(h(12) - m(1));
+    assert_eq!(send(&app, with_cookie("/", &cookie)).await.0, StatusCode::OK);
+    clock.advance(h(12) - m(1));
+    assert_eq!(send(&app, with_cookie("/", &cookie)).await.0, StatusCode::OK, "used 11:59 ago");
+    clock.advance(h(12));
+    assert_eq!(send(&app, with_cookie("/", &cookie)).await.0, StatusCode::UNAUTHORIZED, "idle for 12 h");
+
+    // Absolute: used every 11 hours, it still ends 7 days after the login.
+    let cookie = login(&app).await;
+    for _ in 0..15 {
+        clock.advance(h(11));
+        assert_eq!(send(&app, with_cookie("/", &cookie)).await.0, StatusCode::OK);
+    }
+    clock.advance(h(7 * 24 - 15 * 11) - m(1));
+    assert_eq!(send(&app, with_cookie("/", &cookie)).await.0, StatusCode::OK, "6 days 23:59 old");
+    clock.advance(m(1));
+    assert_eq!(send(&app, with_cookie("/", &cookie)).await.0, StatusCode::UNAUTHORIZED, "7 days old");
+    // Both expired sessions were deleted (the first at the next login, the second when used).
+    let left: i64 = sqlx::query_scalar("select count(*) from sessions").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_cookie_is_secure_behind_https(pool: PgPool) {
+    let clock = TestClock::new();
+    let mut state = bare_state(pool, &clock).await;
+    let plain = router(state.clone());
+    state.sessions.secure = true;
+    let https = router(state);
+    let set_cookie = |headers: &axum::http::HeaderMap| headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    let login_req = || Request::get(format!("/?token={TOKEN}")).body(Body::empty()).unwrap();
+
+    let c = set_cookie(&send(&plain, login_req()).await.1);
+    assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && !c.contains("Secure"), "{c}");
+    let c = set_cookie(&send(&https, login_req()).await.1);
+    assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("; Secure"), "{c}");
+    let logout = Request::post("/logout").body(Body::empty()).unwrap();
+    let c = set_cookie(&send(&https, logout).await.1);
+    assert!(c.contains("Max-Age=0") && c.ends_with("; Secure"), "{c}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn wrong_tokens_are_limited_per_client(pool: PgPool) {
+    let clock = TestClock::new();
+    let app = router(bare_state(pool, &clock).await);
+    let from = |ip: &str, token: &str| {
+        let mut req = Request::get(format!("/?token={token}")).body(Body::empty()).unwrap();
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(ip.parse().unwrap(), 40000)));
+        req
+    };
+    let guesser = "198.51.100.7";
+    for i in 0..5 {
+        assert_eq!(send(&app, from(guesser, "wrong-token-0000000")).await.0, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let (status, headers, body) = send(&app, from(guesser, "wrong-token-0000000")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "10");
+    assert!(body.contains("try again in 10 s"), "{body}");
+    // Once out of attempts, even the right token is not looked at: guessing stays slow.
+    assert_eq!(send(&app, from(guesser, TOKEN)).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // The API's bearer token is the same secret and counts the same way.
+    let mut api = Request::get(format!("{W}/decisions"))
+        .header(header::AUTHORIZATION, "Bearer wrong-token-0000000")
+        .body(Body::empty())
+        .unwrap();
+    api.extensions_mut().insert(ConnectInfo(SocketAddr::new(guesser.parse().unwrap(), 40001)));
+    let (status, headers, _) = send(&app, api).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "10");
+    // Someone else is not held up.
+    assert_eq!(send(&app, from("203.0.113.9", TOKEN)).await.0, StatusCode::SEE_OTHER);
+
+    clock.advance(SignedDuration::from_secs(4));
+    assert_eq!(send(&app, from(guesser, TOKEN)).await.1[header::RETRY_AFTER], "6");
+    clock.advance(SignedDuration::from_secs(6));
+    assert_eq!(send(&app, from(guesser, TOKEN)).await.0, StatusCode::SEE_OTHER, "one attempt back after 10 s");
+    // The right token gave that attempt back; a wrong one uses it up again.
+    assert_eq!(send(&app, from(guesser, "wrong-token-0000000")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&app, from(guesser, "wrong-token-0000000")).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_author_is_who_logged_in_not_what_a_header_claims(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    let cookie = login(&app).await;
+    let form = "version=0&peer=deployment/example-java-app/example-java-app-cassandra&allow=false";
+    let req = Request::post(format!("{PAGE}/decisions"))
+        .header(header::COOKIE, &cookie)
+        .header("x-flowgate-user", "mallory")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form))
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::SEE_OTHER);
+    let bearer = |req: axum::http::request::Builder| {
+        req.header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).header("x-flowgate-user", "mallory")
+    };
+    let (_, _, body) = send(&app, bearer(Request::get(format!("{W}/decisions"))).body(Body::empty()).unwrap()).await;
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = cookie.split_once('=').unwrap().1;
+    let hash: Vec<u8> =
+        sqlx::query_scalar("select sha256($1::bytea)").bind(id.as_bytes()).fetch_one(&pool).await.unwrap();
+    let tag: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(d["author"], format!("browser {tag}"), "{d}");
+
+    let put = bearer(Request::put(format!("{W}/decisions"))).body(Body::from(r#"{"version":1}"#)).unwrap();
+    assert_eq!(send(&app, put).await.0, StatusCode::OK);
+    let (_, _, body) = send(&app, bearer(Request::get(format!("{W}/decisions"))).body(Body::empty()).unwrap()).await;
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((d["version"].as_i64(), d["author"].as_str()), (Some(2), Some("api")), "{d}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn responses_are_not_cached_and_send_no_referrer_away(pool: PgPool) {
+    let app = app(pool).await;
+    let cookie = login(&app).await;
+    let bearer = |path: &str| {
+        Request::get(path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::empty()).unwrap()
+    };
+    let cases = [
+        ("page", with_cookie(PAGE, &cookie), "text/html"),
+        ("JSON", bearer(&format!("{W}/connections")), "application/json"),
+        ("YAML", bearer(&format!("{W}/policy.yaml")), "application/yaml"),
+        ("namespace YAML", bearer("/api/v1/clusters/demo/namespaces/example-java-app/policy.yaml"), "application/yaml"),
+        ("login page", Request::get("/").body(Body::empty()).unwrap(), "text/html"),
+        ("error", bearer("/api/v1/clusters/nope/namespaces/x/policy.yaml"), "application/json"),
+    ];
+    for (what, req, content_type) in cases {
+        let (_, headers, _) = send(&app, req).await;
+        let h =
+            |name: header::HeaderName| headers.get(&name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(h(header::CONTENT_TYPE).starts_with(content_type), "{what}: {headers:?}");
+        assert_eq!(h(header::CACHE_CONTROL), "no-store", "{what}");
+        assert_eq!(h(header::REFERRER_POLICY), "same-origin", "{what}");
+        let csp = h(header::CONTENT_SECURITY_POLICY);
+        for directive in ["script-src 'self'", "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"] {
+            assert!(csp.contains(directive), "{what}: {csp}");
+        }
+    }
+    // Static files keep their caching: the app's own revalidated by ETag, vendored ones for a year.
+    let (status, headers, _) = send(&app, Request::get("/static/app.css").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{headers:?}");
+    assert_eq!(headers[header::REFERRER_POLICY], "same-origin");
+    let tag = headers[header::ETAG].clone();
+    let again = Request::get("/static/app.css").header(header::IF_NONE_MATCH, tag).body(Body::empty()).unwrap();
+    assert_eq!(send(&app, again).await.0, StatusCode::NOT_MODIFIED);
+    let vendored = Request::get("/static/vendor/htmx-2.0.11.min.js")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(&app, vendored).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+    let (status, _, _) = send(&app, Request::get("/static/../Cargo.toml").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
 
 fn bearer(path: &str) -> Request<Body> {
     Request::get(path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::empty()).unwrap()

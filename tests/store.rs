@@ -280,9 +280,11 @@ async fn both_write_paths_store_the_same_aggregates(pool: PgPool) {
             let (h, m) = (10 + minute / 60, minute % 60);
             let dst = if i % 3 == 0 { "10.244.0.8" } else { "10.244.0.7" };
             let verdict = if i % 7 == 0 { "DROPPED" } else { "FORWARDED" };
+            // Three flows in four say nothing of their direction (source ports 9001-9039).
+            let flags = if i % 4 != 0 { "ACK" } else { "SYN" };
             format!(
-                r#"{{"time":"2026-11-11T{h:02}:{m:02}:00Z","src_ip":"10.244.0.5","src_port":{},"dst_ip":"{dst}","dst_port":80,"protocol":"TCP","process":"p{}","verdict":"{verdict}"}}"#,
-                40000 + i,
+                r#"{{"time":"2026-11-11T{h:02}:{m:02}:00Z","src_ip":"10.244.0.5","src_port":{},"dst_ip":"{dst}","dst_port":80,"protocol":"TCP","process":"p{}","verdict":"{verdict}","tcp_flags":"{flags}"}}"#,
+                if i % 4 != 0 { 9000 + i } else { 40000 + i },
                 i % 11
             ) + "\n"
         })
@@ -304,8 +306,10 @@ async fn both_write_paths_store_the_same_aggregates(pool: PgPool) {
     let rows = |c: i32| {
         let pool = store.pool.clone();
         async move {
-            sqlx::query_as::<_, (String, String, String, i64, i64, String, String, Vec<String>)>(
-                "select bucket::text, src_endpoint, dst_endpoint, flows, dropped, first_seen::text, last_seen::text, processes
+            type Row = (String, String, String, i64, i64, String, String, Vec<String>, i64, Vec<i32>);
+            sqlx::query_as::<_, Row>(
+                "select bucket::text, src_endpoint, dst_endpoint, flows, dropped, first_seen::text, last_seen::text, processes,
+                        undecided, reply_ports
                  from conn_hourly where cluster_id = $1 order by 1, 2, 3",
             )
             .bind(c)
@@ -322,6 +326,93 @@ async fn both_write_paths_store_the_same_aggregates(pool: PgPool) {
     assert_eq!(want.iter().map(|r| r.4).sum::<i64>(), 6);
     // 11:00 to 10.244.0.7 saw ten processes.
     assert_eq!(want[2].7, ["p0", "p1", "p10", "p2", "p3", "p4", "p5", "p6"]);
+    // 30 flows were undecided; each row keeps the smallest eight of their source ports.
+    assert_eq!(want.iter().map(|r| r.8).sum::<i64>(), 30);
+    assert!(want.iter().all(|r| r.9.len() <= 8 && r.9.windows(2).all(|w| w[0] < w[1])), "{want:?}");
+    assert!(want.iter().any(|r| r.9.len() == 8), "{want:?}");
+    // The daily rows hold the same undecided counts.
+    let daily: i64 = sqlx::query_scalar("select sum(undecided)::bigint from conn_daily where cluster_id = $1")
+        .bind(mixed)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(daily, 30);
+}
+
+/// The proxy fixture (replies without `is_reply`, an unsettled ephemeral connection) through the
+/// store: the namespace's review settles directions as the offline pipeline does.
+#[sqlx::test(migrations = false)]
+async fn stored_flows_keep_their_direction_and_the_review_settles_it(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let cluster = store.cluster_id("kind", true).await.unwrap();
+    let bytes =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bookinfo-proxy/flows.json")).unwrap();
+    let r = ingest_at(&store, cluster, "proxy", bytes, ts(NOW), days(3650)).await;
+    assert_eq!((r.accepted, r.rejected), (11, 0));
+    let inv = store.load_inventory(cluster).await.unwrap();
+    let target = flowgate::review::Target::Namespace { namespace: "bookinfo", only: None };
+    let reviewed =
+        flowgate::review::review(&store, cluster, &inv, target, None, None, &Decisions::default(), true).await.unwrap();
+    assert!(reviewed.verification.ok(), "{:?}", reviewed.verification.mismatches);
+    // ratings' answers to the remote node are gone; the one unsettled connection is excluded.
+    assert!(!reviewed.generation.review.iter().any(|r| r.key.dst.key().contains("10.244.1.29")));
+    let undecided: Vec<_> = reviewed.generation.review.iter().filter(|r| r.undecided).collect();
+    assert_eq!(undecided.len(), 2, "{undecided:?}");
+    assert!(undecided.iter().all(|r| r.key.port.get() == 45001 && r.status.reason() == Some("undecided_direction")));
+    let yaml = flowgate::policy::generate::to_yaml(&reviewed.generation.policies).unwrap();
+    for port in ["58634", "58950", "45001", "51514"] {
+        assert!(!yaml.contains(&format!("port: {port}")), "{yaml}");
+    }
+    // The same bytes as the offline pipeline on the same file, identities included.
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bookinfo-proxy/flows.json");
+    let obs =
+        flowgate::offline::observe(&flowgate::offline::Inputs { flows: vec![fixture.into()], ..Default::default() })
+            .unwrap();
+    let opts =
+        flowgate::policy::generate::Options { namespaces: Some(["bookinfo".to_string()].into()), ..Default::default() };
+    let (offline, _) = flowgate::offline::generate_and_verify(&obs, &opts);
+    assert_eq!(yaml, flowgate::policy::generate::to_yaml(&offline.policies).unwrap());
+    assert!(!format!("{:?}", reviewed.generation.review).contains("10.244.0.148"));
+    // Identities seen before any flow of their pod are stored as identities and settled by the
+    // review: the same answer.
+    let late = store.cluster_id("kind-late", true).await.unwrap();
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let (proxy, rest): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|l| l.contains(r#""source":"10.244.0.148""#) || l.contains(r#""IP":{"source":"10.244.0.148""#));
+    assert_eq!(proxy.len(), 2, "the fixture's two proxy flows");
+    let reordered = proxy.iter().chain(rest.iter()).map(|l| format!("{l}\n")).collect::<String>();
+    ingest_at(&store, late, "proxy-first", reordered.into_bytes(), ts(NOW), days(3650)).await;
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from conn_hourly where cluster_id = $1 and src_endpoint like 'identity/%'")
+            .bind(late)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 1, "stored by identity");
+    let target = flowgate::review::Target::Namespace { namespace: "bookinfo", only: None };
+    let again =
+        flowgate::review::review(&store, late, &inv, target, None, None, &Decisions::default(), true).await.unwrap();
+    assert_eq!(flowgate::policy::generate::to_yaml(&again.generation.policies).unwrap(), yaml);
+    // One workload's page settles its own replies too.
+    let ratings: WorkloadRef = "deployment/bookinfo/ratings-v1".parse().unwrap();
+    let one = flowgate::review::review(
+        &store,
+        cluster,
+        &inv,
+        flowgate::review::Target::Workload(&ratings),
+        None,
+        None,
+        &Decisions::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !one.connections.map.keys().any(|k| k.dst.key().contains("10.244.1.29")),
+        "{:?}",
+        one.connections.map.keys()
+    );
 }
 
 /// Windows read whole days from the daily aggregates and the hours at their edges from the hourly
@@ -422,7 +513,7 @@ async fn the_server_drops_old_days_by_itself(pool: PgPool) {
     let task = tokio::spawn(flowgate::web::run_retention(
         store.clone(),
         days(6),
-        Clock::Fixed(ts("2026-11-08T09:45:00Z")),
+        Clock::fixed(ts("2026-11-08T09:45:00Z")),
         std::time::Duration::from_millis(50),
     ));
     let mut flows = 0;
@@ -565,6 +656,64 @@ async fn reingesting_flows_older_than_the_cutoff_changes_no_aggregate(pool: PgPo
     assert_eq!((r.accepted, r.expired), (0, 3));
     assert_eq!(aggregate_sums(&store, c).await, (3, 3));
     assert_eq!(store.stats(c).await.unwrap().flows, 0);
+}
+
+/// Flows ingested before the inventory that explains them: the import that records the pods
+/// gives those flows their workloads, and the aggregates end up exactly as if the inventory had
+/// come first.
+#[sqlx::test(migrations = false)]
+async fn flows_ingested_before_their_pods_are_resolved_by_the_import(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let inv = list(&[
+        pod("web-0", "StatefulSet", "web", "10.244.0.5", "2026-11-10T00:00:00Z"),
+        pod("db-0", "StatefulSet", "db", "10.244.0.7", "2026-11-10T00:00:00Z"),
+    ]);
+    let objects = parse_text(&inv, "inv.json").objects;
+    let flows = ndjson(&[
+        ("2026-11-11T10:00:00Z", "10.244.0.5", "10.244.0.7", 5432),
+        ("2026-11-11T10:20:00Z", "10.244.0.5", "10.244.0.7", 5432),
+        ("2026-11-11T11:05:00Z", "10.244.0.5", "10.244.0.7", 5432),
+        ("2026-11-12T09:00:00Z", "10.244.0.5", "10.244.0.9", 80),
+    ]);
+    let first = store.cluster_id("inventory-first", true).await.unwrap();
+    store.import(first, &objects, ts("2026-11-10T00:00:00Z")).await.unwrap();
+    ingest(&store, first, "flows", flows.clone()).await;
+
+    let late = store.cluster_id("inventory-late", true).await.unwrap();
+    ingest(&store, late, "flows", flows.clone()).await;
+    assert_eq!(
+        endpoints(&store, late, None, None).await,
+        [
+            ("unresolved/10.244.0.5".into(), "unresolved/10.244.0.7".into(), 3),
+            ("unresolved/10.244.0.5".into(), "unresolved/10.244.0.9".into(), 1)
+        ]
+    );
+    let report = store.import(late, &objects, ts("2026-11-13T00:00:00Z")).await.unwrap();
+    assert_eq!(report.reattributed, 4);
+    let want = endpoints(&store, first, None, None).await;
+    assert_eq!(want[0], ("statefulset/shop/web".into(), "statefulset/shop/db".into(), 3));
+    assert_eq!(endpoints(&store, late, None, None).await, want);
+    // Row for row, hours and days: what the inventory-first cluster holds.
+    let rows = |c: i32, table: &'static str| {
+        let pool = store.pool.clone();
+        async move {
+            type Row = (String, String, String, String, String, i64, String, String, Vec<String>);
+            let sql = format!(
+                "select bucket::text, src_endpoint, dst_endpoint, src_namespace, dst_namespace, flows, first_seen::text,
+                        last_seen::text, processes
+                 from {table} where cluster_id = $1 order by 1, 2, 3"
+            );
+            sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)).bind(c).fetch_all(&pool).await.unwrap()
+        }
+    };
+    for table in ["conn_hourly", "conn_daily"] {
+        assert_eq!(rows(late, table).await, rows(first, table).await, "{table}");
+    }
+    // Importing the same objects again moves nothing more.
+    assert_eq!(store.import(late, &objects, ts("2026-11-13T01:00:00Z")).await.unwrap().reattributed, 0);
+    // A re-ingest still recognises every flow.
+    let r = ingest(&store, late, "flows", flows).await;
+    assert_eq!((r.accepted, r.duplicate), (0, 4));
 }
 
 /// Label sets learned from flows by an older version that did not check them: a workload name

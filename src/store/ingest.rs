@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use super::{DAY_US, HOUR_US, Result, Store, micros};
 use crate::enrich::{Endpoint, Enriched};
-use crate::model::{FlowRecord, Labels, Verdict, WorkloadRef};
+use crate::model::{FlowRecord, FlowRole, Labels, Verdict, WorkloadRef};
 use crate::topology::MAX_PROCESSES;
 
 /// One flow row, ready for the database.
@@ -33,6 +33,8 @@ pub struct FlowRow {
     pub node: Option<String>,
     pub bytes: Option<i64>,
     pub packets: Option<i64>,
+    /// The source did not say which way the flow goes (`FlowRole::Undecided`).
+    pub undecided: bool,
 }
 
 /// A batch: rows plus workload labels learned from flow metadata.
@@ -60,6 +62,16 @@ impl Batch {
                 let seen = self.learned.entry((w.clone(), labels.clone())).or_insert(flow.time);
                 *seen = (*seen).max(flow.time);
             }
+            // An end known only by its pod identity keeps it in its key, for the review to settle.
+            let end = |ep: &Endpoint, src: bool| match e.identities.iter().find(|i| i.src == src) {
+                Some(id) => (
+                    Endpoint::identity_key(ep.ip().unwrap_or(if src { flow.src_ip } else { flow.dst_ip }), id),
+                    id.namespace.clone(),
+                ),
+                None => (ep.key(), namespace_of(ep)),
+            };
+            let ((src_endpoint, src_namespace), (dst_endpoint, dst_namespace)) =
+                (end(&e.src, true), end(&e.dst, false));
             self.rows.push(FlowRow {
                 time_us: micros(flow.time),
                 key: uuid_text(key),
@@ -69,15 +81,16 @@ impl Batch {
                 dst_port: i32::from(e.port.get()),
                 protocol: e.protocol.as_str(),
                 verdict: flow.verdict.as_str(),
-                src_endpoint: e.src.key(),
-                dst_endpoint: e.dst.key(),
-                src_namespace: namespace_of(&e.src),
-                dst_namespace: namespace_of(&e.dst),
+                src_endpoint,
+                dst_endpoint,
+                src_namespace,
+                dst_namespace,
                 service: e.service.as_ref().map(|(ns, name, port)| format!("{ns}/{name}:{port}")),
                 process: flow.process.clone(),
                 node: flow.node.clone(),
                 bytes: flow.bytes.and_then(|b| i64::try_from(b).ok()),
                 packets: flow.packets.and_then(|b| i64::try_from(b).ok()),
+                undecided: flow.role == FlowRole::Undecided,
             });
         }
     }
@@ -190,6 +203,9 @@ pub struct Hourly<'a> {
     /// Sorted, distinct, at most [`MAX_PROCESSES`], as the stored arrays are.
     pub processes: BTreeSet<&'a str>,
     pub services: BTreeSet<&'a str>,
+    pub undecided: i64,
+    /// Source ports of the undecided flows: sorted, distinct, the [`MAX_PROCESSES`] smallest.
+    pub reply_ports: BTreeSet<i32>,
 }
 
 /// Folds rows into their connection-hours (hours in UTC), sorted by `conn_hourly`'s key (source,
@@ -215,8 +231,19 @@ pub fn fold_hourly(rows: &[FlowRow]) -> Vec<Hourly<'_>> {
                 last_us: r.time_us,
                 processes: BTreeSet::new(),
                 services: BTreeSet::new(),
+                undecided: 0,
+                reply_ports: BTreeSet::new(),
             });
         h.flows += 1;
+        if r.undecided {
+            h.undecided += 1;
+            if let Some(p) = r.src_port
+                && h.reply_ports.insert(p)
+                && h.reply_ports.len() > MAX_PROCESSES
+            {
+                h.reply_ports.pop_last();
+            }
+        }
         h.dropped += i64::from(r.verdict == Verdict::Dropped.as_str());
         h.first_us = h.first_us.min(r.time_us);
         h.last_us = h.last_us.max(r.time_us);
@@ -252,6 +279,7 @@ struct FlowColumns<'a> {
     node: Vec<Option<&'a str>>,
     bytes: Vec<Option<i64>>,
     packets: Vec<Option<i64>>,
+    undecided: Vec<bool>,
 }
 
 impl<'a> FlowColumns<'a> {
@@ -273,10 +301,11 @@ impl<'a> FlowColumns<'a> {
             node: rows.iter().map(|r| r.node.as_deref()).collect(),
             bytes: rows.iter().map(|r| r.bytes).collect(),
             packets: rows.iter().map(|r| r.packets).collect(),
+            undecided: rows.iter().map(|r| r.undecided).collect(),
         }
     }
 
-    /// Binds `$2`..`$16` of `insert_flows!`.
+    /// Binds `$2`..`$17` of `insert_flows!`.
     fn bind<'q, O>(
         &'q self,
         q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
@@ -296,22 +325,24 @@ impl<'a> FlowColumns<'a> {
             .bind(&self.node)
             .bind(&self.bytes)
             .bind(&self.packets)
+            .bind(&self.undecided)
     }
 }
 
-/// The insert into `flows` (`$1` cluster, `$2`..`$16` the columns), as the first CTE `ins` of
+/// The insert into `flows` (`$1` cluster, `$2`..`$17` the columns), as the first CTE `ins` of
 /// both write statements, with their conflict clause and `RETURNING`.
 macro_rules! insert_flows {
     ($tail:literal) => {
         concat!(
             "with ins as (
                 insert into flows as f (cluster_id, time, flow_key, src_ip, src_port, dst_ip, dst_port, protocol, verdict,
-                                        src_endpoint, dst_endpoint, service, process, node, bytes, packets)
+                                        src_endpoint, dst_endpoint, service, process, node, bytes, packets, undecided)
                 select $1, timestamptz 'epoch' + us * interval '1 microsecond', k::uuid, sip, sport, dip, dport, proto,
-                       verdict, sep, dep, svc, proc, node, bytes, packets
+                       verdict, sep, dep, svc, proc, node, bytes, packets, und
                 from unnest($2::bigint[], $3::text[], $4::inet[], $5::int[], $6::inet[], $7::int[], $8::text[], $9::text[],
-                            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[])
-                    as t(us, k, sip, sport, dip, dport, proto, verdict, sep, dep, svc, proc, node, bytes, packets)
+                            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[],
+                            $17::boolean[])
+                    as t(us, k, sip, sport, dip, dport, proto, verdict, sep, dep, svc, proc, node, bytes, packets, und)
                 ",
             $tail,
             "
@@ -321,7 +352,8 @@ macro_rules! insert_flows {
 }
 
 /// Adds the rows of a CTE (`$from`: bucket, src_endpoint, dst_endpoint, src_namespace,
-/// dst_namespace, dst_port, protocol, flows, dropped, first_seen, last_seen, processes, services) to
+/// dst_namespace, dst_port, protocol, flows, dropped, first_seen, last_seen, processes, services,
+/// undecided, reply_ports) to
 /// an aggregate table (`$table`: conn_hourly or conn_daily).
 macro_rules! upsert_into {
     ($table:literal, $from:literal) => {
@@ -329,9 +361,9 @@ macro_rules! upsert_into {
             "insert into ",
             $table,
             " as c (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
-                    port, protocol, flows, dropped, first_seen, last_seen, processes, services)
+                    port, protocol, flows, dropped, first_seen, last_seen, processes, services, undecided, reply_ports)
          select $1, h.bucket, h.src_endpoint, h.dst_endpoint, h.src_namespace, h.dst_namespace, h.dst_port, h.protocol,
-                h.flows, h.dropped, h.first_seen, h.last_seen, h.processes, h.services
+                h.flows, h.dropped, h.first_seen, h.last_seen, h.processes, h.services, h.undecided, h.reply_ports
          from ",
             $from,
             " h
@@ -349,7 +381,11 @@ macro_rules! upsert_into {
                                    from unnest(c.processes || excluded.processes) p) end,
             services = case when excluded.services <@ c.services then c.services
                             else (select coalesce((array_agg(distinct s))[1:8], '{}')
-                                  from unnest(c.services || excluded.services) s) end"
+                                  from unnest(c.services || excluded.services) s) end,
+            undecided = c.undecided + excluded.undecided,
+            reply_ports = case when excluded.reply_ports <@ c.reply_ports then c.reply_ports
+                               else (select coalesce((array_agg(distinct p order by p))[1:8], '{}')
+                                     from unnest(c.reply_ports || excluded.reply_ports) p) end"
         )
     };
 }
@@ -368,7 +404,10 @@ macro_rules! upsert_aggregates {
                dst_port, protocol, sum(flows)::bigint as flows, sum(dropped)::bigint as dropped,
                min(first_seen) as first_seen, max(last_seen) as last_seen,
                (select coalesce((array_agg(distinct p))[1:8], '{}') from unnest(array_cat_agg(processes)) p) as processes,
-               (select coalesce((array_agg(distinct s))[1:8], '{}') from unnest(array_cat_agg(services)) s) as services
+               (select coalesce((array_agg(distinct s))[1:8], '{}') from unnest(array_cat_agg(services)) s) as services,
+               sum(undecided)::bigint as undecided,
+               (select coalesce((array_agg(distinct p order by p))[1:8], '{}') from unnest(array_cat_agg(reply_ports)) p)
+                   as reply_ports
         from hourly
         group by date_trunc('day', bucket, 'UTC'), src_endpoint, dst_endpoint, src_namespace, dst_namespace,
                  dst_port, protocol
@@ -381,7 +420,7 @@ macro_rules! upsert_aggregates {
 }
 
 /// The usual write: the flows, and the batch's connection-hours as folded in Rust
-/// ([`fold_hourly`], `$17`..`$29`). A plain insert, which costs the server much less than one
+/// ([`fold_hourly`], `$18`..`$32`). A plain insert, which costs the server much less than one
 /// that checks for conflicts first: a flow already stored fails the statement with a unique
 /// violation, and the batch is written again by [`WRITE_FOLDING_RETURNED`].
 const WRITE_ALL_NEW: &str = concat!(
@@ -393,11 +432,14 @@ const WRITE_ALL_NEW: &str = concat!(
                timestamptz 'epoch' + fu * interval '1 microsecond' as first_seen,
                timestamptz 'epoch' + lu * interval '1 microsecond' as last_seen,
                array(select jsonb_array_elements_text(pj)) as processes,
-               array(select jsonb_array_elements_text(sj)) as services
-        from unnest($17::bigint[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[], $23::text[],
-                    $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[], $28::jsonb[], $29::jsonb[])
+               array(select jsonb_array_elements_text(sj)) as services,
+               und as undecided,
+               array(select jsonb_array_elements_text(rj)::int) as reply_ports
+        from unnest($18::bigint[], $19::text[], $20::text[], $21::text[], $22::text[], $23::int[], $24::text[],
+                    $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::jsonb[], $30::jsonb[],
+                    $31::bigint[], $32::jsonb[])
             as a(b, src_endpoint, dst_endpoint, src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
-                 fu, lu, pj, sj)
+                 fu, lu, pj, sj, und, rj)
      )",
     upsert_aggregates!(),
     "
@@ -406,16 +448,17 @@ const WRITE_ALL_NEW: &str = concat!(
 
 /// The write for a batch holding flows already stored: the aggregates are folded from what the
 /// insert returns, i.e. exactly the rows it stored (a flow already in the table, or twice in the
-/// batch, is skipped by `on conflict do nothing` and counted nowhere). `$17`, `$18`: each
+/// batch, is skipped by `on conflict do nothing` and counted nowhere). `$18`, `$19`: each
 /// endpoint's namespace, sent once per endpoint.
 const WRITE_FOLDING_RETURNED: &str = concat!(
     insert_flows!(
         "on conflict do nothing
-         returning f.time, f.src_endpoint, f.dst_endpoint, f.dst_port, f.protocol, f.verdict, f.service, f.process"
+         returning f.time, f.src_endpoint, f.dst_endpoint, f.dst_port, f.protocol, f.verdict, f.service, f.process,
+                   f.src_port, f.undecided"
     ),
     ",
      ns as (
-        select * from unnest($17::text[], $18::text[]) as n(endpoint, namespace)
+        select * from unnest($18::text[], $19::text[]) as n(endpoint, namespace)
      ),
      hourly as (
         select date_trunc('hour', i.time, 'UTC') as bucket, i.src_endpoint, i.dst_endpoint, s.namespace as src_namespace,
@@ -423,7 +466,10 @@ const WRITE_FOLDING_RETURNED: &str = concat!(
                count(*) as flows, count(*) filter (where verdict = 'DROPPED') as dropped,
                min(time) as first_seen, max(time) as last_seen,
                coalesce((array_agg(distinct process) filter (where process is not null))[1:8], '{}') as processes,
-               coalesce((array_agg(distinct service) filter (where service is not null))[1:8], '{}') as services
+               coalesce((array_agg(distinct service) filter (where service is not null))[1:8], '{}') as services,
+               count(*) filter (where undecided) as undecided,
+               coalesce((array_agg(distinct src_port order by src_port)
+                         filter (where undecided and src_port is not null))[1:8], '{}') as reply_ports
         from ins i
         join ns s on s.endpoint = i.src_endpoint
         join ns d on d.endpoint = i.dst_endpoint
@@ -451,6 +497,8 @@ async fn write_all_new(tx: &mut sqlx::PgConnection, cluster: i32, cols: &FlowCol
         .bind(hourly.iter().map(|h| h.last_us).collect::<Vec<_>>())
         .bind(hourly.iter().map(|h| serde_json::json!(h.processes)).collect::<Vec<_>>())
         .bind(hourly.iter().map(|h| serde_json::json!(h.services)).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.undecided).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| serde_json::json!(h.reply_ports)).collect::<Vec<_>>())
         .fetch_one(tx)
         .await
 }
@@ -584,7 +632,39 @@ mod tests {
             node: None,
             bytes: None,
             packets: None,
+            undecided: false,
         }
+    }
+
+    /// Every capped list the SQL keeps is capped at the one constant the Rust folds use.
+    #[test]
+    fn the_sql_caps_are_the_rust_cap() {
+        let cap = format!("[1:{MAX_PROCESSES}]");
+        for sql in [WRITE_ALL_NEW, WRITE_FOLDING_RETURNED] {
+            let caps = sql.matches("[1:").count();
+            assert!(caps >= 4, "{sql}");
+            assert_eq!(sql.matches(cap.as_str()).count(), caps, "{sql}");
+        }
+    }
+
+    #[test]
+    fn undecided_flows_are_counted_with_their_smallest_source_ports() {
+        let mut rows: Vec<FlowRow> = (0..12)
+            .map(|i| FlowRow {
+                src_port: Some(9000 - i),
+                undecided: i % 4 != 0,
+                ..row(i64::from(i), "x", "p", Verdict::Forwarded)
+            })
+            .collect();
+        rows.push(FlowRow { src_port: None, undecided: true, ..row(13, "x", "p", Verdict::Forwarded) });
+        let hourly = fold_hourly(&rows);
+        assert_eq!(hourly.len(), 1);
+        assert_eq!((hourly[0].flows, hourly[0].undecided), (13, 9 + 1));
+        // Undecided ports 8999, 8998, 8997, 8995, ... 8989: the eight smallest, as SQL keeps them.
+        assert_eq!(
+            hourly[0].reply_ports.iter().copied().collect::<Vec<_>>(),
+            [8989, 8990, 8991, 8993, 8994, 8995, 8997, 8998]
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct ImportReport {
     pub updated: u64,
     pub unchanged: u64,
     pub closed: u64,
+    /// Stored flows whose unresolved addresses the added or changed objects now resolve.
+    pub reattributed: u64,
     /// Objects not recorded: their name or namespace breaks Kubernetes' rules.
     pub skipped: u64,
     /// One per skipped object and per thing dropped from a recorded one (a label, ...).
@@ -84,8 +86,8 @@ impl Store {
              on conflict (cluster_id, kind, namespace, name, uid) do update
                 set body = excluded.body, valid_to = excluded.valid_to, updated_at = now()
                 where o.body is distinct from excluded.body or o.valid_to is distinct from excluded.valid_to
-             returning (xmax = 0) as inserted";
-        let rows: Vec<bool> = sqlx::query_scalar(sql)
+             returning kind, namespace, name, uid, (xmax = 0) as inserted";
+        let rows: Vec<(String, String, String, String, bool)> = sqlx::query_as(sql)
             .bind(cluster)
             .bind(&kinds)
             .bind(&namespaces)
@@ -96,8 +98,22 @@ impl Store {
             .bind(&to)
             .fetch_all(&mut *tx)
             .await?;
-        let added = rows.iter().filter(|i| **i).count() as u64;
+        let added = rows.iter().filter(|r| r.4).count() as u64;
         let updated = rows.len() as u64 - added;
+        // The objects this import added or changed: their addresses may resolve stored flows.
+        let changed: std::collections::HashSet<(&str, &str, &str, &str)> =
+            rows.iter().map(|(k, ns, n, u, _)| (k.as_str(), ns.as_str(), n.as_str(), u.as_str())).collect();
+        let mut late_ips = Vec::new();
+        let mut late_since: Option<i64> = None;
+        for (i, obj) in last_listing_of_each(&objects).into_iter().enumerate() {
+            let Some(&created) = from.get(i) else { break };
+            let id = (kinds[i].as_str(), namespaces[i].as_str(), names[i].as_str(), uids[i].as_str());
+            let ips = super::reattribute::addresses(obj);
+            if changed.contains(&id) && !ips.is_empty() {
+                late_ips.extend(ips);
+                late_since = Some(late_since.map_or(created, |s| s.min(created)));
+            }
+        }
         let mut present: Vec<String> = kinds.clone();
         present.sort();
         present.dedup();
@@ -133,11 +149,18 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        late_ips.sort();
+        late_ips.dedup();
+        let reattributed = match late_since {
+            Some(since) => self.reattribute(cluster, &late_ips, super::from_micros(since)?).await?,
+            None => 0,
+        };
         Ok(ImportReport {
             added,
             updated,
             unchanged: kinds.len() as u64 - added - updated,
             closed,
+            reattributed,
             skipped: checked.skipped as u64,
             warnings: checked.warnings,
         })

@@ -1,7 +1,7 @@
 //! The PostgreSQL store: the time-aware inventory, enriched flows, hourly connection aggregates,
-//! review decisions, policy revisions, and the flows' retention per cluster. An IO shell: it turns
-//! rows into the core's values (`Inventory`, `Connections`, `Decisions`) and back, and computes
-//! nothing itself.
+//! review decisions, policy revisions, browser sessions, and the flows' retention per cluster. An
+//! IO shell: it turns rows into the core's values (`Inventory`, `Connections`, `Decisions`) and
+//! back, and computes nothing itself.
 //!
 //! Queries are written out (runtime-checked `sqlx::query`, so builds need no database).
 
@@ -9,7 +9,9 @@ pub mod decisions;
 pub mod ingest;
 pub mod inventory;
 pub mod query;
+pub mod reattribute;
 pub mod retention;
+pub mod sessions;
 
 use std::str::FromStr;
 

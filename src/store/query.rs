@@ -1,12 +1,12 @@
 //! Window queries, answered from the hourly aggregates (never from raw flows), and counts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{DAY_US, HOUR_US, Result, Store, from_micros, micros};
-use crate::enrich::Endpoint;
+use crate::enrich::{Endpoint, PendingIdentity};
 use crate::model::names::excerpt;
 use crate::model::{Port, Protocol, WorkloadRef};
 use crate::topology::{Catalog, ConnKey, ConnStats, Connections};
@@ -32,7 +32,7 @@ pub struct Stats {
     pub last_flow: Option<String>,
 }
 
-type Row = (String, String, i32, String, i64, i64, i64, i64, Vec<String>, Vec<String>);
+type Row = (String, String, i32, String, i64, i64, i64, i64, Vec<String>, Vec<String>, i64, Vec<i32>);
 
 /// Unbounded ends: 0001-01-01 and 9999-12-31.
 const EARLIEST_US: i64 = -62_135_596_800_000_000;
@@ -63,7 +63,7 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
         ($table:literal, $lo:literal, $op:literal, $hi:literal, $filter:literal) => {
             concat!(
                 "select src_endpoint, dst_endpoint, port, protocol, flows, dropped, first_seen, last_seen,
-                        processes, services
+                        processes, services, undecided, reply_ports
                  from ",
                 $table,
                 " where cluster_id = $1
@@ -89,7 +89,8 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
                 "select src_endpoint, dst_endpoint, port, protocol, sum(flows)::bigint, sum(dropped)::bigint,
                         (extract(epoch from min(first_seen)) * 1000000)::bigint,
                         (extract(epoch from max(last_seen)) * 1000000)::bigint,
-                        array_cat_agg(processes), array_cat_agg(services)
+                        array_cat_agg(processes), array_cat_agg(services), sum(undecided)::bigint,
+                        array_cat_agg(reply_ports)
                  from (",
                 range!("conn_daily", "$5", "<", "$6", $filter),
                 " union all ",
@@ -108,14 +109,24 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
     }
 }
 
-/// A stored connection's key, if this version can read it.
-fn conn_key(src: &str, dst: &str, port: i32, protocol: &str) -> Option<ConnKey> {
-    Some(ConnKey {
-        src: Endpoint::from_key(src)?,
-        dst: Endpoint::from_key(dst)?,
+/// A stored connection's key, and the identities of ends stored by pod identity (each read as
+/// its address, the identity pending), if this version can read it.
+fn conn_key(src: &str, dst: &str, port: i32, protocol: &str) -> Option<(ConnKey, Vec<PendingIdentity>)> {
+    let mut pending = Vec::new();
+    let mut end = |key: &str, is_src: bool| {
+        Endpoint::from_key(key).or_else(|| {
+            let (ep, id) = Endpoint::from_identity_key(key, is_src)?;
+            pending.push(id);
+            Some(ep)
+        })
+    };
+    let key = ConnKey {
+        src: end(src, true)?,
+        dst: end(dst, false)?,
         port: u16::try_from(port).ok().and_then(Port::new)?,
         protocol: protocol.parse::<Protocol>().ok()?,
-    })
+    };
+    Some((key, pending))
 }
 
 impl Store {
@@ -140,8 +151,10 @@ impl Store {
         // A key this version cannot read (a name an older version stored unchecked, say) costs
         // its row, not the page: the row is left out and counted, and the first is logged.
         let mut unreadable: (usize, Option<String>) = (0, None);
-        for (src, dst, port, proto, flows, dropped, first, last, processes, services) in rows {
-            let Some(key) = conn_key(&src, &dst, port, &proto) else {
+        for (src, dst, port, proto, flows, dropped, first, last, processes, services_list, undecided, reply_ports) in
+            rows
+        {
+            let Some((key, pending)) = conn_key(&src, &dst, port, &proto) else {
                 unreadable.0 += 1;
                 unreadable.1.get_or_insert_with(|| {
                     format!("{:?} -> {:?} {port}/{:?}", excerpt(&src), excerpt(&dst), excerpt(&proto))
@@ -158,18 +171,34 @@ impl Store {
                 first_seen: from_micros(first)?,
                 last_seen: from_micros(last)?,
                 processes: processes.into_iter().collect(),
-                services: services.into_iter().collect(),
-                // The store keeps no flow's direction yet: every stored flow counts as decided.
-                undecided: 0,
-                reply_ports: Default::default(),
+                services: {
+                    let mut services: BTreeSet<String> = BTreeSet::new();
+                    for s in services_list {
+                        crate::topology::keep_smallest(&mut services, s);
+                    }
+                    services
+                },
+                undecided: undecided as u64,
+                // The smallest ports, as each stored row keeps them.
+                reply_ports: reply_ports
+                    .into_iter()
+                    .filter_map(|p| u16::try_from(p).ok())
+                    .collect::<BTreeSet<u16>>()
+                    .into_iter()
+                    .take(crate::topology::MAX_PROCESSES)
+                    .collect(),
             };
-            conns.flows += stats.flows;
-            conns.newest = Some(conns.newest.map_or(stats.last_seen, |n: Timestamp| n.max(stats.last_seen)));
             for end in [&key.src, &key.dst] {
                 if let Some(w) = end.workload() {
                     conns.catalog.note_workload(w);
                 }
             }
+            if !pending.is_empty() {
+                conns.add_pending(key, pending, stats);
+                continue;
+            }
+            conns.flows += stats.flows;
+            conns.newest = Some(conns.newest.map_or(stats.last_seen, |n: Timestamp| n.max(stats.last_seen)));
             map.insert(key, stats);
         }
         if let (n, Some(first)) = unreadable {
@@ -214,8 +243,10 @@ impl Store {
         .await?;
         let (workloads,): (i64,) = sqlx::query_as(
             "select count(*) from (
-                select src_endpoint as e from conn_daily where cluster_id = $1 and src_namespace <> ''
-                union select dst_endpoint from conn_daily where cluster_id = $1 and dst_namespace <> ''
+                select src_endpoint as e from conn_daily
+                where cluster_id = $1 and src_namespace <> '' and src_endpoint not like 'identity/%'
+                union select dst_endpoint from conn_daily
+                where cluster_id = $1 and dst_namespace <> '' and dst_endpoint not like 'identity/%'
                 union select lower(kind) || '/' || namespace || '/' || name from k8s_objects
                       where cluster_id = $1 and valid_to is null
                         and kind in ('Deployment', 'StatefulSet', 'DaemonSet', 'CronJob')) w",

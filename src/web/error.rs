@@ -24,6 +24,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// Seconds until the next attempt with a token is allowed.
+    #[error("too many attempts with a wrong token from this address; try again in {0} s")]
+    TooManyAttempts(u64),
     #[error("internal error")]
     Internal(String),
 }
@@ -49,6 +52,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(cause) => {
                 tracing::error!("internal error: {cause}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -57,6 +61,9 @@ impl IntoResponse for ApiError {
         let mut resp = (status, Json(json!({ "error": self.to_string() }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooManyAttempts(secs) = self {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp
     }

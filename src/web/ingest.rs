@@ -6,11 +6,10 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::require_bearer;
+use super::auth::ApiToken;
 use super::error::ApiError;
 use crate::flows::FlowFormat;
 use crate::ingest::{IngestReport, Source, ingest_sources};
@@ -21,13 +20,12 @@ pub struct IngestQuery {
 }
 
 pub async fn post_flows(
+    _t: ApiToken,
     State(state): State<AppState>,
     Path(cluster): Path<String>,
     Query(q): Query<IngestQuery>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestReport>, ApiError> {
-    require_bearer(&headers, &state.token)?;
     crate::model::NameRule::Dns1123Subdomain
         .check(&cluster)
         .map_err(|e| ApiError::BadRequest(format!("cluster: {e}")))?;

@@ -2,22 +2,27 @@
 //! request, call the store or the core, and render; they compute nothing themselves.
 
 pub mod api;
+pub mod assets;
 pub mod auth;
 pub mod demo;
 pub mod error;
 pub mod ingest;
+pub mod limit;
 pub mod pages;
+pub mod session;
 pub mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use tokio::sync::Mutex;
 use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::ingest::Clock;
+pub use crate::ingest::Clock;
 use crate::inventory::Inventory;
 use crate::retention::Retention;
 use crate::store::Store;
@@ -38,10 +43,12 @@ pub struct AppState {
     pub token: Arc<str>,
     pub body_limit: usize,
     pub inventories: Arc<Mutex<HashMap<i32, CachedInventory>>>,
-    pub sessions: auth::Sessions,
+    /// How long sessions last and whether their cookie is `Secure`; the sessions are in the store.
+    pub sessions: session::SessionPolicy,
+    pub login_limit: Arc<std::sync::Mutex<limit::LoginLimiter>>,
     /// The flows kept (and the retention `serve` applies to every cluster).
     pub retention: Retention,
-    /// What time it is for ingests and retention runs.
+    /// What time it is for ingests, retention runs and sessions.
     pub clock: Clock,
 }
 
@@ -52,9 +59,10 @@ impl AppState {
             token: token.into(),
             body_limit: DEFAULT_BODY_LIMIT,
             inventories: Arc::default(),
-            sessions: auth::Sessions::default(),
+            sessions: session::SessionPolicy::default(),
+            login_limit: Arc::default(),
             retention: Retention::default(),
-            clock: Clock::System,
+            clock: Clock::system(),
         }
     }
 
@@ -87,18 +95,17 @@ impl AppState {
     }
 }
 
-/// The static files' folder: `static/` beside the binary's crate, or `FLOWGATE_STATIC`.
-pub fn static_dir() -> std::path::PathBuf {
-    std::env::var_os("FLOWGATE_STATIC")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static"))
-}
+/// No inline script; forms only post here (an injected `<form>` cannot send its fields away) and
+/// no `<base>` may move relative URLs elsewhere; no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                       form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub fn router(state: AppState) -> Router {
     const W: &str = "/namespaces/{ns}/workloads/{kind}/{name}";
     Router::new()
         .route("/", get(pages::index))
         .route("/healthz", get(healthz))
+        .route("/logout", post(auth::logout))
         .route("/clusters/{cluster}", get(pages::cluster))
         .route(&format!("/clusters/{{cluster}}{W}"), get(pages::workload))
         .route(&format!("/clusters/{{cluster}}{W}/decisions"), post(pages::post_decision))
@@ -112,17 +119,21 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("/api/v1/clusters/{{cluster}}{W}/decisions"), get(api::get_decisions).put(api::put_decisions))
         .route("/api/v1/clusters/{cluster}/namespaces/{ns}/policy.yaml", get(api::namespace_policy_yaml))
         .route("/api/v1/clusters/{cluster}/namespaces/{ns}/graph", get(pages::namespace_graph))
-        .nest_service("/static", tower_http::services::ServeDir::new(static_dir()))
-        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-            axum::http::header::CONTENT_SECURITY_POLICY,
-            axum::http::HeaderValue::from_static(
-                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
-            ),
+        // Pages, JSON and YAML carry what the token lets one read: no cache keeps them. Only the
+        // routes above get this (a layer covers the routes added before it); static files keep
+        // their caching.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        // Compressed for browsers that ask (map.js and cytoscape shrink about 4x).
+        .route("/static/{*path}", get(assets::serve).layer(tower_http::compression::CompressionLayer::new().gzip(true)))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
         ))
-        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-            axum::http::header::X_CONTENT_TYPE_OPTIONS,
-            axum::http::HeaderValue::from_static("nosniff"),
-        ))
+        // The login URL carries the token: no request to another site says where it came from.
+        // Not `no-referrer`: with it, Chrome sends `Origin: null` on this site's own form posts,
+        // and the same-origin check could not tell them from another site's.
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .with_state(state)
 }
 
