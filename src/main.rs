@@ -627,6 +627,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             for e in &extra.errors {
                 eprintln!("error: {e}");
             }
+            print_warnings(&extra.warnings);
             let in_force = offline::policies_in_force(&inventory, &extra);
             let (checked, warnings) = offline::check(&inventory, &conns, &in_force);
             for w in warnings {

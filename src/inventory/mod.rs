@@ -203,7 +203,7 @@ impl Inventory {
     /// Indexes parsed objects. Objects without a name or namespace are skipped with a note, and
     /// so are those whose names break Kubernetes' rules (with their bad labels and references
     /// dropped, [`check`]): files were checked as they were read, but stored objects may predate
-    /// the checks. Checking costs a pass; copies are made only when something is wrong.
+    /// the checks. Checking costs a pass; the objects are copied only when one needs cleaning.
     pub fn build(objects: &[KubeObject]) -> Inventory {
         let mut inv = Inventory::default();
         let (checked, report) = check::clean_all(objects);
