@@ -49,7 +49,7 @@ fn main() {
         let (mut flows, mut replies, mut other) = (0u64, 0u64, 0u64);
         for l in &lines {
             match parse_hubble_line(l) {
-                Ok(Item::Flow(_)) => flows += 1,
+                Ok(Item::Flow(..)) => flows += 1,
                 Ok(Item::Skipped(SkipReason::Reply)) => replies += 1,
                 _ => other += 1,
             }

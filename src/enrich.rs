@@ -182,7 +182,7 @@ fn side(
                 }
                 return Endpoint::Workload { workload: w };
             }
-        } else if !meta.labels.is_empty() && meta.reserved.is_none() && crate::model::check_name(ns).is_ok() {
+        } else if !meta.labels.is_empty() && meta.reserved.is_none() && crate::model::Name::namespace(ns).is_ok() {
             identities.push(PendingIdentity { src: is_src, namespace: ns.clone(), labels: meta.labels.clone() });
             return Endpoint::Unresolved { ip };
         }
@@ -205,11 +205,11 @@ fn lookup(inv: &Inventory, ip: IpAddr, t: Timestamp) -> Option<AddressHit<'_>> {
 /// `workloads` field when present, otherwise the shape of the generated pod name and the labels
 /// controllers set.
 pub fn observed_workload(ns: &str, pod: &str, meta: &ObservedEndpoint) -> Option<(WorkloadRef, Inference)> {
-    if crate::model::check_name(ns).is_err() || crate::model::check_name(pod).is_err() {
+    if crate::model::Name::namespace(ns).is_err() || crate::model::Name::of_kind("Pod", pod).is_err() {
         return None;
     }
     if let Some((kind, name)) = &meta.workload
-        && crate::model::check_name(name).is_ok()
+        && crate::model::NameRule::for_workload(*kind).is_valid(name)
     {
         return Some((WorkloadRef::new(*kind, ns, name.clone()), Inference::HubbleWorkloads));
     }
@@ -237,7 +237,7 @@ pub fn infer_from_pod(pod: &str, labels: &Labels) -> (WorkloadKind, String, Infe
     let job = labels.get("batch.kubernetes.io/job-name").or_else(|| labels.get("job-name"));
     if let Some(job) = job
         && split_suffix(pod) == Some(job.as_str())
-        && crate::model::check_name(job).is_ok()
+        && crate::model::NameRule::for_kind("Job").is_valid(job)
     {
         if let Some((cronjob, stamp)) = job.rsplit_once('-')
             && stamp.len() >= 8
@@ -608,7 +608,7 @@ impl Endpoint {
         let rest = s.strip_prefix("identity/")?;
         let (namespace, rest) = rest.split_once('/')?;
         let (ip, labels) = rest.split_once('/')?;
-        crate::model::check_name(namespace).ok()?;
+        crate::model::Name::namespace(namespace).ok()?;
         let ip: IpAddr = ip.parse().ok()?;
         let mut parsed = Labels::new();
         for pair in labels.split(',') {

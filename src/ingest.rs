@@ -71,6 +71,9 @@ pub struct IngestReport {
     pub rejected: u64,
     /// Valid records that are not flows (replies, L7, ICMP, blank lines).
     pub skipped: u64,
+    /// Flows read with fields left out (names or labels that break Kubernetes' rules) or cut
+    /// short (process names longer than [`flows::MAX_PROCESS_LEN`] bytes); they still count.
+    pub cleaned: u64,
     /// The first rejected records, with line numbers and reasons.
     pub errors: Vec<Rejected>,
 }
@@ -81,6 +84,7 @@ impl IngestReport {
         self.expired = expired;
         self.rejected = summary.errors;
         self.skipped = summary.skipped.values().sum();
+        self.cleaned = summary.cleaned_flows;
         self.errors = summary.first_errors.iter().map(Rejected::from).collect();
         self.accepted += written.inserted;
         self.duplicate += written.duplicates;
@@ -106,7 +110,11 @@ impl std::fmt::Display for IngestReport {
             f,
             "{} lines: {} accepted, {} duplicate, {} expired (older than the retention), {} rejected, {} skipped (not flows)",
             self.lines, self.accepted, self.duplicate, self.expired, self.rejected, self.skipped
-        )
+        )?;
+        if self.cleaned > 0 {
+            write!(f, ", {} cleaned (invalid names or labels left out, long process names cut)", self.cleaned)?;
+        }
+        Ok(())
     }
 }
 
@@ -217,7 +225,7 @@ pub async fn ingest_sources(
                 record += 1;
                 let result = judge(result, &window, record, array);
                 summary.record(&name, &result);
-                if let Ok(Item::Flow(flow)) = result {
+                if let Ok(Item::Flow(flow, _)) = result {
                     if window.age(flow.time) == Age::Expired {
                         expired += 1;
                         return;
@@ -304,7 +312,7 @@ pub async fn ingest_sources(
 /// the reason says so.
 fn judge(result: Result<Item, LineError>, window: &Window, record: u64, array: bool) -> Result<Item, LineError> {
     match result {
-        Ok(Item::Flow(flow)) if window.age(flow.time) == Age::Future => {
+        Ok(Item::Flow(flow, _)) if window.age(flow.time) == Age::Future => {
             let reason = window.future_reason(flow.time);
             let reason = if array { format!("array element {record}: {reason}") } else { reason };
             Err(LineError { line: record, reason })
@@ -379,7 +387,7 @@ mod tests {
     #[test]
     fn only_flows_from_the_future_become_errors_of_their_record() {
         let window = Retention::default().window("2026-11-14T00:00:00Z".parse().unwrap());
-        let kept = |r: Result<Item, LineError>| matches!(r, Ok(Item::Flow(_)));
+        let kept = |r: Result<Item, LineError>| matches!(r, Ok(Item::Flow(..)));
         // Current and expired flows pass (expired ones are counted by the caller), and so do skips
         // and the readers' own errors.
         assert!(kept(judge(flow("2026-11-13T00:00:00Z"), &window, 1, false)));

@@ -2,8 +2,10 @@
 //!
 //! The core is pure and synchronous (values in, values out); IO lives at the edges.
 //!
-//! - [`model`]: domain values (protocols, ports, workload refs, CIDRs, peers, flow records).
-//! - [`inventory`]: Kubernetes objects from files, indexed by address and time; owner chains.
+//! - [`model`]: domain values (protocols, ports, workload refs, CIDRs, peers, flow records), and
+//!   Kubernetes names and labels as the API server checks them ([`model::names`]).
+//! - [`inventory`]: Kubernetes objects from files, checked (names, labels) and indexed by address
+//!   and time; owner chains.
 //! - [`flows`]: flow formats (Hubble JSON, Flowgate NDJSON) and streaming, parallel readers.
 //! - [`enrich`]: a flow plus the inventory at the flow's time gives Kubernetes-level endpoints.
 //! - [`topology`]: enriched flows folded into connections; the catalog of workloads and labels.

@@ -398,6 +398,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             for e in &loaded.errors {
                 eprintln!("error: {e}");
             }
+            print_warnings(&loaded.warnings);
             let rt = runtime()?;
             let store = connect(&rt, &db)?;
             let at = at.unwrap_or_else(jiff::Timestamp::now);
@@ -406,18 +407,26 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                 store.import(id, &loaded.objects, at).await
             });
             let report = report.map_err(store_err)?;
+            print_warnings(&report.warnings);
+            let mut rejected = String::new();
+            if !loaded.errors.is_empty() {
+                rejected += &format!("; {} documents rejected", loaded.errors.len());
+            }
+            let skipped = loaded.skipped as u64 + report.skipped;
+            if skipped > 0 {
+                rejected += &format!("; {skipped} objects skipped (invalid names)");
+            }
+            let warned = loaded.warnings.len() + report.warnings.len();
+            if warned > 0 {
+                rejected += &format!("; {warned} warnings");
+            }
             eprintln!(
-                "imported {} objects into cluster {cluster}: {} added, {} updated, {} unchanged, {} closed{}",
-                loaded.objects.len(),
+                "imported {} objects into cluster {cluster}: {} added, {} updated, {} unchanged, {} closed{rejected}",
+                loaded.objects.len().saturating_sub(report.skipped as usize),
                 report.added,
                 report.updated,
                 report.unchanged,
                 report.closed,
-                if loaded.errors.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {} documents rejected", loaded.errors.len())
-                }
             );
             if report.reattributed > 0 {
                 eprintln!(
@@ -564,7 +573,16 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
                     interval.as_secs()
                 );
                 flowgate::watch::watch(client, store, id, interval, |r, n| {
-                    eprintln!("recorded {n} objects: {} added, {} updated, {} closed", r.added, r.updated, r.closed);
+                    print_warnings(&r.warnings);
+                    let skipped =
+                        if r.skipped > 0 { format!(", {} skipped (invalid names)", r.skipped) } else { String::new() };
+                    eprintln!(
+                        "recorded {} objects: {} added, {} updated, {} closed{skipped}",
+                        n.saturating_sub(r.skipped as usize),
+                        r.added,
+                        r.updated,
+                        r.closed
+                    );
                 })
                 .await
                 .map_err(store_err)
@@ -689,6 +707,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
             for e in &extra.errors {
                 eprintln!("error: {e}");
             }
+            print_warnings(&extra.warnings);
             let in_force = offline::policies_in_force(&inventory, &extra);
             let (checked, warnings) = offline::check(&inventory, &conns, &in_force);
             for w in warnings {
@@ -846,18 +865,36 @@ fn observe(input: &InputArgs) -> Result<Observed, Fail> {
     Ok(obs)
 }
 
+/// How many warnings are printed; the rest are counted. A damaged inventory can have one per
+/// object, and the first few say what is wrong.
+const SHOWN_WARNINGS: usize = 20;
+
+fn print_warnings<W: std::fmt::Display>(warnings: &[W]) {
+    for w in warnings.iter().take(SHOWN_WARNINGS) {
+        eprintln!("warning: {w}");
+    }
+    if warnings.len() > SHOWN_WARNINGS {
+        eprintln!("warning: ... and {} more", warnings.len() - SHOWN_WARNINGS);
+    }
+}
+
 fn report_inputs(obs: &Observed) {
     for e in &obs.loaded.errors {
         eprintln!("error: {e}");
     }
+    print_warnings(&obs.loaded.warnings);
     for n in &obs.inventory.notes {
         eprintln!("note: {}", n.0);
     }
+    let skipped = match obs.loaded.skipped {
+        0 => String::new(),
+        n => format!(", {n} skipped (invalid names)"),
+    };
     if !obs.loaded.ignored.is_empty() {
         let ignored: Vec<String> = obs.loaded.ignored.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        eprintln!("inventory: {} objects read, ignored: {}", obs.loaded.objects.len(), ignored.join(", "));
+        eprintln!("inventory: {} objects read{skipped}, ignored: {}", obs.loaded.objects.len(), ignored.join(", "));
     } else if obs.loaded.files > 0 {
-        eprintln!("inventory: {} objects read", obs.loaded.objects.len());
+        eprintln!("inventory: {} objects read{skipped}", obs.loaded.objects.len());
     }
     // The summary's Display lists the kept `FILE:LINE: reason` errors after its counts.
     eprintln!("{}", obs.flows);
@@ -903,7 +940,7 @@ fn report_inputs(obs: &Observed) {
 
 fn observe_selection(sel: &Selection) -> Result<(Observed, Options), Fail> {
     for ns in &sel.namespace {
-        flowgate::model::check_name(ns).map_err(|e| Fail(format!("--namespace: {e}")))?;
+        flowgate::model::Name::namespace(ns).map_err(|e| Fail(format!("--namespace: {e}")))?;
     }
     let obs = observe(&sel.input)?;
     let namespaces: Option<BTreeSet<String>> = (!sel.all_namespaces).then(|| sel.namespace.iter().cloned().collect());
@@ -929,7 +966,7 @@ fn review_from_store(sel: &Selection) -> Result<flowgate::review::Reviewed, Fail
     let [namespace] = sel.namespace.as_slice() else {
         return Err(Fail("--cluster takes exactly one --namespace".into()));
     };
-    flowgate::model::check_name(namespace).map_err(|e| Fail(format!("--namespace: {e}")))?;
+    flowgate::model::Name::namespace(namespace).map_err(|e| Fail(format!("--namespace: {e}")))?;
     let rt = runtime()?;
     let store = connect(&rt, &sel.db)?;
     let extra = Decisions {

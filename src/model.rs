@@ -2,7 +2,12 @@
 //! verdicts and the flow record that every reader produces.
 //!
 //! Raw strings stop here: each type has a fallible constructor (`FromStr`) whose error says what was
-//! wrong, so the rest of the crate never re-checks a name or an address.
+//! wrong, so the rest of the crate never re-checks a name or an address. Kubernetes names and
+//! labels have their rules in [`names`].
+
+pub mod names;
+
+pub use names::{LabelKey, LabelValue, Name, NameRule};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,8 +37,13 @@ pub enum ModelError {
     Cidr(String, String),
     #[error("invalid peer {0:?}: expected KIND/NAMESPACE/NAME or an IP address or CIDR")]
     Peer(String),
-    #[error("invalid Kubernetes name {0:?}: {1}")]
-    Name(String, &'static str),
+    /// The name (an excerpt of it), the rule it breaks, and how.
+    #[error("{0:?} is not a valid {1}: {2}")]
+    Name(String, &'static str, &'static str),
+    #[error("label key {0:?} is not valid: {1}")]
+    LabelKey(String, &'static str),
+    #[error("label value {0:?} is not valid: {1}")]
+    LabelValue(String, &'static str),
 }
 
 /// The L4 protocols a NetworkPolicy can name. ICMP and other protocols never become connections.
@@ -73,7 +83,7 @@ impl FromStr for Protocol {
         } else if s.eq_ignore_ascii_case("sctp") {
             Ok(Protocol::Sctp)
         } else {
-            Err(ModelError::Protocol(s.to_string()))
+            Err(ModelError::Protocol(names::excerpt(s)))
         }
     }
 }
@@ -114,7 +124,7 @@ impl fmt::Display for Port {
 impl FromStr for Port {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<u16>().ok().and_then(Port::new).ok_or_else(|| ModelError::Port(s.to_string()))
+        s.parse::<u16>().ok().and_then(Port::new).ok_or_else(|| ModelError::Port(names::excerpt(s)))
     }
 }
 
@@ -180,32 +190,10 @@ impl FromStr for WorkloadKind {
             "replicaset" | "rs" | "replicasets" => WorkloadKind::ReplicaSet,
             "replicationcontroller" | "rc" => WorkloadKind::ReplicationController,
             "pod" | "po" | "pods" => WorkloadKind::Pod,
-            _ => return Err(ModelError::Kind(s.to_string())),
+            _ => return Err(ModelError::Kind(names::excerpt(s))),
         };
         Ok(k)
     }
-}
-
-/// Checks a namespace or object name against Kubernetes' DNS-1123 rules (subdomain: lowercase
-/// alphanumerics, '-' and '.', at most 253 characters). Names from the cluster and from users pass
-/// through here before they become part of a key, a URL or a policy.
-pub fn check_name(s: &str) -> Result<(), ModelError> {
-    if s.is_empty() {
-        return Err(ModelError::Name(s.to_string(), "empty"));
-    }
-    if s.len() > 253 {
-        return Err(ModelError::Name(s.chars().take(40).collect(), "longer than 253 characters"));
-    }
-    let ok = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    if !ok {
-        return Err(ModelError::Name(s.to_string(), "only lowercase letters, digits, '-' and '.' are allowed"));
-    }
-    let first = s.as_bytes()[0];
-    let last = s.as_bytes()[s.len() - 1];
-    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
-        return Err(ModelError::Name(s.to_string(), "must start and end with a letter or digit"));
-    }
-    Ok(())
 }
 
 /// A workload: `kind/namespace/name`.
@@ -218,8 +206,17 @@ pub struct WorkloadRef {
 }
 
 impl WorkloadRef {
+    /// From parts already known to be valid: names out of an [`Inventory`](crate::inventory::Inventory)
+    /// or another reference. Anything from outside goes through [`WorkloadRef::parse`] (or `FromStr`).
     pub fn new(kind: WorkloadKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
         WorkloadRef { kind, namespace: namespace.into(), name: name.into() }
+    }
+
+    /// Checks the namespace (a DNS-1123 label) and the name (its kind's rule, [`NameRule::for_workload`]).
+    pub fn parse(kind: WorkloadKind, namespace: &str, name: &str) -> Result<Self, ModelError> {
+        Name::namespace(namespace)?;
+        NameRule::for_workload(kind).check(name)?;
+        Ok(WorkloadRef::new(kind, namespace, name))
     }
 }
 
@@ -234,12 +231,9 @@ impl FromStr for WorkloadRef {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut parts = s.split('/');
         let (Some(kind), Some(ns), Some(name), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(ModelError::Workload(s.to_string()));
+            return Err(ModelError::Workload(names::excerpt(s)));
         };
-        let kind: WorkloadKind = kind.parse()?;
-        check_name(ns)?;
-        check_name(name)?;
-        Ok(WorkloadRef::new(kind, ns, name))
+        WorkloadRef::parse(kind.parse()?, ns, name)
     }
 }
 
@@ -287,10 +281,13 @@ impl FromStr for Cidr {
             return Ok(Cidr::host(ip));
         }
         let net: IpNet = s.parse().map_err(|_| {
-            ModelError::Cidr(raw.to_string(), "not an address/prefix such as 10.0.0.0/8 or 2001:db8::/32".into())
+            ModelError::Cidr(names::excerpt(raw), "not an address/prefix such as 10.0.0.0/8 or 2001:db8::/32".into())
         })?;
         if net.trunc() != net {
-            return Err(ModelError::Cidr(raw.to_string(), format!("host bits are set; did you mean {}?", net.trunc())));
+            return Err(ModelError::Cidr(
+                names::excerpt(raw),
+                format!("host bits are set; did you mean {}?", net.trunc()),
+            ));
         }
         Ok(Cidr(net))
     }
@@ -335,7 +332,7 @@ impl FromStr for PeerSpec {
         match s.parse::<Cidr>() {
             Ok(c) => Ok(PeerSpec::Net(c)),
             Err(e @ ModelError::Cidr(_, _)) if s.contains('/') && s.parse::<IpNet>().is_ok() => Err(e),
-            Err(_) => Err(ModelError::Peer(s.to_string())),
+            Err(_) => Err(ModelError::Peer(names::excerpt(s))),
         }
     }
 }
@@ -502,11 +499,20 @@ mod tests {
     }
 
     #[test]
-    fn names_are_checked() {
-        assert!(check_name("example-java-app").is_ok());
-        assert!(check_name("a.b-c").is_ok());
-        for bad in ["", "-a", "a-", "A", "a_b", "a/b", "<script>"] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
+    fn workload_refs_follow_their_kinds_rules() {
+        for good in ["deployment/shop/web.v2", "statefulset/shop/db", "cronjob/shop/backup"] {
+            assert!(good.parse::<WorkloadRef>().is_ok(), "{good:?}");
+        }
+        let long_cronjob = format!("cronjob/shop/{}", "a".repeat(53));
+        for bad in [
+            "deployment/sh.op/web",
+            "statefulset/shop/db.v2",
+            "deployment/shop/UPPER_case",
+            "deployment/shop/<img>",
+            "pod/shop/web\u{202e}",
+            &long_cronjob,
+        ] {
+            assert!(bad.parse::<WorkloadRef>().is_err(), "{bad:?}");
         }
     }
 

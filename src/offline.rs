@@ -117,9 +117,11 @@ impl std::str::FromStr for WorkloadArg {
         if s.matches('/').count() == 2 {
             return s.parse().map(WorkloadArg::Full);
         }
-        let (kind, name) = s.split_once('/').ok_or_else(|| crate::model::ModelError::Workload(s.to_string()))?;
-        crate::model::check_name(name)?;
-        Ok(WorkloadArg::Named(kind.parse()?, name.to_string()))
+        let (kind, name) =
+            s.split_once('/').ok_or_else(|| crate::model::ModelError::Workload(crate::model::names::excerpt(s)))?;
+        let kind: WorkloadKind = kind.parse()?;
+        crate::model::NameRule::for_workload(kind).check(name)?;
+        Ok(WorkloadArg::Named(kind, name.to_string()))
     }
 }
 

@@ -1144,3 +1144,156 @@ async fn sigterm_finishes_the_ingest_in_flight_and_exits_0(pool: sqlx::PgPool) {
     server.wait_for("flowgate: stopped", Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{}", server.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Hostile names: what Kubernetes would refuse never reaches a key, a selector or a page
+// ---------------------------------------------------------------------------------------------
+
+const HOSTILE_INV: &str = "tests/fixtures/hostile/inventory.json";
+const HOSTILE_FLOWS: &str = "tests/fixtures/hostile/flows.ndjson";
+
+/// What must never appear in generated YAML: the fixture's bad names and labels.
+const HOSTILE: [&str; 7] = ["UPPER", "<img", "\u{202e}", "\u{200b}", "a:b", "aaaaaaaaaaaaaaaa", "empty"];
+
+#[test]
+fn hostile_names_and_labels_never_reach_the_policies() {
+    let run = flowgate(&["generate", "--inventory", HOSTILE_INV, "--flows", HOSTILE_FLOWS, "--namespace", "shop"]).ok();
+    for bad in HOSTILE {
+        assert!(!run.stdout.contains(bad), "{bad:?} in the policies:\n{}", run.stdout);
+    }
+    let policies = parse_policies(&run.stdout);
+    assert_eq!(
+        flat(policy(&policies, "web"), "ingress"),
+        set(["pods[app=client] 8080/TCP", "pods[app=upper] 8080/TCP"])
+    );
+    assert_eq!(labels(&policy(&policies, "client")["spec"]["podSelector"]["matchLabels"]), "app=client");
+    // Each skipped object and each dropped label is named with its file, document, kind and name.
+    let warned = |what: &str| run.stderr.lines().any(|l| l.starts_with("warning: ") && l.contains(what));
+    assert!(
+        warned(
+            r#"tests/fixtures/hostile/inventory.json: document 1: items[6]: document 7: Deployment "shop/UPPER_case": metadata.name: "UPPER_case" is not a valid DNS-1123 subdomain"#
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(warned(r#"Pod "shop/client": label dropped: label key "a:b""#), "{}", run.stderr);
+    assert!(warned(r#"Deployment "shop/web\u{202e}""#), "{}", run.stderr);
+    assert!(run.stderr.contains("inventory: 8 objects read, 5 skipped (invalid names)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("; 1 flows cleaned (2 fields with invalid names or labels left out)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(", 0 mismatches"), "{}", run.stderr);
+}
+
+fn db_url(pool: &sqlx::PgPool) -> String {
+    let o = pool.connect_options();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        o.get_username(),
+        o.get_host(),
+        o.get_port(),
+        o.get_database().expect("a test database")
+    )
+}
+
+/// `import` records only what passes the checks; and names an older version stored unchecked
+/// (inserted here as it would have stored them) cost only their rows: `generate --cluster` still
+/// answers, without them.
+#[sqlx::test(migrations = false)]
+async fn the_store_keeps_out_bad_names_and_reads_past_old_ones(pool: sqlx::PgPool) {
+    let url = db_url(&pool);
+    let db = ["--database-url", url.as_str()];
+    let run = flowgate(&[&["import", "--cluster", "prod", HOSTILE_INV][..], &db].concat()).ok();
+    assert!(run.stderr.contains("5 objects skipped (invalid names)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(r#"warning: tests/fixtures/hostile/inventory.json: document 1: items[6]"#),
+        "{}",
+        run.stderr
+    );
+    let names: Vec<String> =
+        sqlx::query_scalar("select name from k8s_objects order by name").fetch_all(&pool).await.unwrap();
+    assert_eq!(
+        names,
+        ["client", "n1", "shop", "upper-5d4f8b6c5d-abcde", "web", "web", "web-7d9f8b6c5d", "web-7d9f8b6c5d-x2x9q"]
+    );
+    let labels: serde_json::Value =
+        sqlx::query_scalar("select body->'metadata'->'labels' from k8s_objects where name = 'client'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(labels, serde_json::json!({"app": "client"}));
+    flowgate(&[&["ingest", "--cluster", "prod", "--retention", "3650d", HOSTILE_FLOWS][..], &db].concat()).ok();
+    let generate = || flowgate(&[&["generate", "--cluster", "prod", "--namespace", "shop"][..], &db].concat());
+    let before = generate().ok().stdout;
+
+    // As an older version stored them: a Deployment named against the rules, connections whose
+    // keys carry such names (or a protocol no policy has), labels learned from a bad Hubble
+    // endpoint, and a decision that excludes a bad name.
+    let cluster: i32 =
+        sqlx::query_scalar("select id from clusters where name = 'prod'").fetch_one(&pool).await.unwrap();
+    let body = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "UPPER_case", "namespace": "shop", "labels": {"a:b": "<img src=x>"}},
+        "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "<img src=x onerror=alert(1)>"}}}}});
+    sqlx::query(
+        "insert into k8s_objects (cluster_id, kind, namespace, name, uid, body, valid_from)
+         values ($1, 'Deployment', 'shop', 'UPPER_case', 'u', $2, timestamptz '2026-11-24T00:00:00Z')",
+    )
+    .bind(cluster)
+    .bind(&body)
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (src, dst, protocol) in [
+        ("deployment/shop/UPPER_case", "deployment/shop/web", "TCP"),
+        ("deployment/shop/web", "pod/shop/<img src=x onerror=alert(1)>", "TCP"),
+        ("pod/shop/client", "deployment/shop/web", "ICMP"),
+    ] {
+        // In both aggregates: a window reads whole days from the daily one.
+        for (table, bucket) in [("conn_hourly", "2026-11-25T10:00:00Z"), ("conn_daily", "2026-11-25T00:00:00Z")] {
+            let sql = format!(
+                "insert into {table} (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
+                                      port, protocol, flows, dropped, first_seen, last_seen, processes, services)
+                 values ($1, timestamptz '{bucket}', $2, $3, 'shop', 'shop', 8080, $4, 1, 0,
+                         timestamptz '2026-11-25T10:00:00Z', timestamptz '2026-11-25T10:00:00Z', '{{}}', '{{}}')"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(cluster)
+                .bind(src)
+                .bind(dst)
+                .bind(protocol)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    sqlx::query(
+        "insert into observed_workloads (cluster_id, workload, labels, last_seen)
+         values ($1, 'deployment/shop/UPPER_case', '{\"app\": \"x\"}', now()),
+                ($1, 'pod/shop/client', '{\"app\": \"client\", \"a:b\": \"<img src=x>\"}', now())",
+    )
+    .bind(cluster)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into decisions (cluster_id, workload, version, exclude, trust, include_unresolved, author)
+         values ($1, 'deployment/shop/web', 1, '{deployment/shop/UPPER_case,deployment/sh.op/x}', '{10.0.0.0/33}', '{x}', 'old')",
+    )
+    .bind(cluster)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let run = generate().ok();
+    for bad in HOSTILE {
+        assert!(!run.stdout.contains(bad), "{bad:?} in the policies:\n{}", run.stdout);
+    }
+    assert_eq!(run.stdout, before, "the unreadable rows change nothing");
+    assert!(
+        run.stderr.contains(r#"note: Deployment "shop/UPPER_case": metadata.name: "UPPER_case""#),
+        "{}",
+        run.stderr
+    );
+}

@@ -513,3 +513,235 @@ async fn a_page_that_takes_too_long_is_answered_503_at_the_request_timeout() {
     assert!(took >= Duration::from_millis(300) && took < flowgate::store::ACQUIRE_TIMEOUT, "{took:?}");
     drop(silent);
 }
+
+/// A connection as an older version might have stored it, in both aggregates (a window reads
+/// whole days from the daily one): the demo's day, inside the pages' default window (its newest
+/// flow is at 12:00), on a port the demo does not use.
+async fn insert_conn(pool: &PgPool, src: &str, dst: &str, protocol: &str, processes: &[&str]) {
+    for (table, bucket) in [("conn_hourly", "2026-11-26T10:00:00Z"), ("conn_daily", "2026-11-26T00:00:00Z")] {
+        let sql = format!(
+            "insert into {table} (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
+                                  port, protocol, flows, dropped, first_seen, last_seen, processes, services)
+             select id, timestamptz '{bucket}', $1, $2, 'example-java-app', 'example-java-app', 18080, $3,
+                    1, 0, timestamptz '2026-11-26T10:00:00Z', timestamptz '2026-11-26T10:00:00Z', $4, '{{}}'
+             from clusters where name = 'demo'"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(src)
+            .bind(dst)
+            .bind(protocol)
+            .bind(processes)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}
+
+const JAVAAPP: &str = "deployment/example-java-app/example-java-app-javaapp";
+
+/// Keys an older version stored unchecked (a Deployment named against the rules, a pod named
+/// like markup, a protocol no policy has), the Deployment itself, labels learned for it and a
+/// decision naming it: each costs its row, and every page of the workload still answers.
+#[sqlx::test(migrations = false)]
+async fn stored_names_this_version_cannot_read_cost_only_their_rows(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    let paths = [
+        PAGE.to_string(),
+        format!("{W}/graph"),
+        format!("{W}/connections"),
+        format!("{W}/policy.yaml"),
+        "/api/v1/clusters/demo/namespaces/example-java-app/policy.yaml".to_string(),
+        "/api/v1/clusters/demo/namespaces/example-java-app/graph".to_string(),
+        "/clusters/demo?ns=example-java-app".to_string(),
+    ];
+    let mut before = Vec::new();
+    for p in &paths {
+        let (status, _, body) = send(&app, bearer(p)).await;
+        assert_eq!(status, StatusCode::OK, "{p}: {body}");
+        before.push(body);
+    }
+
+    insert_conn(&pool, "deployment/example-java-app/UPPER_case", JAVAAPP, "TCP", &[]).await;
+    insert_conn(&pool, JAVAAPP, "pod/example-java-app/<img src=x onerror=alert(1)>", "TCP", &[]).await;
+    insert_conn(&pool, "deployment/example-java-app/example-java-app-jclient", JAVAAPP, "ICMP", &[]).await;
+    let body = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "UPPER_case", "namespace": "example-java-app"},
+        "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "<img src=x onerror=alert(1)>"}}}}});
+    sqlx::query(
+        "insert into k8s_objects (cluster_id, kind, namespace, name, uid, body, valid_from)
+         select id, 'Deployment', 'example-java-app', 'UPPER_case', 'u', $1, timestamptz '2026-11-20T00:00:00Z'
+         from clusters where name = 'demo'",
+    )
+    .bind(&body)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into observed_workloads (cluster_id, workload, labels, last_seen)
+         select id, 'deployment/example-java-app/UPPER_case', '{\"app\": \"x\"}', now() from clusters where name = 'demo'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into decisions (cluster_id, workload, version, exclude, trust, include_unresolved, author)
+         select id, $1, 1, '{deployment/example-java-app/UPPER_case}', '{}', '{}', 'old' from clusters where name = 'demo'",
+    )
+    .bind(JAVAAPP)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    for (p, before) in paths.iter().zip(&before) {
+        let (status, _, body) = send(&app, bearer(p)).await;
+        assert_eq!(status, StatusCode::OK, "{p}: {body}");
+        assert!(!body.contains("UPPER_case") && !body.contains("img src"), "{p}: {body}");
+        if p.ends_with("policy.yaml") {
+            assert_eq!(&body, before, "{p}: the unreadable rows change nothing");
+        }
+    }
+    // The decisions read back without the value that cannot be read, at their version.
+    let (status, _, body) = send(&app, bearer(&format!("{W}/decisions"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((d["version"].as_i64(), d["exclude"].as_array().map(Vec::len)), (Some(1), Some(0)), "{d}");
+}
+
+/// Text from flows and the cluster that would reorder or hide what is around it (U+202E, U+200B,
+/// ...) is spelled out in the pages and in the map's JSON; markup is escaped.
+#[sqlx::test(migrations = false)]
+async fn bidi_and_zero_width_characters_are_shown_as_escapes(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    let process = "evil\u{202e}gpj.exe <img src=x onerror=alert(1)> zero\u{200b}width\u{feff}";
+    insert_conn(&pool, "deployment/example-java-app/example-java-app-jclient", JAVAAPP, "TCP", &[process]).await;
+    insert_conn(&pool, "node/n\u{2066}ode\u{2069}/172.18.0.9", JAVAAPP, "TCP", &[]).await;
+    let (status, _, page) = send(&app, bearer(PAGE)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, _, graph) = send(&app, bearer(&format!("{W}/graph"))).await;
+    assert_eq!(status, StatusCode::OK, "{graph}");
+    // The key a row's form sends back stays exact (it is never shown).
+    let shown: String = page
+        .split(r#"<input type="hidden" name="peer" value=""#)
+        .enumerate()
+        .map(|(i, part)| if i == 0 { part } else { part.split_once('"').map_or(part, |(_, rest)| rest) })
+        .collect();
+    for hidden in ['\u{202e}', '\u{200b}', '\u{feff}', '\u{2066}', '\u{2069}'] {
+        assert!(!shown.contains(hidden), "{hidden:?} raw in the page");
+        assert!(!graph.contains(hidden), "{hidden:?} raw in the graph");
+    }
+    assert!(
+        page.contains(r"evil\u{202e}gpj.exe &#60;img src=x onerror=alert(1)&#62; zero\u{200b}width\u{feff}"),
+        "{page}"
+    );
+    assert!(page.contains(r"node/n\u{2066}ode\u{2069} (172.18.0.9)"), "{page}");
+    assert!(!page.contains("<img"), "{page}");
+    let graph: serde_json::Value = serde_json::from_str(&graph).unwrap();
+    let texts = graph.to_string();
+    assert!(texts.contains(r"evil\\u{202e}gpj.exe"), "{texts}");
+    assert!(texts.contains(r"node n\\u{2066}ode\\u{2069}"), "{texts}");
+}
+
+/// Names no Kubernetes object can have are refused where the URL names them, with a short
+/// message; nothing reaches the store.
+#[sqlx::test(migrations = false)]
+async fn bad_names_in_urls_are_refused_with_400(pool: PgPool) {
+    let app = app(pool).await;
+    let long = "a".repeat(300);
+    let cases = [
+        "/clusters/UPPER_case".to_string(),
+        "/clusters/demo/namespaces/Bad_NS/workloads/deployment/x".to_string(),
+        "/clusters/demo/namespaces/example-java-app/workloads/deployment/%3Cimg%3E".to_string(),
+        "/clusters/demo/namespaces/example-java-app/workloads/statefulset/a.b".to_string(),
+        format!("/api/v1/clusters/demo/namespaces/example-java-app/workloads/deployment/{long}/graph"),
+        "/api/v1/clusters/demo/namespaces/a%2Fb/policy.yaml".to_string(),
+        "/api/v1/clusters/demo/namespaces/x%E2%80%AE/graph".to_string(),
+        "/api/v1/clusters/de%20mo/namespaces/example-java-app/policy.yaml".to_string(),
+    ];
+    for path in cases {
+        let (status, _, body) = send(&app, bearer(&path)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(body.len() < 400 && !body.contains('\u{202e}'), "{path}: {body}");
+    }
+}
+
+/// An ingest for a fresh cluster `big` holding the hostile fixture's good objects (`client`,
+/// 10.244.0.20, and `deployment/web`, 10.244.0.10), at a fixed now.
+async fn big_cluster(pool: &PgPool, flows: String) -> (axum::Router, flowgate::ingest::IngestReport) {
+    let store = Store::from_pool(pool.clone()).await.unwrap();
+    let id = store.cluster_id("big", true).await.unwrap();
+    let loaded = flowgate::inventory::parse_text(include_str!("fixtures/hostile/inventory.json"), "hostile");
+    store.import(id, &loaded.objects, "2026-11-25T00:00:00Z".parse().unwrap()).await.unwrap();
+    let inv = std::sync::Arc::new(store.load_inventory(id).await.unwrap());
+    let options = flowgate::ingest::Options {
+        format: flowgate::flows::FlowFormat::Ndjson,
+        threads: 2,
+        retention: flowgate::retention::Retention::default(),
+        now: "2026-11-25T12:00:00Z".parse().unwrap(),
+    };
+    let source = flowgate::ingest::Source::Bytes { name: "big".into(), bytes: flows.into_bytes() };
+    let report = flowgate::ingest::ingest_sources(&store, id, inv, vec![source], &options).await.unwrap();
+    (router(AppState::new(store, TOKEN)), report)
+}
+
+fn line(i: usize, port: usize, process: &str) -> String {
+    format!(
+        r#"{{"time":"2026-11-25T10:{:02}:{:02}Z","src_ip":"10.244.0.20","src_port":{},"dst_ip":"10.244.0.10","dst_port":{port},"protocol":"TCP","process":"{process}"}}"#,
+        i / 60,
+        i % 60,
+        40000 + i
+    ) + "\n"
+}
+
+const WEB_PAGE: &str = "/clusters/big/namespaces/shop/workloads/deployment/web";
+const WEB_API: &str = "/api/v1/clusters/big/namespaces/shop/workloads/deployment/web";
+
+/// 96 flows, each to its own port with a process name of a megabyte (records may be up to a MiB):
+/// what is stored and shown
+/// is cut to 256 bytes, and the review page stays small (it was 96 MB).
+#[sqlx::test(migrations = false)]
+async fn megabyte_process_names_are_cut_and_the_page_stays_small(pool: PgPool) {
+    let flows: String = (0..96).map(|i| line(i, 8000 + i, &format!("{i:02}{}", "p".repeat(1_000_000)))).collect();
+    let (app, report) = big_cluster(&pool, flows).await;
+    assert_eq!((report.accepted, report.cleaned, report.rejected), (96, 96, 0), "{report}");
+    let longest: (i32, i32) = sqlx::query_as(
+        "select (select max(octet_length(process)) from flows),
+                (select max(octet_length(p)) from conn_hourly, unnest(processes) p)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(longest, (256, 256));
+
+    let (status, _, page) = send(&app, bearer(WEB_PAGE)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("<tr class=").count(), 96, "one row per connection");
+    assert!(page.len() < 200_000, "the page is {} bytes", page.len());
+    let (status, _, body) = send(&app, bearer(&format!("{WEB_API}/connections"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for row in rows["connections"].as_array().unwrap() {
+        for p in row["processes"].as_array().unwrap() {
+            let p = p.as_str().unwrap();
+            assert!(p.len() <= 256 && p.ends_with('…'), "{} bytes", p.len());
+        }
+    }
+    let (status, _, graph) = send(&app, bearer(&format!("{WEB_API}/graph"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(graph.len() < 200_000, "the graph is {} bytes", graph.len());
+}
+
+/// A table longer than the page renders shows its first rows and says how many more there are.
+#[sqlx::test(migrations = false)]
+async fn long_tables_show_their_first_rows_and_say_how_many_more(pool: PgPool) {
+    let n = flowgate::web::view::MAX_TABLE_ROWS + 25;
+    let flows: String = (0..n).map(|i| line(i % 3600, 20000 + i, "curl")).collect();
+    let (app, report) = big_cluster(&pool, flows).await;
+    assert_eq!(report.accepted as usize, n, "{report}");
+    let (status, _, page) = send(&app, bearer(WEB_PAGE)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("<tr class=").count(), flowgate::web::view::MAX_TABLE_ROWS);
+    assert!(page.contains("25 more ingress connections not shown (the first 1000 are)"), "{page}");
+    let (_, _, body) = send(&app, bearer(&format!("{WEB_API}/connections"))).await;
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows["connections"].as_array().map(Vec::len), Some(n), "the API lists them all");
+}

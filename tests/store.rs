@@ -779,3 +779,27 @@ async fn background_loops_resume_after_postgresql_comes_back(pool: PgPool) {
     .expect("both loops stop when told");
     store.pool.close().await;
 }
+
+/// Label sets learned from flows by an older version that did not check them: a workload name
+/// this version cannot read is left out, and so is a label Kubernetes would refuse, since the
+/// catalog's labels become selectors.
+#[sqlx::test(migrations = false)]
+async fn learned_labels_stored_unchecked_are_cleaned_on_the_way_out(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let cluster = store.cluster_id("prod", true).await.unwrap();
+    sqlx::query(
+        "insert into observed_workloads (cluster_id, workload, labels, last_seen) values
+            ($1, 'deployment/shop/ghost', '{\"app\": \"ghost\", \"a:b\": \"c\", \"tier\": \"<img src=x onerror=alert(1)>\"}', now()),
+            ($1, 'deployment/shop/UPPER_case', '{\"app\": \"upper\"}', now())",
+    )
+    .bind(cluster)
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let inv = store.load_inventory(cluster).await.unwrap();
+    let catalog = store.load_catalog(cluster, &inv).await.unwrap();
+    let ghost: WorkloadRef = "deployment/shop/ghost".parse().unwrap();
+    let sets: Vec<_> = catalog.workloads[&ghost].iter().cloned().collect();
+    assert_eq!(sets, [flowgate::model::Labels::from([("app".to_string(), "ghost".to_string())])]);
+    assert_eq!(catalog.workloads.len(), 1, "{:?}", catalog.workloads.keys().collect::<Vec<_>>());
+}

@@ -101,6 +101,13 @@ async fn watches_a_cluster_and_closes_deleted_objects(pool: PgPool) {
             expected += 1;
         }
     }
+    // A Deployment whose name the API server would refuse: the watcher does not record it, and
+    // says so in the import's report.
+    objects.get_mut("deployments").unwrap().push(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "UPPER_case", "namespace": "example-java-app", "resourceVersion": "50"},
+        "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "<img src=x onerror=alert(1)>"}}}}
+    }));
     let cassandra_pod = objects["pods"]
         .iter()
         .find(|p| p["metadata"]["name"].as_str().unwrap().starts_with("example-java-app-cassandra-"))
@@ -122,7 +129,19 @@ async fn watches_a_cluster_and_closes_deleted_objects(pool: PgPool) {
 
     // First, the full snapshot once every kind has listed.
     let (report, n) = next(&mut imports).await;
-    assert_eq!((n, report.added as usize, report.closed), (expected, expected, 0));
+    assert_eq!((n, report.added as usize, report.closed, report.skipped), (expected + 1, expected, 0, 1));
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(
+        report.warnings[0].starts_with(r#"Deployment "example-java-app/UPPER_case": metadata.name: "#),
+        "{report:?}"
+    );
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from k8s_objects where cluster_id = $1 and name = 'UPPER_case'")
+            .bind(cluster)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0);
 
     // The cassandra pod is deleted: a watch event, then an import that closes it.
     let mut deleted = cassandra_pod.clone();
@@ -133,7 +152,7 @@ async fn watches_a_cluster_and_closes_deleted_objects(pool: PgPool) {
         w.send(json!({"type": "DELETED", "object": deleted})).unwrap();
     }
     let (report, n) = next(&mut imports).await;
-    assert_eq!((n, report.closed), (expected - 1, 1));
+    assert_eq!((n, report.closed), (expected, 1));
     let open: Option<(Option<i64>,)> = sqlx::query_as(
         "select (extract(epoch from valid_to))::bigint from k8s_objects
          where cluster_id = $1 and kind = 'Pod' and name = $2",

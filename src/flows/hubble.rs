@@ -17,8 +17,11 @@ use memchr::memchr;
 use serde::Deserialize;
 
 use super::json::{Scalar, Str, is_blank, json_reason, object, utf8};
-use super::{Item, SkipReason};
-use crate::model::{FlowRecord, FlowRole, Labels, ObservedEndpoint, Port, Protocol, Reserved, Verdict, WorkloadKind};
+use super::{Cleaned, Item, SkipReason};
+use crate::model::names::{MAX_LABELS, parse_label};
+use crate::model::{
+    FlowRecord, FlowRole, Labels, Name, NameRule, ObservedEndpoint, Port, Protocol, Reserved, Verdict, WorkloadKind,
+};
 
 /// One JSON object of any of the accepted shapes. A response envelope and a bare flow share this
 /// struct (the envelope's `flow` is itself a `Flow`) so that a line is parsed once whatever its
@@ -262,8 +265,9 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
         Some(v) => verdict(v),
     };
 
-    let (src_meta, src_cluster) = f.source.as_ref().map(endpoint).unzip();
-    let (dst_meta, dst_cluster) = f.destination.as_ref().map(endpoint).unzip();
+    let mut cleaned = Cleaned::default();
+    let (src_meta, src_cluster) = f.source.as_ref().map(|e| endpoint(e, &mut cleaned)).unzip();
+    let (dst_meta, dst_cluster) = f.destination.as_ref().map(|e| endpoint(e, &mut cleaned)).unzip();
     // A flow is reported by the node that saw it: the destination's for ingress, else the source's.
     let ingress = f
         .traffic_direction
@@ -277,8 +281,22 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
         let ns = s.namespace.as_ref().map(Str::as_str).unwrap_or_default();
         Some((ns.to_string(), name.to_string()))
     });
+    let dst_service = dst_service.filter(|(ns, name)| {
+        let ok = (ns.is_empty() || Name::namespace(ns).is_ok()) && Name::of_kind("Service", name).is_ok();
+        cleaned.dropped += u32::from(!ok);
+        ok
+    });
 
     let node = f.node_name.as_ref().or(outer_node.as_ref()).map(Str::as_str).filter(|n| !n.is_empty());
+    let node = valid(node, NameRule::Dns1123Subdomain, &mut cleaned);
+    let cluster = valid(cluster.as_deref(), NameRule::Dns1123Subdomain, &mut cleaned);
+    // A uuid is 36 characters; anything much longer is not one, and the record's hash identifies
+    // the flow instead.
+    let uuid = f.uuid.as_ref().map(Str::as_str).filter(|u| !u.is_empty());
+    let uuid = uuid.filter(|u| {
+        cleaned.dropped += u32::from(u.len() > MAX_UUID_LEN);
+        u.len() <= MAX_UUID_LEN
+    });
 
     // `is_reply` when the agent set it (a BoolValue: absent means unknown, not false); else the
     // TCP handshake; an L7 REQUEST is the opening direction by definition. Anything else (flows
@@ -293,25 +311,42 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
         }
     };
 
-    Ok(Item::Flow(FlowRecord {
-        time,
-        uuid: f.uuid.as_ref().map(Str::as_str).filter(|u| !u.is_empty()).map(str::to_string),
-        src_ip,
-        src_port,
-        dst_ip,
-        dst_port,
-        protocol,
-        verdict,
-        process: None,
-        node: node.map(str::to_string),
-        cluster,
-        bytes: None,
-        packets: None,
-        src_meta,
-        dst_meta,
-        dst_service,
-        role,
-    }))
+    Ok(Item::Flow(
+        FlowRecord {
+            time,
+            uuid: uuid.map(str::to_string),
+            src_ip,
+            src_port,
+            dst_ip,
+            dst_port,
+            protocol,
+            verdict,
+            process: None,
+            node: node.map(str::to_string),
+            cluster: cluster.map(str::to_string),
+            bytes: None,
+            packets: None,
+            src_meta,
+            dst_meta,
+            dst_service,
+            role,
+        },
+        cleaned,
+    ))
+}
+
+/// The longest `uuid` taken as one.
+const MAX_UUID_LEN: usize = 64;
+
+/// `s` if it follows `rule`; else nothing, counted.
+fn valid<'s>(s: Option<&'s str>, rule: NameRule, cleaned: &mut Cleaned) -> Option<&'s str> {
+    let s = s?;
+    if rule.is_valid(s) {
+        Some(s)
+    } else {
+        cleaned.dropped += 1;
+        None
+    }
 }
 
 fn is_l7(kind: &Scalar) -> bool {
@@ -365,8 +400,10 @@ const CILIUM_PREFIX: &str = "io.cilium.";
 const NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
 const CLUSTER_LABEL: &str = "io.cilium.k8s.policy.cluster";
 
-/// An endpoint's metadata, and the cluster it says it belongs to.
-fn endpoint<'e>(ep: &'e Endpoint<'_>) -> (ObservedEndpoint, Option<&'e str>) {
+/// An endpoint's metadata, and the cluster it says it belongs to. What breaks Kubernetes' name and
+/// label rules is left out as if Hubble had not sent it, and counted in `cleaned`: a bad
+/// namespace or pod name, each bad label, labels beyond [`MAX_LABELS`], a bad workload name.
+fn endpoint<'e>(ep: &'e Endpoint<'_>, cleaned: &mut Cleaned) -> (ObservedEndpoint, Option<&'e str>) {
     let mut labels = Labels::new();
     let mut reserved = None;
     let mut cluster: Option<&'e str> = None;
@@ -387,8 +424,12 @@ fn endpoint<'e>(ep: &'e Endpoint<'_>) -> (ObservedEndpoint, Option<&'e str>) {
                     cluster = Some(value);
                 } else if key == NAMESPACE_LABEL {
                     label_ns = Some(value);
-                } else if !key.starts_with(CILIUM_PREFIX) && !key.is_empty() {
-                    labels.insert(key.to_string(), value.to_string());
+                } else if !key.starts_with(CILIUM_PREFIX) {
+                    if parse_label(key, value).is_ok() {
+                        labels.insert(key.to_string(), value.to_string());
+                    } else {
+                        cleaned.dropped += 1;
+                    }
                 }
             }
             "reserved" => {
@@ -403,18 +444,29 @@ fn endpoint<'e>(ep: &'e Endpoint<'_>) -> (ObservedEndpoint, Option<&'e str>) {
             _ => {}
         }
     }
-    let nonempty = |s: &Option<Str>| s.as_ref().map(Str::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    if labels.len() > MAX_LABELS {
+        let first_over = labels.keys().nth(MAX_LABELS).cloned().unwrap_or_default();
+        cleaned.dropped += labels.split_off(&first_over).len() as u32;
+    }
+    let nonempty = |s: &'e Option<Str>| s.as_ref().map(Str::as_str).filter(|s| !s.is_empty());
     let workload = ep.workloads.iter().flatten().find_map(|w| {
         let kind = w.kind.as_ref()?.as_str().parse::<WorkloadKind>().ok()?;
         let name = w.name.as_ref().map(Str::as_str).filter(|n| !n.is_empty())?;
-        Some((kind, name.to_string()))
+        Some((kind, name))
     });
+    let workload = workload.filter(|(kind, name)| {
+        let ok = NameRule::for_workload(*kind).is_valid(name);
+        cleaned.dropped += u32::from(!ok);
+        ok
+    });
+    let namespace = valid(nonempty(&ep.namespace), NameRule::Dns1123Label, cleaned)
+        .or_else(|| valid(label_ns.filter(|s| !s.is_empty()), NameRule::Dns1123Label, cleaned));
     let meta = ObservedEndpoint {
-        namespace: nonempty(&ep.namespace).or_else(|| label_ns.filter(|s| !s.is_empty()).map(str::to_string)),
-        pod_name: nonempty(&ep.pod_name),
+        namespace: namespace.map(str::to_string),
+        pod_name: valid(nonempty(&ep.pod_name), NameRule::Dns1123Subdomain, cleaned).map(str::to_string),
         labels,
         reserved,
-        workload,
+        workload: workload.map(|(kind, name)| (kind, name.to_string())),
     };
     let cluster = ep.cluster_name.as_ref().map(Str::as_str).or(cluster).filter(|s| !s.is_empty());
     (meta, cluster)
@@ -490,7 +542,7 @@ mod tests {
 
     fn flow(line: &[u8]) -> FlowRecord {
         match parse_hubble_line(line) {
-            Ok(Item::Flow(f)) => f,
+            Ok(Item::Flow(f, _)) => f,
             other => panic!("expected a flow from {}, got {other:?}", String::from_utf8_lossy(line)),
         }
     }
@@ -713,9 +765,11 @@ mod tests {
                 let l = &f.src_meta.as_ref().unwrap().labels;
                 l.get("flag").map(String::as_str) == Some("") && l.get("app").map(String::as_str) == Some("x")
             }),
-            ("escaped label is unescaped", with(set("/source/labels", json!(["k8s:note=a\"b"]))), |f| {
-                f.src_meta.as_ref().unwrap().labels.get("note").map(String::as_str) == Some("a\"b")
-            }),
+            (
+                "escaped label is unescaped",
+                String::from_utf8(with(|_| {})).unwrap().replace("k8s:app=web", r"k8s:app=w\u0065b").into_bytes(),
+                |f| f.src_meta.as_ref().unwrap().labels.get("app").map(String::as_str) == Some("web"),
+            ),
             ("namespace from label", with(remove("/source/namespace")), |f| {
                 f.src_meta.as_ref().unwrap().namespace.as_deref() == Some("shop")
             }),
@@ -758,6 +812,41 @@ mod tests {
             let f = flow(&line);
             assert!(check(&f), "{name}: {f:#?}");
         }
+    }
+
+    #[test]
+    fn bad_names_and_labels_are_left_out_and_counted() {
+        let many: Vec<String> = (0..100).map(|i| format!("k8s:k{i:03}=v")).collect();
+        let line = with(|v| {
+            v["source"]["namespace"] = json!("Shop_X");
+            v["source"]["pod_name"] = json!("<img src=x onerror=alert(1)>");
+            v["source"]["labels"] = json!([
+                "k8s:app=web",
+                "k8s:tier=<img src=x onerror=alert(1)>",
+                "k8s:a:b=c",
+                "k8s:=x",
+                "k8s:rtl=x\u{202e}",
+                "k8s:zw\u{200b}=x",
+                "k8s:io.kubernetes.pod.namespace=shop"
+            ]);
+            v["source"]["workloads"] = json!([{"name": "UPPER", "kind": "Deployment"}]);
+            v["destination"]["labels"] = json!(many);
+            v["destination_service"] = json!({"name": "Cart!", "namespace": "shop"});
+            v["node_name"] = json!("node/a");
+        });
+        let Ok(Item::Flow(f, cleaned)) = parse_hubble_line(&line) else { panic!("not a flow") };
+        let src = f.src_meta.as_ref().unwrap();
+        // The bad namespace field is as if absent: the namespace label says it.
+        assert_eq!(src.namespace.as_deref(), Some("shop"));
+        assert_eq!((src.pod_name.as_deref(), &src.workload), (None, &None));
+        assert_eq!(src.labels, Labels::from([("app".to_string(), "web".to_string())]));
+        let dst = f.dst_meta.as_ref().unwrap();
+        assert_eq!(dst.labels.len(), MAX_LABELS);
+        assert_eq!((f.dst_service.as_ref(), f.node.as_deref()), (None, None));
+        // namespace, pod, 5 labels, workload; 36 labels over the cap; Service; node.
+        assert_eq!(cleaned, Cleaned { dropped: 1 + 1 + 5 + 1 + 36 + 1 + 1, truncated: 0 });
+        let Ok(Item::Flow(_, cleaned)) = parse_hubble_line(&with(|_| {})) else { panic!() };
+        assert!(cleaned.is_empty());
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! hands records to the parsers on the calling thread ([`FlowReader`]) or on worker threads
 //! ([`read_parallel`]), always delivering results in input order.
 //!
-//! A bad record costs only itself: it becomes a [`LineError`] and reading goes on.
+//! A bad record costs only itself: it becomes a [`LineError`] and reading goes on. A bad field
+//! of a good record costs only itself: a name or label that breaks Kubernetes' rules (a Hubble
+//! endpoint's namespace, pod name, labels, workload; the node; the Service) is treated as absent,
+//! a process name longer than [`MAX_PROCESS_LEN`] is cut short, and the record says so
+//! ([`Cleaned`]), so the flow still counts.
 
 mod hubble;
 mod json;
@@ -31,9 +35,45 @@ pub use summary::{FileLineError, KEEP_ERRORS, Summary};
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    Flow(FlowRecord),
+    Flow(FlowRecord, Cleaned),
     /// A valid record that is deliberately not a flow; counted, not reported.
     Skipped(SkipReason),
+}
+
+/// What a parser left out of or cut short in a record that still became a flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    /// Fields that broke Kubernetes' name or label rules (or their length caps) and were treated
+    /// as absent: a namespace, pod name, label, workload, Service, node or cluster name.
+    pub dropped: u32,
+    /// Fields cut to their length cap (a process name).
+    pub truncated: u32,
+}
+
+impl Cleaned {
+    pub fn is_empty(self) -> bool {
+        self.dropped == 0 && self.truncated == 0
+    }
+}
+
+/// The longest process name kept, in bytes: real ones are short (`java`, `/usr/bin/curl`), and
+/// every connection row, page and stored flow carries them. Longer ones are cut at a character
+/// boundary and end with `…`, rather than costing the flow: a process name says nothing a policy
+/// needs.
+pub const MAX_PROCESS_LEN: usize = 256;
+
+/// `s` if it fits in `max` bytes, else its longest prefix that fits with `…` after it; and
+/// whether it was cut.
+pub fn cap_text(s: String, max: usize) -> (String, bool) {
+    const MARK: &str = "…";
+    if s.len() <= max {
+        return (s, false);
+    }
+    let mut end = max.saturating_sub(MARK.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    (format!("{}{MARK}", &s[..end]), true)
 }
 
 /// Why a valid record does not become a flow.
@@ -141,4 +181,20 @@ pub enum FlowsError {
     Format(String),
     #[error("cannot open {path}: {source}")]
     Open { path: String, source: std::io::Error },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_text_cuts_at_a_char_boundary_with_a_marker() {
+        assert_eq!(cap_text("java".into(), 8), ("java".to_string(), false));
+        let (s, cut) = cap_text("x".repeat(1_000_000), MAX_PROCESS_LEN);
+        assert!(cut && s.len() == MAX_PROCESS_LEN && s.ends_with('…'), "{} bytes", s.len());
+        // 'é' is two bytes: 256 less 3 bytes of marker cuts inside the 127th; the cut moves back.
+        let (s, cut) = cap_text("é".repeat(300), MAX_PROCESS_LEN);
+        assert!(cut && s.len() == 255 && s.ends_with('…'), "{s}");
+        assert_eq!(s.chars().filter(|c| *c == 'é').count(), 126);
+    }
 }

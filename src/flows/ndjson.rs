@@ -11,7 +11,9 @@
 //! a reply, SYN alone a request, other flags leave the direction undecided). A record with neither
 //! is a request: socket-level collectors report connections from the side that opened them.
 //! Unknown fields are ignored; `null` counts as absent. Numbers may also be given as strings of
-//! digits. Every error names its field.
+//! digits. Every error names its field. A `process` longer than [`MAX_PROCESS_LEN`] bytes is cut
+//! short (ending with `…`); a `node` or `cluster` that is not a DNS-1123 subdomain is left out.
+//! Both are counted on the record ([`Cleaned`]), which still becomes a flow.
 
 use std::net::IpAddr;
 
@@ -19,8 +21,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::json::{Scalar, is_blank, json_reason, object, utf8};
-use super::{Item, SkipReason};
-use crate::model::{FlowRecord, FlowRole, Port, Protocol, Verdict};
+use super::{Cleaned, Item, MAX_PROCESS_LEN, SkipReason, cap_text};
+use crate::model::{FlowRecord, FlowRole, NameRule, Port, Protocol, Verdict};
 
 /// Every field as a raw JSON value, so that the checks below (not serde) word the errors.
 #[derive(Deserialize)]
@@ -125,7 +127,20 @@ fn convert(r: Raw<'_>) -> Result<Item, String> {
     let Some(role) = role(r.is_reply, r.tcp_flags)? else {
         return Ok(Item::Skipped(SkipReason::Reply));
     };
-    Ok(Item::Flow(FlowRecord {
+    let mut cleaned = Cleaned::default();
+    let process = text(r.process, "process")?.map(|p| {
+        let (p, cut) = cap_text(p, MAX_PROCESS_LEN);
+        cleaned.truncated += u32::from(cut);
+        p
+    });
+    let mut name = |s: Option<String>| {
+        let ok = s.as_deref().is_none_or(|s| NameRule::Dns1123Subdomain.is_valid(s));
+        cleaned.dropped += u32::from(!ok);
+        s.filter(|_| ok)
+    };
+    let node = name(text(r.node, "node")?);
+    let cluster = name(text(r.cluster, "cluster")?);
+    let flow = FlowRecord {
         time,
         uuid: None,
         src_ip,
@@ -134,16 +149,17 @@ fn convert(r: Raw<'_>) -> Result<Item, String> {
         dst_port,
         protocol,
         verdict,
-        process: text(r.process, "process")?,
-        node: text(r.node, "node")?,
-        cluster: text(r.cluster, "cluster")?,
+        process,
+        node,
+        cluster,
         bytes: count(r.bytes, "bytes")?,
         packets: count(r.packets, "packets")?,
         src_meta: None,
         dst_meta: None,
         dst_service: None,
         role,
-    }))
+    };
+    Ok(Item::Flow(flow, cleaned))
 }
 
 /// `null` is how many JSON writers spell "not set".
@@ -204,7 +220,7 @@ mod tests {
 
     #[test]
     fn minimal_record() {
-        let Ok(Item::Flow(f)) = parse_ndjson_line(GOOD.as_bytes()) else { panic!() };
+        let Ok(Item::Flow(f, _)) = parse_ndjson_line(GOOD.as_bytes()) else { panic!() };
         assert_eq!(f.time, "2026-01-02T03:04:05Z".parse::<Timestamp>().unwrap());
         assert_eq!(f.src_ip, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(f.src_port, Some(51234));
@@ -222,7 +238,7 @@ mod tests {
             "protocol":"udp","process":"coredns","node":"n1","cluster":"prod","bytes":1200,"packets":"3",
             "verdict":"dropped","extra":{"ignored":[1,2]}}"#
             .replace('\n', "");
-        let Ok(Item::Flow(f)) = parse_ndjson_line(line.as_bytes()) else { panic!() };
+        let Ok(Item::Flow(f, _)) = parse_ndjson_line(line.as_bytes()) else { panic!() };
         assert_eq!(f.time, "2026-01-02T02:04:05.123Z".parse::<Timestamp>().unwrap());
         assert_eq!(f.src_port, None);
         assert_eq!((f.dst_port.get(), f.protocol), (53, Protocol::Udp));
@@ -253,7 +269,7 @@ mod tests {
         for (field, value, want) in cases {
             let got = parse_ndjson_line(with(field, Some(value)).as_bytes());
             match (want, &got) {
-                (Ok(Some(role)), Ok(Item::Flow(f))) if f.role == *role => {}
+                (Ok(Some(role)), Ok(Item::Flow(f, _))) if f.role == *role => {}
                 (Ok(None), Ok(Item::Skipped(SkipReason::Reply))) => {}
                 (Err(part), Err(reason)) if reason.contains(part) => {}
                 _ => panic!("{field}={value}: want {want:?}, got {got:?}"),
@@ -261,7 +277,7 @@ mod tests {
         }
         // is_reply wins over the flags.
         let line = with("is_reply", Some("false")).replace('}', r#","tcp_flags":"SYN,ACK"}"#);
-        assert!(matches!(parse_ndjson_line(line.as_bytes()), Ok(Item::Flow(f)) if f.role == Request));
+        assert!(matches!(parse_ndjson_line(line.as_bytes()), Ok(Item::Flow(f, _)) if f.role == Request));
     }
 
     #[test]
@@ -301,6 +317,23 @@ mod tests {
             let got = parse_ndjson_line(line.as_bytes()).map(|_| ());
             assert_eq!(got.as_ref().map(|_| ()).map_err(String::as_str), *want, "{field} = {value:?}");
         }
+    }
+
+    #[test]
+    fn long_processes_are_cut_and_bad_names_left_out() {
+        let process = format!("\"{}\"", "p".repeat(1_000_000));
+        let line = with("process", Some(&process));
+        let Ok(Item::Flow(f, cleaned)) = parse_ndjson_line(line.as_bytes()) else { panic!() };
+        let p = f.process.unwrap();
+        assert!(p.len() <= MAX_PROCESS_LEN && p.ends_with('…') && p.starts_with("ppp"), "{} bytes", p.len());
+        assert_eq!(cleaned, Cleaned { dropped: 0, truncated: 1 });
+
+        let line = with("node", Some(r#""<img src=x>""#)).replace('}', r#","cluster":"Prod_1"}"#);
+        let Ok(Item::Flow(f, cleaned)) = parse_ndjson_line(line.as_bytes()) else { panic!() };
+        assert_eq!((f.node, f.cluster), (None, None));
+        assert_eq!(cleaned, Cleaned { dropped: 2, truncated: 0 });
+        let Ok(Item::Flow(_, cleaned)) = parse_ndjson_line(GOOD.as_bytes()) else { panic!() };
+        assert!(cleaned.is_empty());
     }
 
     #[test]

@@ -612,7 +612,7 @@ pub fn read_path(
     let reader = open(path)?;
     read_parallel(reader, format, threads, |result| {
         summary.record(path, &result);
-        if let Ok(Item::Flow(flow)) = result {
+        if let Ok(Item::Flow(flow, _)) = result {
             sink(flow);
         }
     });
@@ -658,7 +658,7 @@ mod tests {
         results
             .iter()
             .map(|r| match r {
-                Ok(Item::Flow(_)) => "flow".to_string(),
+                Ok(Item::Flow(..)) => "flow".to_string(),
                 Ok(Item::Skipped(reason)) => reason.to_string(),
                 Err(e) => format!("{}: {}", e.line, e.reason),
             })
@@ -715,7 +715,7 @@ mod tests {
             read_all(&sample("hubble-otel_basic-sample-400-udp-flows.json"), FlowFormat::Auto, MAX_RECORD_LEN);
         let redirected = results
             .iter()
-            .filter(|r| matches!(r, Ok(Item::Flow(f)) if f.verdict == crate::model::Verdict::Redirected))
+            .filter(|r| matches!(r, Ok(Item::Flow(f, _)) if f.verdict == crate::model::Verdict::Redirected))
             .count();
         assert_eq!(redirected, 30);
     }

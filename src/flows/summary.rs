@@ -33,6 +33,11 @@ pub struct Summary {
     pub errors: u64,
     /// The first [`KEEP_ERRORS`] errors, in reading order.
     pub first_errors: Vec<FileLineError>,
+    /// Flows some of whose fields were left out (bad names or labels) or cut short (a long
+    /// process name); and how many fields of each.
+    pub cleaned_flows: u64,
+    pub dropped_fields: u64,
+    pub truncated_fields: u64,
 }
 
 impl Summary {
@@ -40,7 +45,14 @@ impl Summary {
     pub fn record(&mut self, file: &str, result: &Result<Item, LineError>) {
         self.lines += 1;
         match result {
-            Ok(Item::Flow(_)) => self.flows += 1,
+            Ok(Item::Flow(_, cleaned)) => {
+                self.flows += 1;
+                if !cleaned.is_empty() {
+                    self.cleaned_flows += 1;
+                    self.dropped_fields += u64::from(cleaned.dropped);
+                    self.truncated_fields += u64::from(cleaned.truncated);
+                }
+            }
             Ok(Item::Skipped(reason)) => *self.skipped.entry(*reason).or_default() += 1,
             Err(e) => {
                 self.errors += 1;
@@ -63,12 +75,16 @@ impl Summary {
             *self.skipped.entry(reason).or_default() += n;
         }
         self.errors += other.errors;
+        self.cleaned_flows += other.cleaned_flows;
+        self.dropped_fields += other.dropped_fields;
+        self.truncated_fields += other.truncated_fields;
         let room = KEEP_ERRORS.saturating_sub(self.first_errors.len());
         self.first_errors.extend(other.first_errors.into_iter().take(room));
     }
 }
 
-/// `12 lines: 5 flows, 6 skipped (reply 4, no ports 2), 1 error` and then the kept errors, one a line.
+/// `12 lines: 5 flows, 6 skipped (reply 4, no ports 2), 1 error` (and what was cleaned, if
+/// anything) and then the kept errors, one a line.
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let skipped: u64 = self.skipped.values().sum();
@@ -78,6 +94,16 @@ impl fmt::Display for Summary {
             write!(f, " ({})", parts.join(", "))?;
         }
         write!(f, ", {} error{}", self.errors, if self.errors == 1 { "" } else { "s" })?;
+        if self.cleaned_flows > 0 {
+            let mut what = Vec::new();
+            if self.dropped_fields > 0 {
+                what.push(format!("{} fields with invalid names or labels left out", self.dropped_fields));
+            }
+            if self.truncated_fields > 0 {
+                what.push(format!("{} process names cut to {} bytes", self.truncated_fields, super::MAX_PROCESS_LEN));
+            }
+            write!(f, "; {} flows cleaned ({})", self.cleaned_flows, what.join(", "))?;
+        }
         for e in &self.first_errors {
             write!(f, "\n{e}")?;
         }

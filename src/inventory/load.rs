@@ -3,7 +3,9 @@
 //!
 //! Parsing is pure (`parse_text`); only `load_paths` touches the file system. A broken document
 //! is reported with its file and document number and costs nothing else: the other documents of
-//! the file, and the other files, still load.
+//! the file, and the other files, still load. Every object's names and labels are checked as it
+//! is read ([`super::check`]): one with a bad name is skipped, a bad label dropped, each with a
+//! warning that says where (file, document, kind and name) and why.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,11 @@ pub struct Loaded {
     /// Kinds that were read but are not used, with how many of each.
     pub ignored: BTreeMap<String, usize>,
     pub errors: Vec<LoadError>,
+    /// Objects skipped because their name or namespace breaks Kubernetes' rules.
+    pub skipped: usize,
+    /// One per skipped object and per thing dropped from an object (a label, an owner
+    /// reference, ...), with where and why.
+    pub warnings: Vec<LoadError>,
     pub files: usize,
 }
 
@@ -73,6 +80,8 @@ impl Loaded {
             *self.ignored.entry(k).or_default() += n;
         }
         self.errors.extend(other.errors);
+        self.skipped += other.skipped;
+        self.warnings.extend(other.warnings);
         self.files += other.files;
     }
 }
@@ -141,6 +150,16 @@ fn is_manifest(path: &Path) -> bool {
 /// Parses one file's text: JSON when it starts with `{` or `[`, YAML (one or more documents)
 /// otherwise. `source` names the input in errors.
 pub fn parse_text(text: &str, source: &str) -> Loaded {
+    parse(text, source, true)
+}
+
+/// [`parse_text`] without the name and label checks: objects as an older version stored them.
+#[cfg(test)]
+pub(crate) fn parse_unchecked(text: &str, source: &str) -> Loaded {
+    parse(text, source, false)
+}
+
+fn parse(text: &str, source: &str, checked: bool) -> Loaded {
     let mut out = Loaded { files: 1, ..Loaded::default() };
     let trimmed = text.trim_start();
     // JSON when it looks like JSON and parses as a stream of JSON values; YAML (a superset, which
@@ -204,7 +223,7 @@ pub fn parse_text(text: &str, source: &str) -> Loaded {
         }
     };
     for (i, doc) in docs.into_iter().enumerate() {
-        add_value(doc, source, i + 1, None, &mut out);
+        add_value(doc, source, i + 1, None, checked, &mut out);
     }
     out
 }
@@ -232,7 +251,7 @@ fn split_yaml_documents(text: &str) -> Vec<&str> {
     docs
 }
 
-fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &mut Loaded) {
+fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, checked: bool, out: &mut Loaded) {
     if doc.is_null() {
         return;
     }
@@ -253,7 +272,7 @@ fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &
             Some(Value::Array(items)) => {
                 for (i, item) in items.into_iter().enumerate() {
                     let src = format!("{source}: document {n}: items[{i}]");
-                    add_value(item, &src, i + 1, item_kind.as_deref(), out);
+                    add_value(item, &src, i + 1, item_kind.as_deref(), checked, out);
                 }
             }
             Some(Value::Null) | None => {}
@@ -273,7 +292,21 @@ fn add_value(doc: Value, source: &str, n: usize, list_kind: Option<&str>, out: &
         }
     };
     match parsed {
-        Ok(obj) => out.objects.push(obj),
+        Ok(obj) if !checked => out.objects.push(obj),
+        Ok(obj) => {
+            let who = super::check::who(&obj);
+            let warn = |reason: String| LoadError { source: source.into(), doc: Some(n), reason };
+            match super::check::clean(obj) {
+                Ok((obj, dropped)) => {
+                    out.warnings.extend(dropped.into_iter().map(|d| warn(format!("{who}: {d}"))));
+                    out.objects.push(obj);
+                }
+                Err(why) => {
+                    out.skipped += 1;
+                    out.warnings.push(warn(format!("{who}: {why}; the object is skipped")));
+                }
+            }
+        }
         Err(reason) => {
             out.errors.push(LoadError { source: source.into(), doc: Some(n), reason: format!("{kind}: {reason}") })
         }
@@ -430,6 +463,36 @@ mod tests {
         let broken = parse_text("{\"kind\": \"Namespace\", ", "broken.json");
         assert_eq!(broken.errors.len(), 1);
         assert!(broken.errors[0].reason.starts_with("invalid JSON"), "{:?}", broken.errors);
+    }
+
+    #[test]
+    fn bad_names_skip_their_object_and_bad_labels_are_dropped_with_warnings() {
+        let json = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}},
+            {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"UPPER_case","namespace":"shop"},"spec":{"selector":{},"template":{}}},
+            {"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"shop","labels":{"app":"web","a:b":"c"}}},
+            {"apiVersion":"v1","kind":"Pod","metadata":{"name":"a/b","namespace":"shop"}}
+        ]}"#;
+        let l = parse_text(json, "x.json");
+        assert_eq!(l.objects.len(), 2, "{:?}", l.warnings);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(l.skipped, 2);
+        let warnings: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        assert!(
+            warnings[0].starts_with(r#"x.json: document 1: items[1]: document 2: Deployment "shop/UPPER_case": metadata.name: "UPPER_case" is not a valid DNS-1123 subdomain"#),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[0].ends_with("; the object is skipped"), "{}", warnings[0]);
+        assert!(
+            warnings[1].contains(r#"document 3: Pod "shop/web-1": label dropped: label key "a:b""#),
+            "{}",
+            warnings[1]
+        );
+        assert!(warnings[2].contains(r#"document 4: Pod "shop/a/b": metadata.name"#), "{}", warnings[2]);
+        let KubeObject::Pod(pod) = &l.objects[1] else { panic!() };
+        assert_eq!(pod.metadata.labels.as_ref().map(|l| l.len()), Some(1));
     }
 
     #[test]

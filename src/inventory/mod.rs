@@ -4,6 +4,7 @@
 //! Everything here is pure: [`Inventory::build`] takes parsed objects and returns the index plus
 //! notes about what it had to infer.
 
+pub mod check;
 pub mod load;
 pub mod owners;
 
@@ -199,9 +200,15 @@ fn parse_ips<'a>(raw: impl IntoIterator<Item = &'a str>) -> Vec<IpAddr> {
 }
 
 impl Inventory {
-    /// Indexes parsed objects. Objects without a name or namespace are skipped with a note.
+    /// Indexes parsed objects. Objects without a name or namespace are skipped with a note, and
+    /// so are those whose names break Kubernetes' rules (with their bad labels and references
+    /// dropped, [`check`]): files were checked as they were read, but stored objects may predate
+    /// the checks. Checking costs a pass; the objects are copied only when one needs cleaning.
     pub fn build(objects: &[KubeObject]) -> Inventory {
         let mut inv = Inventory::default();
+        let (checked, report) = check::clean_all(objects);
+        let objects: &[KubeObject] = &checked;
+        inv.notes.extend(report.warnings.into_iter().map(Note));
         let owners = owners::OwnerIndex::new(objects);
         for obj in objects {
             match obj {

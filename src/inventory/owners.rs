@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::KubeObject;
-use crate::model::{WorkloadKind, WorkloadRef};
+use crate::model::{NameRule, WorkloadKind, WorkloadRef};
 
 pub struct OwnerIndex<'a> {
     replicasets: HashMap<(&'a str, &'a str), &'a ObjectMeta>,
@@ -54,8 +54,26 @@ impl<'a> OwnerIndex<'a> {
         (r.kind == "CronJob").then(|| WorkloadRef::new(WorkloadKind::CronJob, ns, r.name.clone()))
     }
 
-    /// The pod's top-level owner, and a note when a link had to be inferred.
+    /// The pod's top-level owner, and a note when a link had to be inferred. An owner name
+    /// inferred from the pod's (`web--x` with hash `x` gives `web-`) that is not a valid name for
+    /// its kind is not used: the pod is then its own workload.
     pub fn owner_of_pod(&self, pod: &Pod) -> (WorkloadRef, Option<String>) {
+        let (w, note) = self.owner_of_pod_unchecked(pod);
+        match NameRule::for_workload(w.kind).check(&w.name) {
+            Ok(()) => (w, note),
+            Err(e) => {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                let note = format!(
+                    "pod {ns}/{name}: its {} would be {e}; the pod is taken as its own workload",
+                    w.kind.kube_kind()
+                );
+                (WorkloadRef::new(WorkloadKind::Pod, ns, name), Some(note))
+            }
+        }
+    }
+
+    fn owner_of_pod_unchecked(&self, pod: &Pod) -> (WorkloadRef, Option<String>) {
         let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let labels = pod.metadata.labels.as_ref();
@@ -188,6 +206,10 @@ metadata: {name: debug, namespace: shop}
 apiVersion: v1
 kind: Pod
 metadata: {name: orphan-99ff-aaaaa, namespace: shop, labels: {pod-template-hash: 99ff}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a--99ff-aaaaa, namespace: shop, labels: {pod-template-hash: 99ff}}
 "#;
 
     #[test]
@@ -200,6 +222,8 @@ metadata: {name: orphan-99ff-aaaaa, namespace: shop, labels: {pod-template-hash:
             ("agent-x1", "daemonset/shop/agent", false),
             ("debug", "pod/shop/debug", false),
             ("orphan-99ff-aaaaa", "deployment/shop/orphan", true),
+            // Deployment `a-` is no name: the pod stands for itself.
+            ("a--99ff-aaaaa", "pod/shop/a--99ff-aaaaa", true),
         ];
         for (pod, want, inferred) in cases {
             assert_eq!(owner(OBJECTS, pod), (want.to_string(), inferred), "pod {pod}");

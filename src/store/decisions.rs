@@ -22,22 +22,33 @@ type DecisionRow = (i32, Vec<String>, Vec<String>, Vec<String>, String, String);
 /// A [`DecisionRow`] with its workload first.
 type NamedDecisionRow = (String, i32, Vec<String>, Vec<String>, Vec<String>, String, String);
 
-fn parse_row(w: &WorkloadRef, row: DecisionRow) -> Result<Versioned> {
+/// The values of a stored list that this version can read. One it cannot (a peer whose name an
+/// older version accepted, say) is left out with a warning rather than failing every page that
+/// reads these decisions; the next change stores the list without it.
+fn readable<T: std::str::FromStr + Ord>(w: &WorkloadRef, what: &str, raw: &[String]) -> std::collections::BTreeSet<T>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.iter()
+        .filter_map(|s| match s.parse::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!("decisions of {w}: stored {what} left out: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
+fn parse_row(w: &WorkloadRef, row: DecisionRow) -> Versioned {
     let (version, exclude, trust, unresolved, author, updated_at) = row;
-    let bad = |e: String| StoreError::Corrupt(format!("decisions of {w}: {e}"));
     let decisions = Decisions {
-        exclude: exclude
-            .iter()
-            .map(|p| p.parse::<PeerSpec>().map_err(|e| bad(e.to_string())))
-            .collect::<Result<_>>()?,
-        trust: trust.iter().map(|c| c.parse::<Cidr>().map_err(|e| bad(e.to_string()))).collect::<Result<_>>()?,
-        include_unresolved: unresolved
-            .iter()
-            .map(|ip| ip.parse::<IpAddr>().map_err(|e| bad(e.to_string())))
-            .collect::<Result<_>>()?,
+        exclude: readable::<PeerSpec>(w, "exclusion", &exclude),
+        trust: readable::<Cidr>(w, "trusted range", &trust),
+        include_unresolved: readable::<IpAddr>(w, "unresolved address", &unresolved),
         include_all_unresolved: false,
     };
-    Ok(Versioned { decisions, version, author: Some(author), updated_at: Some(updated_at) })
+    Versioned { decisions, version, author: Some(author), updated_at: Some(updated_at) }
 }
 
 impl Store {
@@ -61,14 +72,14 @@ impl Store {
         .await?;
         let mut stored: std::collections::HashMap<String, DecisionRow> =
             rows.into_iter().map(|(w, v, e, t, u, a, at)| (w, (v, e, t, u, a, at))).collect();
-        workloads
+        Ok(workloads
             .iter()
             .zip(&names)
             .map(|(w, name)| match stored.remove(name) {
                 Some(row) => parse_row(w, row),
-                None => Ok(Versioned { decisions: Decisions::default(), version: 0, author: None, updated_at: None }),
+                None => Versioned { decisions: Decisions::default(), version: 0, author: None, updated_at: None },
             })
-            .collect()
+            .collect())
     }
 
     /// Stores new decisions if the stored version is still `expected`; returns the new version.

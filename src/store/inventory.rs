@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{Result, Store, StoreError, micros};
 use crate::inventory::{Inventory, KubeObject, load::object_from_value};
+use crate::model::names::{check_labels, labels_valid};
 use crate::model::{Labels, WorkloadRef};
 use crate::topology::Catalog;
 
@@ -23,6 +24,10 @@ pub struct ImportReport {
     pub closed: u64,
     /// Stored flows whose unresolved addresses the added or changed objects now resolve.
     pub reattributed: u64,
+    /// Objects not recorded: their name or namespace breaks Kubernetes' rules.
+    pub skipped: u64,
+    /// One per skipped object and per thing dropped from a recorded one (a label, ...).
+    pub warnings: Vec<String>,
 }
 
 /// Each object once, as listed last: one insert cannot upsert the same row twice, and a file may
@@ -47,8 +52,11 @@ fn last_listing_of_each(objects: &[KubeObject]) -> Vec<&KubeObject> {
 
 impl Store {
     /// Records a snapshot of objects taken at `at`. An object listed more than once is recorded
-    /// as listed last.
+    /// as listed last. Names and labels are checked first ([`crate::inventory::check`]), whoever
+    /// the caller (files were checked as they were read, `watch`'s snapshots were not): an object
+    /// with a bad name is not recorded, a bad label is dropped, each with a warning.
     pub async fn import(&self, cluster: i32, objects: &[KubeObject], at: Timestamp) -> Result<ImportReport> {
+        let (objects, checked) = crate::inventory::check::clean_all(objects);
         let mut kinds = Vec::new();
         let mut namespaces = Vec::new();
         let mut names = Vec::new();
@@ -56,7 +64,7 @@ impl Store {
         let mut bodies = Vec::new();
         let mut from = Vec::new();
         let mut to: Vec<Option<i64>> = Vec::new();
-        for obj in last_listing_of_each(objects) {
+        for obj in last_listing_of_each(&objects) {
             let meta = obj.metadata();
             let Some(name) = meta.name.clone() else { continue };
             let body = obj.to_json().map_err(|e| StoreError::Invalid(format!("{} {name}: {e}", obj.kind())))?;
@@ -97,7 +105,7 @@ impl Store {
             rows.iter().map(|(k, ns, n, u, _)| (k.as_str(), ns.as_str(), n.as_str(), u.as_str())).collect();
         let mut late_ips = Vec::new();
         let mut late_since: Option<i64> = None;
-        for (i, obj) in last_listing_of_each(objects).into_iter().enumerate() {
+        for (i, obj) in last_listing_of_each(&objects).into_iter().enumerate() {
             let Some(&created) = from.get(i) else { break };
             let id = (kinds[i].as_str(), namespaces[i].as_str(), names[i].as_str(), uids[i].as_str());
             let ips = super::reattribute::addresses(obj);
@@ -147,7 +155,15 @@ impl Store {
             Some(since) => self.reattribute(cluster, &late_ips, super::from_micros(since)?).await?,
             None => 0,
         };
-        Ok(ImportReport { added, updated, unchanged: kinds.len() as u64 - added - updated, closed, reattributed })
+        Ok(ImportReport {
+            added,
+            updated,
+            unchanged: kinds.len() as u64 - added - updated,
+            closed,
+            reattributed,
+            skipped: checked.skipped as u64,
+            warnings: checked.warnings,
+        })
     }
 
     /// Every object the cluster ever had, each carrying its validity interval as its creation
@@ -210,15 +226,30 @@ impl Store {
                 .bind(cluster)
                 .fetch_all(&self.pool)
                 .await?;
+        // What an older version learned unchecked: a workload name this version cannot read is
+        // left out, and so is a label Kubernetes would refuse (it would reach a selector).
+        let mut unreadable = 0usize;
         for (w, labels) in rows {
             let (Ok(w), Ok(labels)) = (w.parse::<WorkloadRef>(), serde_json::from_value::<Labels>(labels)) else {
+                unreadable += 1;
                 continue;
+            };
+            let labels = if labels_valid(&labels) {
+                labels
+            } else {
+                unreadable += 1;
+                check_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))).labels
             };
             if labels.is_empty() {
                 catalog.note_workload(&w);
             } else {
                 catalog.learn(&w, &labels);
             }
+        }
+        if unreadable > 0 {
+            tracing::warn!(
+                "cluster {cluster}: {unreadable} stored label sets with invalid workload names or labels left out or cleaned"
+            );
         }
         Ok(catalog)
     }

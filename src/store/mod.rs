@@ -147,7 +147,9 @@ impl Store {
 
     /// The cluster's id, creating the cluster when `create` is set.
     pub async fn cluster_id(&self, name: &str, create: bool) -> Result<i32> {
-        crate::model::check_name(name).map_err(|e| StoreError::Invalid(format!("cluster: {e}")))?;
+        crate::model::NameRule::Dns1123Subdomain
+            .check(name)
+            .map_err(|e| StoreError::Invalid(format!("cluster: {e}")))?;
         if create {
             let id: i32 = sqlx::query_scalar(
                 "insert into clusters (name) values ($1)

@@ -5,8 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{DAY_US, HOUR_US, Result, Store, StoreError, from_micros, micros};
-use crate::enrich::Endpoint;
+use super::{DAY_US, HOUR_US, Result, Store, from_micros, micros};
+use crate::enrich::{Endpoint, PendingIdentity};
+use crate::model::names::excerpt;
 use crate::model::{Port, Protocol, WorkloadRef};
 use crate::topology::{Catalog, ConnKey, ConnStats, Connections};
 
@@ -108,6 +109,26 @@ pub fn connections_sql(scope: &Scope<'_>) -> (&'static str, String) {
     }
 }
 
+/// A stored connection's key, and the identities of ends stored by pod identity (each read as
+/// its address, the identity pending), if this version can read it.
+fn conn_key(src: &str, dst: &str, port: i32, protocol: &str) -> Option<(ConnKey, Vec<PendingIdentity>)> {
+    let mut pending = Vec::new();
+    let mut end = |key: &str, is_src: bool| {
+        Endpoint::from_key(key).or_else(|| {
+            let (ep, id) = Endpoint::from_identity_key(key, is_src)?;
+            pending.push(id);
+            Some(ep)
+        })
+    };
+    let key = ConnKey {
+        src: end(src, true)?,
+        dst: end(dst, false)?,
+        port: u16::try_from(port).ok().and_then(Port::new)?,
+        protocol: protocol.parse::<Protocol>().ok()?,
+    };
+    Some((key, pending))
+}
+
 impl Store {
     /// The connections seen in `[since, until]` (hour-aligned: the aggregates' buckets that
     /// overlap the window count whole), folded into `Connections` with the given catalog. Whole
@@ -127,26 +148,18 @@ impl Store {
             sqlx::query_as(sql).bind(cluster).bind(a).bind(z).bind(arg).bind(d0).bind(d1).fetch_all(&self.pool).await?;
         let mut conns = Connections::new(catalog);
         let mut map = HashMap::with_capacity(rows.len());
+        // A key this version cannot read (a name an older version stored unchecked, say) costs
+        // its row, not the page: the row is left out and counted, and the first is logged.
+        let mut unreadable: (usize, Option<String>) = (0, None);
         for (src, dst, port, proto, flows, dropped, first, last, processes, services_list, undecided, reply_ports) in
             rows
         {
-            let bad = |what: &str| StoreError::Corrupt(format!("conn_hourly {what}: {src} -> {dst}"));
-            // An end stored by its pod identity is read as its address, the identity pending.
-            let mut pending = Vec::new();
-            let mut end = |key: &str, is_src: bool| {
-                Endpoint::from_key(key).or_else(|| {
-                    let (ep, id) = Endpoint::from_identity_key(key, is_src)?;
-                    pending.push(id);
-                    Some(ep)
-                })
-            };
-            let src_end = end(&src, true).ok_or_else(|| bad("source"))?;
-            let dst_end = end(&dst, false).ok_or_else(|| bad("destination"))?;
-            let key = ConnKey {
-                src: src_end,
-                dst: dst_end,
-                port: u16::try_from(port).ok().and_then(Port::new).ok_or_else(|| bad("port"))?,
-                protocol: proto.parse::<Protocol>().map_err(|_| bad("protocol"))?,
+            let Some((key, pending)) = conn_key(&src, &dst, port, &proto) else {
+                unreadable.0 += 1;
+                unreadable.1.get_or_insert_with(|| {
+                    format!("{:?} -> {:?} {port}/{:?}", excerpt(&src), excerpt(&dst), excerpt(&proto))
+                });
+                continue;
             };
             let mut processes: Vec<String> = processes;
             processes.sort();
@@ -187,6 +200,11 @@ impl Store {
             conns.flows += stats.flows;
             conns.newest = Some(conns.newest.map_or(stats.last_seen, |n: Timestamp| n.max(stats.last_seen)));
             map.insert(key, stats);
+        }
+        if let (n, Some(first)) = unreadable {
+            tracing::warn!(
+                "cluster {cluster}: {n} stored connections with keys that cannot be read were left out (first: {first})"
+            );
         }
         conns.map = map;
         Ok(conns)

@@ -73,7 +73,7 @@ pub async fn get_decisions(
     Path((cluster, ns, kind, name)): WorkloadPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let w = workload_ref(&ns, &kind, &name)?;
-    let id = state.store.cluster_id(&cluster, false).await?;
+    let id = state.cluster(&cluster).await?;
     let d = state.store.decisions(id, &w).await?;
     Ok(Json(json!({
         "workload": w.to_string(),
@@ -114,7 +114,7 @@ pub async fn put_decisions(
         include_unresolved: put.include_unresolved,
         include_all_unresolved: false,
     };
-    let id = state.store.cluster_id(&cluster, false).await?;
+    let id = state.cluster(&cluster).await?;
     let expected = match put.version {
         Some(v) => v,
         None => state.store.decisions(id, &w).await?.version,

@@ -51,7 +51,9 @@ pub async fn post_flows(
     Query(q): Query<IngestQuery>,
     body: Body,
 ) -> Result<Json<IngestReport>, ApiError> {
-    crate::model::check_name(&cluster).map_err(|e| ApiError::BadRequest(format!("cluster: {e}")))?;
+    crate::model::NameRule::Dns1123Subdomain
+        .check(&cluster)
+        .map_err(|e| ApiError::BadRequest(format!("cluster: {e}")))?;
     let format = match q.format.as_deref() {
         None => FlowFormat::Auto,
         Some(f) => f.parse().map_err(|e: crate::flows::FlowsError| ApiError::BadRequest(e.to_string()))?,

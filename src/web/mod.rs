@@ -124,6 +124,15 @@ impl AppState {
         crate::ingest::Options { format, threads, retention: self.retention, now: self.clock.now() }
     }
 
+    /// The id of the cluster a URL names: 400 for a name no cluster can have (checked here, at
+    /// the edge, like the namespace and workload of a path), 404 for an unknown one.
+    pub async fn cluster(&self, name: &str) -> Result<i32, error::ApiError> {
+        crate::model::NameRule::Dns1123Subdomain
+            .check(name)
+            .map_err(|e| error::ApiError::BadRequest(format!("cluster: {e}")))?;
+        Ok(self.store.cluster_id(name, false).await?)
+    }
+
     /// The cluster's inventory, reloaded only when an import changed the stored objects.
     pub async fn inventory(&self, cluster: i32) -> crate::store::Result<Arc<Inventory>> {
         let stamp = self.store.inventory_stamp(cluster).await?;

@@ -15,7 +15,7 @@ use super::AppState;
 use super::auth::{ClientIp, Viewer, Writer, check_token, login_redirect};
 use super::error::ApiError;
 use super::session;
-use super::view::{self, Row, TrustInfo};
+use super::view::{self, Row, Table, TrustInfo};
 use crate::enrich::Endpoint;
 use crate::model::{Cidr, WorkloadKind, WorkloadRef};
 use crate::policy::generate::{Decisions, Direction, to_yaml};
@@ -32,6 +32,15 @@ pub const SCRIPTS: &[&str] = &[
     "/static/map.js",
     "/static/app.js",
 ];
+
+/// Template filters. `visible`: untrusted text with the characters that would reorder or hide what
+/// is shown around it spelled out ([`view::visible`]); askama HTML-escapes the result.
+mod filters {
+    #[askama::filter_fn]
+    pub fn visible(s: impl std::fmt::Display, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::view::visible(&s.to_string()).into_owned())
+    }
+}
 
 pub const WINDOWS: &[&str] = &["1h", "3h", "24h", "7d"];
 pub const DEFAULT_WINDOW: &str = "24h";
@@ -128,7 +137,7 @@ pub async fn cluster(
     Path(cluster): Path<String>,
     Query(q): Query<ClusterQuery>,
 ) -> Result<ClusterPage, ApiError> {
-    let id = state.store.cluster_id(&cluster, false).await?;
+    let id = state.cluster(&cluster).await?;
     let inv = state.inventory(id).await?;
     let catalog = state.store.load_catalog(id, &inv).await?;
     let mut namespaces: BTreeSet<String> = inv.namespaces.keys().cloned().collect();
@@ -192,7 +201,8 @@ pub struct WindowQuery {
 
 /// Parses the workload named in a URL.
 pub fn workload_ref(ns: &str, kind: &str, name: &str) -> Result<WorkloadRef, ApiError> {
-    format!("{kind}/{ns}/{name}").parse().map_err(|e: crate::model::ModelError| ApiError::BadRequest(e.to_string()))
+    let bad = |e: crate::model::ModelError| ApiError::BadRequest(e.to_string());
+    WorkloadRef::parse(kind.parse().map_err(bad)?, ns, name).map_err(bad)
 }
 
 /// The window's instants, relative bounds counted back from the cluster's newest flow.
@@ -223,7 +233,7 @@ pub async fn review_workload(
     w: &WorkloadRef,
     q: &WindowQuery,
 ) -> Result<(i32, Reviewed), ApiError> {
-    let id = state.store.cluster_id(cluster, false).await?;
+    let id = state.cluster(cluster).await?;
     let inv = state.inventory(id).await?;
     let (since, until) = window(state, id, q).await?;
     let r = review(&state.store, id, &inv, Target::Workload(w), since, until, &Decisions::default(), true).await?;
@@ -236,10 +246,12 @@ pub async fn review_workload(
 #[derive(Template, WebTemplate)]
 #[template(path = "review.html")]
 pub struct ReviewPartial {
-    pub tables: Vec<(&'static str, &'static str, Vec<Row>)>,
+    pub tables: Vec<Table>,
     pub decisions_url: String,
     pub policy_url: String,
     pub namespace_policy_url: String,
+    /// Where a table too long to render in full can be read whole.
+    pub connections_url: String,
     pub version: i32,
     pub trusted: Vec<TrustInfo>,
     pub trust_input: String,
@@ -263,10 +275,11 @@ pub struct WorkloadPage {
     until: String,
     graph_url: String,
     // The partial's fields, flattened for `{% include %}`.
-    tables: Vec<(&'static str, &'static str, Vec<Row>)>,
+    tables: Vec<Table>,
     decisions_url: String,
     policy_url: String,
     namespace_policy_url: String,
+    connections_url: String,
     version: i32,
     trusted: Vec<TrustInfo>,
     trust_input: String,
@@ -330,9 +343,13 @@ pub fn partial(
     let base =
         format!("/clusters/{}/namespaces/{}/workloads/{}/{}", enc(cluster), enc(&w.namespace), w.kind, enc(&w.name));
     ReviewPartial {
-        tables: vec![("Ingress", "tab-ingress", ingress), ("Egress", "tab-egress", egress)],
+        tables: vec![
+            Table::new("Ingress", "tab-ingress", ingress, view::MAX_TABLE_ROWS),
+            Table::new("Egress", "tab-egress", egress, view::MAX_TABLE_ROWS),
+        ],
         decisions_url: format!("{base}/decisions?{}", window_query(q)),
         policy_url: format!("{}/policy.yaml?{}", api_base(cluster, w), window_query(q)),
+        connections_url: format!("{}/connections?{}", api_base(cluster, w), window_query(q)),
         namespace_policy_url: format!(
             "/api/v1/clusters/{}/namespaces/{}/policy.yaml?{}",
             enc(cluster),
@@ -374,6 +391,7 @@ pub async fn workload(
         decisions_url: p.decisions_url,
         policy_url: p.policy_url,
         namespace_policy_url: p.namespace_policy_url,
+        connections_url: p.connections_url,
         version: p.version,
         trusted: p.trusted,
         trust_input: p.trust_input,
@@ -409,7 +427,7 @@ pub async fn post_decision(
 ) -> Result<Response, ApiError> {
     let w = workload_ref(&ns, &kind, &name)?;
     let htmx = headers.contains_key("hx-request");
-    let id = state.store.cluster_id(&cluster, false).await?;
+    let id = state.cluster(&cluster).await?;
     let current = state.store.decisions(id, &w).await?;
     let mut trust_error = None;
     let mut trust_input = String::new();
@@ -499,8 +517,8 @@ pub async fn review_namespace(
     ns: &str,
     q: &WindowQuery,
 ) -> Result<Reviewed, ApiError> {
-    crate::model::check_name(ns).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let id = state.store.cluster_id(cluster, false).await?;
+    crate::model::Name::namespace(ns).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let id = state.cluster(cluster).await?;
     let inv = state.inventory(id).await?;
     let (since, until) = window(state, id, q).await?;
     let target = Target::Namespace { namespace: ns, only: None };

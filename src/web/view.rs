@@ -1,12 +1,20 @@
 //! View models: the review tables' rows and the map's graph, built from a review. Pure: values in,
 //! values out, so the pages and the JSON API show the same thing and tests need no server.
+//!
+//! Text from the cluster and from flows is untrusted. Askama escapes HTML and `map.js` sets
+//! `textContent`, but neither stops a character that reorders or hides what is shown around it
+//! (U+202E turns `evil\u{202e}gpj.exe` into `evilexe.jpg`): [`visible`] spells those out, in the
+//! templates (the `visible` filter) and in the map's JSON.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::enrich::Endpoint;
+use crate::flows::{MAX_PROCESS_LEN, cap_text};
 use crate::inventory::Inventory;
 use crate::model::{Cidr, WorkloadRef};
 use crate::policy::generate::{Decisions, Direction, ExcludeReason, ReviewRow, Status};
@@ -39,6 +47,63 @@ pub struct Row {
     pub undecided: bool,
 }
 
+/// Whether a character would change or hide what is shown around it: the bidirectional controls
+/// (U+202A-U+202E, U+2066-U+2069, U+061C), zero-width characters and direction marks
+/// (U+200B-U+200F, U+2060-U+2064), the byte order mark (U+FEFF), line and paragraph separators,
+/// and control characters other than tab and line breaks (a YAML document keeps its lines).
+fn hidden(c: char) -> bool {
+    matches!(c,
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}'
+        | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{2028}' | '\u{2029}')
+        || (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// `s` with every [`hidden`] character as a visible escape (`\u{202e}`); borrowed when there is
+/// none, which is nearly always.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hidden(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn shown(s: &str) -> String {
+    visible(s).into_owned()
+}
+
+/// Rows one review table renders; the rest are counted in [`Table::more`]. A workload with
+/// thousands of peers (a namespace's DNS server, an ingress controller) would otherwise make a
+/// page of megabytes that the browser lays out row by row; the JSON API lists them all.
+pub const MAX_TABLE_ROWS: usize = 1_000;
+
+/// One review table (Ingress or Egress) as the page renders it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub title: &'static str,
+    /// The tab's element id.
+    pub tab: &'static str,
+    /// At most [`MAX_TABLE_ROWS`], in the table's order.
+    pub rows: Vec<Row>,
+    /// How many rows were left out.
+    pub more: usize,
+}
+
+impl Table {
+    pub fn new(title: &'static str, tab: &'static str, mut rows: Vec<Row>, max: usize) -> Table {
+        let more = rows.len().saturating_sub(max);
+        rows.truncate(max);
+        Table { title, tab, rows, more }
+    }
+}
+
 fn fmt_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
@@ -62,7 +127,8 @@ pub fn rows(review: &[ReviewRow], conns: &Connections, workload: &WorkloadRef) -
                 peer_key: peer.key(),
                 port: r.key.port.get(),
                 protocol: r.key.protocol.as_str(),
-                processes: stats.processes.iter().cloned().collect(),
+                // Parsers cap process names; rows stored before they did are capped here.
+                processes: stats.processes.iter().map(|p| cap_text(p.clone(), MAX_PROCESS_LEN).0).collect(),
                 services: stats.services.iter().cloned().collect(),
                 flows: stats.flows,
                 dropped: stats.dropped,
@@ -110,7 +176,7 @@ pub fn trust_info(d: &Decisions, rows: &[Row], inv: &Inventory) -> Vec<TrustInfo
 fn node_id(e: &Endpoint) -> String {
     match e {
         Endpoint::Workload { workload } => format!("w:{workload}"),
-        Endpoint::Node { name, .. } => format!("node:{name}"),
+        Endpoint::Node { name, .. } => format!("node:{}", visible(name)),
         Endpoint::External { ip } | Endpoint::Unresolved { ip } => format!("ip:{ip}"),
     }
 }
@@ -136,16 +202,17 @@ pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadR
                 Endpoint::Workload { workload } => {
                     let ns = format!("ns:{}", workload.namespace);
                     nodes.entry(ns.clone()).or_insert_with(|| {
-                        json!({"id": ns, "kind": "namespace", "label": workload.namespace, "detail": {}, "parent": null})
+                        json!({"id": ns, "kind": "namespace", "label": shown(&workload.namespace), "detail": {}, "parent": null})
                     });
                     (
                         "workload",
-                        workload.name.clone(),
+                        shown(&workload.name),
                         Value::String(ns),
-                        json!({"Kind": workload.kind.as_str(), "Namespace": workload.namespace, "Name": workload.name}),
+                        json!({"Kind": workload.kind.as_str(), "Namespace": shown(&workload.namespace), "Name": shown(&workload.name)}),
                     )
                 }
                 Endpoint::Node { name, ip } => {
+                    let name = shown(name);
                     ("node", format!("node {name}"), Value::Null, json!({"Node": name, "IP": ip.to_string()}))
                 }
                 Endpoint::External { ip } => {
@@ -182,18 +249,20 @@ pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadR
         let dst = add_node(&mut nodes, &r.key.dst);
         let status = status_class(&r.status, peer);
         let label = format!("{}/{}", r.key.port, r.key.protocol);
+        let processes: Vec<String> =
+            stats.processes.iter().map(|p| shown(&cap_text(p.clone(), MAX_PROCESS_LEN).0)).collect();
         let detail = json!({
             "Flows": stats.flows.to_string(),
-            "Decision": r.status.to_string(),
+            "Decision": shown(&r.status.to_string()),
             "First seen": fmt_time(stats.first_seen),
             "Last seen": fmt_time(stats.last_seen),
-            "Processes": stats.processes.iter().cloned().collect::<Vec<_>>().join(", "),
+            "Processes": processes.join(", "),
         });
         // A connection through a Service is drawn client -> Service -> backend.
         let via = stats.services.iter().next().and_then(|s| {
             let (svc, port) = s.rsplit_once(':')?;
             let (ns, name) = svc.split_once('/')?;
-            Some((ns.to_string(), name.to_string(), port.to_string()))
+            Some((shown(ns), shown(name), shown(port)))
         });
         match via {
             Some((ns, name, svc_port)) => {
@@ -230,4 +299,55 @@ pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadR
         "nodes": nodes.into_values().collect::<Vec<_>>(),
         "edges": edges.into_values().collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visible_spells_out_what_would_reorder_or_hide_text() {
+        let cases = [
+            ("example-java-app", "example-java-app"),
+            ("evil\u{202e}gpj.exe", "evil\\u{202e}gpj.exe"),
+            ("a\u{200b}b\u{feff}", "a\\u{200b}b\\u{feff}"),
+            ("\u{202a}\u{202b}\u{202c}\u{202d}", "\\u{202a}\\u{202b}\\u{202c}\\u{202d}"),
+            ("\u{2066}x\u{2069}", "\\u{2066}x\\u{2069}"),
+            ("\u{200e}\u{200f}\u{061c}", "\\u{200e}\\u{200f}\\u{61c}"),
+            ("bell\u{7}esc\u{1b}", "bell\\u{7}esc\\u{1b}"),
+            // Lines and tabs stay (the YAML keeps its shape); HTML is askama's to escape.
+            ("a:\n\tb <img>", "a:\n\tb <img>"),
+            ("日本語 é", "日本語 é"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(visible(input), want, "{input:?}");
+        }
+        assert!(matches!(visible("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn tables_render_at_most_their_cap() {
+        let row = Row {
+            direction: Direction::Ingress,
+            peer: "p".into(),
+            peer_class: "in-cluster",
+            peer_key: "p".into(),
+            port: 80,
+            protocol: "TCP",
+            processes: vec![],
+            services: vec![],
+            flows: 1,
+            dropped: 0,
+            first_seen: String::new(),
+            last_seen: String::new(),
+            allowed: true,
+            editable: true,
+            status: String::new(),
+            undecided: false,
+        };
+        let t = Table::new("Ingress", "tab-ingress", vec![row.clone(); 5], 3);
+        assert_eq!((t.rows.len(), t.more), (3, 2));
+        let t = Table::new("Ingress", "tab-ingress", vec![row; 2], 3);
+        assert_eq!((t.rows.len(), t.more), (2, 0));
+    }
 }
