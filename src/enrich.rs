@@ -213,8 +213,14 @@ pub fn observed_workload(ns: &str, pod: &str, meta: &ObservedEndpoint) -> Option
     {
         return Some((WorkloadRef::new(*kind, ns, name.clone()), Inference::HubbleWorkloads));
     }
-    let (kind, name, how) = infer_from_pod(pod, &meta.labels);
-    Some((WorkloadRef::new(kind, ns, name), how))
+    // A name inferred from a valid pod name may still break its kind's rule (a pod `db.x-0`
+    // would make StatefulSet `db.x`): then the pod is its own workload, as Kubernetes allows it.
+    match infer_from_pod(pod, &meta.labels) {
+        (kind, name, how) if crate::model::NameRule::for_workload(kind).is_valid(&name) => {
+            Some((WorkloadRef::new(kind, ns, name), how))
+        }
+        _ => Some((WorkloadRef::new(WorkloadKind::Pod, ns, pod), Inference::BarePod)),
+    }
 }
 
 /// `<base>-<5 alphanumerics>`: the random suffix ReplicaSets, DaemonSets and Jobs give their pods.
@@ -419,6 +425,13 @@ mod tests {
             ("other-q8k2z", &[("job-name", "migrate")], WorkloadKind::Pod, "other-q8k2z", BarePod),
             ("web-0", &[("controller-revision-hash", "web-6c4d")], WorkloadKind::StatefulSet, "web", Ordinal),
         ];
+        // An inferred name its kind forbids (a StatefulSet may not hold a '.'): the bare pod.
+        let meta =
+            ObservedEndpoint { namespace: Some("shop".into()), pod_name: Some("db.x-0".into()), ..Default::default() };
+        assert_eq!(
+            observed_workload("shop", "db.x-0", &meta),
+            Some((WorkloadRef::new(WorkloadKind::Pod, "shop", "db.x-0"), Inference::BarePod))
+        );
         for (pod, labels, kind, name, how) in cases {
             let labels: Labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             assert_eq!(infer_from_pod(pod, &labels), (*kind, name.to_string(), *how), "{pod}");
