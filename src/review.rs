@@ -52,6 +52,7 @@ pub async fn review(
     extra: &Decisions,
     dns: bool,
 ) -> Result<Reviewed> {
+    store.reviews.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let catalog = store.load_catalog(cluster, inventory).await?;
     let (scope, namespace, only) = match &target {
         Target::Workload(w) => (Scope::Workload(w), w.namespace.as_str(), Some(BTreeSet::from([(*w).clone()]))),

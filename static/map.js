@@ -1,14 +1,14 @@
 /*
  * Flowgate topology map: the page's one JavaScript island.
  *
- * It reads the graph address from #map[data-graph-url], fetches the JSON the server builds for it,
- * and draws it: up to 300 nodes with cytoscape + fcose (vendored, see static/vendor/README.md),
+ * It draws the graph the review partial carries (#map-graph, a <script type="application/json">
+ * from the same review as the tables, drawn once), else fetches #map[data-graph-url]: up to 300 nodes with cytoscape + fcose (vendored, see static/vendor/README.md),
  * above that on a plain canvas of its own (canvasView: cytoscape could not draw 2,000 nodes in
  * under 2 s). Both share the styles, the details panel and everything below. It talks to the rest
  * of the page only through DOM events:
  *
- *   listens   flowgate:decisions-changed (anywhere)      -> re-fetch
- *             htmx:afterSwap on or inside #review        -> re-fetch
+ *   listens   flowgate:decisions-changed (anywhere)      -> redraw (the swapped partial's graph)
+ *             htmx:afterSwap on or inside #review        -> redraw (the swapped partial's graph)
  *             #map's data-graph-url attribute changes    -> re-fetch (new time window)
  *   emits     flowgate:map-ready on document.body        after every completed (re)render or error
  *             flowgate:map-select on document.body       when a node or edge is clicked
@@ -1997,7 +1997,19 @@
 
     var t0 = performance.now();
     var fetchMs = 0;
-    var p = url
+    // The page (and each review partial swapped in after a decision) carries its graph, from the
+    // same review as its tables: drawn once as it is, without asking the server again.
+    var embedded = document.getElementById('map-graph');
+    var p;
+    if (embedded && !embedded.hasAttribute('data-drawn')) {
+      embedded.setAttribute('data-drawn', '');
+      p = Promise.resolve({
+        ok: true,
+        json: function () {
+          return Promise.resolve(JSON.parse(embedded.textContent));
+        },
+      });
+    } else p = url
       ? fetch(url, {
           headers: { Accept: 'application/json' },
           credentials: 'same-origin',

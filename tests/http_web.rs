@@ -745,3 +745,39 @@ async fn long_tables_show_their_first_rows_and_say_how_many_more(pool: PgPool) {
     let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(rows["connections"].as_array().map(Vec::len), Some(n), "the API lists them all");
 }
+
+/// A page load is one review, and so is a decision: the page carries its map's graph and the
+/// partial a decision returns carries the new one, so map.js asks for neither.
+#[sqlx::test(migrations = false)]
+async fn a_page_and_a_decision_cost_one_review_each(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let state = AppState::new(store.clone(), TOKEN);
+    seed_demo(&state, "2026-11-26T12:00:00Z".parse().unwrap()).await.unwrap();
+    let app = router(state);
+    let reviews = || store.reviews.load(std::sync::atomic::Ordering::Relaxed);
+    let before = reviews();
+    let (status, _, page) = send(&app, bearer(PAGE)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reviews() - before, 1, "the page");
+    // The embedded graph is the graph endpoint's, and safe inside its element.
+    let start = page.find(r#"<script type="application/json" id="map-graph">"#).expect("the page carries its graph");
+    let json = &page[start..];
+    let json = &json[json.find('>').unwrap() + 1..json.find("</script>").unwrap()];
+    let embedded: serde_json::Value = serde_json::from_str(json).unwrap();
+    let (_, _, fetched) = send(&app, bearer(&format!("{W}/graph?since=24h"))).await;
+    assert_eq!(embedded, serde_json::from_str::<serde_json::Value>(&fetched).unwrap());
+
+    let before = reviews();
+    let form = "version=0&peer=deployment/example-java-app/example-java-app-cassandra&allow=false";
+    let req = Request::post(format!("{PAGE}/decisions"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header("hx-request", "true")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form))
+        .unwrap();
+    let (status, headers, partial) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    assert_eq!(reviews() - before, 1, "the decision");
+    assert!(partial.contains(r#"id="map-graph""#));
+    assert_eq!(headers["hx-trigger-after-swap"], "flowgate:decisions-changed");
+}

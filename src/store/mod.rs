@@ -90,6 +90,9 @@ fn connect_options(url: &str) -> Result<PgConnectOptions> {
 #[derive(Clone)]
 pub struct Store {
     pub pool: PgPool,
+    /// Reviews done through this store (`review::review`): a page load or a decision should
+    /// cost one, and tests count them.
+    pub reviews: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -130,7 +133,10 @@ impl Store {
     /// runs. For a store that has to exist before PostgreSQL answers (tests of a database that
     /// went away); [`Store::connect`] is the way to start.
     pub fn connect_lazy(url: &str) -> Result<Store> {
-        Ok(Store { pool: pool_options(DEFAULT_CONNECTIONS).connect_lazy_with(connect_options(url)?) })
+        Ok(Store {
+            pool: pool_options(DEFAULT_CONNECTIONS).connect_lazy_with(connect_options(url)?),
+            reviews: Default::default(),
+        })
     }
 
     /// One round trip: whether PostgreSQL answers now (`GET /readyz`).
@@ -142,7 +148,7 @@ impl Store {
     /// Wraps an existing pool (tests get one per database) and applies migrations.
     pub async fn from_pool(pool: PgPool) -> Result<Store> {
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, reviews: Default::default() })
     }
 
     /// The cluster's id, creating the cluster when `create` is set.

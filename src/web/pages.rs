@@ -262,6 +262,15 @@ pub struct ReviewPartial {
     pub warnings: Vec<String>,
     pub message: Option<String>,
     pub conflict: bool,
+    /// The map's graph from the same review, for map.js to draw without asking again (escaped
+    /// for a `<script type="application/json">`).
+    pub graph_json: String,
+}
+
+/// JSON as the text of a `<script type="application/json">`: nothing in it can end the element
+/// or start markup, whatever the cluster's names hold.
+fn script_json(v: &serde_json::Value) -> String {
+    v.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
 #[derive(Template, WebTemplate)]
@@ -274,22 +283,8 @@ pub struct WorkloadPage {
     since: String,
     until: String,
     graph_url: String,
-    // The partial's fields, flattened for `{% include %}`.
-    tables: Vec<Table>,
-    decisions_url: String,
-    policy_url: String,
-    namespace_policy_url: String,
-    connections_url: String,
-    version: i32,
-    trusted: Vec<TrustInfo>,
-    trust_input: String,
-    trust_error: Option<String>,
-    yaml: String,
-    verification: String,
-    verified: bool,
-    warnings: Vec<String>,
-    message: Option<String>,
-    conflict: bool,
+    /// The review partial, rendered: the page is the partial in its frame, with one review.
+    review: String,
 }
 
 fn enc(s: &str) -> String {
@@ -366,6 +361,7 @@ pub fn partial(
         warnings: r.generation.warnings.clone(),
         message: None,
         conflict: false,
+        graph_json: script_json(&view::graph(&r.generation.review, &r.connections, Some(w))),
     }
 }
 
@@ -378,7 +374,7 @@ pub async fn workload(
     let w = workload_ref(&ns, &kind, &name)?;
     let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
     let inv = state.inventory(id).await?;
-    let p = partial(&inv, &cluster, &w, &q, &r);
+    let review = partial(&inv, &cluster, &w, &q, &r).render().map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(WorkloadPage {
         graph_url: format!("{}/graph?{}", api_base(&cluster, &w), window_query(&q)),
         cluster,
@@ -387,21 +383,7 @@ pub async fn workload(
         windows: WINDOWS,
         since: q.since.clone().unwrap_or_else(|| DEFAULT_WINDOW.to_string()),
         until: q.until.clone().unwrap_or_default(),
-        tables: p.tables,
-        decisions_url: p.decisions_url,
-        policy_url: p.policy_url,
-        namespace_policy_url: p.namespace_policy_url,
-        connections_url: p.connections_url,
-        version: p.version,
-        trusted: p.trusted,
-        trust_input: p.trust_input,
-        trust_error: p.trust_error,
-        yaml: p.yaml,
-        verification: p.verification,
-        verified: p.verified,
-        warnings: p.warnings,
-        message: p.message,
-        conflict: p.conflict,
+        review,
     }
     .into_response())
 }
@@ -494,7 +476,9 @@ pub async fn post_decision(
     p.message = message;
     p.conflict = conflict;
     let mut resp = p.into_response();
-    resp.headers_mut().insert("hx-trigger", axum::http::HeaderValue::from_static("flowgate:decisions-changed"));
+    // After the swap, so that map.js finds the new graph in the partial and asks for nothing.
+    resp.headers_mut()
+        .insert("hx-trigger-after-swap", axum::http::HeaderValue::from_static("flowgate:decisions-changed"));
     Ok(resp)
 }
 
