@@ -204,3 +204,33 @@ fn every_generated_set_verifies() {
         failures[..failures.len().min(3)].join("\n")
     );
 }
+
+/// Found by the pipeline fuzz target: two workloads with the DNS server's labels (coredns and
+/// kube-dns, twins no selector can tell apart) and a client querying one of them. The DNS rule
+/// every policy carries reaches both, so the client's row must say allowed.
+#[test]
+fn a_dns_query_to_a_twin_of_the_dns_server_is_allowed_as_the_dns_rule_allows_it() {
+    let inv = Inventory::build(&[]);
+    let mut catalog = Catalog::default();
+    let dns = Labels::from([("k8s-app".to_string(), "kube-dns".to_string())]);
+    let coredns = WorkloadRef::new(WorkloadKind::Deployment, "kube-system", "coredns");
+    let kube_dns = WorkloadRef::new(WorkloadKind::Deployment, "kube-system", "kube-dns");
+    let web = WorkloadRef::new(WorkloadKind::StatefulSet, "a", "web");
+    catalog.learn(&coredns, &dns);
+    catalog.learn(&kube_dns, &dns);
+    catalog.learn(&web, &Labels::from([("app".to_string(), "web".to_string())]));
+    let mut conns = Connections::new(catalog);
+    let mut stats = ConnStats::new("2026-11-25T10:00:00Z".parse().unwrap());
+    stats.flows = 1;
+    let key = ConnKey {
+        src: Endpoint::Workload { workload: web.clone() },
+        dst: Endpoint::Workload { workload: coredns },
+        port: Port::new(53).unwrap(),
+        protocol: Protocol::Udp,
+    };
+    conns.map.insert(key, stats);
+    let g = generate(&inv, &conns, &Options::default());
+    let v = verify(&g, &inv, &conns.catalog);
+    assert!(v.ok(), "{:?}", v.mismatches);
+    assert!(g.review.iter().any(|r| r.workload == web && r.status == flowgate::policy::generate::Status::Allowed));
+}

@@ -437,6 +437,18 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
     let dns = opts.dns.then(|| dns_peer(inv, &mut sels, &mut out.warnings));
     // The DNS server's policy admits every pod on the DNS ports (below), whatever was decided
     // about single clients: its rows must say so, or verification contradicts the policy.
+    // Whether the DNS rule every policy carries reaches this workload's pods: its namespace and
+    // every label set it is known by carry the DNS selector (a twin without a selector of its own
+    // is still reached by the rule).
+    let dns_selects = |w: &WorkloadRef| match &dns {
+        Some((PeerSel::Pods { namespace, selector }, _)) => {
+            namespace == &w.namespace
+                && conns.catalog.workloads.get(w).is_some_and(|sets| {
+                    !sets.is_empty() && sets.iter().all(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+                })
+        }
+        _ => false,
+    };
     let is_dns_server = |target: &WorkloadRef, sels: &mut Selectors| match &dns {
         Some((PeerSel::Pods { namespace, selector }, _)) => {
             namespace == &target.namespace && sels.get(target).as_ref() == Ok(selector)
@@ -460,7 +472,7 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             let dns_query = on_dns_port
                 && match (direction, peer) {
                     (Direction::Ingress, Endpoint::Workload { .. }) => is_dns_server(target, &mut sels),
-                    (Direction::Egress, Endpoint::Workload { workload }) => is_dns_server(workload, &mut sels),
+                    (Direction::Egress, Endpoint::Workload { workload }) => dns_selects(workload),
                     _ => false,
                 };
             // When the peer gets a policy too, the connection needs both: the peer's own review
