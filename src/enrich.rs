@@ -226,8 +226,11 @@ pub fn observed_workload(ns: &str, pod: &str, meta: &ObservedEndpoint) -> Option
 /// `<base>-<5 alphanumerics>`: the random suffix ReplicaSets, DaemonSets and Jobs give their pods.
 fn split_suffix(pod: &str) -> Option<&str> {
     let (base, suffix) = pod.rsplit_once('-')?;
-    (suffix.len() == 5 && suffix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) && !base.is_empty())
-        .then_some(base)
+    // `web--x2x9q` is a valid pod name, but `web-` is no valid name for its owner.
+    (suffix.len() == 5
+        && suffix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && crate::model::check_name(base).is_ok())
+    .then_some(base)
 }
 
 /// The owner a pod's name and labels point to:
@@ -240,6 +243,18 @@ fn split_suffix(pod: &str) -> Option<&str> {
 ///   DaemonSet seen only through Hubble is told by its pods sharing one label set instead
 ///   ([`Connections::settle`](crate::topology::Connections::settle)).
 pub fn infer_from_pod(pod: &str, labels: &Labels) -> (WorkloadKind, String, Inference) {
+    let inferred = infer_owner(pod, labels);
+    // The owner's name becomes a key and a URL, so it must be a valid name itself: `web--x2x9q`,
+    // `web--7d9f8b6c5d-x2x9q` or `web--0` (valid pod names) would give `web-`, a key the store
+    // could not read back. Such a pod stands for itself.
+    if crate::model::check_name(&inferred.1).is_ok() {
+        inferred
+    } else {
+        (WorkloadKind::Pod, pod.to_string(), Inference::BarePod)
+    }
+}
+
+fn infer_owner(pod: &str, labels: &Labels) -> (WorkloadKind, String, Inference) {
     let job = labels.get("batch.kubernetes.io/job-name").or_else(|| labels.get("job-name"));
     if let Some(job) = job
         && split_suffix(pod) == Some(job.as_str())
@@ -424,6 +439,18 @@ mod tests {
             // A job-name that is not the pod's base says nothing.
             ("other-q8k2z", &[("job-name", "migrate")], WorkloadKind::Pod, "other-q8k2z", BarePod),
             ("web-0", &[("controller-revision-hash", "web-6c4d")], WorkloadKind::StatefulSet, "web", Ordinal),
+            // Found by `scripts/fuzz pipeline`: valid pod names whose owner name would not be
+            // valid (`web-`), so its key did not read back. They stand for themselves.
+            ("web--1234567-abcde", none, WorkloadKind::Pod, "web--1234567-abcde", BarePod),
+            ("web--0", none, WorkloadKind::Pod, "web--0", BarePod),
+            ("web--x7k2p", &[("controller-revision-hash", "5d9c")], WorkloadKind::Pod, "web--x7k2p", BarePod),
+            (
+                "backup--29061440-k2x9p",
+                &[("job-name", "backup--29061440")],
+                WorkloadKind::Pod,
+                "backup--29061440-k2x9p",
+                BarePod,
+            ),
         ];
         // An inferred name its kind forbids (a StatefulSet may not hold a '.'): the bare pod.
         let meta =
@@ -435,7 +462,13 @@ mod tests {
         for (pod, labels, kind, name, how) in cases {
             let labels: Labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             assert_eq!(infer_from_pod(pod, &labels), (*kind, name.to_string(), *how), "{pod}");
+            let w = WorkloadRef::new(*kind, "ns", name.to_string());
+            let key = Endpoint::Workload { workload: w.clone() }.key();
+            assert_eq!(Endpoint::from_key(&key), Some(Endpoint::Workload { workload: w }), "{pod}");
         }
+        // Nor do such pods group into a DaemonSet named `web-` (`Connections::settle`).
+        assert_eq!(suffixed_base("web-x7k2p"), Some("web"));
+        assert_eq!(suffixed_base("web--x7k2p"), None);
     }
 
     #[test]

@@ -307,6 +307,13 @@ impl<R: BufRead> Splitter<R> {
                 let reason = format!("expected ',' or ']' after an array element, found {:?}", b as char);
                 return Ok(Some(Piece::Error(LineError { line: self.line, reason })));
             }
+            (Between::First | Between::Next, b'}') => {
+                // No element starts with `}`: the element scan would end before it, having read
+                // nothing, and so on forever (`[}` never ended). Skip it and report it.
+                self.reader.consume(1);
+                let reason = "unexpected '}' in the JSON array".to_string();
+                return Ok(Some(Piece::Error(LineError { line: self.line, reason })));
+            }
             (Between::First | Between::Next, _) => self.layout = element,
             (Between::End, b'[') => {
                 self.reader.consume(1);
@@ -872,6 +879,37 @@ mod tests {
         let text = format!(r#"[{}, {{"pad":"{pad}"}}, {}]"#, ndjson(1), ndjson(3));
         let got = shape(&read_all(text.as_bytes(), FlowFormat::Ndjson, 300));
         assert_eq!(got, ["flow", "1: array element longer than 300 bytes", "flow"]);
+    }
+
+    /// Found by `scripts/fuzz flow_reader`: `[}` made the reader yield empty records and
+    /// missing-comma errors forever (the `}` was never consumed), so an ingest of it never ended.
+    #[test]
+    fn a_stray_brace_in_an_array_is_skipped() {
+        let cases: &[(&str, &[FlowFormat], &[&str])] = &[
+            (
+                "[}",
+                &[FlowFormat::Auto, FlowFormat::Hubble, FlowFormat::Ndjson],
+                &["1: unexpected '}' in the JSON array", "1: the file ends before the JSON array is closed"],
+            ),
+            ("[},{}]", &[FlowFormat::Auto], &["1: unexpected '}' in the JSON array", "blank", "not a flow"]),
+            (
+                "[{}}]",
+                &[FlowFormat::Auto],
+                &[
+                    "not a flow",
+                    "1: expected ',' or ']' after an array element, found '}'",
+                    "1: unexpected '}' in the JSON array",
+                ],
+            ),
+        ];
+        for &(input, formats, want) in cases {
+            for &format in formats {
+                // Bounded, so that a reader that never ends fails the test instead of hanging it.
+                let got: Vec<_> = FlowReader::new(input.as_bytes(), format).take(want.len() + 1).collect();
+                assert_eq!(shape(&got), want, "{input} as {format}");
+                assert_eq!(read_all(input.as_bytes(), format, MAX_RECORD_LEN), got, "{input} as {format}");
+            }
+        }
     }
 
     #[test]

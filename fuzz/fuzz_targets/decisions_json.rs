@@ -1,0 +1,75 @@
+//! Review decisions as they come in and go back out:
+//!
+//! - the body of `PUT …/decisions`, read exactly as `web::api::put_decisions` reads it
+//!   (`serde_json::from_slice` into its private `PutDecisions`, mirrored here field for field);
+//! - `policy::generate::Decisions` itself from JSON;
+//! - then what the store does with accepted decisions: each set written as text
+//!   (`store::decisions::put_decisions`) and parsed back on read (`parse_row`), which must give
+//!   the same decisions, or a stored change could not be read again (a 500 on every later page).
+#![no_main]
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use flowgate::model::{Cidr, PeerSpec};
+use flowgate::policy::generate::Decisions;
+use libfuzzer_sys::fuzz_target;
+use serde::Deserialize;
+
+/// `web::api::PutDecisions`, which is private to its handler.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PutDecisions {
+    #[serde(default)]
+    exclude: BTreeSet<PeerSpec>,
+    #[serde(default)]
+    trust: BTreeSet<Cidr>,
+    #[serde(default)]
+    include_unresolved: BTreeSet<IpAddr>,
+    version: Option<i32>,
+}
+
+/// Through the store's text columns and back, as `put_decisions` and `parse_row` do it.
+fn stored(d: &Decisions) -> Decisions {
+    let exclude: Vec<String> = d.exclude.iter().map(|p| p.to_string()).collect();
+    let trust: Vec<String> = d.trust.iter().map(|c| c.to_string()).collect();
+    let unresolved: Vec<String> = d.include_unresolved.iter().map(|ip| ip.to_string()).collect();
+    for s in exclude.iter().chain(&trust).chain(&unresolved) {
+        // PostgreSQL text cannot hold NUL.
+        assert!(!s.contains('\0'), "{s:?}");
+    }
+    Decisions {
+        exclude: exclude.iter().map(|p| p.parse().unwrap_or_else(|e| panic!("stored {p:?}: {e}"))).collect(),
+        trust: trust.iter().map(|c| c.parse().unwrap_or_else(|e| panic!("stored {c:?}: {e}"))).collect(),
+        include_unresolved: unresolved
+            .iter()
+            .map(|ip| ip.parse().unwrap_or_else(|e| panic!("stored {ip:?}: {e}")))
+            .collect(),
+        include_all_unresolved: false,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(put) = serde_json::from_slice::<PutDecisions>(data) {
+        let d = Decisions {
+            exclude: put.exclude,
+            trust: put.trust,
+            include_unresolved: put.include_unresolved,
+            include_all_unresolved: false,
+        };
+        assert_eq!(stored(&d), d);
+        // And what GET …/decisions answers reads back as the same decisions.
+        let json = serde_json::json!({
+            "exclude": d.exclude, "trust": d.trust, "include_unresolved": d.include_unresolved
+        });
+        let back: PutDecisions = serde_json::from_value(json).expect("GET's answer is a valid PUT");
+        assert_eq!((back.exclude, back.trust, back.include_unresolved), (d.exclude, d.trust, d.include_unresolved));
+    }
+    if let Ok(d) = serde_json::from_slice::<Decisions>(data) {
+        let json = serde_json::to_vec(&d).expect("decisions serialise");
+        assert_eq!(serde_json::from_slice::<Decisions>(&json).ok().as_ref(), Some(&d));
+        let d = Decisions { include_all_unresolved: false, ..d };
+        assert_eq!(stored(&d), d);
+    }
+});

@@ -1,0 +1,14 @@
+//! One Hubble record (`hubble observe -o json` line, exporter line or array element), as
+//! `flows::parse_hubble_line` gets it from the reader: arbitrary bytes must give a flow, a skip or
+//! a reason, never a panic.
+#![no_main]
+
+use flowgate::flows::{Item, parse_hubble_line};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(Item::Flow(f)) = parse_hubble_line(data) {
+        // What the parser promises about every flow it returns.
+        assert_ne!(f.dst_port.get(), 0);
+    }
+});
