@@ -229,7 +229,7 @@ fn split_suffix(pod: &str) -> Option<&str> {
     // `web--x2x9q` is a valid pod name, but `web-` is no valid name for its owner.
     (suffix.len() == 5
         && suffix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && crate::model::check_name(base).is_ok())
+        && crate::model::NameRule::for_kind("Deployment").is_valid(base))
     .then_some(base)
 }
 
@@ -247,7 +247,7 @@ pub fn infer_from_pod(pod: &str, labels: &Labels) -> (WorkloadKind, String, Infe
     // The owner's name becomes a key and a URL, so it must be a valid name itself: `web--x2x9q`,
     // `web--7d9f8b6c5d-x2x9q` or `web--0` (valid pod names) would give `web-`, a key the store
     // could not read back. Such a pod stands for itself.
-    if crate::model::check_name(&inferred.1).is_ok() {
+    if crate::model::NameRule::for_workload(inferred.0).is_valid(&inferred.1) {
         inferred
     } else {
         (WorkloadKind::Pod, pod.to_string(), Inference::BarePod)
