@@ -5,22 +5,10 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn flowgate(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate")).args(args).output().expect("run flowgate");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8(out.stdout).expect("UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("UTF-8"),
-    }
-}
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{Run, flowgate};
 
 fn ok(what: &str, args: &[&str]) -> Run {
     let r = flowgate(args);

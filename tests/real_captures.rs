@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -15,20 +14,9 @@ const EPHEMERAL_START: u64 = 32768;
 const SHARED: &[&str] =
     &["version", "tier", "env", "track", "release", "chart", "heritage", "security.istio.io/tlsMode"];
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn flowgate(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate")).args(args).output().expect("run flowgate");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8(out.stdout).expect("UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("UTF-8"),
-    }
-}
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{Run, flowgate};
 
 fn samples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hubble");
