@@ -15,6 +15,7 @@
 //!   (IO shell).
 //! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
 //! - [`review`]: store-backed generation with each workload's stored decisions.
+//! - [`report`]: a review as table rows, the map's graph and summaries, for the CLI and the web.
 //! - [`web`]: the HTTP server: flow ingestion API (and the review UI), auth and sessions, errors,
 //!   probes, and its bounds (ingest slots, timeouts, connection cap, graceful shutdown).
 //! - [`watch`]: a live cluster through kube-rs reflectors, recorded in the store (IO shell).
@@ -26,6 +27,7 @@ pub mod inventory;
 pub mod model;
 pub mod offline;
 pub mod policy;
+pub mod report;
 pub mod retention;
 pub mod review;
 pub mod store;

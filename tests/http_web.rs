@@ -733,13 +733,13 @@ async fn megabyte_process_names_are_cut_and_the_page_stays_small(pool: PgPool) {
 /// A table longer than the page renders shows its first rows and says how many more there are.
 #[sqlx::test(migrations = false)]
 async fn long_tables_show_their_first_rows_and_say_how_many_more(pool: PgPool) {
-    let n = flowgate::web::view::MAX_TABLE_ROWS + 25;
+    let n = flowgate::web::pages::MAX_TABLE_ROWS + 25;
     let flows: String = (0..n).map(|i| line(i % 3600, 20000 + i, "curl")).collect();
     let (app, report) = big_cluster(&pool, flows).await;
     assert_eq!(report.accepted as usize, n, "{report}");
     let (status, _, page) = send(&app, bearer(WEB_PAGE)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(page.matches("<tr class=").count(), flowgate::web::view::MAX_TABLE_ROWS);
+    assert_eq!(page.matches("<tr class=").count(), flowgate::web::pages::MAX_TABLE_ROWS);
     assert!(page.contains("25 more ingress connections not shown (the first 1000 are)"), "{page}");
     let (_, _, body) = send(&app, bearer(&format!("{WEB_API}/connections"))).await;
     let rows: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -202,3 +202,45 @@ fn a_refused_database_connection_is_a_runtime_failure_not_bad_input() {
     let r = flowgate(&["connections", "--namespace", "shop"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
 }
+
+/// One report: the web API's rows of a workload are the CLI's rows of that workload, field for
+/// field (the same `report::rows` behind both), on the store the CLI reads.
+#[sqlx::test(migrations = false)]
+async fn the_web_api_and_the_cli_give_the_same_rows(pool: sqlx::PgPool) {
+    use tower::ServiceExt;
+    let url = database_url(&pool);
+    let dir = tempfile::tempdir().unwrap();
+    let case = cases(dir.path()).into_iter().next().unwrap();
+    let inv = case.inventory.as_deref().unwrap();
+    ok("import", &["import", "--cluster", "c", "--at", "2000-01-01T00:00:00Z", "--database-url", &url, inv]);
+    let mut ingest = vec!["ingest", "--cluster", "c", "--retention", "36500d", "--database-url", &url];
+    ingest.extend(case.flows.iter().map(String::as_str));
+    ok("ingest", &ingest);
+    let ns = &case.namespaces[0];
+    let cli =
+        ok("connections", &["connections", "--cluster", "c", "--database-url", &url, "--namespace", ns, "--json"]);
+    let cli: Vec<serde_json::Value> = serde_json::from_str(&cli.stdout).unwrap();
+
+    let token = "pipelines-test-token-0123";
+    let store = flowgate::store::Store::from_pool(pool).await.unwrap();
+    let app = flowgate::web::router(flowgate::web::AppState::new(store, token));
+    let workloads: BTreeSet<String> = cli.iter().map(|r| r["workload"].as_str().unwrap().to_string()).collect();
+    assert!(workloads.len() >= 4, "{workloads:?}");
+    for w in &workloads {
+        let (kind, rest) = w.split_once('/').unwrap();
+        let name = rest.split_once('/').unwrap().1;
+        // The CLI reads every stored flow; the web's window is given to cover them all.
+        let path = format!("/api/v1/clusters/c/namespaces/{ns}/workloads/{kind}/{name}/connections?since=3650d");
+        let req = axum::http::Request::get(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{w}");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 22).await.unwrap();
+        let web: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let mine: Vec<&serde_json::Value> = cli.iter().filter(|r| r["workload"] == w.as_str()).collect();
+        let web: Vec<&serde_json::Value> = web["connections"].as_array().unwrap().iter().collect();
+        assert_eq!(web, mine, "{w}: the web API's rows differ from the CLI's");
+    }
+}

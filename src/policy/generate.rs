@@ -82,6 +82,16 @@ pub enum Direction {
     Egress,
 }
 
+impl Direction {
+    /// `ingress` or `egress`, as JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
 /// Why a connection has, or has no, rule.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "status", content = "reason", rename_all = "snake_case")]
@@ -152,6 +162,16 @@ pub struct ReviewRow {
     pub status: Status,
     /// Nothing said which end opened this connection (see `ConnStats::undecided`).
     pub undecided: bool,
+}
+
+impl ReviewRow {
+    /// The other end: the source of an ingress row, the destination of an egress row.
+    pub fn peer(&self) -> &Endpoint {
+        match self.direction {
+            Direction::Ingress => &self.key.src,
+            Direction::Egress => &self.key.dst,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

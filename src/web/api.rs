@@ -13,8 +13,8 @@ use super::AppState;
 use super::auth::{Viewer, Writer};
 use super::error::ApiError;
 use super::pages::{WindowQuery, review_namespace, review_workload, workload_ref};
-use super::view;
 use crate::policy::generate::{Decisions, to_yaml};
+use crate::report;
 
 type WorkloadPath = Path<(String, String, String, String)>;
 
@@ -26,7 +26,7 @@ pub async fn connections(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let w = workload_ref(&ns, &kind, &name)?;
     let (_, r) = review_workload(&state, &cluster, &w, &q).await?;
-    let rows = view::rows(&r.generation.review, &r.connections, &w);
+    let rows = report::rows(&r.generation.review, &r.connections, Some(&w));
     let version = r.decisions.iter().find(|(t, _, _)| *t == w).map_or(0, |(_, _, v)| *v);
     Ok(Json(json!({ "workload": w.to_string(), "decisions_version": version, "connections": rows })))
 }

@@ -16,7 +16,6 @@ pub mod limit;
 pub mod pages;
 pub mod serve;
 pub mod session;
-pub mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;

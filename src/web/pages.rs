@@ -15,10 +15,10 @@ use super::AppState;
 use super::auth::{ClientIp, Viewer, Writer, check_token, login_redirect};
 use super::error::ApiError;
 use super::session;
-use super::view::{self, Row, Table, TrustInfo};
 use crate::enrich::Endpoint;
 use crate::model::{Cidr, WorkloadKind, WorkloadRef};
 use crate::policy::generate::{Decisions, Direction, to_yaml};
+use crate::report::{self, Row, TrustInfo};
 use crate::review::{Reviewed, Target, review};
 use crate::topology::TimeBound;
 
@@ -34,11 +34,42 @@ pub const SCRIPTS: &[&str] = &[
 ];
 
 /// Template filters. `visible`: untrusted text with the characters that would reorder or hide what
-/// is shown around it spelled out ([`view::visible`]); askama HTML-escapes the result.
+/// is shown around it spelled out ([`report::visible`]); askama HTML-escapes the result. `when`: a
+/// time with its zone ([`report::when`]).
 mod filters {
     #[askama::filter_fn]
     pub fn visible(s: impl std::fmt::Display, _: &dyn askama::Values) -> askama::Result<String> {
-        Ok(super::view::visible(&s.to_string()).into_owned())
+        Ok(crate::report::visible(&s.to_string()).into_owned())
+    }
+
+    #[askama::filter_fn]
+    pub fn when(t: &jiff::Timestamp, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(crate::report::when(*t))
+    }
+}
+
+/// Rows one review table renders; the rest are counted in [`Table::more`]. A workload with
+/// thousands of peers (a namespace's DNS server, an ingress controller) would otherwise make a
+/// page of megabytes that the browser lays out row by row; the JSON API lists them all.
+pub const MAX_TABLE_ROWS: usize = 1_000;
+
+/// One review table (Ingress or Egress) as the page renders it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub title: &'static str,
+    /// The tab's element id.
+    pub tab: &'static str,
+    /// At most [`MAX_TABLE_ROWS`], in the table's order.
+    pub rows: Vec<Row>,
+    /// How many rows were left out.
+    pub more: usize,
+}
+
+impl Table {
+    pub fn new(title: &'static str, tab: &'static str, mut rows: Vec<Row>, max: usize) -> Table {
+        let more = rows.len().saturating_sub(max);
+        rows.truncate(max);
+        Table { title, tab, rows, more }
     }
 }
 
@@ -317,7 +348,7 @@ pub fn partial(
     q: &WindowQuery,
     r: &Reviewed,
 ) -> ReviewPartial {
-    let rows = view::rows(&r.generation.review, &r.connections, w);
+    let rows = report::rows(&r.generation.review, &r.connections, Some(w));
     let (ingress, egress): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| r.direction == Direction::Ingress);
     let (decisions, version) =
         r.decisions.iter().find(|(t, _, _)| t == w).map(|(_, d, v)| (d.clone(), *v)).unwrap_or_default();
@@ -339,8 +370,8 @@ pub fn partial(
         format!("/clusters/{}/namespaces/{}/workloads/{}/{}", enc(cluster), enc(&w.namespace), w.kind, enc(&w.name));
     ReviewPartial {
         tables: vec![
-            Table::new("Ingress", "tab-ingress", ingress, view::MAX_TABLE_ROWS),
-            Table::new("Egress", "tab-egress", egress, view::MAX_TABLE_ROWS),
+            Table::new("Ingress", "tab-ingress", ingress, MAX_TABLE_ROWS),
+            Table::new("Egress", "tab-egress", egress, MAX_TABLE_ROWS),
         ],
         decisions_url: format!("{base}/decisions?{}", window_query(q)),
         policy_url: format!("{}/policy.yaml?{}", api_base(cluster, w), window_query(q)),
@@ -352,7 +383,7 @@ pub fn partial(
             window_query(q)
         ),
         version,
-        trusted: view::trust_info(&decisions, &all_rows, state_inv),
+        trusted: report::trust_info(&decisions, &all_rows, state_inv),
         trust_input: String::new(),
         trust_error: None,
         yaml,
@@ -361,7 +392,7 @@ pub fn partial(
         warnings: r.generation.warnings.clone(),
         message: None,
         conflict: false,
-        graph_json: script_json(&view::graph(&r.generation.review, &r.connections, Some(w))),
+        graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w))),
     }
 }
 
@@ -491,7 +522,7 @@ pub async fn graph(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let w = workload_ref(&ns, &kind, &name)?;
     let (_, r) = review_workload(&state, &cluster, &w, &q).await?;
-    Ok(Json(view::graph(&r.generation.review, &r.connections, Some(&w))))
+    Ok(Json(report::graph(&r.generation.review, &r.connections, Some(&w))))
 }
 
 /// The review of every workload of a namespace in a window.
@@ -517,5 +548,42 @@ pub async fn namespace_graph(
     Query(q): Query<WindowQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let r = review_namespace(&state, &cluster, &ns, &q).await?;
-    Ok(Json(view::graph(&r.generation.review, &r.connections, None)))
+    Ok(Json(report::graph(&r.generation.review, &r.connections, None)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_render_at_most_their_cap() {
+        let ip = |s: &str| Endpoint::External { ip: s.parse().unwrap() };
+        let row = Row {
+            workload: "deployment/shop/web".into(),
+            direction: Direction::Ingress,
+            peer: "p".into(),
+            peer_class: "in-cluster",
+            peer_key: "p".into(),
+            src: ip("192.0.2.1"),
+            dst: ip("192.0.2.2"),
+            port: 80,
+            protocol: "TCP",
+            processes: vec![],
+            services: vec![],
+            flows: 1,
+            dropped: 0,
+            first_seen: jiff::Timestamp::UNIX_EPOCH,
+            last_seen: jiff::Timestamp::UNIX_EPOCH,
+            status: "allowed",
+            reason: None,
+            decision: String::new(),
+            allowed: true,
+            editable: true,
+            undecided: false,
+        };
+        let t = Table::new("Ingress", "tab-ingress", vec![row.clone(); 5], 3);
+        assert_eq!((t.rows.len(), t.more), (3, 2));
+        let t = Table::new("Ingress", "tab-ingress", vec![row; 2], 3);
+        assert_eq!((t.rows.len(), t.more), (2, 0));
+    }
 }

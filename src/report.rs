@@ -1,10 +1,11 @@
-//! View models: the review tables' rows and the map's graph, built from a review. Pure: values in,
-//! values out, so the pages and the JSON API show the same thing and tests need no server.
+//! The report of a review: the table rows, the map's graph and the summaries the CLI prints, built
+//! from a review. Pure: values in, values out, so the CLI's tables and JSON, the pages and the JSON
+//! API show the same rows, and tests need no server.
 //!
 //! Text from the cluster and from flows is untrusted. Askama escapes HTML and `map.js` sets
 //! `textContent`, but neither stops a character that reorders or hides what is shown around it
 //! (U+202E turns `evil\u{202e}gpj.exe` into `evilexe.jpg`): [`visible`] spells those out, in the
-//! templates (the `visible` filter) and in the map's JSON.
+//! templates (the `visible` filter), in the map's JSON and in the CLI's tables.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,12 +18,16 @@ use crate::enrich::Endpoint;
 use crate::flows::{MAX_PROCESS_LEN, cap_text};
 use crate::inventory::Inventory;
 use crate::model::{Cidr, WorkloadRef};
-use crate::policy::generate::{Decisions, Direction, ExcludeReason, ReviewRow, Status};
-use crate::topology::Connections;
+use crate::policy::eval::SideDecision;
+use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generation, ReviewRow, Status};
+use crate::policy::verify::Verification;
+use crate::topology::{ConnKey, ConnStats, Connections};
 
-/// One line of the Ingress or Egress table.
+/// One line of the Ingress or Egress table (and of `flowgate connections`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// `kind/namespace/name` of the workload that gets the policy.
+    pub workload: String,
     pub direction: Direction,
     /// `kind/namespace/name`, a node, or an address.
     pub peer: String,
@@ -30,19 +35,28 @@ pub struct Row {
     pub peer_class: &'static str,
     /// The key the decision form sends back (`Endpoint::key`).
     pub peer_key: String,
+    pub src: Endpoint,
+    pub dst: Endpoint,
     pub port: u16,
     pub protocol: &'static str,
-    pub processes: Vec<String>,
-    pub services: Vec<String>,
     pub flows: u64,
     pub dropped: u64,
-    pub first_seen: String,
-    pub last_seen: String,
+    pub first_seen: jiff::Timestamp,
+    pub last_seen: jiff::Timestamp,
+    /// The processes that opened it (the smallest few, `topology::MAX_PROCESSES`).
+    pub processes: Vec<String>,
+    /// The Services it went through, `namespace/name:port`.
+    pub services: Vec<String>,
+    /// `allowed`, `excluded` or `no_rule_needed` ([`Status::kind`]).
+    pub status: &'static str,
+    /// Why it is excluded ([`Status::reason`]).
+    pub reason: Option<&'static str>,
+    /// The decision in words ([`Status`]'s Display).
+    pub decision: String,
     /// Ticked: the policy allows it.
     pub allowed: bool,
     /// Whether a person can change it (node traffic and unselectable peers cannot).
     pub editable: bool,
-    pub status: String,
     /// Nothing said which end opened the connection: it may be a reply read backwards.
     pub undecided: bool,
 }
@@ -79,69 +93,237 @@ fn shown(s: &str) -> String {
     visible(s).into_owned()
 }
 
-/// Rows one review table renders; the rest are counted in [`Table::more`]. A workload with
-/// thousands of peers (a namespace's DNS server, an ingress controller) would otherwise make a
-/// page of megabytes that the browser lays out row by row; the JSON API lists them all.
-pub const MAX_TABLE_ROWS: usize = 1_000;
-
-/// One review table (Ingress or Egress) as the page renders it.
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub title: &'static str,
-    /// The tab's element id.
-    pub tab: &'static str,
-    /// At most [`MAX_TABLE_ROWS`], in the table's order.
-    pub rows: Vec<Row>,
-    /// How many rows were left out.
-    pub more: usize,
+/// A time as pages show it: `2026-11-25 10:00:49 UTC` (to the second).
+pub fn when(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-impl Table {
-    pub fn new(title: &'static str, tab: &'static str, mut rows: Vec<Row>, max: usize) -> Table {
-        let more = rows.len().saturating_sub(max);
-        rows.truncate(max);
-        Table { title, tab, rows, more }
+/// The rows of a review, of one workload or (`None`) of all, sorted by workload, direction (ingress
+/// first), peer, port and protocol. A row whose connection is not in `conns` is left out.
+pub fn rows(review: &[ReviewRow], conns: &Connections, workload: Option<&WorkloadRef>) -> Vec<Row> {
+    let mut out: Vec<Row> = review
+        .iter()
+        .filter(|r| workload.is_none_or(|w| &r.workload == w))
+        .filter_map(|r| Some(row(r, conns.map.get(&r.key)?)))
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.workload, a.direction, &a.peer, a.port, a.protocol).cmp(&(
+            &b.workload,
+            b.direction,
+            &b.peer,
+            b.port,
+            b.protocol,
+        ))
+    });
+    out
+}
+
+fn row(r: &ReviewRow, stats: &ConnStats) -> Row {
+    let peer = r.peer();
+    let editable = !matches!(r.status, Status::NoRuleNeeded | Status::Excluded(ExcludeReason::NoSelector(_)));
+    Row {
+        workload: r.workload.to_string(),
+        direction: r.direction,
+        peer: peer.label(),
+        peer_class: peer.class(),
+        peer_key: peer.key(),
+        src: r.key.src.clone(),
+        dst: r.key.dst.clone(),
+        port: r.key.port.get(),
+        protocol: r.key.protocol.as_str(),
+        flows: stats.flows,
+        dropped: stats.dropped,
+        first_seen: stats.first_seen,
+        last_seen: stats.last_seen,
+        // Parsers cap process names; rows stored before they did are capped here.
+        processes: stats.processes.iter().map(|p| cap_text(p.clone(), MAX_PROCESS_LEN).0).collect(),
+        services: stats.services.iter().cloned().collect(),
+        status: r.status.kind(),
+        reason: r.status.reason(),
+        decision: r.status.to_string(),
+        allowed: r.status == Status::Allowed,
+        editable,
+        undecided: r.undecided,
     }
 }
 
-fn fmt_time(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M:%S").to_string()
+/// The rows as `flowgate connections` prints them: a header, then one tab-separated line per row,
+/// untrusted text with hidden characters spelled out ([`visible`]).
+pub fn rows_table(rows: &[Row]) -> String {
+    let mut out =
+        String::from("WORKLOAD\tDIRECTION\tPEER\tCLASS\tPORT\tFLOWS\tFIRST SEEN\tLAST SEEN\tPROCESS\tDECISION\n");
+    for r in rows {
+        let processes = if r.processes.is_empty() { "-".to_string() } else { r.processes.join(",") };
+        let undecided = if r.undecided { " [direction undecided]" } else { "" };
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}{undecided}",
+            visible(&r.workload),
+            r.direction.as_str(),
+            visible(&r.peer),
+            r.peer_class,
+            r.port,
+            r.protocol,
+            r.flows,
+            r.first_seen,
+            r.last_seen,
+            visible(&processes),
+            visible(&r.decision),
+        );
+    }
+    out
 }
 
-/// The rows of one workload's review, ingress first, each direction sorted by peer then port.
-pub fn rows(review: &[ReviewRow], conns: &Connections, workload: &WorkloadRef) -> Vec<Row> {
-    let mut out: Vec<Row> = review
-        .iter()
-        .filter(|r| &r.workload == workload)
-        .filter_map(|r| {
-            let stats = conns.map.get(&r.key)?;
-            let peer = match r.direction {
-                Direction::Ingress => &r.key.src,
-                Direction::Egress => &r.key.dst,
-            };
-            let editable = !matches!(r.status, Status::NoRuleNeeded | Status::Excluded(ExcludeReason::NoSelector(_)));
-            Some(Row {
-                direction: r.direction,
-                peer: peer.label(),
-                peer_class: peer.class(),
-                peer_key: peer.key(),
-                port: r.key.port.get(),
-                protocol: r.key.protocol.as_str(),
-                // Parsers cap process names; rows stored before they did are capped here.
-                processes: stats.processes.iter().map(|p| cap_text(p.clone(), MAX_PROCESS_LEN).0).collect(),
-                services: stats.services.iter().cloned().collect(),
-                flows: stats.flows,
-                dropped: stats.dropped,
-                first_seen: fmt_time(stats.first_seen),
-                last_seen: fmt_time(stats.last_seen),
-                allowed: r.status == Status::Allowed,
-                editable,
-                status: r.status.to_string(),
-                undecided: r.undecided,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| (a.direction, &a.peer, a.port, a.protocol).cmp(&(b.direction, &b.peer, b.port, b.protocol)));
+/// What a generation and its verification come to, as counts and the mismatched rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub policies: usize,
+    pub connections: usize,
+    pub allowed: usize,
+    pub excluded: usize,
+    /// Kept connections the policies allow.
+    pub verified_allowed: usize,
+    /// Excluded connections the policies block.
+    pub verified_blocked: usize,
+    /// Node connections, which need no rule (not evaluated).
+    pub not_evaluated: usize,
+    /// Rows whose verdict differs from their status: `workload direction peer:port/protocol
+    /// expected STATUS but the policies allow|block it`.
+    pub mismatches: Vec<String>,
+}
+
+impl Summary {
+    pub fn new(generation: &Generation, verification: &Verification) -> Summary {
+        let count = |f: fn(&Status) -> bool| generation.review.iter().filter(|r| f(&r.status)).count();
+        Summary {
+            policies: generation.policies.len(),
+            connections: generation.review.len(),
+            allowed: count(|s| *s == Status::Allowed),
+            excluded: count(|s| matches!(s, Status::Excluded(_))),
+            verified_allowed: verification.allowed,
+            verified_blocked: verification.blocked,
+            not_evaluated: verification.not_evaluated,
+            mismatches: verification
+                .mismatches
+                .iter()
+                .map(|(row, d)| {
+                    let to = match row.direction {
+                        Direction::Ingress => "from",
+                        Direction::Egress => "to",
+                    };
+                    format!(
+                        "{} {} {to} {}:{}/{} expected {} but the policies {}",
+                        visible(&row.workload.to_string()),
+                        row.direction.as_str(),
+                        visible(&row.peer().label()),
+                        row.key.port,
+                        row.key.protocol,
+                        visible(&row.status.to_string()),
+                        if d.allowed { "allow it" } else { "block it" }
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// `generated 5 policies from 12 connections (9 allowed, 2 excluded)`.
+    pub fn generated(&self) -> String {
+        format!(
+            "generated {} policies from {} connections ({} allowed, {} excluded)",
+            self.policies, self.connections, self.allowed, self.excluded
+        )
+    }
+
+    /// `9 allowed connections allowed, 2 excluded connections blocked, 0 mismatches`, and the node
+    /// connections that need no rule when there are any.
+    pub fn verified(&self) -> String {
+        let nodes = if self.not_evaluated > 0 {
+            format!(" ({} node connections need no rule)", self.not_evaluated)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} allowed connections allowed, {} excluded connections blocked, {} mismatches{nodes}",
+            self.verified_allowed,
+            self.verified_blocked,
+            self.mismatches.len()
+        )
+    }
+}
+
+/// One evaluated connection of `flowgate check`: allowed or blocked, and by what.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRow {
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub port: u16,
+    pub protocol: &'static str,
+    pub flows: u64,
+    /// `allowed`, `BLOCKED`, or `not subject (node)`.
+    pub verdict: &'static str,
+    pub egress: String,
+    pub ingress: String,
+    #[serde(skip)]
+    pub blocked: bool,
+    /// From a node and not allowed: node traffic is not subject to NetworkPolicy.
+    #[serde(skip)]
+    pub not_subject: bool,
+}
+
+impl CheckRow {
+    pub fn new(
+        key: &ConnKey,
+        stats: &ConnStats,
+        allowed: bool,
+        from_node: bool,
+        egress: &SideDecision,
+        ingress: &SideDecision,
+    ) -> CheckRow {
+        CheckRow {
+            src: key.src.clone(),
+            dst: key.dst.clone(),
+            port: key.port.get(),
+            protocol: key.protocol.as_str(),
+            flows: stats.flows,
+            verdict: match (allowed, from_node) {
+                (true, _) => "allowed",
+                (false, true) => "not subject (node)",
+                (false, false) => "BLOCKED",
+            },
+            egress: side(egress),
+            ingress: side(ingress),
+            blocked: !allowed && !from_node,
+            not_subject: !allowed && from_node,
+        }
+    }
+}
+
+fn side(s: &SideDecision) -> String {
+    match s {
+        SideDecision::NotApplicable => "-".into(),
+        SideDecision::NotIsolated => "not isolated".into(),
+        SideDecision::AllowedBy(p) => format!("allowed by {}", p.join(",")),
+        SideDecision::Blocked { isolated_by } => format!("blocked (isolated by {})", isolated_by.join(",")),
+    }
+}
+
+/// The check rows as `flowgate check` prints them.
+pub fn check_table(rows: &[CheckRow]) -> String {
+    let mut out = String::from("SOURCE\tDESTINATION\tPORT\tFLOWS\tVERDICT\tEGRESS\tINGRESS\n");
+    for c in rows {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}/{}\t{}\t{}\t{}\t{}",
+            visible(&c.src.to_string()),
+            visible(&c.dst.to_string()),
+            c.port,
+            c.protocol,
+            c.flows,
+            c.verdict,
+            visible(&c.egress),
+            visible(&c.ingress)
+        );
+    }
     out
 }
 
@@ -244,7 +426,7 @@ pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadR
             continue;
         }
         let Some(stats) = conns.map.get(&r.key) else { continue };
-        let peer = if r.direction == Direction::Ingress { &r.key.src } else { &r.key.dst };
+        let peer = r.peer();
         let src = add_node(&mut nodes, &r.key.src);
         let dst = add_node(&mut nodes, &r.key.dst);
         let status = status_class(&r.status, peer);
@@ -254,8 +436,8 @@ pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadR
         let detail = json!({
             "Flows": stats.flows.to_string(),
             "Decision": shown(&r.status.to_string()),
-            "First seen": fmt_time(stats.first_seen),
-            "Last seen": fmt_time(stats.last_seen),
+            "First seen": when(stats.first_seen),
+            "Last seen": when(stats.last_seen),
             "Processes": processes.join(", "),
         });
         // A connection through a Service is drawn client -> Service -> backend.
@@ -323,31 +505,5 @@ mod tests {
             assert_eq!(visible(input), want, "{input:?}");
         }
         assert!(matches!(visible("plain"), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn tables_render_at_most_their_cap() {
-        let row = Row {
-            direction: Direction::Ingress,
-            peer: "p".into(),
-            peer_class: "in-cluster",
-            peer_key: "p".into(),
-            port: 80,
-            protocol: "TCP",
-            processes: vec![],
-            services: vec![],
-            flows: 1,
-            dropped: 0,
-            first_seen: String::new(),
-            last_seen: String::new(),
-            allowed: true,
-            editable: true,
-            status: String::new(),
-            undecided: false,
-        };
-        let t = Table::new("Ingress", "tab-ingress", vec![row.clone(); 5], 3);
-        assert_eq!((t.rows.len(), t.more), (3, 2));
-        let t = Table::new("Ingress", "tab-ingress", vec![row; 2], 3);
-        assert_eq!((t.rows.len(), t.more), (2, 0));
     }
 }

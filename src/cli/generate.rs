@@ -1,0 +1,59 @@
+//! `flowgate generate` and `flowgate connections`: one review, from files or the store, printed as
+//! YAML or as the review tables' rows.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use flowgate::policy::generate::to_yaml;
+use flowgate::report::{self, Summary};
+
+use super::source::Selection;
+use super::{Fail, to_json, write_stdout};
+
+#[derive(Args)]
+pub(crate) struct GenerateArgs {
+    #[command(flatten)]
+    sel: Selection,
+    /// Write the YAML to this file instead of stdout
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct ConnectionsArgs {
+    #[command(flatten)]
+    sel: Selection,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+/// The YAML, then the summary on stderr; exit 1 when the verification found a mismatch.
+pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
+    let r = args.sel.review()?;
+    let yaml = to_yaml(&r.generation.policies).map_err(Fail)?;
+    match &args.output {
+        Some(path) => std::fs::write(path, &yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
+        None => write_stdout(yaml.as_bytes())?,
+    }
+    for w in r.generation.warnings.iter().chain(&r.verification.warnings) {
+        eprintln!("warning: {w}");
+    }
+    let summary = Summary::new(&r.generation, &r.verification);
+    eprintln!("{}", summary.generated());
+    eprintln!("verified: {}", summary.verified());
+    for m in &summary.mismatches {
+        eprintln!("MISMATCH: {m}");
+    }
+    Ok(if r.verification.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The review's rows, from files or the store alike.
+pub(crate) fn run_connections(args: ConnectionsArgs) -> Result<ExitCode, Fail> {
+    let r = args.sel.review()?;
+    let rows = report::rows(&r.generation.review, &r.connections, None);
+    let out = if args.json { to_json(&rows)? } else { report::rows_table(&rows) };
+    write_stdout(out.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

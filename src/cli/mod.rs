@@ -1,0 +1,186 @@
+//! The command line: one module per command, each with its `Args` and `run` (as mini-redis splits
+//! `cmd/`). This module holds what they share: the command list, failures and their exit codes,
+//! the runtime and the store connection, and printing.
+//!
+//! Exit codes: 0 success; 1 a check found what it was asked to fail on (a blocked connection, a
+//! verification mismatch); 2 bad input (the message says where and why); 3 the store or the
+//! runtime failed.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use flowgate::store::{Store, StoreError};
+use flowgate::topology::TimeBound;
+
+mod check;
+mod generate;
+mod serve;
+mod source;
+mod store;
+mod watch;
+
+#[derive(Parser)]
+#[command(
+    name = "flowgate",
+    version,
+    about = "Observed Kubernetes traffic in, verified least-privilege NetworkPolicies out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate one NetworkPolicy per workload from observed flows (YAML to stdout or -o)
+    Generate(generate::GenerateArgs),
+    /// List the enriched connections as the review tables show them
+    Connections(generate::ConnectionsArgs),
+    /// Evaluate policies against observed flows: each connection allowed or blocked, and by what
+    Check(check::CheckArgs),
+    /// Create or upgrade the database schema
+    Migrate(store::MigrateArgs),
+    /// Record a snapshot of cluster objects in the store (history is kept)
+    Import(store::ImportArgs),
+    /// Enrich flows against the stored inventory and write them to the store
+    Ingest(store::IngestArgs),
+    /// Counts of what the store holds for a cluster
+    Stats(store::StatsArgs),
+    /// Run the server: flow ingestion API (and, with the web application, the review UI)
+    Serve(serve::ServeArgs),
+    /// Watch a live cluster (kubeconfig or in-cluster) and record its objects in the store
+    Watch(watch::WatchArgs),
+}
+
+/// The store every command that needs one connects to.
+#[derive(Args, Clone)]
+pub(crate) struct DbArgs {
+    /// PostgreSQL URL (the database is created if missing)
+    #[arg(long, env = "DATABASE_URL", default_value = flowgate::store::DEFAULT_URL, hide_env_values = true)]
+    pub database_url: String,
+}
+
+/// Why a command failed, and its exit code: 2 for bad input (the message says where and why),
+/// 3 for the store or the runtime (a refused database connection is not the user's input).
+pub(crate) struct Fail {
+    pub msg: String,
+    pub code: u8,
+}
+
+/// Bad input: exit 2. (A function beside the struct, so that `Fail(message)` reads as a value.)
+#[allow(non_snake_case)]
+pub(crate) fn Fail(msg: String) -> Fail {
+    Fail { msg, code: 2 }
+}
+
+/// The store or the runtime failed: exit 3.
+pub(crate) fn runtime_failure(msg: String) -> Fail {
+    Fail { msg, code: 3 }
+}
+
+impl From<flowgate::offline::OfflineError> for Fail {
+    fn from(e: flowgate::offline::OfflineError) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "flowgate=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate::run_generate(args),
+        Command::Connections(args) => generate::run_connections(args),
+        Command::Check(args) => check::run(args),
+        Command::Migrate(args) => store::run_migrate(args),
+        Command::Import(args) => store::run_import(args),
+        Command::Ingest(args) => store::run_ingest(args),
+        Command::Stats(args) => store::run_stats(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Watch(args) => watch::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fail { msg, code }) => {
+            eprintln!("flowgate: error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// A duration flag of at least `min` (`10s`, `2m`).
+pub(crate) fn parse_duration(flag: &str, value: &str, min: std::time::Duration) -> Result<std::time::Duration, Fail> {
+    match value.parse::<TimeBound>() {
+        Ok(TimeBound::Ago(d)) if d.unsigned_abs() >= min => Ok(d.unsigned_abs()),
+        _ => Err(Fail(format!("{flag} {value:?}: expected a duration of at least {min:?}, such as 10s"))),
+    }
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| runtime_failure(format!("starting the async runtime: {e}")))
+}
+
+pub(crate) fn connect(rt: &tokio::runtime::Runtime, db: &DbArgs) -> Result<Store, Fail> {
+    rt.block_on(Store::connect(&db.database_url))
+        .map_err(|e| runtime_failure(format!("{e} ({})", redact(&db.database_url))))
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What the store said: the user's input (an unknown cluster, a stale version) or its own failure.
+pub(crate) fn store_err(e: StoreError) -> Fail {
+    match e {
+        StoreError::UnknownCluster(_) | StoreError::Invalid(_) | StoreError::Conflict { .. } => Fail(e.to_string()),
+        StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => runtime_failure(e.to_string()),
+    }
+}
+
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), Fail> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        // A closed pipe (`| head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Fail(format!("writing output: {e}"))),
+    }
+}
+
+/// Pretty JSON and a final newline.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Fail> {
+    let mut out = serde_json::to_string_pretty(value).map_err(|e| runtime_failure(format!("writing JSON: {e}")))?;
+    out.push('\n');
+    Ok(out)
+}
+
+/// How many warnings are printed; the rest are counted. A damaged inventory can have one per
+/// object, and the first few say what is wrong.
+const SHOWN_WARNINGS: usize = 20;
+
+pub(crate) fn print_warnings<W: std::fmt::Display>(warnings: &[W]) {
+    for w in warnings.iter().take(SHOWN_WARNINGS) {
+        eprintln!("warning: {w}");
+    }
+    if warnings.len() > SHOWN_WARNINGS {
+        eprintln!("warning: ... and {} more", warnings.len() - SHOWN_WARNINGS);
+    }
+}

@@ -1,0 +1,157 @@
+//! `flowgate serve`: the web application and the ingestion API, with the background loops
+//! (retention, the demo cluster's traffic), until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use flowgate::store::Store;
+
+use super::store::RetentionArgs;
+use super::{DbArgs, Fail, parse_duration, redact, runtime};
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Access token (at least 16 characters); generated and printed at start when not given
+    #[arg(long, env = "FLOWGATE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Browsers reach this server over HTTPS (a TLS-terminating proxy in front): the session
+    /// cookie gets `Secure`, so it is never sent over plain HTTP
+    #[arg(long)]
+    behind_https: bool,
+    /// Load the built-in demo cluster (if the store lacks it) and keep feeding it traffic
+    #[arg(long)]
+    demo: bool,
+    #[command(flatten)]
+    retention: RetentionArgs,
+    #[command(flatten)]
+    limits: ServeLimits,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// What `serve` takes on at once and how long it waits for clients.
+#[derive(Args)]
+struct ServeLimits {
+    /// Flow ingests (POST .../flows) at once; one more is answered 429 with Retry-After
+    #[arg(long, default_value_t = flowgate::web::DEFAULT_MAX_INGESTS, value_parser = positive)]
+    max_ingests: usize,
+    /// Open connections at once; more wait to be accepted
+    #[arg(long, default_value_t = flowgate::web::serve::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    max_connections: usize,
+    /// A client must send a request's headers within this (an idle kept-alive connection is
+    /// closed after it too)
+    #[arg(long, default_value = "10s")]
+    header_timeout: String,
+    /// Pages and API requests other than ingests are answered 503 after this
+    #[arg(long, default_value = "30s")]
+    request_timeout: String,
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("expected a whole number of 1 or more, not {s:?}")),
+    }
+}
+
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
+    let ServeArgs { listen, token, behind_https, demo, retention, limits, db } = args;
+    let retention = retention.parse()?;
+    let min = std::time::Duration::from_millis(100);
+    let serve_options = flowgate::web::serve::ServeOptions {
+        header_timeout: parse_duration("--header-timeout", &limits.header_timeout, min)?,
+        max_connections: limits.max_connections,
+    };
+    let request_timeout = parse_duration("--request-timeout", &limits.request_timeout, min)?;
+    let rt = runtime()?;
+    let store = rt
+        .block_on(Store::connect_sized(&db.database_url, flowgate::web::pool_size(limits.max_ingests)))
+        .map_err(|e| super::runtime_failure(format!("{e} ({})", redact(&db.database_url))))?;
+    // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
+    let (token, generated) = match token.filter(|t| !t.is_empty()) {
+        Some(t) if t.len() >= 16 => (t, false),
+        Some(_) => return Err(Fail("--token must be at least 16 characters".into())),
+        None => (
+            flowgate::web::auth::generate_token()
+                .map_err(|e| super::runtime_failure(format!("generating a token: {e}")))?,
+            true,
+        ),
+    };
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
+        eprintln!("flowgate is listening on http://{addr}/");
+        // A token the operator chose is theirs to keep out of logs; only one made here has to be
+        // shown, or no one could log in.
+        if generated {
+            eprintln!("open http://{addr}/?token={token} to log in (API: Authorization: Bearer {token})");
+        } else {
+            eprintln!("log in at http://{addr}/ with the token from --token or FLOWGATE_TOKEN");
+        }
+        // One signal stops the server and the background loops together.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let mut background = tokio::task::JoinSet::new();
+        background.spawn(flowgate::web::run_retention(
+            store.clone(),
+            retention,
+            flowgate::ingest::Clock::system(),
+            std::time::Duration::from_secs(3600),
+            stopped(),
+        ));
+        let mut state = flowgate::web::AppState::new(store, token);
+        state.retention = retention;
+        state.sessions.secure = behind_https;
+        state.ingest_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_ingests));
+        state.limits.request_timeout = request_timeout;
+        if demo {
+            let tick = flowgate::web::demo::TICK.unsigned_abs();
+            background.spawn(flowgate::web::run_demo(state.clone(), tick, stopped()));
+        }
+        let app = flowgate::web::router(state);
+        flowgate::web::serve::serve(listener, app, serve_options, async move {
+            let signal = shutdown_signal().await;
+            eprintln!("flowgate: {signal}: shutting down (no new connections; finishing the requests in flight)");
+            let _ = stop_tx.send(true);
+        })
+        .await;
+        // The loops stop after the pass they are in (a demo tick, a retention run).
+        background.join_all().await;
+        eprintln!("flowgate: stopped");
+        Ok::<_, Fail>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes at the first SIGTERM (what Kubernetes and `docker stop` send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(e) => {
+                eprintln!("flowgate: cannot listen for SIGTERM ({e}); only SIGINT stops the server gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

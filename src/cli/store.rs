@@ -1,0 +1,200 @@
+//! The store's commands: `migrate`, `import` (a snapshot of cluster objects), `ingest` (flow files
+//! into the store) and `stats`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use flowgate::flows::FlowFormat;
+use flowgate::retention::Retention;
+use flowgate::store::retention::Clusters;
+use flowgate::topology::TimeBound;
+
+use super::{DbArgs, Fail, connect, print_warnings, redact, runtime, store_err, to_json, write_stdout};
+
+#[derive(Args)]
+pub(crate) struct MigrateArgs {
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    #[arg(long)]
+    cluster: String,
+    /// When the snapshot was taken (default: now)
+    #[arg(long)]
+    at: Option<jiff::Timestamp>,
+    /// `kubectl get ... -o json` output, YAML, or folders of them
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct IngestArgs {
+    #[arg(long)]
+    cluster: String,
+    /// Flow format: auto, hubble or ndjson
+    #[arg(long, default_value = "auto")]
+    flow_format: FlowFormat,
+    /// Flow files; `-` reads standard input
+    #[arg(required = true)]
+    paths: Vec<String>,
+    #[command(flatten)]
+    retention: RetentionArgs,
+    #[arg(long, default_value_t = 0, hide = true)]
+    threads: usize,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// How long flows are kept, and how far ahead of now a flow may be dated.
+#[derive(Args)]
+pub(crate) struct RetentionArgs {
+    /// Keep flows this long, counted back from now (e.g. 7d, 24h): older flows are counted as
+    /// expired and not stored, and older days are removed (by `ingest` after the run, by `serve`
+    /// at start and every hour)
+    #[arg(long = "retention", default_value = "7d")]
+    keep: String,
+    /// Reject flows dated later than now plus this (a collector's clock running ahead)
+    #[arg(long, default_value = "10m")]
+    max_skew: String,
+}
+
+impl RetentionArgs {
+    /// `--retention` (a positive duration such as 7d or 24h) and `--max-skew` (a duration, 0s or
+    /// more).
+    pub(crate) fn parse(&self) -> Result<Retention, Fail> {
+        let keep = match self.keep.parse::<TimeBound>() {
+            Ok(TimeBound::Ago(d)) if d.is_positive() => d,
+            _ => return Err(Fail(format!("--retention {:?}: expected a duration such as 7d or 24h", self.keep))),
+        };
+        let skew = match self.max_skew.parse::<TimeBound>() {
+            Ok(TimeBound::Ago(d)) => d,
+            _ => return Err(Fail(format!("--max-skew {:?}: expected a duration such as 10m or 0s", self.max_skew))),
+        };
+        Retention::new(keep, skew).map_err(|e| Fail(e.to_string()))
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct StatsArgs {
+    #[arg(long)]
+    cluster: String,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub(crate) fn run_migrate(args: MigrateArgs) -> Result<ExitCode, Fail> {
+    let rt = runtime()?;
+    connect(&rt, &args.db)?;
+    eprintln!("database is up to date ({})", redact(&args.db.database_url));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_import(args: ImportArgs) -> Result<ExitCode, Fail> {
+    let ImportArgs { cluster, at, paths, db } = args;
+    let loaded = flowgate::inventory::load_paths(&paths).map_err(|e| Fail(e.to_string()))?;
+    for e in &loaded.errors {
+        eprintln!("error: {e}");
+    }
+    print_warnings(&loaded.warnings);
+    let rt = runtime()?;
+    let store = connect(&rt, &db)?;
+    let at = at.unwrap_or_else(jiff::Timestamp::now);
+    let report = rt.block_on(async {
+        let id = store.cluster_id(&cluster, true).await?;
+        store.import(id, &loaded.objects, at).await
+    });
+    let report = report.map_err(store_err)?;
+    print_warnings(&report.warnings);
+    let mut rejected = String::new();
+    if !loaded.errors.is_empty() {
+        rejected += &format!("; {} documents rejected", loaded.errors.len());
+    }
+    let skipped = loaded.skipped as u64 + report.skipped;
+    if skipped > 0 {
+        rejected += &format!("; {skipped} objects skipped (invalid names)");
+    }
+    let warned = loaded.warnings.len() + report.warnings.len();
+    if warned > 0 {
+        rejected += &format!("; {warned} warnings");
+    }
+    eprintln!(
+        "imported {} objects into cluster {cluster}: {} added, {} updated, {} unchanged, {} closed{rejected}",
+        loaded.objects.len().saturating_sub(report.skipped as usize),
+        report.added,
+        report.updated,
+        report.unchanged,
+        report.closed,
+    );
+    if report.reattributed > 0 {
+        eprintln!("{} stored flows from addresses that were unresolved now have their workloads", report.reattributed);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_ingest(args: IngestArgs) -> Result<ExitCode, Fail> {
+    let IngestArgs { cluster, flow_format, paths, retention, threads, db } = args;
+    let retention = retention.parse()?;
+    for p in paths.iter().filter(|p| *p != "-") {
+        if !std::path::Path::new(p).exists() {
+            return Err(Fail(format!("{p}: no such file")));
+        }
+    }
+    let rt = runtime()?;
+    let store = connect(&rt, &db)?;
+    let threads =
+        if threads > 0 { threads } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) };
+    let report = rt.block_on(async {
+        let id = store.cluster_id(&cluster, true).await?;
+        let inv = store.load_inventory(id).await?;
+        let sources = paths.into_iter().map(flowgate::ingest::Source::Path).collect();
+        let now = jiff::Timestamp::now();
+        let options = flowgate::ingest::Options { format: flow_format, threads, retention, now };
+        let report = flowgate::ingest::ingest_sources(&store, id, std::sync::Arc::new(inv), sources, &options).await?;
+        let removed = store.apply_retention(Clusters::One(id), now, &retention).await?;
+        Ok::<_, flowgate::ingest::IngestError>((report, removed))
+    });
+    let (report, removed) = report.map_err(|e| Fail(e.to_string()))?;
+    for e in &report.errors {
+        eprintln!("{}:{}: {}", e.source, e.line, e.reason);
+    }
+    eprintln!("{report}");
+    if !removed.is_empty() {
+        eprintln!("retention: {removed}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_stats(args: StatsArgs) -> Result<ExitCode, Fail> {
+    let StatsArgs { cluster, json, db } = args;
+    let rt = runtime()?;
+    let store = connect(&rt, &db)?;
+    let stats = rt
+        .block_on(async {
+            let id = store.cluster_id(&cluster, false).await?;
+            store.stats(id).await
+        })
+        .map_err(store_err)?;
+    let out = if json {
+        to_json(&stats)?
+    } else {
+        format!(
+            "cluster:        {cluster}\nflows:          {}\nconnections:    {}\nworkloads:      {}\npods:           {}\nunresolved IPs: {}\ntime range:     {} .. {}\n",
+            stats.flows,
+            stats.connections,
+            stats.workloads,
+            stats.pods,
+            stats.unresolved_ips,
+            stats.first_flow.as_deref().unwrap_or("-"),
+            stats.last_flow.as_deref().unwrap_or("-")
+        )
+    };
+    write_stdout(out.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
