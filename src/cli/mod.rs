@@ -62,26 +62,69 @@ pub(crate) struct DbArgs {
 }
 
 /// Why a command failed, and its exit code: 2 for bad input (the message says where and why),
-/// 3 for the store or the runtime (a refused database connection is not the user's input).
+/// 3 for the store or the runtime (a refused database connection is not the user's input). The
+/// error keeps its causes (`anyhow`), and contexts added on the way out say what was being done.
 pub(crate) struct Fail {
-    pub msg: String,
+    pub err: anyhow::Error,
     pub code: u8,
 }
 
 /// Bad input: exit 2. (A function beside the struct, so that `Fail(message)` reads as a value.)
 #[allow(non_snake_case)]
 pub(crate) fn Fail(msg: String) -> Fail {
-    Fail { msg, code: 2 }
+    Fail { err: anyhow::Error::msg(msg), code: 2 }
 }
 
 /// The store or the runtime failed: exit 3.
 pub(crate) fn runtime_failure(msg: String) -> Fail {
-    Fail { msg, code: 3 }
+    Fail { err: anyhow::Error::msg(msg), code: 3 }
+}
+
+impl Fail {
+    /// A typed error as bad input (2) or a runtime failure (3), its causes kept.
+    fn of<E: std::error::Error + Send + Sync + 'static>(e: E, code: u8) -> Fail {
+        Fail { err: anyhow::Error::new(e), code }
+    }
+
+    /// What was being done when it failed, said before the cause.
+    pub(crate) fn context(self, what: impl std::fmt::Display + Send + Sync + 'static) -> Fail {
+        Fail { err: self.err.context(what), code: self.code }
+    }
+
+    /// The contexts and the causes, outermost first, each said once: many errors already repeat
+    /// their cause in their own message (`cannot open F: No such file`), and it is not said twice.
+    pub(crate) fn message(&self) -> String {
+        let mut out = String::new();
+        for cause in self.err.chain() {
+            let s = cause.to_string();
+            if !out.contains(&s) {
+                if !out.is_empty() {
+                    out.push_str(": ");
+                }
+                out.push_str(&s);
+            }
+        }
+        out
+    }
 }
 
 impl From<flowgate::offline::OfflineError> for Fail {
     fn from(e: flowgate::offline::OfflineError) -> Self {
-        Fail(e.to_string())
+        Fail::of(e, 2)
+    }
+}
+
+/// Ingest: the store's failures are the store's ([`store_err`]); a file that cannot be opened or
+/// an unknown format is the input's; a source that breaks off mid-read, or a parser thread that
+/// died, is the runtime's.
+impl From<flowgate::ingest::IngestError> for Fail {
+    fn from(e: flowgate::ingest::IngestError) -> Self {
+        use flowgate::ingest::IngestError;
+        match e {
+            IngestError::Store(e) => store_err(e),
+            e @ IngestError::Source(_) => Fail::of(e, 2),
+            e @ (IngestError::Read { .. } | IngestError::Thread(_)) => Fail::of(e, 3),
+        }
     }
 }
 
@@ -106,9 +149,9 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(Fail { msg, code }) => {
-            eprintln!("flowgate: error: {msg}");
-            ExitCode::from(code)
+        Err(fail) => {
+            eprintln!("flowgate: error: {}", fail.message());
+            ExitCode::from(fail.code)
         }
     }
 }
@@ -125,12 +168,12 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| runtime_failure(format!("starting the async runtime: {e}")))
+        .map_err(|e| Fail::of(e, 3).context("starting the async runtime"))
 }
 
 pub(crate) fn connect(rt: &tokio::runtime::Runtime, db: &DbArgs) -> Result<Store, Fail> {
     rt.block_on(Store::connect(&db.database_url))
-        .map_err(|e| runtime_failure(format!("{e} ({})", redact(&db.database_url))))
+        .map_err(|e| Fail::of(e, 3).context(format!("connecting to {}", redact(&db.database_url))))
 }
 
 /// The URL without its password, for messages.
@@ -150,8 +193,8 @@ pub(crate) fn redact(url: &str) -> String {
 /// What the store said: the user's input (an unknown cluster, a stale version) or its own failure.
 pub(crate) fn store_err(e: StoreError) -> Fail {
     match e {
-        StoreError::UnknownCluster(_) | StoreError::Invalid(_) | StoreError::Conflict { .. } => Fail(e.to_string()),
-        StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => runtime_failure(e.to_string()),
+        StoreError::UnknownCluster(_) | StoreError::Invalid(_) | StoreError::Conflict { .. } => Fail::of(e, 2),
+        StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => Fail::of(e, 3),
     }
 }
 
@@ -161,13 +204,13 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), Fail> {
         Ok(()) => Ok(()),
         // A closed pipe (`| head`) is the reader's choice, not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Fail(format!("writing output: {e}"))),
+        Err(e) => Err(Fail::of(e, 3).context("writing the output")),
     }
 }
 
 /// Pretty JSON and a final newline.
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Fail> {
-    let mut out = serde_json::to_string_pretty(value).map_err(|e| runtime_failure(format!("writing JSON: {e}")))?;
+    let mut out = serde_json::to_string_pretty(value).map_err(|e| Fail::of(e, 3).context("writing JSON"))?;
     out.push('\n');
     Ok(out)
 }

@@ -69,7 +69,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
     let rt = runtime()?;
     let store = rt
         .block_on(Store::connect_sized(&db.database_url, flowgate::web::pool_size(limits.max_ingests)))
-        .map_err(|e| super::runtime_failure(format!("{e} ({})", redact(&db.database_url))))?;
+        .map_err(|e| super::store_err(e).context(format!("connecting to {}", redact(&db.database_url))))?;
     // An empty FLOWGATE_TOKEN (as docker compose passes an unset one) means "generate".
     let (token, generated) = match token.filter(|t| !t.is_empty()) {
         Some(t) if t.len() >= 16 => (t, false),

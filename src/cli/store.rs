@@ -110,7 +110,7 @@ pub(crate) fn run_import(args: ImportArgs) -> Result<ExitCode, Fail> {
         let id = store.cluster_id(&cluster, true).await?;
         store.import(id, &loaded.objects, at).await
     });
-    let report = report.map_err(store_err)?;
+    let report = report.map_err(|e| store_err(e).context(format!("importing into cluster {cluster}")))?;
     print_warnings(&report.warnings);
     let mut rejected = String::new();
     if !loaded.errors.is_empty() {
@@ -160,7 +160,7 @@ pub(crate) fn run_ingest(args: IngestArgs) -> Result<ExitCode, Fail> {
         let removed = store.apply_retention(Clusters::One(id), now, &retention).await?;
         Ok::<_, flowgate::ingest::IngestError>((report, removed))
     });
-    let (report, removed) = report.map_err(|e| Fail(e.to_string()))?;
+    let (report, removed) = report.map_err(|e| Fail::from(e).context(format!("ingesting into cluster {cluster}")))?;
     for e in &report.errors {
         eprintln!("{}:{}: {}", e.source, e.line, e.reason);
     }
