@@ -780,4 +780,12 @@ async fn a_page_and_a_decision_cost_one_review_each(pool: PgPool) {
     assert_eq!(reviews() - before, 1, "the decision");
     assert!(partial.contains(r#"id="map-graph""#));
     assert_eq!(headers["hx-trigger-after-swap"], "flowgate:decisions-changed");
+
+    // Without a token or a session nothing is reviewed: the review context authenticates first.
+    let before = reviews();
+    for path in [PAGE.to_string(), format!("{W}/graph"), format!("{W}/connections"), format!("{W}/policy.yaml")] {
+        let (status, _, _) = send(&app, Request::get(path.as_str()).body(Body::empty()).unwrap()).await;
+        assert!(matches!(status, StatusCode::UNAUTHORIZED | StatusCode::SEE_OTHER), "{path}: {status}");
+    }
+    assert_eq!(reviews() - before, 0, "unauthenticated requests");
 }

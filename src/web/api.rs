@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,24 +11,46 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::{Viewer, Writer};
+use super::context::{Window, WorkloadPath, WorkloadReview};
 use super::error::ApiError;
-use super::pages::{WindowQuery, review_namespace, review_workload, workload_ref};
+use super::pages::review_namespace;
 use crate::policy::generate::{Decisions, to_yaml};
 use crate::report;
 
-type WorkloadPath = Path<(String, String, String, String)>;
+/// The JSON and YAML API under `/api/v1/clusters/{cluster}/namespaces/{ns}/`.
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::get;
+    const NS: &str = "/api/v1/clusters/{cluster}/namespaces/{ns}";
+    const W: &str = "/api/v1/clusters/{cluster}/namespaces/{ns}/workloads/{kind}/{name}";
+    axum::Router::new()
+        .route(&format!("{W}/connections"), get(connections))
+        .route(&format!("{W}/graph"), get(graph))
+        .route(&format!("{W}/policy.yaml"), get(policy_yaml))
+        .route(&format!("{W}/decisions"), get(get_decisions).put(put_decisions))
+        .route(&format!("{NS}/policy.yaml"), get(namespace_policy_yaml))
+        .route(&format!("{NS}/graph"), get(namespace_graph))
+}
 
-pub async fn connections(
+/// `…/connections`: the review's rows of the workload, as `flowgate connections --json` gives them.
+pub async fn connections(r: WorkloadReview) -> Json<serde_json::Value> {
+    let rows = report::rows(&r.review.generation.review, &r.review.connections, Some(&r.workload));
+    Json(json!({ "workload": r.workload.to_string(), "decisions_version": r.version(), "connections": rows }))
+}
+
+/// `…/graph`: the map's JSON for one workload.
+pub async fn graph(r: WorkloadReview) -> Json<serde_json::Value> {
+    Json(report::graph(&r.review.generation.review, &r.review.connections, Some(&r.workload)))
+}
+
+/// `/api/v1/clusters/{c}/namespaces/{ns}/graph`: the whole namespace (one node per workload).
+pub async fn namespace_graph(
     _v: Viewer,
     State(state): State<AppState>,
-    Path((cluster, ns, kind, name)): WorkloadPath,
-    Query(q): Query<WindowQuery>,
+    Path((cluster, ns)): Path<(String, String)>,
+    Window(q): Window,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let w = workload_ref(&ns, &kind, &name)?;
-    let (_, r) = review_workload(&state, &cluster, &w, &q).await?;
-    let rows = report::rows(&r.generation.review, &r.connections, Some(&w));
-    let version = r.decisions.iter().find(|(t, _, _)| *t == w).map_or(0, |(_, _, v)| *v);
-    Ok(Json(json!({ "workload": w.to_string(), "decisions_version": version, "connections": rows })))
+    let r = review_namespace(&state, &cluster, &ns, &q).await?;
+    Ok(Json(report::graph(&r.generation.review, &r.connections, None)))
 }
 
 fn yaml_response(yaml: String, filename: &str) -> Response {
@@ -41,26 +63,21 @@ fn yaml_response(yaml: String, filename: &str) -> Response {
     resp
 }
 
-pub async fn policy_yaml(
-    _v: Viewer,
-    State(state): State<AppState>,
-    Path((cluster, ns, kind, name)): WorkloadPath,
-    Query(q): Query<WindowQuery>,
-) -> Result<Response, ApiError> {
-    let w = workload_ref(&ns, &kind, &name)?;
-    let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
-    let mine: Vec<_> = r.generation.policies.iter().filter(|g| g.workload == w).cloned().collect();
+/// `…/policy.yaml`: the workload's policy, recorded as a revision (what was downloaded, when).
+pub async fn policy_yaml(State(state): State<AppState>, r: WorkloadReview) -> Result<Response, ApiError> {
+    let w = &r.workload;
+    let mine: Vec<_> = r.review.generation.policies.iter().filter(|g| &g.workload == w).cloned().collect();
     let yaml = to_yaml(&mine).map_err(ApiError::Internal)?;
-    let version = r.decisions.iter().find(|(t, _, _)| *t == w).map_or(0, |(_, _, v)| *v);
-    state.store.record_policy(id, &w, &yaml, version).await?;
+    state.store.record_policy(r.id, w, &yaml, r.version()).await?;
     Ok(yaml_response(yaml, &format!("{}-{}.yaml", w.namespace, w.name)))
 }
 
+/// `/api/v1/clusters/{c}/namespaces/{ns}/policy.yaml`: every workload's policy of the namespace.
 pub async fn namespace_policy_yaml(
     _v: Viewer,
     State(state): State<AppState>,
     Path((cluster, ns)): Path<(String, String)>,
-    Query(q): Query<WindowQuery>,
+    Window(q): Window,
 ) -> Result<Response, ApiError> {
     let r = review_namespace(&state, &cluster, &ns, &q).await?;
     let yaml = to_yaml(&r.generation.policies).map_err(ApiError::Internal)?;
@@ -70,9 +87,8 @@ pub async fn namespace_policy_yaml(
 pub async fn get_decisions(
     _v: Viewer,
     State(state): State<AppState>,
-    Path((cluster, ns, kind, name)): WorkloadPath,
+    WorkloadPath { cluster, workload: w }: WorkloadPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let w = workload_ref(&ns, &kind, &name)?;
     let id = state.cluster(&cluster).await?;
     let d = state.store.decisions(id, &w).await?;
     Ok(Json(json!({
@@ -102,10 +118,9 @@ struct PutDecisions {
 pub async fn put_decisions(
     writer: Writer,
     State(state): State<AppState>,
-    Path((cluster, ns, kind, name)): WorkloadPath,
+    WorkloadPath { cluster, workload: w }: WorkloadPath,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let w = workload_ref(&ns, &kind, &name)?;
     let put: PutDecisions =
         serde_json::from_slice(&body).map_err(|e| ApiError::Unprocessable(format!("invalid decisions: {e}")))?;
     let decisions = Decisions {

@@ -33,6 +33,14 @@ use crate::flows::FlowFormat;
 use crate::ingest::{IngestReport, Source, ingest_sources};
 
 /// Seconds a refused ingest is asked to wait: about what an ingest of a few MB takes.
+/// `POST /api/v1/clusters/{cluster}/flows`, gzip bodies decompressed on the way in.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route(
+        "/api/v1/clusters/{cluster}/flows",
+        axum::routing::post(post_flows).layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true)),
+    )
+}
+
 pub const BUSY_RETRY_SECS: u64 = 5;
 
 /// Body chunks between the network and the parser: hyper's chunks are at most a few hundred KB,

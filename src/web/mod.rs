@@ -9,6 +9,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod context;
 pub mod demo;
 pub mod error;
 pub mod ingest;
@@ -27,9 +28,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use tokio::sync::{Mutex, Semaphore};
-use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -152,30 +152,13 @@ impl AppState {
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
                        form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
+/// The whole application: each feature's router ([`pages::router`], [`api::router`],
+/// [`ingest::router`], the probes, the static files) with the layers they share.
 pub fn router(state: AppState) -> Router {
-    const W: &str = "/namespaces/{ns}/workloads/{kind}/{name}";
-    let pages = Router::new()
-        .route("/", get(pages::index))
-        .route("/logout", post(auth::logout))
-        .route("/clusters/{cluster}", get(pages::cluster))
-        .route(&format!("/clusters/{{cluster}}{W}"), get(pages::workload))
-        .route(&format!("/clusters/{{cluster}}{W}/decisions"), post(pages::post_decision))
-        // A browser is told in a sentence that the database is unreachable, not in JSON.
-        .layer(axum::middleware::map_response(error::html_errors));
-    let api = Router::new()
-        .route(&format!("/api/v1/clusters/{{cluster}}{W}/connections"), get(api::connections))
-        .route(&format!("/api/v1/clusters/{{cluster}}{W}/graph"), get(pages::graph))
-        .route(&format!("/api/v1/clusters/{{cluster}}{W}/policy.yaml"), get(api::policy_yaml))
-        .route(&format!("/api/v1/clusters/{{cluster}}{W}/decisions"), get(api::get_decisions).put(api::put_decisions))
-        .route("/api/v1/clusters/{cluster}/namespaces/{ns}/policy.yaml", get(api::namespace_policy_yaml))
-        .route("/api/v1/clusters/{cluster}/namespaces/{ns}/graph", get(pages::namespace_graph))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+    let pages = pages::router();
+    let api = api::router().merge(probes());
     // Ingests are bounded by their slots and their body's pace, not by a total time (web::ingest).
-    let ingest = Router::new().route(
-        "/api/v1/clusters/{cluster}/flows",
-        post(ingest::post_flows).layer(RequestDecompressionLayer::new().gzip(true)),
-    );
+    let ingest = ingest::router();
     let timeout = TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.limits.request_timeout);
     pages
         .merge(api)
@@ -302,6 +285,11 @@ impl Outage {
         }
         self.failing = failing;
     }
+}
+
+/// `/healthz` and `/readyz`.
+fn probes() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 /// Liveness: the process answers. It says nothing about PostgreSQL, so that an orchestrator does

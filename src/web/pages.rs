@@ -5,14 +5,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::{ClientIp, Viewer, Writer, check_token, login_redirect};
+use super::context::{Window, WorkloadPath, WorkloadReview};
 use super::error::ApiError;
 use super::session;
 use crate::enrich::Endpoint;
@@ -21,6 +22,20 @@ use crate::policy::generate::{Decisions, Direction, to_yaml};
 use crate::report::{self, Row, TrustInfo};
 use crate::review::{Reviewed, Target, review};
 use crate::topology::TimeBound;
+
+/// The pages, under `/` and `/clusters/`; their errors are pages too ([`super::error::html_errors`]).
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    const W: &str = "/clusters/{cluster}/namespaces/{ns}/workloads/{kind}/{name}";
+    axum::Router::new()
+        .route("/", get(index))
+        .route("/logout", post(super::auth::logout))
+        .route("/clusters/{cluster}", get(cluster))
+        .route(W, get(workload))
+        .route(&format!("{W}/decisions"), post(post_decision))
+        // A browser is told in a sentence that the database is unreachable, not in JSON.
+        .layer(axum::middleware::map_response(super::error::html_errors))
+}
 
 /// Scripts of the review page, in load order (all `defer`).
 pub const SCRIPTS: &[&str] = &[
@@ -230,12 +245,6 @@ pub struct WindowQuery {
     pub until: Option<String>,
 }
 
-/// Parses the workload named in a URL.
-pub fn workload_ref(ns: &str, kind: &str, name: &str) -> Result<WorkloadRef, ApiError> {
-    let bad = |e: crate::model::ModelError| ApiError::BadRequest(e.to_string());
-    WorkloadRef::parse(kind.parse().map_err(bad)?, ns, name).map_err(bad)
-}
-
 /// The window's instants, relative bounds counted back from the cluster's newest flow.
 pub async fn window(
     state: &AppState,
@@ -396,14 +405,8 @@ pub fn partial(
     }
 }
 
-pub async fn workload(
-    _v: Viewer,
-    State(state): State<AppState>,
-    Path((cluster, ns, kind, name)): Path<(String, String, String, String)>,
-    Query(q): Query<WindowQuery>,
-) -> Result<Response, ApiError> {
-    let w = workload_ref(&ns, &kind, &name)?;
-    let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
+pub async fn workload(State(state): State<AppState>, r: WorkloadReview) -> Result<Response, ApiError> {
+    let WorkloadReview { cluster, id, workload: w, window: q, review: r, .. } = r;
     let inv = state.inventory(id).await?;
     let review = partial(&inv, &cluster, &w, &q, &r).render().map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(WorkloadPage {
@@ -433,12 +436,11 @@ pub struct DecisionForm {
 pub async fn post_decision(
     writer: Writer,
     State(state): State<AppState>,
-    Path((cluster, ns, kind, name)): Path<(String, String, String, String)>,
-    Query(q): Query<WindowQuery>,
+    WorkloadPath { cluster, workload: w }: WorkloadPath,
+    Window(q): Window,
     headers: HeaderMap,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response, ApiError> {
-    let w = workload_ref(&ns, &kind, &name)?;
     let htmx = headers.contains_key("hx-request");
     let id = state.cluster(&cluster).await?;
     let current = state.store.decisions(id, &w).await?;
@@ -513,18 +515,6 @@ pub async fn post_decision(
     Ok(resp)
 }
 
-/// `…/graph`: the map's JSON for one workload.
-pub async fn graph(
-    _v: Viewer,
-    State(state): State<AppState>,
-    Path((cluster, ns, kind, name)): Path<(String, String, String, String)>,
-    Query(q): Query<WindowQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let w = workload_ref(&ns, &kind, &name)?;
-    let (_, r) = review_workload(&state, &cluster, &w, &q).await?;
-    Ok(Json(report::graph(&r.generation.review, &r.connections, Some(&w))))
-}
-
 /// The review of every workload of a namespace in a window.
 pub async fn review_namespace(
     state: &AppState,
@@ -538,17 +528,6 @@ pub async fn review_namespace(
     let (since, until) = window(state, id, q).await?;
     let target = Target::Namespace { namespace: ns, only: None };
     Ok(review(&state.store, id, &inv, target, since, until, &Decisions::default(), true).await?)
-}
-
-/// `/api/v1/clusters/{c}/namespaces/{ns}/graph`: the whole namespace (one node per workload).
-pub async fn namespace_graph(
-    _v: Viewer,
-    State(state): State<AppState>,
-    Path((cluster, ns)): Path<(String, String)>,
-    Query(q): Query<WindowQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let r = review_namespace(&state, &cluster, &ns, &q).await?;
-    Ok(Json(report::graph(&r.generation.review, &r.connections, None)))
 }
 
 #[cfg(test)]

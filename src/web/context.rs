@@ -1,0 +1,78 @@
+//! Extractors for what the workload routes share: the workload a URL names, and its review in the
+//! window the query asks for. Handlers take these instead of parsing paths and reviewing
+//! themselves, so every route checks the same way and a request does one review.
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+
+use super::AppState;
+use super::auth::Viewer;
+use super::error::ApiError;
+use super::pages::{WindowQuery, review_workload};
+use crate::model::WorkloadRef;
+use crate::review::Reviewed;
+
+/// `.../clusters/{cluster}/namespaces/{ns}/workloads/{kind}/{name}`, parsed and checked (a bad
+/// name or kind is 400). Extracting it does not authenticate: the handler's `Viewer` or `Writer`
+/// does.
+pub struct WorkloadPath {
+    pub cluster: String,
+    pub workload: WorkloadRef,
+}
+
+impl FromRequestParts<AppState> for WorkloadPath {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Path((cluster, ns, kind, name)) =
+            Path::<(String, String, String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let bad = |e: crate::model::ModelError| ApiError::BadRequest(e.to_string());
+        let workload = WorkloadRef::parse(kind.parse().map_err(bad)?, &ns, &name).map_err(bad)?;
+        Ok(WorkloadPath { cluster, workload })
+    }
+}
+
+/// The window a query asks for (`?since=&until=`), for the page's links and the review.
+pub struct Window(pub WindowQuery);
+
+impl<S: Send + Sync> FromRequestParts<S> for Window {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(q) = Query::<WindowQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        Ok(Window(q))
+    }
+}
+
+/// A reader's review of one workload: authenticated (a token or a session, as [`Viewer`]) first,
+/// then the workload's review in the query's window, once.
+pub struct WorkloadReview {
+    pub viewer: Viewer,
+    pub cluster: String,
+    /// The cluster's id in the store.
+    pub id: i32,
+    pub workload: WorkloadRef,
+    pub window: WindowQuery,
+    pub review: Reviewed,
+}
+
+impl WorkloadReview {
+    /// The review's decisions version of its workload (0 when none were stored).
+    pub fn version(&self) -> i32 {
+        self.review.decisions.iter().find(|(t, _, _)| *t == self.workload).map_or(0, |(_, _, v)| *v)
+    }
+}
+
+impl FromRequestParts<AppState> for WorkloadReview {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Nobody unauthenticated gets a review done, or learns whether a workload exists.
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        let WorkloadPath { cluster, workload } = WorkloadPath::from_request_parts(parts, state).await?;
+        let Window(window) = Window::from_request_parts(parts, state).await?;
+        let (id, review) = review_workload(state, &cluster, &workload, &window).await?;
+        Ok(WorkloadReview { viewer, cluster, id, workload, window, review })
+    }
+}
