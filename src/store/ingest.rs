@@ -356,7 +356,7 @@ macro_rules! insert_flows {
 /// undecided, reply_ports) to
 /// an aggregate table (`$table`: conn_hourly or conn_daily).
 macro_rules! upsert_into {
-    ($table:literal, $from:literal) => {
+    ($table:literal, $from:literal, $cap:literal) => {
         concat!(
             "insert into ",
             $table,
@@ -374,17 +374,17 @@ macro_rules! upsert_into {
             dropped = c.dropped + excluded.dropped,
             first_seen = least(c.first_seen, excluded.first_seen),
             last_seen = greatest(c.last_seen, excluded.last_seen),
-            -- Stored arrays are sorted, distinct and at most 8 long, so when the new values
+            -- Stored arrays are sorted, distinct and at most the cap long, so when the new values
             -- are among them the merge below would return them unchanged: skip it.
             processes = case when excluded.processes <@ c.processes then c.processes
-                             else (select coalesce((array_agg(distinct p))[1:8], '{}')
+                             else (select coalesce((array_agg(distinct p))[1:", $cap, "::int], '{}')
                                    from unnest(c.processes || excluded.processes) p) end,
             services = case when excluded.services <@ c.services then c.services
-                            else (select coalesce((array_agg(distinct s))[1:8], '{}')
+                            else (select coalesce((array_agg(distinct s))[1:", $cap, "::int], '{}')
                                   from unnest(c.services || excluded.services) s) end,
             undecided = c.undecided + excluded.undecided,
             reply_ports = case when excluded.reply_ports <@ c.reply_ports then c.reply_ports
-                               else (select coalesce((array_agg(distinct p order by p))[1:8], '{}')
+                               else (select coalesce((array_agg(distinct p order by p))[1:", $cap, "::int], '{}')
                                      from unnest(c.reply_ports || excluded.reply_ports) p) end"
         )
     };
@@ -393,27 +393,33 @@ macro_rules! upsert_into {
 /// The CTEs, after a `hourly` CTE holding the batch's new connection-hours, that add them to
 /// `conn_hourly` and, summed per day (UTC), to `conn_daily`.
 macro_rules! upsert_aggregates {
-    () => {
+    ($cap:literal) => {
         concat!(
             ",
      add_hourly as (",
-            upsert_into!("conn_hourly", "hourly"),
+            upsert_into!("conn_hourly", "hourly", $cap),
             "),
      daily as (
         select date_trunc('day', bucket, 'UTC') as bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace,
                dst_port, protocol, sum(flows)::bigint as flows, sum(dropped)::bigint as dropped,
                min(first_seen) as first_seen, max(last_seen) as last_seen,
-               (select coalesce((array_agg(distinct p))[1:8], '{}') from unnest(array_cat_agg(processes)) p) as processes,
-               (select coalesce((array_agg(distinct s))[1:8], '{}') from unnest(array_cat_agg(services)) s) as services,
+               (select coalesce((array_agg(distinct p))[1:",
+            $cap,
+            "::int], '{}') from unnest(array_cat_agg(processes)) p) as processes,
+               (select coalesce((array_agg(distinct s))[1:",
+            $cap,
+            "::int], '{}') from unnest(array_cat_agg(services)) s) as services,
                sum(undecided)::bigint as undecided,
-               (select coalesce((array_agg(distinct p order by p))[1:8], '{}') from unnest(array_cat_agg(reply_ports)) p)
+               (select coalesce((array_agg(distinct p order by p))[1:",
+            $cap,
+            "::int], '{}') from unnest(array_cat_agg(reply_ports)) p)
                    as reply_ports
         from hourly
         group by date_trunc('day', bucket, 'UTC'), src_endpoint, dst_endpoint, src_namespace, dst_namespace,
                  dst_port, protocol
      ),
      add_daily as (",
-            upsert_into!("conn_daily", "daily"),
+            upsert_into!("conn_daily", "daily", $cap),
             ")"
         )
     };
@@ -422,7 +428,8 @@ macro_rules! upsert_aggregates {
 /// The usual write: the flows, and the batch's connection-hours as folded in Rust
 /// ([`fold_hourly`], `$18`..`$32`). A plain insert, which costs the server much less than one
 /// that checks for conflicts first: a flow already stored fails the statement with a unique
-/// violation, and the batch is written again by [`WRITE_FOLDING_RETURNED`].
+/// violation, and the batch is written again by [`WRITE_FOLDING_RETURNED`]. `$33`: the cap of the
+/// lists ([`MAX_PROCESSES`]).
 const WRITE_ALL_NEW: &str = concat!(
     insert_flows!("returning 1"),
     ",
@@ -441,7 +448,7 @@ const WRITE_ALL_NEW: &str = concat!(
             as a(b, src_endpoint, dst_endpoint, src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
                  fu, lu, pj, sj, und, rj)
      )",
-    upsert_aggregates!(),
+    upsert_aggregates!("$33"),
     "
      select count(*) from ins"
 );
@@ -449,7 +456,7 @@ const WRITE_ALL_NEW: &str = concat!(
 /// The write for a batch holding flows already stored: the aggregates are folded from what the
 /// insert returns, i.e. exactly the rows it stored (a flow already in the table, or twice in the
 /// batch, is skipped by `on conflict do nothing` and counted nowhere). `$18`, `$19`: each
-/// endpoint's namespace, sent once per endpoint.
+/// endpoint's namespace, sent once per endpoint; `$20`: the cap of the lists ([`MAX_PROCESSES`]).
 const WRITE_FOLDING_RETURNED: &str = concat!(
     insert_flows!(
         "on conflict do nothing
@@ -465,17 +472,17 @@ const WRITE_FOLDING_RETURNED: &str = concat!(
                d.namespace as dst_namespace, i.dst_port, i.protocol,
                count(*) as flows, count(*) filter (where verdict = 'DROPPED') as dropped,
                min(time) as first_seen, max(time) as last_seen,
-               coalesce((array_agg(distinct process) filter (where process is not null))[1:8], '{}') as processes,
-               coalesce((array_agg(distinct service) filter (where service is not null))[1:8], '{}') as services,
+               coalesce((array_agg(distinct process) filter (where process is not null))[1:$20::int], '{}') as processes,
+               coalesce((array_agg(distinct service) filter (where service is not null))[1:$20::int], '{}') as services,
                count(*) filter (where undecided) as undecided,
                coalesce((array_agg(distinct src_port order by src_port)
-                         filter (where undecided and src_port is not null))[1:8], '{}') as reply_ports
+                         filter (where undecided and src_port is not null))[1:$20::int], '{}') as reply_ports
         from ins i
         join ns s on s.endpoint = i.src_endpoint
         join ns d on d.endpoint = i.dst_endpoint
         group by date_trunc('hour', i.time, 'UTC'), i.src_endpoint, i.dst_endpoint, s.namespace, d.namespace, i.dst_port, i.protocol
      )",
-    upsert_aggregates!(),
+    upsert_aggregates!("$20"),
     "
      select count(*) from ins"
 );
@@ -499,6 +506,7 @@ async fn write_all_new(tx: &mut sqlx::PgConnection, cluster: i32, cols: &FlowCol
         .bind(hourly.iter().map(|h| serde_json::json!(h.services)).collect::<Vec<_>>())
         .bind(hourly.iter().map(|h| h.undecided).collect::<Vec<_>>())
         .bind(hourly.iter().map(|h| serde_json::json!(h.reply_ports)).collect::<Vec<_>>())
+        .bind(MAX_PROCESSES as i32)
         .fetch_one(tx)
         .await
 }
@@ -511,7 +519,12 @@ async fn write_skipping_stored(tx: &mut sqlx::PgConnection, cluster: i32, cols: 
         namespaces.entry(&r.dst_endpoint).or_insert(&r.dst_namespace);
     }
     let (ns_ep, ns_name): (Vec<&str>, Vec<&str>) = namespaces.into_iter().unzip();
-    cols.bind(sqlx::query_scalar(WRITE_FOLDING_RETURNED).bind(cluster)).bind(&ns_ep).bind(&ns_name).fetch_one(tx).await
+    cols.bind(sqlx::query_scalar(WRITE_FOLDING_RETURNED).bind(cluster))
+        .bind(&ns_ep)
+        .bind(&ns_name)
+        .bind(MAX_PROCESSES as i32)
+        .fetch_one(tx)
+        .await
 }
 
 impl Store {
@@ -636,14 +649,17 @@ mod tests {
         }
     }
 
-    /// Every capped list the SQL keeps is capped at the one constant the Rust folds use.
+    /// Every capped list the SQL keeps is capped by a parameter (bound from [`MAX_PROCESSES`], the
+    /// one constant the Rust folds use), never by a number written into the SQL.
     #[test]
     fn the_sql_caps_are_the_rust_cap() {
-        let cap = format!("[1:{MAX_PROCESSES}]");
-        for sql in [WRITE_ALL_NEW, WRITE_FOLDING_RETURNED] {
+        for (sql, param) in [(WRITE_ALL_NEW, "$33"), (WRITE_FOLDING_RETURNED, "$20")] {
             let caps = sql.matches("[1:").count();
             assert!(caps >= 4, "{sql}");
-            assert_eq!(sql.matches(cap.as_str()).count(), caps, "{sql}");
+            assert_eq!(sql.matches(format!("[1:{param}::int]").as_str()).count(), caps, "{sql}");
+            // The cap is the statement's last parameter.
+            let next = format!("${}", param[1..].parse::<u32>().unwrap() + 1);
+            assert!(!sql.contains(next.as_str()), "{sql}");
         }
     }
 
@@ -677,7 +693,7 @@ mod tests {
             row(5 * h - 1, "external/1.2.3.4", "a", Verdict::Forwarded),
         ];
         // Ten processes on one connection-hour: the eight smallest are kept, as SQL's
-        // `(array_agg(distinct p))[1:8]` keeps them.
+        // `(array_agg(distinct p))[1:$cap]` keeps them.
         for p in ["q", "c", "d", "e", "f", "g", "h", "i"] {
             rows.push(row(4 * h, "external/1.2.3.4", p, Verdict::Forwarded));
         }

@@ -80,11 +80,11 @@ const INSERT_HOURS: &str = concat!(
     ",
             f.dst_port, f.protocol, count(*), count(*) filter (where f.verdict = 'DROPPED'),
             min(f.time), max(f.time),
-            coalesce((array_agg(distinct f.process) filter (where f.process is not null))[1:8], '{}'),
-            coalesce((array_agg(distinct f.service) filter (where f.service is not null))[1:8], '{}'),
+            coalesce((array_agg(distinct f.process) filter (where f.process is not null))[1:$7::int], '{}'),
+            coalesce((array_agg(distinct f.service) filter (where f.service is not null))[1:$7::int], '{}'),
             count(*) filter (where f.undecided),
             coalesce((array_agg(distinct f.src_port order by f.src_port)
-                      filter (where f.undecided and f.src_port is not null))[1:8], '{}')
+                      filter (where f.undecided and f.src_port is not null))[1:$7::int], '{}')
      from flows f join ",
     affected!(),
     " on f.src_endpoint = a.s and f.dst_endpoint = a.d and f.dst_port = a.p and f.protocol = a.pr
@@ -116,10 +116,10 @@ const INSERT_DAYS: &str = concat!(
      select $1, date_trunc('day', h.bucket, 'UTC'), h.src_endpoint, h.dst_endpoint, h.src_namespace,
             h.dst_namespace, h.port, h.protocol, sum(h.flows)::bigint, sum(h.dropped)::bigint,
             min(h.first_seen), max(h.last_seen),
-            (select coalesce((array_agg(distinct p))[1:8], '{}') from unnest(array_cat_agg(h.processes)) p),
-            (select coalesce((array_agg(distinct s))[1:8], '{}') from unnest(array_cat_agg(h.services)) s),
+            (select coalesce((array_agg(distinct p))[1:$7::int], '{}') from unnest(array_cat_agg(h.processes)) p),
+            (select coalesce((array_agg(distinct s))[1:$7::int], '{}') from unnest(array_cat_agg(h.services)) s),
             sum(h.undecided)::bigint,
-            (select coalesce((array_agg(distinct p order by p))[1:8], '{}') from unnest(array_cat_agg(h.reply_ports)) p)
+            (select coalesce((array_agg(distinct p order by p))[1:$7::int], '{}') from unnest(array_cat_agg(h.reply_ports)) p)
      from conn_hourly h
      where h.cluster_id = $1
        and (h.src_endpoint, h.dst_endpoint, h.port, h.protocol, date_trunc('day', h.bucket, 'UTC')) in
@@ -235,16 +235,12 @@ impl Store {
         .await?
         .rows_affected();
         // The changed connection-hours, recomputed from the flows they now hold, then their days.
-        for sql in [DELETE_HOURS, INSERT_HOURS, DELETE_DAYS, INSERT_DAYS] {
-            sqlx::query(sql)
-                .bind(cluster)
-                .bind(&h_bucket)
-                .bind(&h_src)
-                .bind(&h_dst)
-                .bind(&h_port)
-                .bind(&h_proto)
-                .execute(&mut *tx)
-                .await?;
+        // The inserts take the cap of the lists as `$7`.
+        for (sql, capped) in [(DELETE_HOURS, false), (INSERT_HOURS, true), (DELETE_DAYS, false), (INSERT_DAYS, true)] {
+            let q =
+                sqlx::query(sql).bind(cluster).bind(&h_bucket).bind(&h_src).bind(&h_dst).bind(&h_port).bind(&h_proto);
+            let q = if capped { q.bind(crate::topology::MAX_PROCESSES as i32) } else { q };
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(moved)
