@@ -30,15 +30,20 @@ pub struct ConnKey {
     pub protocol: Protocol,
 }
 
+/// What a connection's flows come to: counts, first and last seen, and the capped lists. The one
+/// statistics type of every fold: the offline fold ([`Connections::add`]), an ingest batch's
+/// connection-hours (`store::ingest::fold_hourly`, with `S = &str` borrowed from the batch's
+/// rows), and aggregate rows read back from the store, all through [`ConnStats::count`],
+/// [`ConnStats::note`] and [`ConnStats::merge`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConnStats {
+pub struct ConnStats<S = String> {
     pub flows: u64,
     pub dropped: u64,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
-    pub processes: BTreeSet<String>,
+    pub processes: BTreeSet<S>,
     /// Services the connection went through (`namespace/name:port`).
-    pub services: BTreeSet<String>,
+    pub services: BTreeSet<S>,
     /// Flows whose direction the source did not say and nothing seen since has settled: the
     /// connection may be a reply read backwards. Flagged on its row.
     pub undecided: u64,
@@ -47,7 +52,7 @@ pub struct ConnStats {
     pub reply_ports: BTreeSet<u16>,
 }
 
-impl ConnStats {
+impl<S: Ord + Clone> ConnStats<S> {
     pub fn new(t: Timestamp) -> Self {
         ConnStats {
             flows: 0,
@@ -66,7 +71,34 @@ impl ConnStats {
         self.undecided > 0 && self.undecided == self.flows
     }
 
-    pub fn merge(&mut self, other: &ConnStats) {
+    /// Counts one flow at `time`: dropped or not, and, when its direction is undecided, its source
+    /// port.
+    pub fn count(&mut self, time: Timestamp, dropped: bool, undecided: bool, src_port: Option<u16>) {
+        self.flows += 1;
+        self.dropped += u64::from(dropped);
+        if undecided {
+            self.undecided += 1;
+            if let Some(p) = src_port {
+                keep_smallest(&mut self.reply_ports, p);
+            }
+        }
+        self.first_seen = self.first_seen.min(time);
+        self.last_seen = self.last_seen.max(time);
+    }
+
+    /// Adds `value` to a capped list ([`keep_smallest`]), making the owned value (`own`) only when
+    /// it is kept: most flows repeat a process or Service already there.
+    pub fn note<'v, Q: Ord + ?Sized>(set: &mut BTreeSet<S>, value: &'v Q, own: impl FnOnce(&'v Q) -> S)
+    where
+        S: std::borrow::Borrow<Q>,
+    {
+        if set.contains(value) || (set.len() >= MAX_PROCESSES && set.last().is_some_and(|l| value > l.borrow())) {
+            return;
+        }
+        keep_smallest(set, own(value));
+    }
+
+    pub fn merge(&mut self, other: &ConnStats<S>) {
         self.flows += other.flows;
         self.dropped += other.dropped;
         self.first_seen = self.first_seen.min(other.first_seen);
@@ -82,8 +114,7 @@ impl ConnStats {
 /// [`MAX_PROCESSES`] smallest distinct values. Unlike "the first seen" or "the most seen", it is
 /// exactly mergeable (the smallest of a union are the smallest of the parts' smallest), so the
 /// offline fold, a batch's fold, the SQL upserts (`(array_agg(distinct x))[1:$cap]`, the cap bound
-/// from this constant) and reading
-/// hours and days back all keep the same list for the same flows.
+/// from this constant) and reading hours and days back all keep the same list for the same flows.
 pub fn keep_smallest<T: Ord>(set: &mut BTreeSet<T>, value: T) {
     if set.len() >= MAX_PROCESSES && set.last().is_some_and(|last| value >= *last) {
         return;
@@ -91,6 +122,15 @@ pub fn keep_smallest<T: Ord>(set: &mut BTreeSet<T>, value: T) {
     if set.insert(value) && set.len() > MAX_PROCESSES {
         set.pop_last();
     }
+}
+
+/// The capped list of `values` ([`keep_smallest`]), as a stored row's array is read back.
+pub fn smallest<T: Ord>(values: impl IntoIterator<Item = T>) -> BTreeSet<T> {
+    let mut set = BTreeSet::new();
+    for v in values {
+        keep_smallest(&mut set, v);
+    }
+    set
 }
 
 fn merge_smallest<T: Ord + Clone>(set: &mut BTreeSet<T>, other: &BTreeSet<T>) {
@@ -238,24 +278,9 @@ impl Connections {
             } else {
                 self.pending.entry((key, e.identities.clone())).or_insert_with(|| ConnStats::new(time))
             };
-            stats.flows += 1;
-            if flow.role == FlowRole::Undecided {
-                stats.undecided += 1;
-                if let Some(p) = flow.src_port {
-                    keep_smallest(&mut stats.reply_ports, p);
-                }
-            }
-            if flow.verdict == Verdict::Dropped {
-                stats.dropped += 1;
-            }
-            stats.first_seen = stats.first_seen.min(time);
-            stats.last_seen = stats.last_seen.max(time);
-            // Most flows repeat a process or Service already recorded: only a new one is copied.
-            if let Some(p) = &flow.process
-                && !stats.processes.contains(p)
-                && (stats.processes.len() < MAX_PROCESSES || stats.processes.last().is_some_and(|l| p < l))
-            {
-                keep_smallest(&mut stats.processes, p.clone());
+            stats.count(time, flow.verdict == Verdict::Dropped, flow.role == FlowRole::Undecided, flow.src_port);
+            if let Some(p) = &flow.process {
+                ConnStats::note(&mut stats.processes, p.as_str(), str::to_owned);
             }
             if let Some((ns, name, port)) = &e.service
                 && !stats.services.iter().any(|s| is_service(s, ns, name, *port))
@@ -596,6 +621,53 @@ impl TimeBound {
 mod tests {
     use super::*;
     use crate::model::WorkloadKind;
+
+    /// The one fold: counting flows one by one into owned or borrowed stats, or counting parts and
+    /// merging them, gives the same statistics, whatever the split.
+    #[test]
+    fn counting_and_merging_agree_for_owned_and_borrowed_text() {
+        let names: Vec<String> = (0..23).map(|i| format!("p{:02}", (i * 7) % 23)).collect();
+        let t = |i: usize| Timestamp::from_second(1_000 + (i as i64 * 37) % 101).unwrap();
+        let flow = |i: usize| (t(i), i % 3 == 0, i % 4 == 0, Some(40_000 + ((i * 13) % 17) as u16));
+        let fold_owned = |range: std::ops::Range<usize>| {
+            let mut s: ConnStats = ConnStats::new(t(range.start));
+            for i in range {
+                let (time, dropped, undecided, port) = flow(i);
+                s.count(time, dropped, undecided, port);
+                ConnStats::note(&mut s.processes, names[i].as_str(), str::to_owned);
+            }
+            s
+        };
+        let whole = fold_owned(0..23);
+        assert_eq!(whole.processes.len(), MAX_PROCESSES);
+        assert_eq!(whole.processes.iter().next().map(String::as_str), Some("p00"));
+        for split in [1, 5, 8, 22] {
+            let mut merged = fold_owned(0..split);
+            merged.merge(&fold_owned(split..23));
+            assert_eq!(merged, whole, "split at {split}");
+        }
+        let mut borrowed: ConnStats<&str> = ConnStats::new(t(0));
+        for (i, name) in names.iter().enumerate() {
+            let (time, dropped, undecided, port) = flow(i);
+            borrowed.count(time, dropped, undecided, port);
+            ConnStats::note(&mut borrowed.processes, name.as_str(), |n| n);
+        }
+        assert_eq!(
+            borrowed.processes.iter().copied().collect::<Vec<_>>(),
+            whole.processes.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (
+                borrowed.flows,
+                borrowed.dropped,
+                borrowed.undecided,
+                borrowed.first_seen,
+                borrowed.last_seen,
+                &borrowed.reply_ports
+            ),
+            (whole.flows, whole.dropped, whole.undecided, whole.first_seen, whole.last_seen, &whole.reply_ports)
+        );
+    }
 
     #[test]
     fn service_names_match_their_formatted_form_only() {

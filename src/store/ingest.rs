@@ -3,7 +3,7 @@
 //! re-ingesting a file changes no count and a killed ingest leaves nothing half applied. New
 //! batches, the usual case, take a cheaper path: a plain insert, with aggregates folded here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use jiff::Timestamp;
@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use super::{DAY_US, HOUR_US, Result, Store, micros};
 use crate::enrich::{Endpoint, Enriched};
 use crate::model::{FlowRecord, FlowRole, Labels, Verdict, WorkloadRef};
-use crate::topology::MAX_PROCESSES;
+use crate::topology::{ConnStats, MAX_PROCESSES};
 
 /// One flow row, ready for the database.
 #[derive(Debug, Clone)]
@@ -196,16 +196,9 @@ pub struct Hourly<'a> {
     pub dst_namespace: &'a str,
     pub port: i32,
     pub protocol: &'static str,
-    pub flows: i64,
-    pub dropped: i64,
-    pub first_us: i64,
-    pub last_us: i64,
-    /// Sorted, distinct, at most [`MAX_PROCESSES`], as the stored arrays are.
-    pub processes: BTreeSet<&'a str>,
-    pub services: BTreeSet<&'a str>,
-    pub undecided: i64,
-    /// Source ports of the undecided flows: sorted, distinct, the [`MAX_PROCESSES`] smallest.
-    pub reply_ports: BTreeSet<i32>,
+    /// The one statistics type, its lists borrowed from the batch's rows: sorted, distinct, at
+    /// most [`MAX_PROCESSES`], as the stored arrays are.
+    pub stats: ConnStats<&'a str>,
 }
 
 /// Folds rows into their connection-hours (hours in UTC), sorted by `conn_hourly`'s key (source,
@@ -215,6 +208,8 @@ pub fn fold_hourly(rows: &[FlowRow]) -> Vec<Hourly<'_>> {
     let mut map: HashMap<Key<'_>, Hourly<'_>> = HashMap::new();
     for r in rows {
         let bucket_us = r.time_us.div_euclid(HOUR_US) * HOUR_US;
+        // The row's time came from a timestamp, to the microsecond: always in range.
+        let time = jiff::Timestamp::from_microsecond(r.time_us).unwrap_or_default();
         let h = map
             .entry((r.src_endpoint.as_str(), bucket_us, r.dst_endpoint.as_str(), r.dst_port, r.protocol))
             .or_insert_with(|| Hourly {
@@ -225,34 +220,13 @@ pub fn fold_hourly(rows: &[FlowRow]) -> Vec<Hourly<'_>> {
                 dst_namespace: &r.dst_namespace,
                 port: r.dst_port,
                 protocol: r.protocol,
-                flows: 0,
-                dropped: 0,
-                first_us: r.time_us,
-                last_us: r.time_us,
-                processes: BTreeSet::new(),
-                services: BTreeSet::new(),
-                undecided: 0,
-                reply_ports: BTreeSet::new(),
+                stats: ConnStats::new(time),
             });
-        h.flows += 1;
-        if r.undecided {
-            h.undecided += 1;
-            if let Some(p) = r.src_port
-                && h.reply_ports.insert(p)
-                && h.reply_ports.len() > MAX_PROCESSES
-            {
-                h.reply_ports.pop_last();
-            }
-        }
-        h.dropped += i64::from(r.verdict == Verdict::Dropped.as_str());
-        h.first_us = h.first_us.min(r.time_us);
-        h.last_us = h.last_us.max(r.time_us);
-        for (set, value) in [(&mut h.processes, &r.process), (&mut h.services, &r.service)] {
-            if let Some(v) = value.as_deref()
-                && set.insert(v)
-                && set.len() > MAX_PROCESSES
-            {
-                set.pop_last();
+        let src_port = r.src_port.and_then(|p| u16::try_from(p).ok());
+        h.stats.count(time, r.verdict == Verdict::Dropped.as_str(), r.undecided, src_port);
+        for (set, value) in [(&mut h.stats.processes, &r.process), (&mut h.stats.services, &r.service)] {
+            if let Some(v) = value.as_deref() {
+                ConnStats::note(set, v, |v| v);
             }
         }
     }
@@ -498,14 +472,14 @@ async fn write_all_new(tx: &mut sqlx::PgConnection, cluster: i32, cols: &FlowCol
         .bind(hourly.iter().map(|h| h.dst_namespace).collect::<Vec<_>>())
         .bind(hourly.iter().map(|h| h.port).collect::<Vec<_>>())
         .bind(hourly.iter().map(|h| h.protocol).collect::<Vec<_>>())
-        .bind(hourly.iter().map(|h| h.flows).collect::<Vec<_>>())
-        .bind(hourly.iter().map(|h| h.dropped).collect::<Vec<_>>())
-        .bind(hourly.iter().map(|h| h.first_us).collect::<Vec<_>>())
-        .bind(hourly.iter().map(|h| h.last_us).collect::<Vec<_>>())
-        .bind(hourly.iter().map(|h| serde_json::json!(h.processes)).collect::<Vec<_>>())
-        .bind(hourly.iter().map(|h| serde_json::json!(h.services)).collect::<Vec<_>>())
-        .bind(hourly.iter().map(|h| h.undecided).collect::<Vec<_>>())
-        .bind(hourly.iter().map(|h| serde_json::json!(h.reply_ports)).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.stats.flows as i64).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.stats.dropped as i64).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.stats.first_seen.as_microsecond()).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.stats.last_seen.as_microsecond()).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| serde_json::json!(h.stats.processes)).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| serde_json::json!(h.stats.services)).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| h.stats.undecided as i64).collect::<Vec<_>>())
+        .bind(hourly.iter().map(|h| serde_json::json!(h.stats.reply_ports)).collect::<Vec<_>>())
         .bind(MAX_PROCESSES as i32)
         .fetch_one(tx)
         .await
@@ -675,10 +649,10 @@ mod tests {
         rows.push(FlowRow { src_port: None, undecided: true, ..row(13, "x", "p", Verdict::Forwarded) });
         let hourly = fold_hourly(&rows);
         assert_eq!(hourly.len(), 1);
-        assert_eq!((hourly[0].flows, hourly[0].undecided), (13, 9 + 1));
+        assert_eq!((hourly[0].stats.flows, hourly[0].stats.undecided), (13, 9 + 1));
         // Undecided ports 8999, 8998, 8997, 8995, ... 8989: the eight smallest, as SQL keeps them.
         assert_eq!(
-            hourly[0].reply_ports.iter().copied().collect::<Vec<_>>(),
+            hourly[0].stats.reply_ports.iter().copied().collect::<Vec<_>>(),
             [8989, 8990, 8991, 8993, 8994, 8995, 8997, 8998]
         );
     }
@@ -698,8 +672,20 @@ mod tests {
             rows.push(row(4 * h, "external/1.2.3.4", p, Verdict::Forwarded));
         }
         let hourly = fold_hourly(&rows);
-        let got: Vec<(i64, &str, i64, i64, i64, i64)> =
-            hourly.iter().map(|x| (x.bucket_us, x.dst_endpoint, x.flows, x.dropped, x.first_us, x.last_us)).collect();
+        let got: Vec<(i64, &str, u64, u64, i64, i64)> = hourly
+            .iter()
+            .map(|x| {
+                let s = &x.stats;
+                (
+                    x.bucket_us,
+                    x.dst_endpoint,
+                    s.flows,
+                    s.dropped,
+                    s.first_seen.as_microsecond(),
+                    s.last_seen.as_microsecond(),
+                )
+            })
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -707,7 +693,10 @@ mod tests {
                 (5 * h, "unresolved/10.0.0.9", 1, 0, 5 * h + 10, 5 * h + 10),
             ]
         );
-        assert_eq!(hourly[0].processes.iter().copied().collect::<Vec<_>>(), ["a", "c", "d", "e", "f", "g", "h", "i"]);
+        assert_eq!(
+            hourly[0].stats.processes.iter().copied().collect::<Vec<_>>(),
+            ["a", "c", "d", "e", "f", "g", "h", "i"]
+        );
         assert_eq!((hourly[0].src_namespace, hourly[0].dst_namespace), ("shop", ""));
         // Before the epoch, hours still start on the hour.
         assert_eq!(fold_hourly(&[row(-1, "external/1.2.3.4", "a", Verdict::Forwarded)])[0].bucket_us, -h);

@@ -1,6 +1,6 @@
 //! Window queries, answered from the hourly aggregates (never from raw flows), and counts.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -161,32 +161,16 @@ impl Store {
                 });
                 continue;
             };
-            let mut processes: Vec<String> = processes;
-            processes.sort();
-            processes.dedup();
-            processes.truncate(crate::topology::MAX_PROCESSES);
+            // Each stored array is capped already; read back through the one rule all the same.
             let stats = ConnStats {
                 flows: flows as u64,
                 dropped: dropped as u64,
                 first_seen: from_micros(first)?,
                 last_seen: from_micros(last)?,
-                processes: processes.into_iter().collect(),
-                services: {
-                    let mut services: BTreeSet<String> = BTreeSet::new();
-                    for s in services_list {
-                        crate::topology::keep_smallest(&mut services, s);
-                    }
-                    services
-                },
+                processes: crate::topology::smallest(processes),
+                services: crate::topology::smallest(services_list),
                 undecided: undecided as u64,
-                // The smallest ports, as each stored row keeps them.
-                reply_ports: reply_ports
-                    .into_iter()
-                    .filter_map(|p| u16::try_from(p).ok())
-                    .collect::<BTreeSet<u16>>()
-                    .into_iter()
-                    .take(crate::topology::MAX_PROCESSES)
-                    .collect(),
+                reply_ports: crate::topology::smallest(reply_ports.into_iter().filter_map(|p| u16::try_from(p).ok())),
             };
             for end in [&key.src, &key.dst] {
                 if let Some(w) = end.workload() {
