@@ -7,7 +7,7 @@ use flowgate::flows::{Item, parse_hubble_line};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(Item::Flow(f)) = parse_hubble_line(data) {
+    if let Ok(Item::Flow(f, _)) = parse_hubble_line(data) {
         // What the parser promises about every flow it returns.
         assert_ne!(f.dst_port.get(), 0);
     }

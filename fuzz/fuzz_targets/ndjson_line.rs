@@ -6,7 +6,7 @@ use flowgate::flows::{Item, parse_ndjson_line};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(Item::Flow(f)) = parse_ndjson_line(data) {
+    if let Ok(Item::Flow(f, _)) = parse_ndjson_line(data) {
         assert_ne!(f.dst_port.get(), 0);
     }
 });

@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             }
             flows += 1;
-            if let Ok(Item::Flow(flow)) = parse_hubble_line(line) {
+            if let Ok(Item::Flow(flow, _)) = parse_hubble_line(line) {
                 let catalog = &conns.catalog;
                 let enriched = enrich_learning(&inv, &flow, |w, labels| catalog.knows(w, labels));
                 conns.add(&flow, &enriched);
