@@ -19,8 +19,10 @@ use crate::flows::{MAX_PROCESS_LEN, cap_text};
 use crate::inventory::Inventory;
 use crate::model::{Cidr, WorkloadRef};
 use crate::policy::eval::SideDecision;
-use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generation, ReviewRow, Status};
-use crate::policy::verify::Verification;
+use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generated, Generation, ReviewRow, Status, to_yaml};
+use crate::policy::verify::{self, Verification};
+use crate::policy::{Dialect, cilium};
+use crate::review::Reviewed;
 use crate::topology::{ConnKey, ConnStats, Connections};
 
 /// One line of the Ingress or Egress table (and of `flowgate connections`).
@@ -172,6 +174,75 @@ pub fn rows_table(rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// A review's policies in one dialect: the YAML, that spelling's own warnings and its
+/// verification against the review (the evaluator reads the dialect it was written in).
+pub struct Spelled {
+    pub dialect: Dialect,
+    pub yaml: String,
+    /// How many policies the YAML holds.
+    pub policies: usize,
+    pub warnings: Vec<String>,
+    pub verification: Verification,
+}
+
+impl Spelled {
+    /// Every policy of the review.
+    pub fn new(r: &Reviewed, inv: &Inventory, dialect: Dialect) -> Result<Spelled, String> {
+        Spelled::of(r, inv, dialect, None)
+    }
+
+    /// The policies of the review, or of one workload only (its page, its download), verified
+    /// together: the review's own verification for NetworkPolicy, the rendered policies' for
+    /// Cilium.
+    pub fn of(
+        r: &Reviewed,
+        inv: &Inventory,
+        dialect: Dialect,
+        workload: Option<&WorkloadRef>,
+    ) -> Result<Spelled, String> {
+        let keep = |g: &Generated| workload.is_none_or(|w| &g.workload == w);
+        match dialect {
+            Dialect::Kubernetes => {
+                let mine: Vec<Generated> = r.generation.policies.iter().filter(|g| keep(g)).cloned().collect();
+                let warnings = r
+                    .generation
+                    .kube_warnings
+                    .iter()
+                    .filter(|(w, _)| workload.is_none_or(|t| t == w))
+                    .map(|(_, warning)| warning.clone())
+                    .collect();
+                Ok(Spelled {
+                    dialect,
+                    yaml: to_yaml(&mine)?,
+                    policies: mine.len(),
+                    warnings,
+                    verification: r.verification.clone(),
+                })
+            }
+            Dialect::Cilium => {
+                // All of them are verified (a workload's connections need its peers' policies
+                // too); the YAML holds the ones asked for.
+                let all = cilium::render(&r.generation);
+                let verification = verify::verify_cilium(
+                    &r.generation,
+                    &all.policies,
+                    inv,
+                    &r.connections.catalog,
+                    &r.connections.names,
+                );
+                let mine = cilium::render_some(&r.generation, keep);
+                Ok(Spelled {
+                    dialect,
+                    yaml: cilium::to_yaml(&mine.policies)?,
+                    policies: mine.policies.len(),
+                    warnings: mine.warnings,
+                    verification,
+                })
+            }
+        }
+    }
 }
 
 /// What a generation and its verification come to, as counts and the mismatched rows.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 use flowgate::flows::FlowFormat;
 use flowgate::inventory::Inventory;
-use flowgate::model::{Cidr, PeerSpec};
+use flowgate::model::{Cidr, DnsName, PeerSpec};
 use flowgate::offline::{self, Inputs, Observed, WorkloadArg};
 use flowgate::policy::generate::{Decisions, Options};
 use flowgate::review::Reviewed;
@@ -69,6 +69,10 @@ pub(crate) struct Selection {
     /// External ranges that may be reached (CIDR)
     #[arg(long, num_args = 1..)]
     trust: Vec<Cidr>,
+    /// External services that may be reached by DNS name (api.example.com): the addresses it was
+    /// seen resolving to (DNS answers, destination names in the flows)
+    #[arg(long, num_args = 1..)]
+    trust_name: Vec<DnsName>,
     /// Allow unresolved in-cluster addresses too (as /32)
     #[arg(long)]
     include_unresolved: bool,
@@ -159,12 +163,13 @@ impl Selection {
             trust: self.trust.iter().cloned().collect(),
             include_unresolved: Default::default(),
             include_all_unresolved: self.include_unresolved,
+            trust_names: self.trust_name.iter().cloned().collect(),
         }
     }
 
     /// The review: policies generated for the selection and verified against the connections they
-    /// came from, from files or from the store.
-    pub(crate) fn review(&self) -> Result<Reviewed, Fail> {
+    /// came from, from files or from the store; and the inventory they were enriched against.
+    pub(crate) fn review(&self) -> Result<(Inventory, Reviewed), Fail> {
         match &self.source.cluster {
             Some(cluster) => self.review_stored(cluster),
             None => {
@@ -180,12 +185,14 @@ impl Selection {
                     dns: !self.no_dns,
                 };
                 let (generation, verification) = offline::generate_and_verify(&obs, &opts);
-                Ok(Reviewed { connections: obs.connections, generation, verification, decisions: Vec::new() })
+                let reviewed =
+                    Reviewed { connections: obs.connections, generation, verification, decisions: Vec::new() };
+                Ok((obs.inventory, reviewed))
             }
         }
     }
 
-    fn review_stored(&self, cluster: &str) -> Result<Reviewed, Fail> {
+    fn review_stored(&self, cluster: &str) -> Result<(Inventory, Reviewed), Fail> {
         let [namespace] = self.namespace.as_slice() else {
             return Err(Fail("--cluster takes exactly one --namespace".into()));
         };
@@ -203,7 +210,7 @@ impl Selection {
                 .await
                 .map_err(store_err)?;
             eprintln!("store: {} connections in the window", r.connections.map.len());
-            Ok(r)
+            Ok((inv, r))
         })
     }
 }

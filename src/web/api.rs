@@ -68,7 +68,7 @@ pub async fn policy_yaml(State(state): State<AppState>, r: WorkloadReview) -> Re
     let w = &r.workload;
     let mine: Vec<_> = r.review.generation.policies.iter().filter(|g| &g.workload == w).cloned().collect();
     let yaml = to_yaml(&mine).map_err(ApiError::Internal)?;
-    state.store.record_policy(r.id, w, &yaml, r.version()).await?;
+    state.store.record_policy(r.id, w, &yaml, r.version(), crate::policy::Dialect::Kubernetes.as_str()).await?;
     Ok(yaml_response(yaml, &format!("{}-{}.yaml", w.namespace, w.name)))
 }
 
@@ -99,6 +99,7 @@ pub async fn get_decisions(
         "exclude": d.decisions.exclude,
         "trust": d.decisions.trust,
         "include_unresolved": d.decisions.include_unresolved,
+        "trust_names": d.decisions.trust_names,
     })))
 }
 
@@ -111,6 +112,8 @@ struct PutDecisions {
     trust: std::collections::BTreeSet<crate::model::Cidr>,
     #[serde(default)]
     include_unresolved: std::collections::BTreeSet<std::net::IpAddr>,
+    #[serde(default)]
+    trust_names: std::collections::BTreeSet<crate::model::DnsName>,
     /// The version this change is based on; without it the change applies to whatever is stored.
     version: Option<i32>,
 }
@@ -128,6 +131,7 @@ pub async fn put_decisions(
         trust: put.trust,
         include_unresolved: put.include_unresolved,
         include_all_unresolved: false,
+        trust_names: put.trust_names,
     };
     let id = state.cluster(&cluster).await?;
     let expected = match put.version {
