@@ -1702,4 +1702,154 @@ spec: {podSelector: {matchLabels: {tier: data}}, ingress: [{from: [{podSelector:
             (true, false)
         );
     }
+
+    fn cnps(yaml: &str) -> Vec<CiliumNetworkPolicy> {
+        let docs = serde_saphyr::from_multiple::<serde_json::Value>(yaml).expect("test YAML");
+        docs.into_iter().filter(|d| !d.is_null()).map(|d| serde_json::from_value(d).expect("a CNP")).collect()
+    }
+
+    /// CiliumNetworkPolicy as Cilium enforces the subset Flowgate writes: (what, policy, source,
+    /// destination, port, protocol, allowed). `host:` and `apiserver:` prefixes make node peers.
+    #[test]
+    fn cilium_policies() {
+        const WEB: &str = "
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: db}}]
+    toPorts: [{ports: [{port: '8080', protocol: TCP}]}]
+  - fromEndpoints: [{matchLabels: {app: mon, k8s:io.kubernetes.pod.namespace: ops}}]
+    toPorts: [{ports: [{port: http}]}]
+  - fromEntities: [host, remote-node]
+    toPorts: [{ports: [{port: '8080', protocol: TCP}]}]
+  egress:
+  - toFQDNs: [{matchName: api.example.com}]
+    toPorts: [{ports: [{port: '443', protocol: TCP}]}]
+  - toCIDRSet: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]
+  - toEntities: [kube-apiserver]
+    toPorts: [{ports: [{port: '6443', protocol: ANY}]}]
+  - toEntities: [host]
+  - toEndpoints: [{matchExpressions: [{key: k8s:io.kubernetes.pod.namespace, operator: Exists}]}]
+    toPorts: [{ports: [{port: '53', protocol: UDP}], rules: {dns: [{matchPattern: '*'}]}}]
+---
+kind: CiliumNetworkPolicy
+metadata: {name: db, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {k8s:app: db}}
+  ingress: [{}]
+";
+        let cases: &[(&str, &str, &str, u16, Protocol, bool)] = &[
+            ("an endpoint selector in the policy's namespace", "shop/db", "shop/web", 8080, Protocol::Tcp, true),
+            ("only on the rule's ports", "shop/db", "shop/web", 8081, Protocol::Tcp, false),
+            ("a selector without a namespace stays in the policy's", "ghost/x", "shop/web", 8080, Protocol::Tcp, false),
+            (
+                "the namespace label reaches another namespace; a named port",
+                "ops/mon",
+                "shop/web",
+                8080,
+                Protocol::Tcp,
+                true,
+            ),
+            ("nodes by entity (both host and remote-node)", "host:172.18.0.2", "shop/web", 8080, Protocol::Tcp, true),
+            ("an address is no node", "172.18.0.2", "shop/web", 8080, Protocol::Tcp, false),
+            ("toFQDNs: an address the name was seen for", "shop/web", "192.229.173.207", 443, Protocol::Tcp, true),
+            ("toFQDNs: any other address", "shop/web", "192.229.173.9", 443, Protocol::Tcp, false),
+            ("toCIDRSet", "shop/web", "10.2.0.1", 5000, Protocol::Udp, true),
+            ("toCIDRSet except", "shop/web", "10.1.0.1", 5000, Protocol::Udp, false),
+            ("CIDR rules never match nodes", "shop/web", "host:10.2.0.9", 10250, Protocol::Tcp, false),
+            ("CIDR rules never match pods", "shop/web", "shop/db", 5432, Protocol::Tcp, false),
+            ("the API server entity, ANY protocol", "shop/web", "apiserver:10.2.0.1", 6443, Protocol::Sctp, true),
+            ("host alone is not taken for every node", "shop/web", "host:172.18.0.3", 22, Protocol::Tcp, false),
+            ("every namespace's pods, with the DNS proxy", "shop/web", "ops/mon", 53, Protocol::Udp, true),
+            ("{} allows nothing", "shop/web", "shop/db", 53, Protocol::Udp, false),
+            (
+                "k8s: prefixed keys select; the egress side is not isolated",
+                "shop/db",
+                "ops/mon",
+                9090,
+                Protocol::Tcp,
+                true,
+            ),
+        ];
+        let fx = Fixture::new();
+        let mut names = Names::new();
+        names.add("192.229.173.207".parse().unwrap(), &"api.example.com".parse().unwrap(), jiff::Timestamp::UNIX_EPOCH);
+        let (ev, warnings) = Evaluator::with_cilium(&[], &cnps(WEB), &fx.namespaces, &names);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let peer = |s: &str| -> Peer<'_> {
+            if let Some(ip) = s.strip_prefix("host:") {
+                return Peer::Host { ip: ip.parse().unwrap(), role: NodeRole::Node };
+            }
+            if let Some(ip) = s.strip_prefix("apiserver:") {
+                return Peer::Host { ip: ip.parse().unwrap(), role: NodeRole::ApiServer };
+            }
+            fx.peer(s)
+        };
+        for &(what, src, dst, port, proto, want) in cases {
+            let d = ev.check(&peer(src), &peer(dst), Port::new(port).unwrap(), proto);
+            assert_eq!(d.allowed, want, "{what}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn cilium_parts_it_cannot_judge_warn_and_never_widen() {
+        let yaml = "
+kind: CiliumNetworkPolicy
+metadata: {name: odd, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+  - toEndpoints: [{matchLabels: {app: db}}]
+    toCIDR: [10.0.0.0/8]
+  - toEndpoints: [{matchLabels: {reserved:host: ''}}]
+  - toEntities: [moon]
+  egressDeny:
+  - toCIDR: [10.0.0.0/8]
+---
+kind: CiliumNetworkPolicy
+metadata: {name: host, namespace: shop}
+spec:
+  nodeSelector: {}
+  ingress: [{}]
+";
+        let fx = Fixture::new();
+        let (ev, warnings) = Evaluator::with_cilium(&[], &cnps(yaml), &fx.namespaces, &Names::new());
+        let text: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        for want in
+            ["combines toEndpoints and toCIDR", "reserved: labels", "unknown entity", "deny rules", "host policies"]
+        {
+            assert!(text.iter().any(|t| t.contains(want)), "{want} in {text:#?}");
+        }
+        // The combined rule matches nothing: web is isolated and reaches neither db nor 10/8.
+        assert!(ev.allowed(&fx.peer("shop/web"), &fx.peer("shop/db")).is_empty());
+        assert!(ev.allowed(&fx.peer("shop/web"), &fx.peer("10.0.0.1")).is_empty());
+    }
+
+    #[test]
+    fn knp_and_cnp_add_up_as_cilium_enforces_both() {
+        let knp = policies(
+            "
+kind: NetworkPolicy
+metadata: {name: k, namespace: shop}
+spec: {podSelector: {matchLabels: {app: web}}, ingress: [{from: [{podSelector: {matchLabels: {app: db}}}]}]}
+",
+        );
+        let cnp = cnps(
+            "
+kind: CiliumNetworkPolicy
+metadata: {name: c, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: mon, k8s:io.kubernetes.pod.namespace: ops}}]}]
+",
+        );
+        let fx = Fixture::new();
+        let (ev, _) = Evaluator::with_cilium(&knp, &cnp, &fx.namespaces, &Names::new());
+        let p = Port::new(80).unwrap();
+        assert!(ev.allows(&fx.peer("shop/db"), &fx.peer("shop/web"), p, Protocol::Tcp));
+        assert!(ev.allows(&fx.peer("ops/mon"), &fx.peer("shop/web"), p, Protocol::Tcp));
+        assert!(!ev.allows(&fx.peer("ghost/x"), &fx.peer("shop/web"), p, Protocol::Tcp));
+    }
 }
