@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::dns::Names;
 use crate::enrich::Endpoint;
 use crate::flows::{MAX_PROCESS_LEN, cap_text};
 use crate::inventory::Inventory;
@@ -61,6 +62,9 @@ pub struct Row {
     pub editable: bool,
     /// Nothing said which end opened the connection: it may be a reply read backwards.
     pub undecided: bool,
+    /// The DNS names an external or unresolved peer's address was resolved from (DNS answers,
+    /// the flows' destination names), smallest first, at most [`crate::dns::MAX_NAMES_PER_ADDRESS`].
+    pub names: Vec<String>,
 }
 
 /// Whether a character would change or hide what is shown around it: the bidirectional controls
@@ -106,7 +110,7 @@ pub fn rows(review: &[ReviewRow], conns: &Connections, workload: Option<&Workloa
     let mut out: Vec<Row> = review
         .iter()
         .filter(|r| workload.is_none_or(|w| &r.workload == w))
-        .filter_map(|r| Some(row(r, conns.map.get(&r.key)?)))
+        .filter_map(|r| Some(row(r, conns.map.get(&r.key)?, &conns.names)))
         .collect();
     out.sort_by(|a, b| {
         (&a.workload, a.direction, &a.peer, a.port, a.protocol).cmp(&(
@@ -120,8 +124,12 @@ pub fn rows(review: &[ReviewRow], conns: &Connections, workload: Option<&Workloa
     out
 }
 
-fn row(r: &ReviewRow, stats: &ConnStats) -> Row {
+fn row(r: &ReviewRow, stats: &ConnStats, names: &Names) -> Row {
     let peer = r.peer();
+    let names = match peer {
+        Endpoint::External { ip } | Endpoint::Unresolved { ip } => names.of(ip).map(|n| n.to_string()).collect(),
+        _ => Vec::new(),
+    };
     let editable = !matches!(r.status, Status::NoRuleNeeded | Status::Excluded(ExcludeReason::NoSelector(_)));
     Row {
         workload: r.workload.to_string(),
@@ -146,6 +154,7 @@ fn row(r: &ReviewRow, stats: &ConnStats) -> Row {
         allowed: r.status == Status::Allowed,
         editable,
         undecided: r.undecided,
+        names,
     }
 }
 
@@ -157,12 +166,13 @@ pub fn rows_table(rows: &[Row]) -> String {
     for r in rows {
         let processes = if r.processes.is_empty() { "-".to_string() } else { r.processes.join(",") };
         let undecided = if r.undecided { " [direction undecided]" } else { "" };
+        let peer = if r.names.is_empty() { r.peer.clone() } else { format!("{} ({})", r.peer, r.names.join(", ")) };
         let _ = writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}{undecided}",
             visible(&r.workload),
             r.direction.as_str(),
-            visible(&r.peer),
+            visible(&peer),
             r.peer_class,
             r.port,
             r.protocol,
@@ -422,6 +432,32 @@ pub fn trust_info(d: &Decisions, rows: &[Row], inv: &Inventory) -> Vec<TrustInfo
             covers.sort();
             covers.dedup();
             TrustInfo { cidr: c.to_string(), outside_cluster: !overlaps, covers }
+        })
+        .collect()
+}
+
+/// What the trusted-names list says about a name: the external addresses it was seen resolving
+/// to, and which of them this workload's rows reach.
+#[derive(Debug, Clone, Serialize)]
+pub struct NameInfo {
+    pub name: String,
+    pub addresses: Vec<String>,
+    pub covers: Vec<String>,
+}
+
+pub fn name_info(d: &Decisions, rows: &[Row], names: &Names) -> Vec<NameInfo> {
+    d.trust_names
+        .iter()
+        .map(|n| {
+            let addresses: Vec<String> = names.addresses_of(n).iter().map(|ip| ip.to_string()).collect();
+            let mut covers: Vec<String> = rows
+                .iter()
+                .filter(|r| r.peer_class == "external" && r.names.iter().any(|x| x == n.as_str()))
+                .map(|r| r.peer.clone())
+                .collect();
+            covers.sort();
+            covers.dedup();
+            NameInfo { name: n.to_string(), addresses, covers }
         })
         .collect()
 }
