@@ -408,7 +408,8 @@ fn the_crd_check_refuses_what_the_crd_refuses() {
         f(&mut v);
         crd_check(&v).unwrap_err()
     };
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Change, &str)> = vec![
         (Box::new(|v| v["spec"]["egress"][0]["toCIDR"] = serde_json::json!(["1.2.3.0/24"])), "combines"),
         (Box::new(|v| v["spec"]["egress"][0]["toPorts"][0]["ports"][0]["protocol"] = "tcp".into()), "protocol"),
         (Box::new(|v| v["spec"]["egress"][0]["toPorts"][0]["ports"][0]["port"] = 443.into()), "not a string"),
