@@ -883,77 +883,49 @@ fn compile_cilium(p: &CiliumNetworkPolicy, ctx: &mut Ctx<'_>) -> Option<Compiled
     };
     // Cilium: a direction with no rules does not isolate; `[{}]` does (and allows nothing).
     let ingress = spec.ingress.as_ref().filter(|r| !r.is_empty()).map(|rules| {
-        rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let path = format!("spec.ingress[{i}]");
-                let members = [
-                    (
-                        "fromEndpoints",
-                        r.from_endpoints
-                            .as_ref()
-                            .filter(|v| !v.is_empty())
-                            .map(|v| endpoints(v, ctx, &path, "fromEndpoints")),
-                    ),
-                    (
-                        "fromCIDR",
-                        r.from_cidr.as_ref().filter(|v| !v.is_empty()).map(|v| cidrs(v, ctx, &path, "fromCIDR")),
-                    ),
-                    (
-                        "fromCIDRSet",
-                        r.from_cidr_set
-                            .as_ref()
-                            .filter(|v| !v.is_empty())
-                            .map(|v| cidr_set(v, ctx, &path, "fromCIDRSet")),
-                    ),
-                    (
-                        "fromEntities",
-                        r.from_entities
-                            .as_ref()
-                            .filter(|v| !v.is_empty())
-                            .map(|v| entities(v, ctx, &path, "fromEntities")),
-                    ),
-                ];
-                cilium_rule(members, r.to_ports.as_deref(), ctx, &path)
-            })
-            .collect()
+        let rule = |(i, r): (usize, &cilium::IngressRule), ctx: &mut Ctx<'_>| {
+            let path = format!("spec.ingress[{i}]");
+            let members = [
+                member(&r.from_endpoints, "fromEndpoints", ctx, &path, endpoints),
+                member(&r.from_cidr, "fromCIDR", ctx, &path, cidrs),
+                member(&r.from_cidr_set, "fromCIDRSet", ctx, &path, cidr_set),
+                member(&r.from_entities, "fromEntities", ctx, &path, entities),
+            ];
+            cilium_rule(members, r.to_ports.as_deref(), ctx, &path)
+        };
+        rules.iter().enumerate().map(|r| rule(r, ctx)).collect()
     });
     let egress = spec.egress.as_ref().filter(|r| !r.is_empty()).map(|rules| {
-        rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let path = format!("spec.egress[{i}]");
-                let members = [
-                    (
-                        "toEndpoints",
-                        r.to_endpoints
-                            .as_ref()
-                            .filter(|v| !v.is_empty())
-                            .map(|v| endpoints(v, ctx, &path, "toEndpoints")),
-                    ),
-                    ("toCIDR", r.to_cidr.as_ref().filter(|v| !v.is_empty()).map(|v| cidrs(v, ctx, &path, "toCIDR"))),
-                    (
-                        "toCIDRSet",
-                        r.to_cidr_set.as_ref().filter(|v| !v.is_empty()).map(|v| cidr_set(v, ctx, &path, "toCIDRSet")),
-                    ),
-                    (
-                        "toEntities",
-                        r.to_entities.as_ref().filter(|v| !v.is_empty()).map(|v| entities(v, ctx, &path, "toEntities")),
-                    ),
-                    ("toFQDNs", r.to_fqdns.as_ref().filter(|v| !v.is_empty()).map(|v| fqdns(v, ctx, &path, "toFQDNs"))),
-                ];
-                cilium_rule(members, r.to_ports.as_deref(), ctx, &path)
-            })
-            .collect()
+        let rule = |(i, r): (usize, &cilium::EgressRule), ctx: &mut Ctx<'_>| {
+            let path = format!("spec.egress[{i}]");
+            let members = [
+                member(&r.to_endpoints, "toEndpoints", ctx, &path, endpoints),
+                member(&r.to_cidr, "toCIDR", ctx, &path, cidrs),
+                member(&r.to_cidr_set, "toCIDRSet", ctx, &path, cidr_set),
+                member(&r.to_entities, "toEntities", ctx, &path, entities),
+                member(&r.to_fqdns, "toFQDNs", ctx, &path, fqdns),
+            ];
+            cilium_rule(members, r.to_ports.as_deref(), ctx, &path)
+        };
+        rules.iter().enumerate().map(|r| rule(r, ctx)).collect()
     });
     Some(CompiledPolicy { id, selector, cilium: true, ingress, egress })
 }
 
+/// A rule's peer member `field`, compiled by `compile` when it is there and not empty.
+fn member<T>(
+    list: &Option<Vec<T>>,
+    field: &'static str,
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    compile: fn(&[T], &mut Ctx<'_>, &str, &str) -> Vec<PeerMatch>,
+) -> (&'static str, Option<Vec<PeerMatch>>) {
+    (field, list.as_deref().filter(|v| !v.is_empty()).map(|v| compile(v, ctx, path, field)))
+}
+
 /// One Cilium rule from its peer members (at most one kind may be present) and its ports.
 fn cilium_rule<const N: usize>(
-    members: [(&str, Option<Vec<PeerMatch>>); N],
+    members: [(&'static str, Option<Vec<PeerMatch>>); N],
     ports: Option<&[cilium::PortRule]>,
     ctx: &mut Ctx<'_>,
     path: &str,
