@@ -20,8 +20,9 @@ use crate::inventory::Inventory;
 use crate::model::{Cidr, WorkloadRef};
 use crate::policy::eval::SideDecision;
 use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generation, ReviewRow, Status};
+use crate::policy::simulate::{Effect, Simulated};
 use crate::policy::verify::Verification;
-use crate::topology::{ConnKey, ConnStats, Connections};
+use crate::topology::{ConnStats, Connections};
 
 /// One line of the Ingress or Egress table (and of `flowgate connections`).
 #[derive(Debug, Clone, Serialize)]
@@ -251,7 +252,8 @@ impl Summary {
     }
 }
 
-/// One evaluated connection of `flowgate check`: allowed or blocked, and by what.
+/// One evaluated connection of `flowgate check`: allowed or blocked once the policies are applied,
+/// by what, and what applying them changes.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckRow {
     pub src: Endpoint,
@@ -259,10 +261,16 @@ pub struct CheckRow {
     pub port: u16,
     pub protocol: &'static str,
     pub flows: u64,
+    pub last_seen: jiff::Timestamp,
+    pub processes: Vec<String>,
     /// `allowed`, `BLOCKED`, or `not subject (node)`.
     pub verdict: &'static str,
     pub egress: String,
     pub ingress: String,
+    /// What applying the policies does to it ([`Effect`]).
+    pub effect: Effect,
+    /// The deciding policies in words ([`crate::policy::simulate::explain`]).
+    pub reason: String,
     #[serde(skip)]
     pub blocked: bool,
     /// From a node and not allowed: node traffic is not subject to NetworkPolicy.
@@ -271,30 +279,40 @@ pub struct CheckRow {
 }
 
 impl CheckRow {
-    pub fn new(
-        key: &ConnKey,
-        stats: &ConnStats,
-        allowed: bool,
-        from_node: bool,
-        egress: &SideDecision,
-        ingress: &SideDecision,
-    ) -> CheckRow {
+    pub fn new(s: &Simulated<'_>) -> CheckRow {
+        let (allowed, from_node) = (s.after.allowed, s.effect == Effect::NotSubject);
         CheckRow {
-            src: key.src.clone(),
-            dst: key.dst.clone(),
-            port: key.port.get(),
-            protocol: key.protocol.as_str(),
-            flows: stats.flows,
+            src: s.key.src.clone(),
+            dst: s.key.dst.clone(),
+            port: s.key.port.get(),
+            protocol: s.key.protocol.as_str(),
+            flows: s.stats.flows,
+            last_seen: s.stats.last_seen,
+            processes: s.stats.processes.iter().map(|p| cap_text(p.clone(), MAX_PROCESS_LEN).0).collect(),
             verdict: match (allowed, from_node) {
                 (true, _) => "allowed",
                 (false, true) => "not subject (node)",
                 (false, false) => "BLOCKED",
             },
-            egress: side(egress),
-            ingress: side(ingress),
+            egress: side(&s.after.egress),
+            ingress: side(&s.after.ingress),
+            effect: s.effect,
+            reason: s.reason(),
             blocked: !allowed && !from_node,
-            not_subject: !allowed && from_node,
+            not_subject: from_node,
         }
+    }
+
+    /// `src -> dst port/protocol (N flows, last seen T, process p): reason`, for the CLI's list of
+    /// what applying the policies would break.
+    pub fn summary(&self) -> String {
+        let processes =
+            if self.processes.is_empty() { String::new() } else { format!(", process {}", self.processes.join(",")) };
+        visible(&format!(
+            "{} -> {} {}/{} ({} flows, last seen {}{processes}): {}",
+            self.src, self.dst, self.port, self.protocol, self.flows, self.last_seen, self.reason
+        ))
+        .into_owned()
     }
 }
 
@@ -309,11 +327,11 @@ fn side(s: &SideDecision) -> String {
 
 /// The check rows as `flowgate check` prints them.
 pub fn check_table(rows: &[CheckRow]) -> String {
-    let mut out = String::from("SOURCE\tDESTINATION\tPORT\tFLOWS\tVERDICT\tEGRESS\tINGRESS\n");
+    let mut out = String::from("SOURCE\tDESTINATION\tPORT\tFLOWS\tVERDICT\tEGRESS\tINGRESS\tEFFECT\n");
     for c in rows {
         let _ = writeln!(
             out,
-            "{}\t{}\t{}/{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}",
             visible(&c.src.to_string()),
             visible(&c.dst.to_string()),
             c.port,
@@ -321,7 +339,8 @@ pub fn check_table(rows: &[CheckRow]) -> String {
             c.flows,
             c.verdict,
             visible(&c.egress),
-            visible(&c.ingress)
+            visible(&c.ingress),
+            c.effect.as_str()
         );
     }
     out

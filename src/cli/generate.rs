@@ -31,7 +31,7 @@ pub(crate) struct ConnectionsArgs {
 
 /// The YAML, then the summary on stderr; exit 1 when the verification found a mismatch.
 pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
-    let r = args.sel.review()?;
+    let (_, r) = args.sel.review()?;
     let yaml = to_yaml(&r.generation.policies).map_err(Fail)?;
     match &args.output {
         Some(path) => std::fs::write(path, &yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
@@ -51,7 +51,7 @@ pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
 
 /// The review's rows, from files or the store alike.
 pub(crate) fn run_connections(args: ConnectionsArgs) -> Result<ExitCode, Fail> {
-    let r = args.sel.review()?;
+    let (_, r) = args.sel.review()?;
     let rows = report::rows(&r.generation.review, &r.connections, None);
     let out = if args.json { to_json(&rows)? } else { report::rows_table(&rows) };
     write_stdout(out.as_bytes())?;

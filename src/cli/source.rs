@@ -162,9 +162,24 @@ impl Selection {
         }
     }
 
+    /// A selection of namespaces and nothing else (no decisions given as flags): what `check
+    /// --proposed` proposes policies for.
+    pub(crate) fn of_namespaces(source: SourceArgs, namespace: Vec<String>) -> Selection {
+        Selection {
+            source,
+            namespace,
+            all_namespaces: false,
+            workload: Vec::new(),
+            exclude: Vec::new(),
+            trust: Vec::new(),
+            include_unresolved: false,
+            no_dns: false,
+        }
+    }
+
     /// The review: policies generated for the selection and verified against the connections they
-    /// came from, from files or from the store.
-    pub(crate) fn review(&self) -> Result<Reviewed, Fail> {
+    /// came from, from files or from the store; with the inventory they were enriched against.
+    pub(crate) fn review(&self) -> Result<(Inventory, Reviewed), Fail> {
         match &self.source.cluster {
             Some(cluster) => self.review_stored(cluster),
             None => {
@@ -180,12 +195,13 @@ impl Selection {
                     dns: !self.no_dns,
                 };
                 let (generation, verification) = offline::generate_and_verify(&obs, &opts);
-                Ok(Reviewed { connections: obs.connections, generation, verification, decisions: Vec::new() })
+                let r = Reviewed { connections: obs.connections, generation, verification, decisions: Vec::new() };
+                Ok((obs.inventory, r))
             }
         }
     }
 
-    fn review_stored(&self, cluster: &str) -> Result<Reviewed, Fail> {
+    fn review_stored(&self, cluster: &str) -> Result<(Inventory, Reviewed), Fail> {
         let [namespace] = self.namespace.as_slice() else {
             return Err(Fail("--cluster takes exactly one --namespace".into()));
         };
@@ -203,7 +219,7 @@ impl Selection {
                 .await
                 .map_err(store_err)?;
             eprintln!("store: {} connections in the window", r.connections.map.len());
-            Ok(r)
+            Ok((inv, r))
         })
     }
 }

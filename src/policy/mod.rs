@@ -5,4 +5,5 @@ pub mod eval;
 pub mod generate;
 pub mod portset;
 pub mod selector;
+pub mod simulate;
 pub mod verify;

@@ -1,0 +1,202 @@
+//! What applying policies would break: `flowgate check` simulates the cluster's policies, then the
+//! same with the proposal (Flowgate's own with `--proposed`, and files with `--policies`) applied
+//! over them, against the observed connections, through the real binary; from files and from the
+//! store alike.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{Run, flowgate};
+
+fn file(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p).to_str().unwrap().to_string()
+}
+
+fn inv() -> String {
+    file("tests/fixtures/java-app/inventory.json")
+}
+fn existing() -> String {
+    file("tests/fixtures/java-app-extra/existing-policies.yaml")
+}
+fn flows() -> String {
+    file("tests/fixtures/java-app/flows.ndjson")
+}
+
+/// `src -> dst port/proto` with the namespace prefix cut, to the row.
+fn by_conn(run: &Run) -> BTreeMap<String, Value> {
+    let rows: Vec<Value> = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    let short = |v: &Value| {
+        let s = match (v.get("workload"), v.get("name")) {
+            (Some(w), _) => w.as_str().unwrap().to_string(),
+            (None, Some(node)) => format!("node/{}", node.as_str().unwrap()),
+            (None, None) => v["ip"].as_str().unwrap().to_string(),
+        };
+        s.replace("deployment/example-java-app/example-java-app-", "~")
+            .replace("statefulset/example-java-app/example-java-app-", "~")
+    };
+    rows.into_iter()
+        .map(|r| {
+            (
+                format!(
+                    "{} -> {} {}/{}",
+                    short(&r["src"]),
+                    short(&r["dst"]),
+                    r["port"],
+                    r["protocol"].as_str().unwrap()
+                ),
+                r,
+            )
+        })
+        .collect()
+}
+
+fn effects(run: &Run) -> BTreeMap<String, String> {
+    by_conn(run).into_iter().map(|(k, r)| (k, r["effect"].as_str().unwrap().to_string())).collect()
+}
+
+#[test]
+fn the_proposal_over_the_clusters_policies_says_what_it_breaks_and_why() {
+    let (inv, existing, flows) = (inv(), existing(), flows());
+    let run = flowgate(&[
+        "check",
+        "--inventory",
+        &inv,
+        &existing,
+        "--flows",
+        &flows,
+        "--proposed",
+        "--namespace",
+        "example-java-app",
+        "--json",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let want: BTreeMap<String, String> = [
+        // Blocked today by the namespace's default deny, allowed by the proposed policy.
+        ("~jclient -> ~javaapp 8080/TCP", "newly_allowed"),
+        // Blocked today by another team's policy on redis (monitoring only); the proposal adds
+        // the app's own rule beside it (policies add up).
+        ("~javaapp -> ~redis 6379/TCP", "newly_allowed"),
+        ("~javaapp -> ~cassandra 9042/TCP", "newly_allowed"),
+        ("~javaapp -> ~mongo 27017/TCP", "newly_allowed"),
+        // The external API is not trusted: the proposed egress policy would cut it off.
+        ("~javaapp -> 192.229.173.207 443/TCP", "would_break"),
+        ("~javaapp -> deployment/kube-system/coredns 53/UDP", "allowed"),
+        ("~jclient -> deployment/kube-system/coredns 53/UDP", "allowed"),
+        ("node/node-1 -> ~javaapp 8080/TCP", "not_subject"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(effects(&run), want);
+    let rows = by_conn(&run);
+    let api = &rows["~javaapp -> 192.229.173.207 443/TCP"];
+    assert_eq!(
+        api["reason"],
+        "blocked by the default deny of example-java-app/example-java-app-javaapp (egress: no rule allows it)"
+    );
+    assert_eq!(api["processes"], serde_json::json!(["java"]));
+    assert!(run.stderr.contains("applying them breaks 1 connections seen in the window:"), "{}", run.stderr);
+    assert!(run.stderr.contains("WOULD BREAK: deployment/example-java-app/example-java-app-javaapp -> 192.229.173.207 (external) 443/TCP (5 flows, last seen 2026-11-25T10:04:12Z, process java)"), "{}", run.stderr);
+    let jclient = &rows["~jclient -> ~javaapp 8080/TCP"];
+    assert_eq!(
+        jclient["reason"],
+        "allowed by example-java-app/example-java-app-javaapp, example-java-app/example-java-app-jclient"
+    );
+
+    // Without the proposal, the cluster's own policies decide: nothing changes, and what they
+    // block today is named with the policy that blocks it.
+    let today =
+        flowgate(&["check", "--inventory", &inv, &existing, "--flows", &flows, "--policies", &existing, "--json"]);
+    assert_eq!(today.code, Some(0), "{}", today.stderr);
+    let rows = by_conn(&today);
+    assert!(rows.values().all(|r| r["effect"] != "would_break" && r["effect"] != "newly_allowed"), "{rows:?}");
+    let redis = &rows["~javaapp -> ~redis 6379/TCP"];
+    assert_eq!(redis["effect"], "blocked");
+    assert_eq!(
+        redis["reason"],
+        "blocked by the default deny of example-java-app/default-deny-ingress, example-java-app/redis-from-monitoring (ingress: no rule allows it)"
+    );
+}
+
+/// The seed's story: a hand-written policy that forgets DNS and the external API.
+#[test]
+fn a_hand_written_policy_that_forgets_dns_breaks_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("javaapp.yaml");
+    std::fs::write(
+        &mine,
+        "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: javaapp, namespace: example-java-app}
+spec:
+  podSelector: {matchLabels: {app.kubernetes.io/name: example-java-app-javaapp}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{podSelector: {matchLabels: {app.kubernetes.io/name: example-java-app-redis}}}]
+      ports: [{port: 6379}]
+",
+    )
+    .unwrap();
+    let (inv, flows) = (inv(), flows());
+    let run = flowgate(&[
+        "check",
+        "--inventory",
+        &inv,
+        "--flows",
+        &flows,
+        "--policies",
+        mine.to_str().unwrap(),
+        "--json",
+        "--fail-on-blocked",
+    ]);
+    assert_eq!(run.code, Some(1), "--fail-on-blocked: {}", run.stderr);
+    let broken: Vec<String> = effects(&run).into_iter().filter(|(_, e)| e == "would_break").map(|(k, _)| k).collect();
+    assert_eq!(
+        broken,
+        [
+            "~javaapp -> 192.229.173.207 443/TCP",
+            "~javaapp -> deployment/kube-system/coredns 53/UDP",
+            "~javaapp -> ~cassandra 9042/TCP",
+            "~javaapp -> ~mongo 27017/TCP",
+        ]
+    );
+    for k in &broken {
+        assert_eq!(
+            by_conn(&run)[k]["reason"],
+            "blocked by the default deny of example-java-app/javaapp (egress: no rule allows it)",
+            "{k}"
+        );
+    }
+}
+
+fn database_url(pool: &sqlx::PgPool) -> String {
+    let o = pool.connect_options();
+    format!("postgres://{}@{}:{}/{}", o.get_username(), o.get_host(), o.get_port(), o.get_database().unwrap())
+}
+
+/// The same simulation from the store: the cluster's policies imported with its objects, the
+/// proposal from the stored connections and decisions.
+#[sqlx::test(migrations = false)]
+async fn the_store_simulates_like_the_files(pool: sqlx::PgPool) {
+    let url = database_url(&pool);
+    let (inv, existing, flows) = (inv(), existing(), flows());
+    let ok = |args: &[&str]| {
+        let r = flowgate(args);
+        assert_eq!(r.code, Some(0), "flowgate {}\n{}", args.join(" "), r.stderr);
+        r
+    };
+    ok(&["import", "--cluster", "c", "--at", "2000-01-01T00:00:00Z", "--database-url", &url, &inv, &existing]);
+    ok(&["ingest", "--cluster", "c", "--retention", "36500d", "--database-url", &url, &flows]);
+    let args = ["--proposed", "--namespace", "example-java-app", "--json"];
+    let mut offline = vec!["check", "--inventory", &inv, &existing, "--flows", &flows];
+    offline.extend(args);
+    let mut stored = vec!["check", "--cluster", "c", "--database-url", &url];
+    stored.extend(args);
+    let (offline, stored) = (ok(&offline), ok(&stored));
+    assert_eq!(stored.stdout, offline.stdout);
+    assert!(stored.stderr.contains("applying them breaks 1 connections"), "{}", stored.stderr);
+}
