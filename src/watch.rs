@@ -93,8 +93,9 @@ where
     (Arc::new(Reflected { kind, reader, wrap }), task.abort_handle())
 }
 
-/// A reflector per kind Flowgate reads (the deployment's ClusterRole grants exactly these: keep
-/// `deploy/base/rbac.yaml` in step), running until the `Watcher` is dropped.
+/// A reflector per kind Flowgate reads, running until the `Watcher` is dropped. The deployment's
+/// ClusterRole (`deploy/base/clusterrole.yaml`) grants list and watch of exactly these; a test
+/// in `tests/watch.rs` compares it with the requests made.
 pub struct Watcher {
     kinds: Arc<[Arc<dyn Kind>]>,
     tasks: Vec<tokio::task::AbortHandle>,

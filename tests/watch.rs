@@ -3,7 +3,7 @@
 //! response) with real object JSON, recording into a fresh database; and `serve --kube`'s side
 //! of it: `/readyz` waits for every kind's first list, the watcher stops with the server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +27,17 @@ struct Fake {
     lists_open: Option<watch::Receiver<bool>>,
     /// This many watch requests are answered 500 before the rest are served.
     failing_watches: Arc<AtomicUsize>,
+    /// Every request as RBAC sees it: (API group, resource, verb).
+    requests: Arc<Mutex<BTreeSet<(String, String, String)>>>,
+}
+
+/// The (API group, resource) of a collection's path: `/api/v1/pods` or `/apis/apps/v1/deployments`.
+fn group_resource(path: &str) -> (String, String) {
+    match path.trim_start_matches('/').split('/').collect::<Vec<_>>()[..] {
+        ["api", _version, resource] => (String::new(), resource.to_string()),
+        ["apis", group, _version, resource] => (group.to_string(), resource.to_string()),
+        _ => panic!("a request for {path}, not a collection"),
+    }
 }
 
 fn plural(kind: &str) -> String {
@@ -40,6 +51,9 @@ fn plural(kind: &str) -> String {
 async fn api(State(fake): State<Fake>, uri: Uri, Query(q): Query<HashMap<String, String>>) -> Response {
     let resource = uri.path().rsplit('/').next().unwrap_or_default().to_string();
     let watching = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let (group, resource_name) = group_resource(uri.path());
+    let verb = if watching { "watch" } else { "list" };
+    fake.requests.lock().unwrap().insert((group, resource_name, verb.to_string()));
     if watching && fake.failing_watches.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "watch failed").into_response();
     }
@@ -257,6 +271,38 @@ async fn readyz_waits_for_every_kind_to_list_and_the_watcher_stops_with_the_serv
     let (_, text) = get(&app, "/metrics").await;
     let restarts: Vec<&str> = text.lines().filter(|l| l.starts_with("flowgate_watch_restarts_total{")).collect();
     assert!(restarts.iter().any(|l| l.ends_with(" 1")), "{restarts:?}");
+
+    // The deployment's ClusterRole grants exactly what the watcher asks for: every request is
+    // allowed, and every rule is used.
+    let role: k8s_openapi::api::rbac::v1::ClusterRole =
+        serde_saphyr::from_str(include_str!("../deploy/base/clusterrole.yaml")).expect("the ClusterRole parses");
+    let granted: BTreeSet<(String, String, String)> = role
+        .rules
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|rule| {
+            let groups = rule.api_groups.clone().unwrap_or_default();
+            let resources = rule.resources.clone().unwrap_or_default();
+            groups.into_iter().flat_map(move |g| {
+                let verbs = rule.verbs.clone();
+                resources.clone().into_iter().flat_map(move |r| {
+                    let g = g.clone();
+                    verbs.clone().into_iter().map(move |v| (g.clone(), r.clone(), v))
+                })
+            })
+        })
+        .collect();
+    while *fake.requests.lock().unwrap() != granted {
+        let requested = fake.requests.lock().unwrap().clone();
+        let beyond: Vec<_> = requested.difference(&granted).collect();
+        assert!(beyond.is_empty(), "requests the ClusterRole does not allow: {beyond:?}");
+        assert!(
+            Instant::now() < deadline,
+            "rules never used: {:?}",
+            granted.difference(&requested).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), running).await.expect("the watcher stops when told").unwrap();
