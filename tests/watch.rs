@@ -18,6 +18,9 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
+#[path = "support/served.rs"]
+mod served;
+
 /// Objects by resource plural, and the watch channels opened so far per plural.
 #[derive(Clone, Default)]
 struct Fake {
@@ -128,12 +131,16 @@ fn java_app_objects() -> (HashMap<String, Vec<Value>>, usize) {
     (objects, expected)
 }
 
-/// Serves the fake API server on a free port; a client for it.
-async fn serve_fake(fake: &Fake) -> kube::Client {
+/// Serves the fake API server on a free port; its URL.
+async fn serve_fake(fake: &Fake) -> String {
     let app = axum::Router::new().fallback(api).with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn client(url: &str) -> kube::Client {
     kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap()
 }
 
@@ -155,7 +162,7 @@ async fn watches_a_cluster_and_closes_deleted_objects(pool: PgPool) {
         .cloned()
         .unwrap();
     let fake = Fake { objects: Arc::new(objects), ..Fake::default() };
-    let client = serve_fake(&fake).await;
+    let client = client(&serve_fake(&fake).await);
     let (tx, mut imports) = mpsc::unbounded_channel();
     let watcher =
         tokio::spawn(flowgate::watch::watch(client, store.clone(), cluster, Duration::from_millis(50), move |r, n| {
@@ -223,7 +230,7 @@ async fn readyz_waits_for_every_kind_to_list_and_the_watcher_stops_with_the_serv
         failing_watches: Arc::new(AtomicUsize::new(1)),
         ..Fake::default()
     };
-    let client = serve_fake(&fake).await;
+    let client = client(&serve_fake(&fake).await);
     let mut state = flowgate::web::AppState::new(store.clone(), "watch-test-token-0123456789");
     let watcher = flowgate::watch::Watcher::start(&client, &state.metrics);
     state.watching = Some(watcher.synced());
@@ -306,4 +313,90 @@ async fn readyz_waits_for_every_kind_to_list_and_the_watcher_stops_with_the_serv
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), running).await.expect("the watcher stops when told").unwrap();
+}
+
+/// A GET over a real connection: the status and the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: flowgate\r\nConnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_string(&mut answer)).await.unwrap().unwrap();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{answer}"));
+    (status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+}
+
+/// The binary: `serve --kube --kubeconfig F --cluster NAME` watches the cluster its kubeconfig
+/// names, is not ready until every kind has listed, records the cluster under that name, and
+/// stops with its watchers at SIGTERM (exit 0).
+#[sqlx::test(migrations = false)]
+async fn serve_kube_watches_the_kubeconfig_cluster_until_sigterm(pool: PgPool) {
+    use sqlx::ConnectOptions;
+    let db_url = pool.connect_options().to_url_lossy().to_string();
+    let store = Store::from_pool(pool).await.unwrap();
+    let (objects, expected) = java_app_objects();
+    let (open_lists, lists_open) = watch::channel(false);
+    let fake = Fake { objects: Arc::new(objects), lists_open: Some(lists_open), ..Fake::default() };
+    let api_url = serve_fake(&fake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters: [{{name: fake, cluster: {{server: \"{api_url}\"}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n"
+        ),
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
+    // The child is waited for on a blocking thread: this runtime serves the fake API meanwhile.
+    let mut server = tokio::task::spawn_blocking(move || {
+        let args = ["--kube", "--kubeconfig", &kubeconfig, "--cluster", "live", "--watch-interval", "1s"];
+        served::Served::start(&db_url, &args, Some("serve-kube-test-token-0123"))
+    })
+    .await
+    .unwrap();
+    let addr = server.addr();
+
+    let (status, body) = http_get(addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not listed yet"), "{body}");
+    open_lists.send(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(addr, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "not ready 30 s after the lists:\n{}", server.stderr);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cluster = loop {
+        if let Ok(id) = store.cluster_id("live", false).await {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no cluster \"live\" recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    loop {
+        let recorded: i64 =
+            sqlx::query_scalar("select count(*) from k8s_objects where cluster_id = $1 and valid_to is null")
+                .bind(cluster)
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        if recorded == expected as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{recorded} of {expected} objects recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate(Duration::from_secs(20));
+        (status, server.stderr.clone())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    assert!(status.1.contains("watching the cluster as \"live\""), "{}", status.1);
 }
