@@ -1079,6 +1079,32 @@ async fn sigterm_finishes_the_ingest_in_flight_and_exits_0(pool: sqlx::PgPool) {
     assert_eq!(status.code(), Some(0), "{}", server.stderr);
 }
 
+/// `serve --kube` reads its Kubernetes configuration before it serves: a kubeconfig that cannot
+/// be read is bad input (exit 2, saying which), and the watch flags need `--kube`.
+#[sqlx::test(migrations = false)]
+async fn serve_kube_refuses_a_kubeconfig_it_cannot_read(pool: sqlx::PgPool) {
+    use sqlx::ConnectOptions;
+    let url = pool.connect_options().to_url_lossy().to_string();
+    let run = flowgate(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+        "--kube",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+    ]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("Kubernetes configuration: --kubeconfig /nonexistent/kubeconfig"), "{}", run.stderr);
+    let run = flowgate(&["serve", "--database-url", &url, "--cluster", "prod"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--kube"), "{}", run.stderr);
+    let run = flowgate(&["serve", "--database-url", &url, "--kube", "--cluster", "Not_A_Name"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--cluster: "), "{}", run.stderr);
+}
+
 /// `--log-format json`: every line `serve` writes, from its start to its stop, is one JSON object
 /// with a level and a message (what a log collector reads), the start lines included.
 #[sqlx::test(migrations = false)]

@@ -56,7 +56,9 @@ pub(crate) fn notice(msg: impl std::fmt::Display) {
 
 fn init_log(format: LogFormat) {
     let filter = || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "flowgate=info".into());
-    let log = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    // Colours only for a terminal: a pipe (docker, kubectl logs) would get the escape codes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let log = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => log.with_env_filter(filter()).init(),
         LogFormat::Json => log.json().with_env_filter(filter()).init(),
