@@ -208,6 +208,23 @@ async fn watches_a_cluster_and_closes_deleted_objects(pool: PgPool) {
     watcher.abort();
 }
 
+/// Waits until the cluster's current objects are `expected` many; panics at `deadline`.
+async fn wait_for_objects(store: &Store, cluster: i32, expected: usize, deadline: Instant) {
+    loop {
+        let recorded: i64 =
+            sqlx::query_scalar("select count(*) from k8s_objects where cluster_id = $1 and valid_to is null")
+                .bind(cluster)
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        if recorded == expected as i64 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{recorded} of {expected} objects recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn get(app: &axum::Router, path: &str) -> (StatusCode, String) {
     let resp = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
     let status = resp.status();
@@ -258,17 +275,7 @@ async fn readyz_waits_for_every_kind_to_list_and_the_watcher_stops_with_the_serv
     }
 
     // Recorded by the server's watcher, as by `flowgate watch`.
-    let recorded = || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from k8s_objects where cluster_id = $1 and valid_to is null")
-            .bind(cluster)
-            .fetch_one(&store.pool)
-            .await
-            .unwrap()
-    };
-    while recorded().await < expected as i64 {
-        assert!(Instant::now() < deadline, "the snapshot was not recorded within 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_objects(&store, cluster, expected, deadline).await;
     // The first watch failed: one restart, under its kind.
     let restarted = || metrics.watch_restarts.values().iter().map(|(_, c)| c.get()).sum::<u64>();
     while restarted() < 1 {
@@ -377,19 +384,7 @@ async fn serve_kube_watches_the_kubeconfig_cluster_until_sigterm(pool: PgPool) {
         assert!(Instant::now() < deadline, "no cluster \"live\" recorded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    loop {
-        let recorded: i64 =
-            sqlx::query_scalar("select count(*) from k8s_objects where cluster_id = $1 and valid_to is null")
-                .bind(cluster)
-                .fetch_one(&store.pool)
-                .await
-                .unwrap();
-        if recorded == expected as i64 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{recorded} of {expected} objects recorded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_objects(&store, cluster, expected, deadline).await;
 
     let status = tokio::task::spawn_blocking(move || {
         let status = server.terminate(Duration::from_secs(20));

@@ -160,7 +160,8 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' '
                        form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The whole application: each feature's router ([`pages::router`], [`api::router`],
-/// [`ingest::router`], the probes, the static files) with the layers they share.
+/// [`ingest::router`], the probes, [`metrics::router`], the static files) with the layers they
+/// share, every request timed by [`metrics::track`].
 pub fn router(state: AppState) -> Router {
     let pages = pages::router();
     let api = api::router().merge(probes());
