@@ -628,7 +628,7 @@ mod tests {
     fn counting_and_merging_agree_for_owned_and_borrowed_text() {
         let names: Vec<String> = (0..23).map(|i| format!("p{:02}", (i * 7) % 23)).collect();
         let t = |i: usize| Timestamp::from_second(1_000 + (i as i64 * 37) % 101).unwrap();
-        let flow = |i: usize| (t(i), i % 3 == 0, i % 4 == 0, Some(40_000 + ((i * 13) % 17) as u16));
+        let flow = |i: usize| (t(i), i.is_multiple_of(3), i.is_multiple_of(4), Some(40_000 + ((i * 13) % 17) as u16));
         let fold_owned = |range: std::ops::Range<usize>| {
             let mut s: ConnStats = ConnStats::new(t(range.start));
             for i in range {
