@@ -20,7 +20,7 @@ use crate::inventory::Inventory;
 use crate::model::{Cidr, WorkloadRef};
 use crate::policy::eval::SideDecision;
 use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generation, ReviewRow, Status};
-use crate::policy::simulate::{Effect, Simulated};
+use crate::policy::simulate::{Effect, Simulated, Simulation};
 use crate::policy::verify::Verification;
 use crate::topology::{ConnStats, Connections};
 
@@ -60,6 +60,48 @@ pub struct Row {
     pub editable: bool,
     /// Nothing said which end opened the connection: it may be a reply read backwards.
     pub undecided: bool,
+    /// What applying the proposed policy does to it, when the review was simulated
+    /// ([`with_simulation`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
+    /// The deciding policies of that outcome, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect_reason: Option<String>,
+}
+
+impl Row {
+    /// The effect as the table says it.
+    pub fn effect_text(&self) -> &'static str {
+        match self.effect {
+            None => "",
+            Some(Effect::Allowed) => "allowed",
+            Some(Effect::WouldBreak) => "would break",
+            Some(Effect::Blocked) => "blocked already",
+            Some(Effect::NewlyAllowed) => "newly allowed",
+            Some(Effect::NotSubject) => "not subject (node)",
+        }
+    }
+}
+
+/// The rows with what applying the proposal does to each (rows of connections the simulation did
+/// not cover keep `None`).
+pub fn with_simulation(mut rows: Vec<Row>, review: &[ReviewRow], sim: &Simulation<'_>) -> Vec<Row> {
+    let by_row: std::collections::HashMap<(String, Direction, String, u16, &'static str), &Simulated<'_>> = review
+        .iter()
+        .filter_map(|r| {
+            let s = sim.effect(&r.key)?;
+            Some(((r.workload.to_string(), r.direction, r.peer().key(), r.key.port.get(), r.key.protocol.as_str()), s))
+        })
+        .collect();
+    for row in &mut rows {
+        if let Some(s) =
+            by_row.get(&(row.workload.clone(), row.direction, row.peer_key.clone(), row.port, row.protocol))
+        {
+            row.effect = Some(s.effect);
+            row.effect_reason = Some(s.reason());
+        }
+    }
+    rows
 }
 
 /// Whether a character would change or hide what is shown around it: the bidirectional controls
@@ -145,6 +187,8 @@ fn row(r: &ReviewRow, stats: &ConnStats) -> Row {
         allowed: r.status == Status::Allowed,
         editable,
         undecided: r.undecided,
+        effect: None,
+        effect_reason: None,
     }
 }
 
@@ -393,7 +437,15 @@ fn status_class(s: &Status, peer: &Endpoint) -> &'static str {
 
 /// The map: the review's workloads and peers (namespaces as groups, Services between client and
 /// backend when the connection went through one), edges labelled port/protocol with a status.
-pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadRef>) -> Value {
+///
+/// With a simulation, a connection applying the proposal would break has the status `would-break`
+/// (whatever its own status), and each edge's details say what applying it does.
+pub fn graph(
+    review: &[ReviewRow],
+    conns: &Connections,
+    focus: Option<&WorkloadRef>,
+    sim: Option<&Simulation<'_>>,
+) -> Value {
     let mut nodes: BTreeMap<String, Value> = BTreeMap::new();
     let mut edges: BTreeMap<String, Value> = BTreeMap::new();
     let add_node = |nodes: &mut BTreeMap<String, Value>, e: &Endpoint| -> String {
@@ -448,17 +500,25 @@ pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadR
         let peer = r.peer();
         let src = add_node(&mut nodes, &r.key.src);
         let dst = add_node(&mut nodes, &r.key.dst);
-        let status = status_class(&r.status, peer);
+        let simulated = sim.and_then(|s| s.effect(&r.key));
+        let status = match simulated {
+            Some(s) if s.effect == Effect::WouldBreak => "would-break",
+            _ => status_class(&r.status, peer),
+        };
         let label = format!("{}/{}", r.key.port, r.key.protocol);
         let processes: Vec<String> =
             stats.processes.iter().map(|p| shown(&cap_text(p.clone(), MAX_PROCESS_LEN).0)).collect();
-        let detail = json!({
+        let mut detail = json!({
             "Flows": stats.flows.to_string(),
             "Decision": shown(&r.status.to_string()),
             "First seen": when(stats.first_seen),
             "Last seen": when(stats.last_seen),
             "Processes": processes.join(", "),
         });
+        if let Some(s) = simulated {
+            detail["If applied"] =
+                Value::String(shown(&format!("{}: {}", s.effect.as_str().replace('_', " "), s.reason())));
+        }
         // A connection through a Service is drawn client -> Service -> backend.
         let via = stats.services.iter().next().and_then(|s| {
             let (svc, port) = s.rsplit_once(':')?;

@@ -99,7 +99,7 @@ fn the_proposal_over_the_clusters_policies_says_what_it_breaks_and_why() {
         "blocked by the default deny of example-java-app/example-java-app-javaapp (egress: no rule allows it)"
     );
     assert_eq!(api["processes"], serde_json::json!(["java"]));
-    assert!(run.stderr.contains("applying them breaks 1 connections seen in the window:"), "{}", run.stderr);
+    assert!(run.stderr.contains("applying them breaks 1 connection seen in the window:"), "{}", run.stderr);
     assert!(run.stderr.contains("WOULD BREAK: deployment/example-java-app/example-java-app-javaapp -> 192.229.173.207 (external) 443/TCP (5 flows, last seen 2026-11-25T10:04:12Z, process java)"), "{}", run.stderr);
     let jclient = &rows["~jclient -> ~javaapp 8080/TCP"];
     assert_eq!(
@@ -198,5 +198,5 @@ async fn the_store_simulates_like_the_files(pool: sqlx::PgPool) {
     stored.extend(args);
     let (offline, stored) = (ok(&offline), ok(&stored));
     assert_eq!(stored.stdout, offline.stdout);
-    assert!(stored.stderr.contains("applying them breaks 1 connections"), "{}", stored.stderr);
+    assert!(stored.stderr.contains("applying them breaks 1 connection"), "{}", stored.stderr);
 }

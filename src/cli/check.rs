@@ -94,7 +94,8 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode, Fail> {
     } else if breaks.is_empty() {
         eprintln!("applying them breaks none of the connections seen");
     } else {
-        eprintln!("applying them breaks {} connections seen in the window:", breaks.len());
+        let n = breaks.len();
+        eprintln!("applying them breaks {n} connection{} seen in the window:", if n == 1 { "" } else { "s" });
         for r in breaks {
             eprintln!("WOULD BREAK: {}", r.summary());
         }

@@ -10,9 +10,11 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Serialize;
 
 use super::eval::{Decision, Evaluator, SideDecision};
+use super::generate::Generation;
 use super::verify::{PortIndex, peer_of};
 use crate::enrich::Endpoint;
 use crate::inventory::Inventory;
+use crate::model::WorkloadRef;
 use crate::topology::{ConnKey, ConnStats, Connections};
 
 /// What applying the proposal does to one observed connection.
@@ -156,6 +158,25 @@ pub fn simulate<'a>(
         rows.push(Simulated { key, stats, before, after, effect });
     }
     Simulation { rows, warnings }
+}
+
+/// A generation's own proposal simulated: the policies of `workload` (of every workload generated,
+/// with `None`) applied over the inventory's, over the connections with an end in that workload
+/// (every connection, with `None`). What the review page shows beside its YAML.
+pub fn proposal<'a>(
+    inv: &Inventory,
+    conns: &'a Connections,
+    generation: &Generation,
+    workload: Option<&WorkloadRef>,
+) -> Simulation<'a> {
+    let proposed: Vec<NetworkPolicy> = generation
+        .policies
+        .iter()
+        .filter(|g| workload.is_none_or(|w| &g.workload == w))
+        .map(|g| g.policy.clone())
+        .collect();
+    let touches = |e: &Endpoint| workload.is_none_or(|w| e.workload() == Some(w));
+    simulate(inv, conns, &proposed, |k| touches(&k.src) || touches(&k.dst))
 }
 
 #[cfg(test)]

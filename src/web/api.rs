@@ -25,6 +25,7 @@ pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route(&format!("{W}/connections"), get(connections))
         .route(&format!("{W}/graph"), get(graph))
+        .route(&format!("{W}/simulation"), get(simulation))
         .route(&format!("{W}/policy.yaml"), get(policy_yaml))
         .route(&format!("{W}/decisions"), get(get_decisions).put(put_decisions))
         .route(&format!("{NS}/policy.yaml"), get(namespace_policy_yaml))
@@ -39,7 +40,23 @@ pub async fn connections(r: WorkloadReview) -> Json<serde_json::Value> {
 
 /// `…/graph`: the map's JSON for one workload.
 pub async fn graph(r: WorkloadReview) -> Json<serde_json::Value> {
-    Json(report::graph(&r.review.generation.review, &r.review.connections, Some(&r.workload)))
+    let sim = r.simulation();
+    Json(report::graph(&r.review.generation.review, &r.review.connections, Some(&r.workload), Some(&sim)))
+}
+
+/// `…/simulation`: what applying the workload's proposed policy over the cluster's policies would
+/// do to each connection seen in the window, as `flowgate check --proposed` reports it.
+pub async fn simulation(r: WorkloadReview) -> Json<serde_json::Value> {
+    let sim = r.simulation();
+    let rows: Vec<report::CheckRow> = sim.rows.iter().map(report::CheckRow::new).collect();
+    let breaks = rows.iter().filter(|c| c.effect == crate::policy::simulate::Effect::WouldBreak).count();
+    Json(json!({
+        "workload": r.workload.to_string(),
+        "decisions_version": r.version(),
+        "would_break": breaks,
+        "connections": rows,
+        "warnings": sim.warnings,
+    }))
 }
 
 /// `/api/v1/clusters/{c}/namespaces/{ns}/graph`: the whole namespace (one node per workload).
@@ -50,7 +67,9 @@ pub async fn namespace_graph(
     Window(q): Window,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let r = review_namespace(&state, &cluster, &ns, &q).await?;
-    Ok(Json(report::graph(&r.generation.review, &r.connections, None)))
+    let inv = state.inventory(state.cluster(&cluster).await?).await?;
+    let sim = crate::policy::simulate::proposal(&inv, &r.connections, &r.generation, None);
+    Ok(Json(report::graph(&r.generation.review, &r.connections, None, Some(&sim))))
 }
 
 fn yaml_response(yaml: String, filename: &str) -> Response {

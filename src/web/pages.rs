@@ -68,6 +68,9 @@ mod filters {
 /// page of megabytes that the browser lays out row by row; the JSON API lists them all.
 pub const MAX_TABLE_ROWS: usize = 1_000;
 
+/// Connections listed by name above the YAML as what applying the policy would break.
+pub const MAX_LISTED_BREAKS: usize = 20;
+
 /// One review table (Ingress or Egress) as the page renders it.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -305,6 +308,9 @@ pub struct ReviewPartial {
     /// The map's graph from the same review, for map.js to draw without asking again (escaped
     /// for a `<script type="application/json">`).
     pub graph_json: String,
+    /// What applying the policy would do, in a sentence, and the connections it would break.
+    pub simulation: String,
+    pub breaks: Vec<String>,
 }
 
 /// JSON as the text of a `<script type="application/json">`: nothing in it can end the element
@@ -357,7 +363,39 @@ pub fn partial(
     q: &WindowQuery,
     r: &Reviewed,
 ) -> ReviewPartial {
-    let rows = report::rows(&r.generation.review, &r.connections, Some(w));
+    // What applying this workload's policy over the cluster's own would do, shown in the tables,
+    // on the map and above the YAML.
+    let sim = crate::policy::simulate::proposal(state_inv, &r.connections, &r.generation, Some(w));
+    let rows = report::with_simulation(
+        report::rows(&r.generation.review, &r.connections, Some(w)),
+        &r.generation.review,
+        &sim,
+    );
+    // The first few are listed; the tables' "If applied" column has them all.
+    let mut breaks: Vec<String> =
+        sim.would_break().take(MAX_LISTED_BREAKS).map(|s| report::CheckRow::new(s).summary()).collect();
+    let unlisted = sim.would_break().count().saturating_sub(MAX_LISTED_BREAKS);
+    if unlisted > 0 {
+        breaks.push(format!("… and {unlisted} more: see \"If applied\" in the tables"));
+    }
+    let window_words =
+        match (q.since.as_deref().filter(|s| !s.is_empty()), q.until.as_deref().filter(|s| !s.is_empty())) {
+            (Some(s), None) if s.parse::<TimeBound>().is_ok_and(|b| matches!(b, TimeBound::Ago(_))) => {
+                format!("in the last {s}")
+            }
+            (None, None) => format!("in the last {DEFAULT_WINDOW}"),
+            _ => "in this window".to_string(),
+        };
+    let simulation = match sim.would_break().count() {
+        _ if sim.rows.is_empty() => format!("No connection of this workload was seen {window_words}."),
+        0 => format!(
+            "Applying this policy over the cluster's {} policies blocks none of the {} connections seen {window_words}.",
+            state_inv.policies.len(),
+            sim.rows.len()
+        ),
+        1 => format!("Applying this policy blocks 1 connection seen {window_words}:"),
+        n => format!("Applying this policy blocks {n} connections seen {window_words}:"),
+    };
     let (ingress, egress): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| r.direction == Direction::Ingress);
     let (decisions, version) =
         r.decisions.iter().find(|(t, _, _)| t == w).map(|(_, d, v)| (d.clone(), *v)).unwrap_or_default();
@@ -401,7 +439,9 @@ pub fn partial(
         warnings: r.generation.warnings.clone(),
         message: None,
         conflict: false,
-        graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w))),
+        graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w), Some(&sim))),
+        simulation,
+        breaks,
     }
 }
 
@@ -559,6 +599,8 @@ mod tests {
             allowed: true,
             editable: true,
             undecided: false,
+            effect: None,
+            effect_reason: None,
         };
         let t = Table::new("Ingress", "tab-ingress", vec![row.clone(); 5], 3);
         assert_eq!((t.rows.len(), t.more), (3, 2));
