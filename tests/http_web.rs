@@ -830,3 +830,29 @@ async fn the_simulation_api_lists_what_the_policy_would_break(pool: PgPool) {
     let v = sim(app.clone()).await;
     assert_eq!(broken(&v), ["10.244.200.9:8125"], "{v}");
 }
+
+/// Safety warnings above the YAML: the demo's ingress controller sits behind a LoadBalancer and
+/// nothing came from outside in the window, so its policy (ingress isolated, no rule from outside)
+/// is said loudly; javaapp's cassandra dependency, last seen 20 h ago, is marked stale.
+#[sqlx::test(migrations = false)]
+async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
+    let app = app(pool).await;
+    let (status, _, page) =
+        send(&app, bearer("/clusters/demo/namespaces/ingress-nginx/workloads/deployment/ingress-nginx-controller"))
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    let start = page.find(r#"<ul id="safety">"#).expect("safety warnings on the page");
+    let safety = &page[start..start + page[start..].find("</ul>").unwrap()];
+    assert!(
+        safety.contains(r#"class="error""#)
+            && safety.contains(
+                "reachable from outside the cluster (LoadBalancer Service ingress-nginx/ingress-nginx-controller)"
+            ),
+        "{safety}"
+    );
+    let (_, _, page) = send(&app, bearer(PAGE)).await;
+    let start = page.find(r#"<ul id="safety">"#).expect("javaapp's warnings");
+    let safety = &page[start..start + page[start..].find("</ul>").unwrap()];
+    assert!(safety.contains("example-java-app-cassandra:9042/TCP: allowed, but last seen"), "{safety}");
+    assert!(!safety.contains("reachable from outside"), "{safety}");
+}

@@ -31,11 +31,15 @@ pub(crate) struct ConnectionsArgs {
 
 /// The YAML, then the summary on stderr; exit 1 when the verification found a mismatch.
 pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
-    let (_, r) = args.sel.review()?;
+    let (inv, r) = args.sel.review()?;
     let yaml = to_yaml(&r.generation.policies).map_err(Fail)?;
     match &args.output {
         Some(path) => std::fs::write(path, &yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
         None => write_stdout(yaml.as_bytes())?,
+    }
+    for s in flowgate::policy::safety::warnings(&r.generation, &inv, &r.connections, None) {
+        let level = if s.loud { "WARNING" } else { "warning" };
+        eprintln!("{level} [{}]: {}", s.kind, flowgate::report::visible(&s.message));
     }
     for w in r.generation.warnings.iter().chain(&r.verification.warnings) {
         eprintln!("warning: {w}");

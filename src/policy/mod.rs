@@ -4,6 +4,7 @@
 pub mod eval;
 pub mod generate;
 pub mod portset;
+pub mod safety;
 pub mod selector;
 pub mod simulate;
 pub mod verify;

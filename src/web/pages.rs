@@ -311,6 +311,8 @@ pub struct ReviewPartial {
     /// What applying the policy would do, in a sentence, and the connections it would break.
     pub simulation: String,
     pub breaks: Vec<String>,
+    /// Safety warnings about this policy (loud first): `policy::safety`.
+    pub safety: Vec<(bool, String)>,
 }
 
 /// JSON as the text of a `<script type="application/json">`: nothing in it can end the element
@@ -442,6 +444,11 @@ pub fn partial(
         graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w), Some(&sim))),
         simulation,
         breaks,
+        safety: crate::policy::safety::warnings(&r.generation, state_inv, &r.connections, None)
+            .into_iter()
+            .filter(|s| s.workload == w.to_string())
+            .map(|s| (s.loud, s.message))
+            .collect(),
     }
 }
 
