@@ -200,3 +200,54 @@ async fn the_store_simulates_like_the_files(pool: sqlx::PgPool) {
     assert_eq!(stored.stdout, offline.stdout);
     assert!(stored.stderr.contains("applying them breaks 1 connection"), "{}", stored.stderr);
 }
+
+/// `flowgate explain`: one connection, both sides, today and with a file applied; bad input said.
+#[test]
+fn explain_says_which_side_decides_and_why() {
+    let (inv, existing, flows) = (inv(), existing(), flows());
+    let run = flowgate(&[
+        "explain",
+        "deployment/example-java-app/example-java-app-javaapp",
+        "deployment/example-java-app/example-java-app-redis",
+        "6379/TCP",
+        "--inventory",
+        &inv,
+        &existing,
+        "--flows",
+        &flows,
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[1],
+        "today, under the cluster's 3 policies: BLOCKED (blocked by the default deny of example-java-app/default-deny-ingress, example-java-app/redis-from-monitoring (ingress: no rule allows it))"
+    );
+    assert_eq!(lines[2], "  egress of the source:       not isolated: no policy selects it for egress");
+    assert!(lines[3].starts_with("  ingress of the destination: isolated for ingress by example-java-app/default-deny-ingress, example-java-app/redis-from-monitoring"), "{}", lines[3]);
+    assert!(lines[4].starts_with("observed: 5 flows (0 dropped)"), "{}", lines[4]);
+
+    let deny = file("tests/fixtures/java-app-extra/deny-all.yaml");
+    let run = flowgate(&[
+        "explain",
+        "deployment/example-java-app/example-java-app-javaapp",
+        "203.0.113.9",
+        "443/TCP",
+        "--inventory",
+        &inv,
+        "--flows",
+        &flows,
+        "--policies",
+        &deny,
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("today, under the cluster's 0 policies: allowed"), "{}", run.stdout);
+    assert!(run.stdout.contains("with the 1 given policies applied: BLOCKED (blocked by the default deny of example-java-app/deny-all (egress"), "{}", run.stdout);
+    assert!(run.stdout.contains("observed: not in the flows of this window"), "{}", run.stdout);
+
+    let bad = flowgate(&["explain", "deployment/x/y", "10.0.0.0/8", "443/TCP", "--inventory", &inv, "--flows", &flows]);
+    assert_eq!(bad.code, Some(2));
+    assert!(bad.stderr.contains("DST 10.0.0.0/8: expected one address"), "{}", bad.stderr);
+    let bad = flowgate(&["explain", "deployment/x/y", "10.0.0.1", "443", "--inventory", &inv, "--flows", &flows]);
+    assert_eq!(bad.code, Some(2));
+    assert!(bad.stderr.contains("expected a port and a protocol such as 8080/TCP"), "{}", bad.stderr);
+}

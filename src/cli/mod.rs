@@ -14,6 +14,7 @@ use flowgate::store::{Store, StoreError};
 use flowgate::topology::TimeBound;
 
 mod check;
+mod explain;
 mod generate;
 mod serve;
 mod source;
@@ -74,6 +75,8 @@ enum Command {
     Connections(generate::ConnectionsArgs),
     /// Evaluate policies against observed flows: each connection allowed or blocked, and by what
     Check(check::CheckArgs),
+    /// Explain one connection: which policies decide it on each side, and why
+    Explain(explain::ExplainArgs),
     /// Create or upgrade the database schema
     Migrate(store::MigrateArgs),
     /// Record a snapshot of cluster objects in the store (history is kept)
@@ -170,6 +173,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run_generate(args),
         Command::Connections(args) => generate::run_connections(args),
         Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Migrate(args) => store::run_migrate(args),
         Command::Import(args) => store::run_import(args),
         Command::Ingest(args) => store::run_ingest(args),

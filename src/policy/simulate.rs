@@ -160,6 +160,45 @@ pub fn simulate<'a>(
     Simulation { rows, warnings }
 }
 
+/// One connection, seen or not, explained: the decision today and with `proposed` applied, and
+/// its statistics when it was observed.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub before: Decision,
+    pub after: Decision,
+    pub observed: Option<ConnStats>,
+}
+
+/// What the policies in force (and with `proposed` applied over them) say about `key`.
+pub fn explain_one(inv: &Inventory, conns: &Connections, proposed: &[NetworkPolicy], key: &ConnKey) -> Explanation {
+    let (before_eval, _) = Evaluator::new(&inv.policies, &inv.namespaces);
+    let (after_eval, _) = Evaluator::new(&with_proposed(&inv.policies, proposed), &inv.namespaces);
+    let ports = PortIndex::new(inv);
+    let src = peer_of(&key.src, &conns.catalog, &ports);
+    let dst = peer_of(&key.dst, &conns.catalog, &ports);
+    Explanation {
+        before: before_eval.check(&src.as_peer(), &dst.as_peer(), key.port, key.protocol),
+        after: after_eval.check(&src.as_peer(), &dst.as_peer(), key.port, key.protocol),
+        observed: conns.map.get(key).cloned(),
+    }
+}
+
+/// One side of a decision in words: `not a pod (no policy applies)`, `not isolated (no policy
+/// selects it for egress)`, `allowed by ns/a, ns/b`, `isolated by ns/a and no rule allows it`.
+pub fn side_words(s: &SideDecision, dir: &str) -> String {
+    match s {
+        SideDecision::NotApplicable => "not a pod: no policy applies".into(),
+        SideDecision::NotIsolated => format!("not isolated: no policy selects it for {dir}"),
+        SideDecision::AllowedBy(p) => format!("allowed by {}", p.join(", ")),
+        SideDecision::Blocked { isolated_by } => {
+            format!(
+                "isolated for {dir} by {} and no rule of theirs allows it (their default deny)",
+                isolated_by.join(", ")
+            )
+        }
+    }
+}
+
 /// A generation's own proposal simulated: the policies of `workload` (of every workload generated,
 /// with `None`) applied over the inventory's, over the connections with an end in that workload
 /// (every connection, with `None`). What the review page shows beside its YAML.
