@@ -660,7 +660,8 @@ async fn bad_names_in_urls_are_refused_with_400(pool: PgPool) {
     for path in cases {
         let (status, _, body) = send(&app, bearer(&path)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
-        assert!(body.len() < 400 && !body.contains('\u{202e}'), "{path}: {body}");
+        // A short message (an HTML page for page routes), never the input echoed whole or raw.
+        assert!(body.len() < 4_000 && !body.contains(&long) && !body.contains('\u{202e}'), "{path}: {body}");
     }
 }
 
@@ -855,4 +856,50 @@ async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
     let safety = &page[start..start + page[start..].find("</ul>").unwrap()];
     assert!(safety.contains("example-java-app-cassandra:9042/TCP: allowed, but last seen"), "{safety}");
     assert!(!safety.contains("reachable from outside"), "{safety}");
+}
+
+/// Errors on pages are pages: a bad or reversed window, an unknown workload, a deep link without a
+/// session (which offers the login form and comes back to the link after it); the API keeps JSON.
+#[sqlx::test(migrations = false)]
+async fn page_errors_are_pages_with_a_way_on(pool: PgPool) {
+    let app = app(pool).await;
+    let html = |h: &axum::http::HeaderMap| h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html");
+    let cases = [
+        (format!("{PAGE}?since=yesterday"), StatusCode::BAD_REQUEST, "since: "),
+        (
+            format!("{PAGE}?since=2026-11-26T12:00:00Z&until=2026-11-25T00:00:00Z"),
+            StatusCode::BAD_REQUEST,
+            "swap since and until",
+        ),
+        (
+            "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javapp".to_string(),
+            StatusCode::NOT_FOUND,
+            "no workload deployment/example-java-app/example-java-app-javapp",
+        ),
+    ];
+    for (path, want, says) in cases {
+        let (status, headers, body) = send(&app, bearer(&path)).await;
+        assert_eq!(status, want, "{path}: {body}");
+        assert!(html(&headers), "{path}: {headers:?}");
+        assert!(body.contains(says) && body.contains(r#"<a href="/">Back to the clusters</a>"#), "{path}: {body}");
+    }
+    // The API answers the same mistakes in JSON.
+    let (status, headers, body) = send(&app, bearer(&format!("{W}/connections?since=yesterday"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!html(&headers) && body.starts_with("{\"error\":"), "{body}");
+
+    let (status, headers, body) =
+        send(&app, Request::get(format!("{PAGE}?since=3h")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html(&headers), "{headers:?}");
+    let login = format!("/?next={PAGE}%3Fsince%3D3h");
+    assert!(body.contains(&format!(r#"<a href="{login}">Log in"#)), "{body}");
+    let (status, _, form) = send(&app, Request::get(login.as_str()).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(form.contains(&format!(r#"<input type="hidden" name="next" value="{PAGE}?since=3h">"#)), "{form}");
+    let (status, headers, _) =
+        send(&app, Request::get(format!("/?token={TOKEN}&next={PAGE}%3Fsince%3D3h")).body(Body::empty()).unwrap())
+            .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], format!("{PAGE}?since=3h"));
 }

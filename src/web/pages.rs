@@ -34,7 +34,7 @@ pub fn router() -> axum::Router<AppState> {
         .route(W, get(workload))
         .route(&format!("{W}/decisions"), post(post_decision))
         // A browser is told in a sentence that the database is unreachable, not in JSON.
-        .layer(axum::middleware::map_response(super::error::html_errors))
+        .layer(axum::middleware::from_fn(super::error::html_errors))
 }
 
 /// Scripts of the review page, in load order (all `defer`).
@@ -98,6 +98,8 @@ pub const DEFAULT_WINDOW: &str = "24h";
 #[template(path = "login.html")]
 pub struct LoginPage {
     pub failed: bool,
+    /// Where to go after logging in, when it is a path on this server ([`login_redirect`]).
+    pub next: Option<String>,
     /// Seconds to wait after too many wrong tokens.
     pub retry_after: Option<u64>,
 }
@@ -115,6 +117,11 @@ pub struct IndexQuery {
     next: Option<String>,
 }
 
+/// `next` when the login would follow it (a path on this server), for the form to carry on.
+fn local_next(next: &Option<String>) -> Option<String> {
+    next.as_deref().filter(|n| login_redirect(Some(n)) != "/").map(str::to_string)
+}
+
 /// `/` and `/?token=...`: logs in (a session cookie, then on to `next`) and lists the clusters.
 pub async fn index(
     State(state): State<AppState>,
@@ -129,17 +136,19 @@ pub async fn index(
                 ([(header::SET_COOKIE, cookie)], Redirect::to(login_redirect(q.next.as_deref()))).into_response()
             }
             Err(ApiError::TooManyAttempts(secs)) => {
-                let page = LoginPage { failed: true, retry_after: Some(secs) };
+                let page = LoginPage { failed: true, retry_after: Some(secs), next: local_next(&q.next) };
                 (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], page).into_response()
             }
             Err(ApiError::Unauthorized) => {
-                (StatusCode::UNAUTHORIZED, LoginPage { failed: true, retry_after: None }).into_response()
+                let page = LoginPage { failed: true, retry_after: None, next: local_next(&q.next) };
+                (StatusCode::UNAUTHORIZED, page).into_response()
             }
             Err(e) => return Err(e),
         });
     }
     if viewer.is_none() {
-        return Ok((StatusCode::UNAUTHORIZED, LoginPage { failed: false, retry_after: None }).into_response());
+        let page = LoginPage { failed: false, retry_after: None, next: local_next(&q.next) };
+        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     }
     Ok(IndexPage { clusters: state.store.clusters().await? }.into_response())
 }
@@ -266,7 +275,15 @@ pub async fn window(
     let since = parse(&q.since, "since")?.or(Some(TimeBound::Ago(jiff::SignedDuration::from_hours(24))));
     let until = parse(&q.until, "until")?;
     let newest = state.store.newest_flow(cluster).await?;
-    Ok((since.and_then(|b| b.resolve(newest)), until.and_then(|b| b.resolve(newest))))
+    let (since, until) = (since.and_then(|b| b.resolve(newest)), until.and_then(|b| b.resolve(newest)));
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the window ends ({u}) before it starts ({s}): swap since and until"
+        )));
+    }
+    Ok((since, until))
 }
 
 /// The review of one workload in a window.
