@@ -903,3 +903,39 @@ async fn page_errors_are_pages_with_a_way_on(pool: PgPool) {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], format!("{PAGE}?since=3h"));
 }
+
+/// `GET .../drift`: the downloaded revision against the traffic seen since it was recorded: a new
+/// dependency (an external API the app started calling) is one it would block.
+#[sqlx::test(migrations = false)]
+async fn drift_lists_what_the_downloaded_revision_would_block_since(pool: PgPool) {
+    let app = app(pool).await;
+    let drift = |app: axum::Router| async move {
+        let (status, _, body) = send(&app, bearer(&format!("{W}/drift"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let v = drift(app.clone()).await;
+    assert_eq!(v["revision"], serde_json::Value::Null, "{v}");
+    let (status, _, _) = send(&app, bearer(&format!("{W}/policy.yaml"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let v = drift(app.clone()).await;
+    assert_eq!((v["revision"].as_i64(), v["would_block"].as_array().map(Vec::len)), (Some(1), Some(0)), "{v}");
+
+    // After the download, javaapp starts calling a new external API.
+    let now = jiff::Timestamp::now().to_string();
+    let flow = format!(
+        r#"{{"time":"{now}","src_ip":"10.244.0.11","src_port":41000,"dst_ip":"203.0.113.5","dst_port":443,"protocol":"TCP","process":"java"}}"#
+    );
+    let req = Request::post("/api/v1/clusters/demo/flows?format=ndjson")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::from(flow + "\n"))
+        .unwrap();
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v = drift(app.clone()).await;
+    let blocked = v["would_block"].as_array().unwrap();
+    assert_eq!(blocked.len(), 1, "{v}");
+    assert_eq!(blocked[0]["dst"]["ip"], "203.0.113.5");
+    assert_eq!(blocked[0]["effect"], "would_break");
+    assert!(blocked[0]["reason"].as_str().unwrap().contains("example-java-app/example-java-app-javaapp"), "{v}");
+}
