@@ -251,3 +251,69 @@ fn explain_says_which_side_decides_and_why() {
     assert_eq!(bad.code, Some(2));
     assert!(bad.stderr.contains("expected a port and a protocol such as 8080/TCP"), "{}", bad.stderr);
 }
+
+/// `generate --explain FILE`: every rule with the observed connections behind it; every allowed
+/// connection is behind some rule, and a rule nothing observed needs (cassandra's DNS rule: it
+/// resolved nothing) says so with an empty list.
+#[test]
+fn every_rule_lists_the_connections_that_justify_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("why.json");
+    let (inv, flows) = (inv(), flows());
+    let run = flowgate(&[
+        "generate",
+        "--inventory",
+        &inv,
+        "--flows",
+        &flows,
+        "--namespace",
+        "example-java-app",
+        "-o",
+        dir.path().join("p.yaml").to_str().unwrap(),
+        "--explain",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let rules: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let rule = |policy: &str, direction: &str, i: u64| {
+        rules
+            .iter()
+            .find(|r| r["policy"] == policy && r["direction"] == direction && r["rule"] == i)
+            .unwrap_or_else(|| panic!("{policy} {direction} {i}: {rules:?}"))
+    };
+    let javaapp = "example-java-app/example-java-app-javaapp";
+    let redis = rule(javaapp, "egress", 2);
+    assert_eq!(redis["connections"][0]["peer"], "deployment/example-java-app/example-java-app-redis");
+    assert_eq!(redis["connections"][0]["flows"], 5);
+    assert_eq!(redis["connections"][0]["processes"], serde_json::json!(["java"]));
+    assert_eq!(rule("example-java-app/example-java-app-cassandra", "egress", 0)["connections"], serde_json::json!([]));
+    // Each allowed row of `connections` is justified by a rule of its workload's policy.
+    let rows: Vec<Value> = serde_json::from_str(
+        &flowgate(&[
+            "connections",
+            "--inventory",
+            &inv,
+            "--flows",
+            &flows,
+            "--namespace",
+            "example-java-app",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    for row in rows.iter().filter(|r| r["status"] == "allowed") {
+        let w = row["workload"].as_str().unwrap();
+        let policy = format!("example-java-app/{}", w.rsplit('/').next().unwrap());
+        let justified = rules.iter().any(|r| {
+            r["policy"] == policy.as_str()
+                && r["direction"] == row["direction"]
+                && r["connections"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["peer"] == row["peer"] && c["port"] == row["port"])
+        });
+        assert!(justified, "{row}");
+    }
+}

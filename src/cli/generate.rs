@@ -18,6 +18,10 @@ pub(crate) struct GenerateArgs {
     /// Write the YAML to this file instead of stdout
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
+    /// Also write, as JSON to this file, each rule with the observed connections that justify it
+    /// (flows, first and last seen, processes)
+    #[arg(long, value_name = "FILE")]
+    explain: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -36,6 +40,11 @@ pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
     match &args.output {
         Some(path) => std::fs::write(path, &yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
         None => write_stdout(yaml.as_bytes())?,
+    }
+    if let Some(path) = &args.explain {
+        let rules = flowgate::policy::provenance::provenance(&r.generation, &inv, &r.connections);
+        std::fs::write(path, super::to_json(&rules)?)
+            .map_err(|e| Fail(format!("--explain {}: {e}", path.display())))?;
     }
     for s in flowgate::policy::safety::warnings(&r.generation, &inv, &r.connections, None) {
         let level = if s.loud { "WARNING" } else { "warning" };

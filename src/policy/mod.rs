@@ -4,6 +4,7 @@
 pub mod eval;
 pub mod generate;
 pub mod portset;
+pub mod provenance;
 pub mod safety;
 pub mod selector;
 pub mod simulate;
