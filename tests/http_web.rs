@@ -856,6 +856,14 @@ async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
     let safety = &page[start..start + page[start..].find("</ul>").unwrap()];
     assert!(safety.contains("example-java-app-cassandra:9042/TCP: allowed, but last seen"), "{safety}");
     assert!(!safety.contains("reachable from outside"), "{safety}");
+    // The semantic diff against today's policies (the demo has none): the external API and the
+    // unresolved statsd address are newly blocked, the rest unchanged.
+    let start = page.find(r#"<p id="compared">"#).expect("the comparison");
+    let compared = &page[start..start + page[start..].find("</p>").unwrap()];
+    assert!(
+        compared.contains("Against no policy (nothing isolates these pods today): 0 connections newly allowed, 2 newly blocked,"),
+        "{compared}"
+    );
 }
 
 /// Errors on pages are pages: a bad or reversed window, an unknown workload, a deep link without a

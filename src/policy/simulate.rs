@@ -114,6 +114,33 @@ impl Simulation<'_> {
         self.rows.iter().filter(|r| r.effect == Effect::WouldBreak)
     }
 
+    /// How many connections each effect has: the semantic diff of the proposal against the
+    /// policies in force, over the traffic seen.
+    pub fn counts(&self) -> std::collections::BTreeMap<Effect, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in &self.rows {
+            *out.entry(r.effect).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// The cluster's policies that decide some simulated connection today (`ns/name`, sorted):
+    /// those the proposal is compared with.
+    pub fn deciding_today(&self) -> Vec<String> {
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        for r in &self.rows {
+            for side in [&r.before.egress, &r.before.ingress] {
+                match side {
+                    SideDecision::AllowedBy(p) | SideDecision::Blocked { isolated_by: p } => {
+                        out.extend(p.iter().cloned())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// The effect on the connection with this key, if it was simulated.
     pub fn effect(&self, key: &ConnKey) -> Option<&Simulated<'_>> {
         self.rows.binary_search_by(|r| r.key.cmp(key)).ok().map(|i| &self.rows[i])

@@ -327,6 +327,8 @@ pub struct ReviewPartial {
     pub graph_json: String,
     /// What applying the policy would do, in a sentence, and the connections it would break.
     pub simulation: String,
+    /// The proposal against the policies deciding today, in counts.
+    pub compared: String,
     pub breaks: Vec<String>,
     /// Safety warnings about this policy (loud first): `policy::safety`.
     pub safety: Vec<(bool, String)>,
@@ -415,6 +417,28 @@ pub fn partial(
         1 => format!("Applying this policy blocks 1 connection seen {window_words}:"),
         n => format!("Applying this policy blocks {n} connections seen {window_words}:"),
     };
+    // The semantic diff over the traffic seen: what changes against the policies deciding today.
+    let counts = sim.counts();
+    let n = |e| counts.get(&e).copied().unwrap_or(0);
+    let today = sim.deciding_today();
+    let compared = if sim.rows.is_empty() {
+        String::new()
+    } else {
+        use crate::policy::simulate::Effect;
+        format!(
+            "Against {}: {} connections newly allowed, {} newly blocked, {} unchanged ({} allowed, {} blocked already).",
+            if today.is_empty() {
+                "no policy (nothing isolates these pods today)".to_string()
+            } else {
+                format!("the policies deciding today ({})", today.join(", "))
+            },
+            n(Effect::NewlyAllowed),
+            n(Effect::WouldBreak),
+            n(Effect::Allowed) + n(Effect::Blocked),
+            n(Effect::Allowed),
+            n(Effect::Blocked),
+        )
+    };
     let (ingress, egress): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| r.direction == Direction::Ingress);
     let (decisions, version) =
         r.decisions.iter().find(|(t, _, _)| t == w).map(|(_, d, v)| (d.clone(), *v)).unwrap_or_default();
@@ -460,6 +484,7 @@ pub fn partial(
         conflict: false,
         graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w), Some(&sim))),
         simulation,
+        compared,
         breaks,
         safety: crate::policy::safety::warnings(&r.generation, state_inv, &r.connections, None)
             .into_iter()
