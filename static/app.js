@@ -64,8 +64,13 @@
     if (e.target.id === 'copy-yaml') {
       var text = document.getElementById('policy-yaml').textContent;
       if (navigator.clipboard) {
-        navigator.clipboard.writeText(text).then(function () { e.target.textContent = 'Copied'; },
-          function () { e.target.textContent = 'Copy failed'; });
+        var button = e.target;
+        var said = function (words) {
+          button.textContent = words;
+          // Back to its label, so a second copy says something too.
+          setTimeout(function () { button.textContent = 'Copy'; }, 2000);
+        };
+        navigator.clipboard.writeText(text).then(function () { said('Copied'); }, function () { said('Copy failed'); });
       }
     }
   });
