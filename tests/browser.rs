@@ -117,6 +117,13 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
     c.find(Locator::LinkText("Egress")).await.unwrap().click().await.unwrap();
     c.execute("window.__noReload = true;", vec![]).await.unwrap();
     let checkbox = format!(r#"#tab-egress input[type=checkbox][aria-label^="allow {CASSANDRA} "]"#);
+    // Filter the table first: a filter that matches nothing says so.
+    let filter = c.find(Locator::Css(r#"#tab-egress input.row-filter"#)).await.unwrap();
+    filter.send_keys("zzz-nothing").await.unwrap();
+    let none = wait_for(&c, "(() => { const p = document.querySelector('#tab-egress p.no-matches'); return p && !p.hidden && p.textContent; })()", 5).await;
+    assert!(none.as_str().unwrap().contains("No connection matches"), "{none}");
+    filter.clear().await.unwrap();
+    filter.send_keys("cassandra").await.unwrap();
     let cb = c.find(Locator::Css(&checkbox)).await.expect("cassandra row");
     assert_eq!(cb.prop("checked").await.unwrap().as_deref(), Some("true"));
     cb.click().await.unwrap();
@@ -124,6 +131,26 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
         .await;
     let cb = c.find(Locator::Css(&checkbox)).await.unwrap();
     assert_eq!(cb.prop("checked").await.unwrap().as_deref(), Some("false"));
+    // The swap kept the filter, its effect and the focus on the checkbox just ticked.
+    let kept = c
+        .execute(
+            r#"const f = document.querySelector('#tab-egress input.row-filter');
+               const shown = [...document.querySelectorAll('#tab-egress tbody tr')].filter(r => !r.hidden).length;
+               return [f.value, shown, document.activeElement.getAttribute('aria-label') || ''];"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept[0], "cassandra", "{kept}");
+    assert_eq!(kept[1], 1, "{kept}");
+    assert!(kept[2].as_str().unwrap().starts_with(&format!("allow {CASSANDRA} ")), "{kept}");
+    c.find(Locator::Css(r#"#tab-egress input.row-filter"#)).await.unwrap().clear().await.unwrap();
+    c.execute(
+        "document.querySelector('#tab-egress input.row-filter').dispatchEvent(new Event('input', {bubbles: true}))",
+        vec![],
+    )
+    .await
+    .unwrap();
     wait_for(
         &c,
         "window.flowgateMap.ready && window.flowgateMapControl.cy().edges().some(e => e.target().data('label') === 'example-java-app-cassandra' && e.data('status') === 'would-break')",

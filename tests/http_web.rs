@@ -861,7 +861,9 @@ async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
     let start = page.find(r#"<p id="compared">"#).expect("the comparison");
     let compared = &page[start..start + page[start..].find("</p>").unwrap()];
     assert!(
-        compared.contains("Against no policy (nothing isolates these pods today): 0 connections newly allowed, 2 newly blocked,"),
+        compared.contains(
+            "Against no policy (nothing isolates these pods today): 0 connections newly allowed, 2 newly blocked,"
+        ),
         "{compared}"
     );
 }
