@@ -949,3 +949,33 @@ async fn drift_lists_what_the_downloaded_revision_would_block_since(pool: PgPool
     assert_eq!(blocked[0]["effect"], "would_break");
     assert!(blocked[0]["reason"].as_str().unwrap().contains("example-java-app/example-java-app-javaapp"), "{v}");
 }
+
+/// Reset: a workload's decisions go back to the defaults in one step, as a new version.
+#[sqlx::test(migrations = false)]
+async fn decisions_reset_to_the_defaults(pool: PgPool) {
+    let app = app(pool).await;
+    let post = |form: &'static str| {
+        Request::post(format!("{PAGE}/decisions"))
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header("hx-request", "true")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap()
+    };
+    let (status, _, partial) =
+        send(&app, post("version=0&peer=deployment/example-java-app/example-java-app-cassandra&allow=false")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(partial.contains("Reset this workload"), "a changed workload offers the reset");
+    let (status, _, _) = send(&app, post("version=1&trust_cidr=192.229.173.0%2F24")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, partial) = send(&app, post("version=2&reset=1")).await;
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    let (_, _, body) = send(&app, bearer(&format!("{W}/decisions"))).await;
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (d["version"].as_i64(), d["exclude"].as_array().map(Vec::len), d["trust"].as_array().map(Vec::len)),
+        (Some(3), Some(0), Some(0)),
+        "{d}"
+    );
+    assert!(partial.contains("example-java-app-cassandra") && partial.contains("Reset this workload"));
+}

@@ -518,6 +518,8 @@ pub struct DecisionForm {
     allow: Option<String>,
     trust_cidr: Option<String>,
     untrust: Option<String>,
+    /// `reset`: back to the defaults (every in-cluster peer allowed, nothing external trusted).
+    reset: Option<String>,
 }
 
 /// A change from the review page. htmx requests get the refreshed review partial (with any
@@ -558,8 +560,10 @@ pub async fn post_decision(
         let mut d = current.decisions.clone();
         d.trust.remove(&c);
         Some(d)
+    } else if form.reset.is_some() {
+        Some(Decisions::default())
     } else {
-        return Err(ApiError::BadRequest("nothing to change: expected peer, trust_cidr or untrust".into()));
+        return Err(ApiError::BadRequest("nothing to change: expected peer, trust_cidr, untrust or reset".into()));
     };
     let mut message = None;
     let mut conflict = false;
