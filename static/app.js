@@ -98,6 +98,23 @@
       }
     }
   });
+  // Keyboard: Enter or Space sorts by a focused header; the arrow keys move between tabs.
+  document.addEventListener('keydown', function (e) {
+    var th = e.target.closest && e.target.closest('th[data-sort]');
+    if (th && (e.key === 'Enter' || e.key === ' ')) {
+      e.preventDefault();
+      sortBy(th);
+      return;
+    }
+    var tab = e.target.closest && e.target.closest('.tabs a[role="tab"]');
+    if (tab && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
+      var tabs = Array.prototype.slice.call(document.querySelectorAll('.tabs a[role="tab"]'));
+      var next = tabs[(tabs.indexOf(tab) + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+      e.preventDefault();
+      next.focus();
+      next.click();
+    }
+  });
   // Pickers submit on change (inline handlers are not allowed by the Content-Security-Policy).
   document.addEventListener('change', function (e) {
     if (e.target.matches('select[data-autosubmit]')) e.target.form.submit();

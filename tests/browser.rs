@@ -114,6 +114,14 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
     assert!(!yaml.contains("192.229.173.0/24"));
 
     // Untick cassandra in the Egress table: the YAML and the map change without a reload.
+    // The tabs answer the arrow keys: from Ingress, the right arrow opens Egress.
+    c.find(Locator::LinkText("Ingress")).await.unwrap().click().await.unwrap();
+    c.find(Locator::LinkText("Ingress")).await.unwrap().send_keys("\u{e014}").await.unwrap();
+    wait_for(&c, "document.getElementById('tab-egress-link').getAttribute('aria-selected') === 'true' && document.activeElement.id === 'tab-egress-link'", 5).await;
+    // A sortable header takes the keyboard too, and shows its order.
+    let th = c.find(Locator::Css("#tab-egress-table th[data-sort=num]")).await.unwrap();
+    th.send_keys("\u{e007}").await.unwrap();
+    assert_eq!(th.attr("aria-sort").await.unwrap().as_deref(), Some("ascending"));
     c.find(Locator::LinkText("Egress")).await.unwrap().click().await.unwrap();
     c.execute("window.__noReload = true;", vec![]).await.unwrap();
     let checkbox = format!(r#"#tab-egress input[type=checkbox][aria-label^="allow {CASSANDRA} "]"#);
