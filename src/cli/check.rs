@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use flowgate::inventory::KubeObject;
 use flowgate::policy::simulate::{self, Effect};
 use flowgate::report::{self, CheckRow};
 
-use super::source::{Selection, SourceArgs};
-use super::{Fail, print_warnings, to_json, write_stdout};
+use super::source::{Selection, SourceArgs, policy_files};
+use super::{Fail, to_json, write_stdout};
 
 #[derive(Args)]
 pub(crate) struct CheckArgs {
@@ -50,19 +49,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode, Fail> {
         let (inv, conns) = source.connections()?;
         (inv, conns, Vec::new())
     };
-    let extra = flowgate::inventory::load_paths(&policies).map_err(|e| Fail(e.to_string()))?;
-    for e in &extra.errors {
-        eprintln!("error: {e}");
-    }
-    print_warnings(&extra.warnings);
-    let files: Vec<_> = extra
-        .objects
-        .into_iter()
-        .filter_map(|o| match o {
-            KubeObject::NetworkPolicy(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let files = policy_files(&policies)?;
     // A file's policy replaces a proposed one of its name too: the file is what the user says.
     let proposal = simulate::with_proposed(&generated, &files);
     let in_scope = |end: &flowgate::enrich::Endpoint| end.workload().is_some_and(|w| namespace.contains(&w.namespace));

@@ -7,14 +7,14 @@ use std::process::ExitCode;
 
 use clap::Args;
 use flowgate::enrich::Endpoint;
-use flowgate::inventory::{Inventory, KubeObject};
+use flowgate::inventory::Inventory;
 use flowgate::model::{PeerSpec, Port, Protocol};
 use flowgate::policy::simulate::{self, explain, side_words};
 use flowgate::report::visible;
 use flowgate::topology::ConnKey;
 
-use super::source::SourceArgs;
-use super::{Fail, print_warnings, write_stdout};
+use super::source::{SourceArgs, policy_files};
+use super::{Fail, write_stdout};
 
 #[derive(Args)]
 pub(crate) struct ExplainArgs {
@@ -58,19 +58,7 @@ pub(crate) fn run(args: ExplainArgs) -> Result<ExitCode, Fail> {
     let (inv, conns) = args.source.connections()?;
     let key =
         ConnKey { src: endpoint(&inv, &args.src, "SRC")?, dst: endpoint(&inv, &args.dst, "DST")?, port, protocol };
-    let extra = flowgate::inventory::load_paths(&args.policies).map_err(|e| Fail(e.to_string()))?;
-    for e in &extra.errors {
-        eprintln!("error: {e}");
-    }
-    print_warnings(&extra.warnings);
-    let files: Vec<_> = extra
-        .objects
-        .into_iter()
-        .filter_map(|o| match o {
-            KubeObject::NetworkPolicy(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let files = policy_files(&args.policies)?;
     let e = simulate::explain_one(&inv, &conns, &files, &key);
     let verdict = |allowed: bool| if allowed { "allowed" } else { "BLOCKED" };
     let mut out = format!("{} -> {} {}/{}\n", key.src, key.dst, key.port, key.protocol);

@@ -224,6 +224,24 @@ impl Selection {
     }
 }
 
+/// The NetworkPolicies in `--policies` files or folders (documents that are not one are ignored),
+/// with what could not be read said on stderr.
+pub(crate) fn policy_files(paths: &[PathBuf]) -> Result<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>, Fail> {
+    let loaded = flowgate::inventory::load_paths(paths).map_err(|e| Fail(e.to_string()))?;
+    for e in &loaded.errors {
+        eprintln!("error: {e}");
+    }
+    print_warnings(&loaded.warnings);
+    Ok(loaded
+        .objects
+        .into_iter()
+        .filter_map(|o| match o {
+            flowgate::inventory::KubeObject::NetworkPolicy(p) => Some(p),
+            _ => None,
+        })
+        .collect())
+}
+
 /// What the files held and how the pipeline settled it, on stderr.
 fn report_inputs(obs: &Observed) {
     for e in &obs.loaded.errors {
