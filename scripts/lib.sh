@@ -40,3 +40,38 @@ ensure_chromium() {
   echo "installing chromium and chromium-driver from Debian's packages" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 }
+
+# kubectl, for `kubectl kustomize` (scripts/validate-deploy): the machine's, else Debian's
+# kubernetes-client (1.20 on Debian 12, whose kustomize v2.0.3 the manifests are written for).
+ensure_kubectl() {
+  if command -v kubectl >/dev/null 2>&1; then
+    return
+  fi
+  echo "installing kubernetes-client (kubectl) from Debian's packages" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+}
+
+# kubernetes-validate from PyPI (it carries the Kubernetes API's JSON schemas), in a virtual
+# environment of its own under /var/tmp, kept between runs. Prints the environment's folder.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+ensure_kubernetes_validate() {
+  local venv="${FLOWGATE_DEPLOY_VENV:-/var/tmp/flowgate-deploy-venv}"
+  if [ -x "$venv/bin/kubernetes-validate" ] &&
+    [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null)" = "$KUBERNETES_VALIDATE_VERSION" ]; then
+    echo "$venv"
+    return
+  fi
+  echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI into $venv" >&2
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
+  rm -rf "$venv"
+  # Debian's python3 has ensurepip only with python3-venv installed.
+  if ! python3 -m venv "$venv" >&2; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >&2
+  echo "$venv"
+}

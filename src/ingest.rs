@@ -12,8 +12,14 @@
 //! stalls or goes away) fails the ingest with [`IngestError::Read`]: the batches written before
 //! stay (each is its own transaction, and a flow is stored once however often it is sent), the
 //! one being collected is dropped.
+//!
+//! A server's ingests count what they read and write into its [`Metrics`] ([`Meter`]): records
+//! as the reader judges them, rows and the write's latency as each batch commits, so a long
+//! stream shows progress before it ends.
 
 use std::io::{self, BufRead, Read};
+use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -22,6 +28,7 @@ use crate::dns::DnsAnswer;
 use crate::enrich::enrich;
 use crate::flows::{self, FileLineError, FlowFormat, Item, LineError, Summary};
 use crate::inventory::Inventory;
+use crate::metrics::{FlowSource, Metrics};
 use crate::model::FlowRecord;
 use crate::retention::{Age, Retention, Window};
 use crate::store::ingest::{Batch, Expect, Written};
@@ -187,6 +194,24 @@ pub struct Options {
     pub now: jiff::Timestamp,
 }
 
+/// Where an ingest counts what it does: a server's metrics, under the source its flows came from.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    pub metrics: Arc<Metrics>,
+    pub source: FlowSource,
+}
+
+impl Meter {
+    pub fn new(metrics: &Arc<Metrics>, source: FlowSource) -> Meter {
+        Meter { metrics: metrics.clone(), source }
+    }
+
+    /// Counts that nobody reads: `flowgate ingest` runs in its own process and reports on stderr.
+    pub fn unread() -> Meter {
+        Meter { metrics: Arc::default(), source: FlowSource::Http }
+    }
+}
+
 /// Whether a stream holds one JSON array (its first byte past a byte order mark and white space
 /// is `[`), as far as the reader's buffer shows without consuming anything.
 fn is_array(reader: &mut dyn BufRead) -> bool {
@@ -200,11 +225,24 @@ fn is_array(reader: &mut dyn BufRead) -> bool {
 pub async fn ingest_sources(
     store: &Store,
     cluster: i32,
-    inventory: std::sync::Arc<Inventory>,
+    inventory: Arc<Inventory>,
     sources: Vec<Source>,
     options: &Options,
 ) -> Result<IngestReport, IngestError> {
+    ingest_metered(store, cluster, inventory, sources, options, Meter::unread()).await
+}
+
+/// [`ingest_sources`], counted into `meter` as it goes.
+pub async fn ingest_metered(
+    store: &Store,
+    cluster: i32,
+    inventory: Arc<Inventory>,
+    sources: Vec<Source>,
+    options: &Options,
+    meter: Meter,
+) -> Result<IngestReport, IngestError> {
     let Options { format, threads, retention, now } = *options;
+    let started = Instant::now();
     // Never before the day up to which a retention run removed this cluster's raw flows, even if
     // this ingest's retention is longer than that run's.
     let window = retention.window(now).not_before(store.flows_removed_before(cluster).await?);
@@ -212,7 +250,9 @@ pub async fn ingest_sources(
     // workload with those labels is known already; the rest are stored as identities.
     let mut identities = IdentityIndex::from_catalog(&store.load_catalog(cluster, &inventory).await?);
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
+    let counted = meter.clone();
     let reader = tokio::task::spawn_blocking(move || -> Result<(Summary, u64), IngestError> {
+        let counters = counted.metrics.flows(counted.source);
         let mut summary = Summary::default();
         let mut expired = 0;
         let mut batch = Batch::default();
@@ -233,6 +273,12 @@ pub async fn ingest_sources(
                 record += 1;
                 let result = judge(result, &window, record, array);
                 summary.record(&name, &result);
+                counters.received.inc();
+                match &result {
+                    Err(_) => counters.rejected.inc(),
+                    Ok(Item::Skipped(_)) => counters.skipped.inc(),
+                    Ok(Item::Flow(..)) | Ok(Item::Names(_)) => {}
+                }
                 if let Ok(Item::Names(answer)) = &result {
                     if window.age(answer.time) != Age::Expired {
                         batch.names.add_answer(answer);
@@ -242,6 +288,7 @@ pub async fn ingest_sources(
                 if let Ok(Item::Flow(flow, _)) = result {
                     if window.age(flow.time) == Age::Expired {
                         expired += 1;
+                        counters.expired.inc();
                         return;
                     }
                     let mut enriched = enrich(&inventory, &flow);
@@ -283,15 +330,23 @@ pub async fn ingest_sources(
     // Whether the last batch written held stored flows: the next one is then written in the way
     // that skips them (re-ingesting a file), else in the cheaper way that expects none.
     let mut expect = Expect::New;
-    let mut record = |r: Result<Result<Written, StoreError>, tokio::task::JoinError>,
+    let counters = meter.metrics.flows(meter.source);
+    let mut record = |r: Result<(Result<Written, StoreError>, Option<i64>), tokio::task::JoinError>,
                       failure: &mut Option<IngestError>,
                       expect: &mut Expect| match r {
-        Ok(Ok(w)) => {
+        Ok((Ok(w), newest_us)) => {
             written.inserted += w.inserted;
             written.duplicates += w.duplicates;
+            counters.accepted.add(w.inserted);
+            counters.duplicate.add(w.duplicates);
+            if let Some(us) = newest_us {
+                // The ingest's now moved on by the time spent since it began.
+                let lag = (crate::store::micros(now) - us) as f64 / 1e6 + started.elapsed().as_secs_f64();
+                counters.lag_seconds.set(lag);
+            }
             *expect = if w.duplicates > 0 { Expect::Duplicates } else { Expect::New };
         }
-        Ok(Err(e)) => *failure = failure.take().or(Some(e.into())),
+        Ok((Err(e), _)) => *failure = failure.take().or(Some(e.into())),
         Err(e) => *failure = failure.take().or(Some(IngestError::Thread(format!("writer task: {e}")))),
     };
     while let Some(batch) = rx.recv().await {
@@ -304,7 +359,13 @@ pub async fn ingest_sources(
             break;
         }
         let store = store.clone();
-        in_flight.spawn(async move { write_with_retry(&store, cluster, &batch, expect).await });
+        let metrics = meter.metrics.clone();
+        in_flight.spawn(async move {
+            let began = Instant::now();
+            let written = write_with_retry(&store, cluster, &batch, expect).await;
+            metrics.batch_write.observe(began.elapsed());
+            (written, batch.rows.iter().map(|r| r.time_us).max())
+        });
     }
     drop(rx);
     while let Some(r) = in_flight.join_next().await {

@@ -11,11 +11,14 @@
 //!   bounded per address.
 //! - [`enrich`]: a flow plus the inventory at the flow's time gives Kubernetes-level endpoints.
 //! - [`topology`]: enriched flows folded into connections; the catalog of workloads and labels.
-//! - [`policy`]: NetworkPolicy generation, selectors, YAML, evaluation and verification.
+//! - [`policy`]: policy generation in two dialects (NetworkPolicy, CiliumNetworkPolicy), selectors,
+//!   YAML, evaluation of both and verification.
 //! - [`retention`]: which flow times the store takes at a given now (expired, future, current).
 //! - [`store`]: PostgreSQL: time-aware inventory, flows, hourly aggregates, decisions, sessions
 //!   (IO shell).
 //! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
+//! - [`metrics`]: what `serve` counts (flows per source, batch and request latencies, watch
+//!   restarts) and its Prometheus text exposition; atomics, no IO.
 //! - [`review`]: store-backed generation with each workload's stored decisions.
 //! - [`report`]: a review as table rows, the map's graph and summaries, for the CLI and the web.
 //! - [`web`]: the HTTP server: flow ingestion API (and the review UI), auth and sessions, errors,
@@ -27,6 +30,7 @@ pub mod enrich;
 pub mod flows;
 pub mod ingest;
 pub mod inventory;
+pub mod metrics;
 pub mod model;
 pub mod offline;
 pub mod policy;

@@ -1,22 +1,21 @@
-//! The offline pipeline behind the CLI: files in, connections, policies and verdicts out.
+//! The offline pipeline behind the CLI: files in, connections and verified policies out (`check`
+//! simulates over them with `policy::simulate`).
 //!
 //! This is an IO shell: it reads the inventory and flow files and hands values to the pure core
-//! (`enrich`, `topology`, `policy`). Everything it returns is data; printing is `main.rs`'s job.
+//! (`enrich`, `topology`, `policy`). Everything it returns is data; printing is the CLI's job (`cli/`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use crate::enrich::enrich_learning;
 use crate::flows::{self, FlowFormat, Record, Summary};
-use crate::inventory::{self, Inventory, KubeObject, Loaded};
+use crate::inventory::{self, Inventory, Loaded};
 use crate::model::{WorkloadKind, WorkloadRef};
-use crate::policy::eval::{Decision, Evaluator};
 use crate::policy::generate::{self, Generation, Options};
-use crate::policy::verify::{self, Verification, peer_of};
-use crate::topology::{Catalog, ConnKey, ConnStats, Connections, Settled, TimeBound, Window};
+use crate::policy::verify::{self, Verification};
+use crate::topology::{Catalog, Connections, Settled, TimeBound, Window};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -173,51 +172,4 @@ pub fn generate_and_verify(obs: &Observed, opts: &Options) -> (Generation, Verif
     let generation = generate::generate(&obs.inventory, &obs.connections, opts);
     let verification = verify::verify(&generation, &obs.inventory, &obs.connections.catalog);
     (generation, verification)
-}
-
-/// One observed connection judged against a set of policies.
-pub struct Checked<'a> {
-    pub key: &'a ConnKey,
-    pub stats: &'a ConnStats,
-    pub decision: Decision,
-    /// Traffic from a node: CNIs let it through whatever the policies say.
-    pub from_node: bool,
-}
-
-/// The policies in force for `check`: the inventory's, with same-named ones from `--policies`
-/// replacing them as `kubectl apply` would.
-pub fn policies_in_force(inv: &Inventory, extra: &Loaded) -> Vec<NetworkPolicy> {
-    let mut out: Vec<NetworkPolicy> = Vec::new();
-    let key = |p: &NetworkPolicy| (p.metadata.namespace.clone(), p.metadata.name.clone());
-    let new: Vec<&NetworkPolicy> = extra
-        .objects
-        .iter()
-        .filter_map(|o| match o {
-            KubeObject::NetworkPolicy(p) => Some(p),
-            _ => None,
-        })
-        .collect();
-    let replaced: BTreeSet<_> = new.iter().map(|p| key(p)).collect();
-    out.extend(inv.policies.iter().filter(|p| !replaced.contains(&key(p))).cloned());
-    out.extend(new.into_iter().cloned());
-    out
-}
-
-/// Every observed connection (from files or the store) judged against `policies`.
-pub fn check<'a>(
-    inv: &Inventory,
-    conns: &'a Connections,
-    policies: &[NetworkPolicy],
-) -> (Vec<Checked<'a>>, Vec<String>) {
-    let (evaluator, warnings) = Evaluator::new(policies, &inv.namespaces);
-    let ports = verify::PortIndex::new(inv);
-    let mut out = Vec::new();
-    for (key, stats) in conns.sorted() {
-        let src = peer_of(&key.src, &conns.catalog, &ports);
-        let dst = peer_of(&key.dst, &conns.catalog, &ports);
-        let decision = evaluator.check(&src.as_peer(), &dst.as_peer(), key.port, key.protocol);
-        let from_node = matches!(key.src, crate::enrich::Endpoint::Node { .. });
-        out.push(Checked { key, stats, decision, from_node });
-    }
-    (out, warnings.into_iter().map(|w| w.to_string()).collect())
 }

@@ -21,10 +21,11 @@ use crate::inventory::Inventory;
 use crate::model::{Cidr, WorkloadRef};
 use crate::policy::eval::SideDecision;
 use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generated, Generation, ReviewRow, Status, to_yaml};
+use crate::policy::simulate::{Effect, Simulated, Simulation};
 use crate::policy::verify::{self, Verification};
 use crate::policy::{Dialect, cilium};
 use crate::review::Reviewed;
-use crate::topology::{ConnKey, ConnStats, Connections};
+use crate::topology::{ConnStats, Connections};
 
 /// One line of the Ingress or Egress table (and of `flowgate connections`).
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +66,48 @@ pub struct Row {
     /// The DNS names an external or unresolved peer's address was resolved from (DNS answers,
     /// the flows' destination names), smallest first, at most [`crate::dns::MAX_NAMES_PER_ADDRESS`].
     pub names: Vec<String>,
+    /// What applying the proposed policy does to it, when the review was simulated
+    /// ([`with_simulation`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
+    /// The deciding policies of that outcome, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect_reason: Option<String>,
+}
+
+impl Row {
+    /// The effect as the table says it.
+    pub fn effect_text(&self) -> &'static str {
+        match self.effect {
+            None => "",
+            Some(Effect::Allowed) => "allowed",
+            Some(Effect::WouldBreak) => "would break",
+            Some(Effect::Blocked) => "blocked already",
+            Some(Effect::NewlyAllowed) => "newly allowed",
+            Some(Effect::NotSubject) => "not subject (node)",
+        }
+    }
+}
+
+/// The rows with what applying the proposal does to each (rows of connections the simulation did
+/// not cover keep `None`).
+pub fn with_simulation(mut rows: Vec<Row>, review: &[ReviewRow], sim: &Simulation<'_>) -> Vec<Row> {
+    let by_row: std::collections::HashMap<(String, Direction, String, u16, &'static str), &Simulated<'_>> = review
+        .iter()
+        .filter_map(|r| {
+            let s = sim.effect(&r.key)?;
+            Some(((r.workload.to_string(), r.direction, r.peer().key(), r.key.port.get(), r.key.protocol.as_str()), s))
+        })
+        .collect();
+    for row in &mut rows {
+        if let Some(s) =
+            by_row.get(&(row.workload.clone(), row.direction, row.peer_key.clone(), row.port, row.protocol))
+        {
+            row.effect = Some(s.effect);
+            row.effect_reason = Some(s.reason());
+        }
+    }
+    rows
 }
 
 /// Whether a character would change or hide what is shown around it: the bidirectional controls
@@ -155,6 +198,8 @@ fn row(r: &ReviewRow, stats: &ConnStats, names: &Names) -> Row {
         editable,
         undecided: r.undecided,
         names,
+        effect: None,
+        effect_reason: None,
     }
 }
 
@@ -332,7 +377,8 @@ impl Summary {
     }
 }
 
-/// One evaluated connection of `flowgate check`: allowed or blocked, and by what.
+/// One evaluated connection of `flowgate check`: allowed or blocked once the policies are applied,
+/// by what, and what applying them changes.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckRow {
     pub src: Endpoint,
@@ -340,10 +386,16 @@ pub struct CheckRow {
     pub port: u16,
     pub protocol: &'static str,
     pub flows: u64,
+    pub last_seen: jiff::Timestamp,
+    pub processes: Vec<String>,
     /// `allowed`, `BLOCKED`, or `not subject (node)`.
     pub verdict: &'static str,
     pub egress: String,
     pub ingress: String,
+    /// What applying the policies does to it ([`Effect`]).
+    pub effect: Effect,
+    /// The deciding policies in words ([`crate::policy::simulate::explain`]).
+    pub reason: String,
     #[serde(skip)]
     pub blocked: bool,
     /// From a node and not allowed: node traffic is not subject to NetworkPolicy.
@@ -352,30 +404,40 @@ pub struct CheckRow {
 }
 
 impl CheckRow {
-    pub fn new(
-        key: &ConnKey,
-        stats: &ConnStats,
-        allowed: bool,
-        from_node: bool,
-        egress: &SideDecision,
-        ingress: &SideDecision,
-    ) -> CheckRow {
+    pub fn new(s: &Simulated<'_>) -> CheckRow {
+        let (allowed, from_node) = (s.after.allowed, s.effect == Effect::NotSubject);
         CheckRow {
-            src: key.src.clone(),
-            dst: key.dst.clone(),
-            port: key.port.get(),
-            protocol: key.protocol.as_str(),
-            flows: stats.flows,
+            src: s.key.src.clone(),
+            dst: s.key.dst.clone(),
+            port: s.key.port.get(),
+            protocol: s.key.protocol.as_str(),
+            flows: s.stats.flows,
+            last_seen: s.stats.last_seen,
+            processes: s.stats.processes.iter().map(|p| cap_text(p.clone(), MAX_PROCESS_LEN).0).collect(),
             verdict: match (allowed, from_node) {
                 (true, _) => "allowed",
                 (false, true) => "not subject (node)",
                 (false, false) => "BLOCKED",
             },
-            egress: side(egress),
-            ingress: side(ingress),
+            egress: side(&s.after.egress),
+            ingress: side(&s.after.ingress),
+            effect: s.effect,
+            reason: s.reason(),
             blocked: !allowed && !from_node,
-            not_subject: !allowed && from_node,
+            not_subject: from_node,
         }
+    }
+
+    /// `src -> dst port/protocol (N flows, last seen T, process p): reason`, for the CLI's list of
+    /// what applying the policies would break.
+    pub fn summary(&self) -> String {
+        let processes =
+            if self.processes.is_empty() { String::new() } else { format!(", process {}", self.processes.join(",")) };
+        visible(&format!(
+            "{} -> {} {}/{} ({} flows, last seen {}{processes}): {}",
+            self.src, self.dst, self.port, self.protocol, self.flows, self.last_seen, self.reason
+        ))
+        .into_owned()
     }
 }
 
@@ -390,11 +452,11 @@ fn side(s: &SideDecision) -> String {
 
 /// The check rows as `flowgate check` prints them.
 pub fn check_table(rows: &[CheckRow]) -> String {
-    let mut out = String::from("SOURCE\tDESTINATION\tPORT\tFLOWS\tVERDICT\tEGRESS\tINGRESS\n");
+    let mut out = String::from("SOURCE\tDESTINATION\tPORT\tFLOWS\tVERDICT\tEGRESS\tINGRESS\tEFFECT\n");
     for c in rows {
         let _ = writeln!(
             out,
-            "{}\t{}\t{}/{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}",
             visible(&c.src.to_string()),
             visible(&c.dst.to_string()),
             c.port,
@@ -402,7 +464,8 @@ pub fn check_table(rows: &[CheckRow]) -> String {
             c.flows,
             c.verdict,
             visible(&c.egress),
-            visible(&c.ingress)
+            visible(&c.ingress),
+            c.effect.as_str()
         );
     }
     out
@@ -481,7 +544,15 @@ fn status_class(s: &Status, peer: &Endpoint) -> &'static str {
 
 /// The map: the review's workloads and peers (namespaces as groups, Services between client and
 /// backend when the connection went through one), edges labelled port/protocol with a status.
-pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadRef>) -> Value {
+///
+/// With a simulation, a connection applying the proposal would break has the status `would-break`
+/// (whatever its own status), and each edge's details say what applying it does.
+pub fn graph(
+    review: &[ReviewRow],
+    conns: &Connections,
+    focus: Option<&WorkloadRef>,
+    sim: Option<&Simulation<'_>>,
+) -> Value {
     let mut nodes: BTreeMap<String, Value> = BTreeMap::new();
     let mut edges: BTreeMap<String, Value> = BTreeMap::new();
     let add_node = |nodes: &mut BTreeMap<String, Value>, e: &Endpoint| -> String {
@@ -536,17 +607,25 @@ pub fn graph(review: &[ReviewRow], conns: &Connections, focus: Option<&WorkloadR
         let peer = r.peer();
         let src = add_node(&mut nodes, &r.key.src);
         let dst = add_node(&mut nodes, &r.key.dst);
-        let status = status_class(&r.status, peer);
+        let simulated = sim.and_then(|s| s.effect(&r.key));
+        let status = match simulated {
+            Some(s) if s.effect == Effect::WouldBreak => "would-break",
+            _ => status_class(&r.status, peer),
+        };
         let label = format!("{}/{}", r.key.port, r.key.protocol);
         let processes: Vec<String> =
             stats.processes.iter().map(|p| shown(&cap_text(p.clone(), MAX_PROCESS_LEN).0)).collect();
-        let detail = json!({
+        let mut detail = json!({
             "Flows": stats.flows.to_string(),
             "Decision": shown(&r.status.to_string()),
             "First seen": when(stats.first_seen),
             "Last seen": when(stats.last_seen),
             "Processes": processes.join(", "),
         });
+        if let Some(s) = simulated {
+            detail["If applied"] =
+                Value::String(shown(&format!("{}: {}", s.effect.as_str().replace('_', " "), s.reason())));
+        }
         // A connection through a Service is drawn client -> Service -> backend.
         let via = stats.services.iter().next().and_then(|s| {
             let (svc, port) = s.rsplit_once(':')?;

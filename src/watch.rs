@@ -3,13 +3,21 @@
 //! and the time-aware inventory follows the cluster within one interval.
 //!
 //! An IO shell around `Store::import`; the Kubernetes API is reached through `kube::Client`
-//! (kubeconfig or in-cluster service account).
+//! (kubeconfig or in-cluster service account, [`client`]).
+//!
+//! `flowgate watch` runs [`watch`] alone; `serve --kube` starts a [`Watcher`] beside the web
+//! server: its [`Synced`] handle tells `/readyz` which kinds have not listed yet, and
+//! [`Watcher::run`] records until the server's shutdown, outliving a database outage.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Debug;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -23,15 +31,19 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::inventory::KubeObject;
+use crate::metrics::{Counter, Metrics};
 use crate::store::Store;
+use crate::store::inventory::ImportReport;
 
 /// The current objects of one kind.
 trait Kind: Send + Sync {
+    fn name(&self) -> &str;
     fn snapshot(&self) -> Vec<KubeObject>;
     fn ready(&self) -> bool;
 }
 
 struct Reflected<K: Resource<DynamicType = ()> + 'static> {
+    kind: String,
     reader: Reader<K>,
     wrap: fn(K) -> KubeObject,
 }
@@ -40,6 +52,9 @@ impl<K> Kind for Reflected<K>
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
+    fn name(&self) -> &str {
+        &self.kind
+    }
     fn snapshot(&self) -> Vec<KubeObject> {
         self.reader.state().iter().map(|o| (self.wrap)((**o).clone())).collect()
     }
@@ -49,43 +64,161 @@ where
     }
 }
 
-/// Starts a reflector for one kind on the current runtime and returns its reader.
-fn reflect<K>(client: &Client, wrap: fn(K) -> KubeObject) -> Arc<dyn Kind>
+/// Starts a reflector for one kind on the current runtime: its reader, and the task that feeds it.
+fn reflect<K>(
+    client: &Client,
+    metrics: &Metrics,
+    wrap: fn(K) -> KubeObject,
+) -> (Arc<dyn Kind>, tokio::task::AbortHandle)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    let kind = K::kind(&()).into_owned();
     let (reader, writer) = reflector::store::<K>();
     let api: Api<K> = Api::all(client.clone());
     // Without a backoff a watcher against an unreachable API server spins; with it, errors are
     // retried at growing intervals and logged once each.
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-    tokio::spawn(async move {
+    let restarts: Arc<Counter> = metrics.watch_restarts.get(&kind);
+    let name = kind.clone();
+    let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
             if let Err(e) = ev {
-                tracing::warn!("watching {}: {e}", K::kind(&()));
+                tracing::warn!("watching {name}: {e}");
+                restarts.inc();
             }
         }
     });
-    Arc::new(Reflected { reader, wrap })
+    (Arc::new(Reflected { kind, reader, wrap }), task.abort_handle())
 }
 
-fn kinds(client: &Client) -> Vec<Arc<dyn Kind>> {
-    vec![
-        reflect::<Namespace>(client, KubeObject::Namespace),
-        reflect::<Node>(client, KubeObject::Node),
-        reflect::<Pod>(client, KubeObject::Pod),
-        reflect::<Service>(client, KubeObject::Service),
-        reflect::<EndpointSlice>(client, KubeObject::EndpointSlice),
-        reflect::<ReplicaSet>(client, KubeObject::ReplicaSet),
-        reflect::<ReplicationController>(client, KubeObject::ReplicationController),
-        reflect::<Deployment>(client, KubeObject::Deployment),
-        reflect::<StatefulSet>(client, KubeObject::StatefulSet),
-        reflect::<DaemonSet>(client, KubeObject::DaemonSet),
-        reflect::<Job>(client, KubeObject::Job),
-        reflect::<CronJob>(client, KubeObject::CronJob),
-        reflect::<NetworkPolicy>(client, KubeObject::NetworkPolicy),
-    ]
+/// A reflector per kind Flowgate reads, running until the `Watcher` is dropped. The deployment's
+/// ClusterRole (`deploy/base/clusterrole.yaml`) grants list and watch of exactly these; a test
+/// in `tests/watch.rs` compares it with the requests made.
+pub struct Watcher {
+    kinds: Arc<[Arc<dyn Kind>]>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+/// Which kinds have listed once, for `/readyz`: a clone of a [`Watcher`]'s readers.
+#[derive(Clone)]
+pub struct Synced(Arc<[Arc<dyn Kind>]>);
+
+impl Synced {
+    /// The kinds whose first list has not arrived yet, in the watcher's order.
+    pub fn pending(&self) -> Vec<String> {
+        self.0.iter().filter(|k| !k.ready()).map(|k| k.name().to_string()).collect()
+    }
+}
+
+impl Watcher {
+    /// Starts every reflector on the current runtime; watch errors go to the log and to
+    /// `metrics.watch_restarts`.
+    pub fn start(client: &Client, metrics: &Metrics) -> Watcher {
+        let started = [
+            reflect::<Namespace>(client, metrics, KubeObject::Namespace),
+            reflect::<Node>(client, metrics, KubeObject::Node),
+            reflect::<Pod>(client, metrics, KubeObject::Pod),
+            reflect::<Service>(client, metrics, KubeObject::Service),
+            reflect::<EndpointSlice>(client, metrics, KubeObject::EndpointSlice),
+            reflect::<ReplicaSet>(client, metrics, KubeObject::ReplicaSet),
+            reflect::<ReplicationController>(client, metrics, KubeObject::ReplicationController),
+            reflect::<Deployment>(client, metrics, KubeObject::Deployment),
+            reflect::<StatefulSet>(client, metrics, KubeObject::StatefulSet),
+            reflect::<DaemonSet>(client, metrics, KubeObject::DaemonSet),
+            reflect::<Job>(client, metrics, KubeObject::Job),
+            reflect::<CronJob>(client, metrics, KubeObject::CronJob),
+            reflect::<NetworkPolicy>(client, metrics, KubeObject::NetworkPolicy),
+        ];
+        let (kinds, tasks): (Vec<_>, Vec<_>) = started.into_iter().unzip();
+        Watcher { kinds: kinds.into(), tasks }
+    }
+
+    pub fn synced(&self) -> Synced {
+        Synced(self.kinds.clone())
+    }
+
+    /// One tick: the snapshot is imported when every kind has listed and it changed since `last`.
+    async fn pass(
+        &self,
+        store: &Store,
+        cluster: i32,
+        last: &mut Option<u64>,
+    ) -> crate::store::Result<Option<(ImportReport, usize)>> {
+        // Until every kind has listed once, a snapshot would close objects merely not seen yet.
+        if !self.kinds.iter().all(|k| k.ready()) {
+            return Ok(None);
+        }
+        let objects: Vec<KubeObject> = self.kinds.iter().flat_map(|k| k.snapshot()).collect();
+        let fp = fingerprint(&objects);
+        if *last == Some(fp) {
+            return Ok(None);
+        }
+        let report = store.import(cluster, &objects, jiff::Timestamp::now()).await?;
+        *last = Some(fp);
+        Ok(Some((report, objects.len())))
+    }
+
+    /// `serve --kube`: records a changed snapshot every `interval` until `stop` completes (an
+    /// import under way finishes first), then stops the reflectors. A failed import (PostgreSQL
+    /// away) is logged when the outage starts and when it ends, and tried again at every tick.
+    pub async fn run(self, store: Store, cluster: i32, interval: Duration, stop: impl Future<Output = ()>) {
+        let mut last = None;
+        let mut failing = false;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            match self.pass(&store, cluster, &mut last).await {
+                Ok(recorded) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("watch: recording resumed");
+                    }
+                    if let Some((report, n)) = recorded {
+                        log_import(&report, n);
+                    }
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!("watch: recording a snapshot: {e} (trying again at every tick)");
+                }
+                Err(e) => tracing::debug!("watch: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// What one import did, in the server's log: its counts, and its first warnings.
+fn log_import(r: &ImportReport, n: usize) {
+    const SHOWN: usize = 10;
+    for w in r.warnings.iter().take(SHOWN) {
+        tracing::warn!("watch: {w}");
+    }
+    if r.warnings.len() > SHOWN {
+        tracing::warn!("watch: {} more warnings", r.warnings.len() - SHOWN);
+    }
+    tracing::info!(
+        "watch: recorded {} objects: {} added, {} updated, {} closed, {} skipped (invalid names)",
+        n.saturating_sub(r.skipped as usize),
+        r.added,
+        r.updated,
+        r.closed,
+        r.skipped
+    );
 }
 
 /// A fingerprint of a snapshot, to skip imports when nothing changed.
@@ -109,31 +242,40 @@ fn fingerprint(objects: &[KubeObject]) -> u64 {
 }
 
 /// Watches the cluster behind `client` and records a snapshot in the store every `interval` in
-/// which something changed. Runs until the task is dropped; `on_import` hears of each import.
+/// which something changed (`flowgate watch`). Runs until the task is dropped or an import fails;
+/// `on_import` hears of each import.
 pub async fn watch(
     client: Client,
     store: Store,
     cluster: i32,
     interval: Duration,
-    mut on_import: impl FnMut(&crate::store::inventory::ImportReport, usize),
+    mut on_import: impl FnMut(&ImportReport, usize),
 ) -> crate::store::Result<()> {
-    let kinds = kinds(&client);
+    let watcher = Watcher::start(&client, &Metrics::default());
     let mut last = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        // Until every kind has listed once, a snapshot would close objects merely not seen yet.
-        if !kinds.iter().all(|k| k.ready()) {
-            continue;
+        if let Some((report, n)) = watcher.pass(&store, cluster, &mut last).await? {
+            on_import(&report, n);
         }
-        let objects: Vec<KubeObject> = kinds.iter().flat_map(|k| k.snapshot()).collect();
-        let fp = fingerprint(&objects);
-        if last == Some(fp) {
-            continue;
-        }
-        let report = store.import(cluster, &objects, jiff::Timestamp::now()).await?;
-        on_import(&report, objects.len());
-        last = Some(fp);
     }
+}
+
+/// A client for the cluster: `kubeconfig` (and `context` in it) when given; else the default
+/// kubeconfig (`KUBECONFIG`, `~/.kube/config`) when a `context` is named; else whatever
+/// `kube::Config::infer` finds (the in-cluster service account, or the default kubeconfig).
+pub async fn client(kubeconfig: Option<&Path>, context: Option<String>) -> anyhow::Result<Client> {
+    let options = kube::config::KubeConfigOptions { context, ..Default::default() };
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await?
+        }
+        None if options.context.is_some() => kube::Config::from_kubeconfig(&options).await?,
+        None => kube::Config::infer().await?,
+    };
+    Client::try_from(config).context("Kubernetes client")
 }

@@ -24,22 +24,46 @@
     return document.getElementById(h) && h.indexOf('tab-') === 0 ? h : 'tab-map';
   }
 
+  // What a row says, without its <noscript> fallback buttons ("Allow" would match every row).
+  function rowText(tr) {
+    var t = '';
+    Array.prototype.forEach.call(tr.cells, function (c) {
+      var s = c.textContent;
+      c.querySelectorAll('noscript').forEach(function (n) { s = s.replace(n.textContent, ''); });
+      t += ' ' + s;
+    });
+    return t.toLowerCase();
+  }
+
   function applyFilters(root) {
     (root || document).querySelectorAll('input.row-filter').forEach(function (input) {
       var table = document.getElementById(input.dataset.table);
       if (!table) return;
       var q = input.value.trim().toLowerCase();
+      var shown = 0;
       table.querySelectorAll('tbody tr').forEach(function (tr) {
-        tr.hidden = q !== '' && tr.textContent.toLowerCase().indexOf(q) < 0;
+        tr.hidden = q !== '' && rowText(tr).indexOf(q) < 0;
+        if (!tr.hidden) shown++;
       });
+      var note = table.parentNode.querySelector('p.no-matches[data-table="' + table.id + '"]');
+      if (!note) {
+        note = document.createElement('p');
+        note.className = 'muted no-matches';
+        note.dataset.table = table.id;
+        note.setAttribute('role', 'status');
+        table.insertAdjacentElement('afterend', note);
+      }
+      var any = table.querySelectorAll('tbody tr').length > 0;
+      note.hidden = !(q !== '' && shown === 0 && any);
+      note.textContent = note.hidden ? '' : 'No connection matches \u201c' + input.value.trim() + '\u201d.';
     });
   }
 
-  function sortBy(th) {
+  function sortBy(th, wanted) {
     var table = th.closest('table');
     var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
     var numeric = th.dataset.sort === 'num';
-    var dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
+    var dir = wanted || (th.dataset.dir === 'asc' ? 'desc' : 'asc');
     th.parentNode.querySelectorAll('th').forEach(function (h) { delete h.dataset.dir; h.removeAttribute('aria-sort'); });
     th.dataset.dir = dir;
     th.setAttribute('aria-sort', dir === 'asc' ? 'ascending' : 'descending');
@@ -66,9 +90,31 @@
     if (e.target.id === 'copy-yaml') {
       var text = document.getElementById('policy-yaml').textContent;
       if (navigator.clipboard) {
-        navigator.clipboard.writeText(text).then(function () { e.target.textContent = 'Copied'; },
-          function () { e.target.textContent = 'Copy failed'; });
+        var button = e.target;
+        var said = function (words) {
+          button.textContent = words;
+          // Back to its label, so a second copy says something too.
+          setTimeout(function () { button.textContent = 'Copy'; }, 2000);
+        };
+        navigator.clipboard.writeText(text).then(function () { said('Copied'); }, function () { said('Copy failed'); });
       }
+    }
+  });
+  // Keyboard: Enter or Space sorts by a focused header; the arrow keys move between tabs.
+  document.addEventListener('keydown', function (e) {
+    var th = e.target.closest && e.target.closest('th[data-sort]');
+    if (th && (e.key === 'Enter' || e.key === ' ')) {
+      e.preventDefault();
+      sortBy(th);
+      return;
+    }
+    var tab = e.target.closest && e.target.closest('.tabs a[role="tab"]');
+    if (tab && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
+      var tabs = Array.prototype.slice.call(document.querySelectorAll('.tabs a[role="tab"]'));
+      var next = tabs[(tabs.indexOf(tab) + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+      e.preventDefault();
+      next.focus();
+      next.click();
     }
   });
   // Pickers submit on change (inline handlers are not allowed by the Content-Security-Policy).
@@ -78,12 +124,41 @@
   document.addEventListener('input', function (e) {
     if (e.target.matches('input.row-filter')) applyFilters();
   });
-  // After htmx swapped the review in, keep the tab, re-apply filters and tell the map.
+  // A decision swaps the review section: what the user had set up in it (filters, sort order, the
+  // control in focus) is kept across the swap.
+  var kept = null;
+  document.addEventListener('htmx:beforeSwap', function () {
+    if (!document.getElementById('review')) return;
+    kept = { filters: {}, sorts: {}, focus: null };
+    document.querySelectorAll('input.row-filter').forEach(function (i) { kept.filters[i.dataset.table] = i.value; });
+    document.querySelectorAll('table.sortable th[data-dir]').forEach(function (th) {
+      kept.sorts[th.closest('table').id] = [Array.prototype.indexOf.call(th.parentNode.children, th), th.dataset.dir];
+    });
+    var a = document.activeElement;
+    if (a && a.getAttribute && a.getAttribute('aria-label')) kept.focus = a.getAttribute('aria-label');
+  });
+  // After htmx swapped the review in, keep the tab, restore what was kept and tell the map.
   document.addEventListener('htmx:afterSwap', function () {
-    if (document.getElementById('review')) {
-      showTab(currentTab());
-      applyFilters();
+    if (!document.getElementById('review')) return;
+    showTab(currentTab());
+    if (kept) {
+      document.querySelectorAll('input.row-filter').forEach(function (i) {
+        if (kept.filters[i.dataset.table] !== undefined) i.value = kept.filters[i.dataset.table];
+      });
+      Object.keys(kept.sorts).forEach(function (id) {
+        var table = document.getElementById(id);
+        var th = table && table.tHead && table.tHead.rows[0].cells[kept.sorts[id][0]];
+        if (th) sortBy(th, kept.sorts[id][1]);
+      });
+      if (kept.focus) {
+        var same = Array.prototype.find.call(document.querySelectorAll('#review [aria-label]'), function (el) {
+          return el.getAttribute('aria-label') === kept.focus;
+        });
+        if (same) same.focus();
+      }
+      kept = null;
     }
+    applyFilters();
   });
   document.addEventListener('DOMContentLoaded', function () {
     if (document.querySelector('.tabs')) showTab(currentTab());

@@ -41,7 +41,7 @@
   var FIRST_FRAME_TIMEOUT_MS = 1000;
 
   var KINDS = ['workload', 'service', 'external', 'unresolved', 'node', 'namespace'];
-  var STATUSES = ['allowed', 'excluded', 'unresolved', 'no-rule'];
+  var STATUSES = ['allowed', 'excluded', 'unresolved', 'no-rule', 'would-break'];
   var KIND_NAMES = {
     workload: 'Workload',
     service: 'Service',
@@ -55,6 +55,7 @@
     excluded: 'excluded from the policy',
     unresolved: 'unresolved peer (excluded)',
     'no-rule': 'no rule needed',
+    'would-break': 'would break: seen, and blocked once the policy is applied',
   };
   // Non-colour cue in the label itself; the line style (edges) and shape (nodes) are the other one.
   var WARN = '\u26A0 ';
@@ -172,7 +173,7 @@
           target: e.target,
           status: status,
           rawStatus: str(e.status),
-          label: shortLabel((status === 'unresolved' ? WARN : '') + full),
+          label: shortLabel((status === 'unresolved' || status === 'would-break' ? WARN : '') + full),
           fullLabel: full,
           detail: detailOf(e.detail),
         },
@@ -406,6 +407,7 @@
     excluded: { color: '#8c959f', width: 1.75, dash: [8, 5], cap: 'butt', hollow: true, text: '#57606a', arrow: 0.9 },
     unresolved: { color: '#cf222e', width: 3, dash: [0.1, 6], cap: 'round', hollow: false, text: '#a4161a', arrow: 0.9 },
     'no-rule': { color: '#0969da', width: 1, dash: [1.5, 3], cap: 'butt', hollow: false, text: '#0a3069', arrow: 0.7 },
+    'would-break': { color: '#cf222e', width: 3.5, dash: [10, 4], cap: 'butt', hollow: false, text: '#a4161a', arrow: 1 },
     other: { color: '#8c959f', width: 1.5, dash: null, cap: 'butt', hollow: false, text: '#1f2328', arrow: 0.9 },
   };
 
@@ -670,7 +672,7 @@
   }
 
   function connectionTitle(c) {
-    return (c.status === 'unresolved' ? WARN : '') + (c.fullLabel || 'connection');
+    return (c.status === 'unresolved' || c.status === 'would-break' ? WARN : '') + (c.fullLabel || 'connection');
   }
 
   // `conns`: [{ fullLabel, status, rawStatus, detail, from, to }], one or more connections
@@ -957,8 +959,8 @@
   var MIN_NODE_SCALE = 0.1; // ... and nodes at least this fraction of their size
   var MAX_ZOOM = 4;
   var FIT_PAD = 24;
-  var LINE_ORDER = ['no-rule', 'other', 'excluded', 'allowed', 'unresolved']; // later on top
-  var STATUS_RANK = { allowed: 0, excluded: 1, unresolved: 2, 'no-rule': 3, other: 4 };
+  var LINE_ORDER = ['no-rule', 'other', 'excluded', 'allowed', 'unresolved', 'would-break']; // later on top
+  var STATUS_RANK = { 'would-break': 0, allowed: 1, excluded: 2, unresolved: 3, 'no-rule': 4, other: 5 };
   var NODE_ORDER = ['namespace', 'other', 'node', 'external', 'service', 'workload', 'unresolved'];
   var SHAPES = {
     hexagon: [[-1, 0], [-0.5, -1], [0.5, -1], [1, 0], [0.5, 1], [-0.5, 1]],
@@ -1058,7 +1060,7 @@
         line.edges.forEach(function (d) {
           seen.add(d.fullLabel || 'connection');
         });
-        line.label = shortLabel((line.status === 'unresolved' ? WARN : '') + Array.from(seen).join(', '), 40);
+        line.label = shortLabel((line.status === 'unresolved' || line.status === 'would-break' ? WARN : '') + Array.from(seen).join(', '), 40);
         if (len === 0) {
           // A node talking to itself: a small loop above its right corner.
           line.loop = { x: s.x + s.w / 2, y: s.y - s.h / 2, r: 10 + 4 * i };

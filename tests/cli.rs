@@ -11,6 +11,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "support/served.rs"]
+mod served;
+use served::Served;
+
 const JAVA_INV: &str = "tests/fixtures/java-app/inventory.json";
 const JAVA_FLOWS: &str = "tests/fixtures/java-app/flows.ndjson";
 const EXTRA: &str = "tests/fixtures/java-app-extra";
@@ -986,76 +990,6 @@ fn a_recycled_ip_resolves_to_the_pod_that_held_it_then() {
 // The server's start
 // ---------------------------------------------------------------------------------------------
 
-/// A `flowgate serve` child on a free port, with what it writes to stderr read line by line on a
-/// thread; killed when dropped, if it is still running.
-struct Served {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    /// Everything it wrote so far.
-    stderr: String,
-}
-
-impl Served {
-    /// Starts `flowgate serve ARGS...` and waits (bounded) for its login line.
-    fn start(database_url: &str, args: &[&str], env_token: Option<&str>) -> Served {
-        use std::io::{BufRead, BufReader};
-        use std::process::Stdio;
-
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowgate"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
-            .args(args)
-            .env_remove("FLOWGATE_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(t) = env_token {
-            cmd.env("FLOWGATE_TOKEN", t);
-        }
-        let mut child = cmd.spawn().expect("run flowgate serve");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut served = Served { child, lines, stderr: String::new() };
-        served.wait_for("log in", std::time::Duration::from_secs(60));
-        served
-    }
-
-    /// Reads stderr until a line contains `needle`; panics with what it read after `within`.
-    fn wait_for(&mut self, needle: &str, within: std::time::Duration) -> String {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
-                Ok(line) => {
-                    self.stderr += &line;
-                    self.stderr.push('\n');
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!("serve wrote no line with {needle:?} ({e}):\n{}", self.stderr),
-            }
-        }
-    }
-
-    /// The address it listens on, from its first line.
-    fn addr(&self) -> std::net::SocketAddr {
-        let line = self.stderr.lines().find(|l| l.contains("listening on http://")).expect("the listening line");
-        line.split("http://").nth(1).unwrap().trim_end_matches('/').parse().unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `flowgate serve ARGS...` on a free port and returns what it wrote to stderr up to its
 /// login line; the server is then stopped.
 fn serve_until_login_line(database_url: &str, args: &[&str], env_token: Option<&str>) -> String {
@@ -1143,6 +1077,60 @@ async fn sigterm_finishes_the_ingest_in_flight_and_exits_0(pool: sqlx::PgPool) {
     };
     server.wait_for("flowgate: stopped", Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{}", server.stderr);
+}
+
+/// `serve --kube` reads its Kubernetes configuration before it serves: a kubeconfig that cannot
+/// be read is bad input (exit 2, saying which), and the watch flags need `--kube`.
+#[sqlx::test(migrations = false)]
+async fn serve_kube_refuses_a_kubeconfig_it_cannot_read(pool: sqlx::PgPool) {
+    use sqlx::ConnectOptions;
+    let url = pool.connect_options().to_url_lossy().to_string();
+    let run = flowgate(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+        "--kube",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+    ]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("Kubernetes configuration: --kubeconfig /nonexistent/kubeconfig"), "{}", run.stderr);
+    let run = flowgate(&["serve", "--database-url", &url, "--cluster", "prod"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--kube"), "{}", run.stderr);
+    let run = flowgate(&["serve", "--database-url", &url, "--kube", "--cluster", "Not_A_Name"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--cluster: "), "{}", run.stderr);
+}
+
+/// `--log-format json`: every line `serve` writes, from its start to its stop, is one JSON object
+/// with a level and a message (what a log collector reads), the start lines included.
+#[sqlx::test(migrations = false)]
+async fn serve_with_log_format_json_writes_only_json_lines(pool: sqlx::PgPool) {
+    use sqlx::ConnectOptions;
+    let url = pool.connect_options().to_url_lossy().to_string();
+    let mut server = Served::start(&url, &["--log-format", "json", "--token", "json-log-test-token-0123"], None);
+    let status = server.terminate(std::time::Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", server.stderr);
+    let messages: Vec<String> = server
+        .stderr
+        .lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert!(event["level"].is_string() && event["timestamp"].is_string(), "{line}");
+            event["fields"]["message"].as_str().unwrap_or_else(|| panic!("no message: {line}")).to_string()
+        })
+        .collect();
+    for said in [
+        "flowgate is listening on http://127.0.0.1:",
+        "log in at http://",
+        "SIGTERM: shutting down",
+        "flowgate: stopped",
+    ] {
+        assert!(messages.iter().any(|m| m.contains(said)), "{said:?} not in {messages:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

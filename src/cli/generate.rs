@@ -22,6 +22,10 @@ pub(crate) struct GenerateArgs {
     /// (cilium.io/v2 CiliumNetworkPolicy, with toFQDNs for trusted names and entities for nodes)
     #[arg(long, default_value = "kubernetes")]
     dialect: Dialect,
+    /// Also write, as JSON to this file, each rule with the observed connections that justify it
+    /// (flows, first and last seen, processes)
+    #[arg(long, value_name = "FILE")]
+    explain: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -42,6 +46,15 @@ pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
     match &args.output {
         Some(path) => std::fs::write(path, &spelled.yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
         None => write_stdout(spelled.yaml.as_bytes())?,
+    }
+    if let Some(path) = &args.explain {
+        let rules = flowgate::policy::provenance::provenance(&r.generation, &inv, &r.connections);
+        std::fs::write(path, super::to_json(&rules)?)
+            .map_err(|e| Fail(format!("--explain {}: {e}", path.display())))?;
+    }
+    for s in flowgate::policy::safety::warnings(&r.generation, &inv, &r.connections, None) {
+        let level = if s.loud { "WARNING" } else { "warning" };
+        eprintln!("{level} [{}]: {}", s.kind, flowgate::report::visible(&s.message));
     }
     for w in r.generation.warnings.iter().chain(&spelled.warnings).chain(&spelled.verification.warnings) {
         eprintln!("warning: {w}");

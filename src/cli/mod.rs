@@ -9,11 +9,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use flowgate::store::{Store, StoreError};
 use flowgate::topology::TimeBound;
 
 mod check;
+mod explain;
 mod generate;
 mod serve;
 mod source;
@@ -27,8 +28,43 @@ mod watch;
     about = "Observed Kubernetes traffic in, verified least-privilege NetworkPolicies out"
 )]
 struct Cli {
+    /// How the log is written to stderr: text, or one JSON object a line (for log collectors;
+    /// `serve` and `watch` then say everything through it)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "FLOWGATE_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Set once, before any command runs: whether [`notice`] logs rather than prints.
+static JSON_LOG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// What a long-running command (`serve`, `watch`) tells its operator: a plain line on stderr,
+/// or with `--log-format json` an info event, so that a log collector reads every line as JSON.
+pub(crate) fn notice(msg: impl std::fmt::Display) {
+    if cli_json() {
+        tracing::info!("{msg}");
+    } else {
+        eprintln!("{msg}");
+    }
+}
+
+fn init_log(format: LogFormat) {
+    let filter = || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "flowgate=info".into());
+    // Colours only for a terminal: a pipe (docker, kubectl logs) would get the escape codes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let log = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(colour);
+    match format {
+        LogFormat::Text => log.with_env_filter(filter()).init(),
+        LogFormat::Json => log.json().with_env_filter(filter()).init(),
+    }
+    let _ = JSON_LOG.set(format == LogFormat::Json);
 }
 
 #[derive(Subcommand)]
@@ -39,6 +75,8 @@ enum Command {
     Connections(generate::ConnectionsArgs),
     /// Evaluate policies against observed flows: each connection allowed or blocked, and by what
     Check(check::CheckArgs),
+    /// Explain one connection: which policies decide it on each side, and why
+    Explain(explain::ExplainArgs),
     /// Create or upgrade the database schema
     Migrate(store::MigrateArgs),
     /// Record a snapshot of cluster objects in the store (history is kept)
@@ -129,17 +167,13 @@ impl From<flowgate::ingest::IngestError> for Fail {
 }
 
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "flowgate=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_log(cli.log_format);
     let result = match cli.command {
         Command::Generate(args) => generate::run_generate(args),
         Command::Connections(args) => generate::run_connections(args),
         Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Migrate(args) => store::run_migrate(args),
         Command::Import(args) => store::run_import(args),
         Command::Ingest(args) => store::run_ingest(args),
@@ -149,11 +183,19 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(fail) if cli_json() => {
+            tracing::error!("flowgate: error: {}", fail.message());
+            ExitCode::from(fail.code)
+        }
         Err(fail) => {
             eprintln!("flowgate: error: {}", fail.message());
             ExitCode::from(fail.code)
         }
     }
+}
+
+fn cli_json() -> bool {
+    JSON_LOG.get().copied().unwrap_or(false)
 }
 
 /// A duration flag of at least `min` (`10s`, `2m`).
@@ -220,10 +262,14 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Fail> {
 const SHOWN_WARNINGS: usize = 20;
 
 pub(crate) fn print_warnings<W: std::fmt::Display>(warnings: &[W]) {
+    let warn = |msg: std::fmt::Arguments| match cli_json() {
+        true => tracing::warn!("{msg}"),
+        false => eprintln!("warning: {msg}"),
+    };
     for w in warnings.iter().take(SHOWN_WARNINGS) {
-        eprintln!("warning: {w}");
+        warn(format_args!("{w}"));
     }
     if warnings.len() > SHOWN_WARNINGS {
-        eprintln!("warning: ... and {} more", warnings.len() - SHOWN_WARNINGS);
+        warn(format_args!("... and {} more", warnings.len() - SHOWN_WARNINGS));
     }
 }

@@ -1,13 +1,14 @@
 //! `flowgate serve`: the web application and the ingestion API, with the background loops
-//! (retention, the demo cluster's traffic), until SIGTERM or SIGINT.
+//! (retention, the demo cluster's traffic, with `--kube` the watchers), until SIGTERM or SIGINT.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use flowgate::store::Store;
 
 use super::store::RetentionArgs;
-use super::{DbArgs, Fail, parse_duration, redact, runtime};
+use super::{DbArgs, Fail, notice, parse_duration, redact, runtime};
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
@@ -29,7 +30,30 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     limits: ServeLimits,
     #[command(flatten)]
+    kube: KubeArgs,
+    #[command(flatten)]
     db: DbArgs,
+}
+
+/// `serve --kube`: the watchers of `flowgate watch`, run beside the web server.
+#[derive(Args)]
+struct KubeArgs {
+    /// Watch the Kubernetes cluster (in-cluster service account or kubeconfig) and record its
+    /// objects; /readyz says ready once every kind has listed
+    #[arg(long)]
+    kube: bool,
+    /// The name the watched cluster has in Flowgate (in URLs and `generate --cluster`)
+    #[arg(long, default_value = "default", requires = "kube")]
+    cluster: String,
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster service account)
+    #[arg(long, requires = "kube")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context
+    #[arg(long, requires = "kube")]
+    context: Option<String>,
+    /// How often a changed snapshot is recorded (e.g. 10s, 1m)
+    #[arg(long, default_value = "10s", requires = "kube")]
+    watch_interval: String,
 }
 
 /// What `serve` takes on at once and how long it waits for clients.
@@ -58,8 +82,14 @@ fn positive(s: &str) -> Result<usize, String> {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
-    let ServeArgs { listen, token, behind_https, demo, retention, limits, db } = args;
+    let ServeArgs { listen, token, behind_https, demo, retention, limits, kube, db } = args;
     let retention = retention.parse()?;
+    let watch_interval = parse_duration("--watch-interval", &kube.watch_interval, std::time::Duration::from_secs(1))?;
+    if kube.kube {
+        flowgate::model::NameRule::Dns1123Subdomain
+            .check(&kube.cluster)
+            .map_err(|e| Fail(format!("--cluster: {e}")))?;
+    }
     let min = std::time::Duration::from_millis(100);
     let serve_options = flowgate::web::serve::ServeOptions {
         header_timeout: parse_duration("--header-timeout", &limits.header_timeout, min)?,
@@ -84,13 +114,26 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
         let listener =
             tokio::net::TcpListener::bind(listen).await.map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Fail(format!("--listen {listen}: {e}")))?;
-        eprintln!("flowgate is listening on http://{addr}/");
+        // The cluster's configuration is read before anything is served: a wrong kubeconfig
+        // fails the start.
+        let watched = match kube.kube {
+            true => {
+                let client = flowgate::watch::client(kube.kubeconfig.as_deref(), kube.context.clone())
+                    .await
+                    .map_err(|e| Fail { err: e.context("Kubernetes configuration"), code: 2 })?;
+                let id = store.cluster_id(&kube.cluster, true).await.map_err(super::store_err)?;
+                Some((client, id))
+            }
+            false => None,
+        };
+        let signalled = shutdown_signal();
+        notice(format_args!("flowgate is listening on http://{addr}/"));
         // A token the operator chose is theirs to keep out of logs; only one made here has to be
         // shown, or no one could log in.
         if generated {
-            eprintln!("open http://{addr}/?token={token} to log in (API: Authorization: Bearer {token})");
+            notice(format_args!("open http://{addr}/?token={token} to log in (API: Authorization: Bearer {token})"));
         } else {
-            eprintln!("log in at http://{addr}/ with the token from --token or FLOWGATE_TOKEN");
+            notice(format_args!("log in at http://{addr}/ with the token from --token or FLOWGATE_TOKEN"));
         }
         // One signal stops the server and the background loops together.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -117,41 +160,62 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
             let tick = flowgate::web::demo::TICK.unsigned_abs();
             background.spawn(flowgate::web::run_demo(state.clone(), tick, stopped()));
         }
+        if let Some((client, id)) = watched {
+            let watcher = flowgate::watch::Watcher::start(&client, &state.metrics);
+            state.watching = Some(watcher.synced());
+            background.spawn(watcher.run(state.store.clone(), id, watch_interval, stopped()));
+            notice(format_args!(
+                "watching the cluster as {:?}; a changed snapshot is recorded every {}s",
+                kube.cluster,
+                watch_interval.as_secs()
+            ));
+        }
         let app = flowgate::web::router(state);
         flowgate::web::serve::serve(listener, app, serve_options, async move {
-            let signal = shutdown_signal().await;
-            eprintln!("flowgate: {signal}: shutting down (no new connections; finishing the requests in flight)");
+            let signal = signalled.await;
+            notice(format_args!(
+                "flowgate: {signal}: shutting down (no new connections; finishing the requests in flight)"
+            ));
             let _ = stop_tx.send(true);
         })
         .await;
-        // The loops stop after the pass they are in (a demo tick, a retention run).
+        // The loops stop after the pass they are in (a demo tick, a retention run, an import).
         background.join_all().await;
-        eprintln!("flowgate: stopped");
+        notice("flowgate: stopped");
         Ok::<_, Fail>(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes at the first SIGTERM (what Kubernetes and `docker stop` send) or SIGINT (Ctrl-C).
-async fn shutdown_signal() -> &'static str {
+/// Listens for SIGTERM (what Kubernetes and `docker stop` send) and SIGINT (Ctrl-C) from the
+/// call on, and completes at the first. Called before the start lines are printed, so that a
+/// signal sent once they are seen always stops the server gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(e) => {
-                eprintln!("flowgate: cannot listen for SIGTERM ({e}); only SIGINT stops the server gracefully");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
+        let listening = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        async move {
+            match listening {
+                (Ok(mut term), Ok(mut int)) => tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                },
+                (Err(e), _) | (_, Err(e)) => {
+                    notice(format_args!(
+                        "flowgate: cannot listen for SIGTERM ({e}); only SIGINT stops the server gracefully"
+                    ));
+                    let _ = tokio::signal::ctrl_c().await;
+                    "SIGINT"
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

@@ -167,8 +167,24 @@ impl Selection {
         }
     }
 
+    /// A selection of namespaces and nothing else (no decisions given as flags): what `check
+    /// --proposed` proposes policies for.
+    pub(crate) fn of_namespaces(source: SourceArgs, namespace: Vec<String>) -> Selection {
+        Selection {
+            source,
+            namespace,
+            all_namespaces: false,
+            workload: Vec::new(),
+            exclude: Vec::new(),
+            trust: Vec::new(),
+            trust_name: Vec::new(),
+            include_unresolved: false,
+            no_dns: false,
+        }
+    }
+
     /// The review: policies generated for the selection and verified against the connections they
-    /// came from, from files or from the store; and the inventory they were enriched against.
+    /// came from, from files or from the store; with the inventory they were enriched against.
     pub(crate) fn review(&self) -> Result<(Inventory, Reviewed), Fail> {
         match &self.source.cluster {
             Some(cluster) => self.review_stored(cluster),
@@ -185,9 +201,8 @@ impl Selection {
                     dns: !self.no_dns,
                 };
                 let (generation, verification) = offline::generate_and_verify(&obs, &opts);
-                let reviewed =
-                    Reviewed { connections: obs.connections, generation, verification, decisions: Vec::new() };
-                Ok((obs.inventory, reviewed))
+                let r = Reviewed { connections: obs.connections, generation, verification, decisions: Vec::new() };
+                Ok((obs.inventory, r))
             }
         }
     }
@@ -213,6 +228,24 @@ impl Selection {
             Ok((inv, r))
         })
     }
+}
+
+/// The NetworkPolicies in `--policies` files or folders (documents that are not one are ignored),
+/// with what could not be read said on stderr.
+pub(crate) fn policy_files(paths: &[PathBuf]) -> Result<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>, Fail> {
+    let loaded = flowgate::inventory::load_paths(paths).map_err(|e| Fail(e.to_string()))?;
+    for e in &loaded.errors {
+        eprintln!("error: {e}");
+    }
+    print_warnings(&loaded.warnings);
+    Ok(loaded
+        .objects
+        .into_iter()
+        .filter_map(|o| match o {
+            flowgate::inventory::KubeObject::NetworkPolicy(p) => Some(p),
+            _ => None,
+        })
+        .collect())
 }
 
 /// What the files held and how the pipeline settled it, on stderr.

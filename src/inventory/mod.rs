@@ -74,6 +74,9 @@ pub struct ServiceInfo {
     pub ports: Vec<ServicePortInfo>,
     pub valid_from: Option<Timestamp>,
     pub valid_to: Option<Timestamp>,
+    /// How it is reachable from outside the cluster, if it is: `LoadBalancer`, `NodePort`,
+    /// `externalIPs`.
+    pub exposed: Option<&'static str>,
 }
 
 /// One endpoint of an EndpointSlice: the backing address and, when known, its pod.
@@ -104,6 +107,8 @@ pub struct WorkloadInfo {
     pub template_labels: Option<Labels>,
     pub ports: Vec<ContainerPort>,
     pub host_network: bool,
+    /// Ports its containers open on their node (`hostPort`): reachable from outside the cluster.
+    pub host_ports: Vec<u16>,
 }
 
 /// Something the index had to guess or could not use; shown to the user, never fatal.
@@ -185,11 +190,20 @@ fn spec_ports(spec: &Option<PodSpec>) -> Vec<ContainerPort> {
         .unwrap_or_default()
 }
 
-fn template_info(t: &PodTemplateSpec) -> (Option<Labels>, Vec<ContainerPort>, bool) {
+fn template_info(t: &PodTemplateSpec) -> (Option<Labels>, Vec<ContainerPort>, bool, Vec<u16>) {
     let labels = t.metadata.as_ref().map(labels_of);
     let ports = spec_ports(&t.spec);
     let host = t.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
-    (labels, ports, host)
+    let mut host_ports: Vec<u16> = t
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| u16::try_from(p.host_port?).ok().filter(|p| *p != 0))
+        .collect();
+    host_ports.sort();
+    host_ports.dedup();
+    (labels, ports, host, host_ports)
 }
 
 fn parse_ips<'a>(raw: impl IntoIterator<Item = &'a str>) -> Vec<IpAddr> {
@@ -318,6 +332,12 @@ impl Inventory {
                         ports,
                         valid_from: ts(&svc.metadata.creation_timestamp),
                         valid_to: ts(&svc.metadata.deletion_timestamp),
+                        exposed: match spec.type_.as_deref() {
+                            Some("LoadBalancer") => Some("LoadBalancer"),
+                            Some("NodePort") => Some("NodePort"),
+                            _ if spec.external_ips.as_ref().is_some_and(|ips| !ips.is_empty()) => Some("externalIPs"),
+                            _ => None,
+                        },
                     });
                 }
                 KubeObject::EndpointSlice(slice) => {
@@ -385,6 +405,7 @@ impl Inventory {
                 template_labels: None,
                 ports: pod.ports.clone(),
                 host_network: pod.host_network,
+                host_ports: Vec::new(),
             });
         }
         // Namespaces referenced by objects but absent themselves still carry their name label.
@@ -413,8 +434,10 @@ impl Inventory {
             return;
         };
         let w = WorkloadRef::new(kind, ns.clone(), name.clone());
-        let (template_labels, ports, host_network) = template.map(template_info).unwrap_or((None, Vec::new(), false));
-        self.workloads.insert(w.clone(), WorkloadInfo { workload: w, template_labels, ports, host_network });
+        let (template_labels, ports, host_network, host_ports) =
+            template.map(template_info).unwrap_or((None, Vec::new(), false, Vec::new()));
+        self.workloads
+            .insert(w.clone(), WorkloadInfo { workload: w, template_labels, ports, host_network, host_ports });
     }
 
     fn reindex(&mut self) {

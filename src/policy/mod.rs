@@ -6,7 +6,10 @@ pub mod cilium;
 pub mod eval;
 pub mod generate;
 pub mod portset;
+pub mod provenance;
+pub mod safety;
 pub mod selector;
+pub mod simulate;
 pub mod verify;
 
 use std::fmt;

@@ -201,4 +201,21 @@ impl Store {
         .await?;
         Ok(rev)
     }
+
+    /// The latest recorded revision of a workload's policy (what was last downloaded): its number,
+    /// its YAML and when it was first recorded.
+    pub async fn latest_policy(&self, cluster: i32, w: &WorkloadRef) -> Result<Option<(i32, String, jiff::Timestamp)>> {
+        let row: Option<(i32, String, i64)> = sqlx::query_as(
+            "select revision, yaml, (extract(epoch from created_at) * 1000000)::bigint from policy_revisions
+             where cluster_id = $1 and workload = $2 order by revision desc limit 1",
+        )
+        .bind(cluster)
+        .bind(w.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some((rev, yaml, at)) => Ok(Some((rev, yaml, super::from_micros(at)?))),
+            None => Ok(None),
+        }
+    }
 }

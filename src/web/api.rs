@@ -26,6 +26,8 @@ pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route(&format!("{W}/connections"), get(connections))
         .route(&format!("{W}/graph"), get(graph))
+        .route(&format!("{W}/simulation"), get(simulation))
+        .route(&format!("{W}/drift"), get(drift))
         .route(&format!("{W}/policy.yaml"), get(policy_yaml))
         .route(&format!("{W}/decisions"), get(get_decisions).put(put_decisions))
         .route(&format!("{NS}/policy.yaml"), get(namespace_policy_yaml))
@@ -40,7 +42,75 @@ pub async fn connections(r: WorkloadReview) -> Json<serde_json::Value> {
 
 /// `…/graph`: the map's JSON for one workload.
 pub async fn graph(r: WorkloadReview) -> Json<serde_json::Value> {
-    Json(report::graph(&r.review.generation.review, &r.review.connections, Some(&r.workload)))
+    let sim = r.simulation();
+    Json(report::graph(&r.review.generation.review, &r.review.connections, Some(&r.workload), Some(&sim)))
+}
+
+/// `…/simulation`: what applying the workload's proposed policy over the cluster's policies would
+/// do to each connection seen in the window, as `flowgate check --proposed` reports it.
+pub async fn simulation(r: WorkloadReview) -> Json<serde_json::Value> {
+    let sim = r.simulation();
+    let rows: Vec<report::CheckRow> = sim.rows.iter().map(report::CheckRow::new).collect();
+    let breaks = rows.iter().filter(|c| c.effect == crate::policy::simulate::Effect::WouldBreak).count();
+    Json(json!({
+        "workload": r.workload.to_string(),
+        "decisions_version": r.version(),
+        "would_break": breaks,
+        "connections": rows,
+        "warnings": sim.warnings,
+    }))
+}
+
+/// `…/drift`: the latest downloaded revision of the workload's policy against the traffic seen
+/// since it was recorded: the connections it would block (dependencies that appeared since, or
+/// that it never allowed), each with flows, last seen and the deciding policy. `revision: null`
+/// when nothing was downloaded yet.
+pub async fn drift(
+    _v: Viewer,
+    State(state): State<AppState>,
+    WorkloadPath { cluster, workload: w }: WorkloadPath,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = state.cluster(&cluster).await?;
+    let Some((revision, yaml, at)) = state.store.latest_policy(id, &w).await? else {
+        return Ok(Json(json!({ "workload": w.to_string(), "revision": null, "would_block": [] })));
+    };
+    let loaded = crate::inventory::parse_text(&yaml, "the recorded revision");
+    let policies: Vec<_> = loaded
+        .objects
+        .into_iter()
+        .filter_map(|o| match o {
+            crate::inventory::KubeObject::NetworkPolicy(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let inv = state.inventory(id).await?;
+    let r = crate::review::review(
+        &state.store,
+        id,
+        &inv,
+        crate::review::Target::Workload(&w),
+        Some(at),
+        None,
+        &Decisions::default(),
+        true,
+    )
+    .await?;
+    let touches = |e: &crate::enrich::Endpoint| e.workload() == Some(&w);
+    let sim =
+        crate::policy::simulate::simulate(&inv, &r.connections, &policies, |k| touches(&k.src) || touches(&k.dst));
+    let rows: Vec<report::CheckRow> = sim
+        .rows
+        .iter()
+        .filter(|s| !s.after.allowed && s.effect != crate::policy::simulate::Effect::NotSubject)
+        .map(report::CheckRow::new)
+        .collect();
+    Ok(Json(json!({
+        "workload": w.to_string(),
+        "revision": revision,
+        "recorded_at": at,
+        "connections_since": sim.rows.len(),
+        "would_block": rows,
+    })))
 }
 
 /// `/api/v1/clusters/{c}/namespaces/{ns}/graph`: the whole namespace (one node per workload).
@@ -51,7 +121,9 @@ pub async fn namespace_graph(
     Window(q): Window,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let r = review_namespace(&state, &cluster, &ns, &q).await?;
-    Ok(Json(report::graph(&r.generation.review, &r.connections, None)))
+    let inv = state.inventory(state.cluster(&cluster).await?).await?;
+    let sim = crate::policy::simulate::proposal(&inv, &r.connections, &r.generation, None);
+    Ok(Json(report::graph(&r.generation.review, &r.connections, None, Some(&sim))))
 }
 
 fn yaml_response(yaml: String, filename: &str) -> Response {

@@ -80,6 +80,8 @@ pub struct WorkloadReview {
     pub workload: WorkloadRef,
     pub window: WindowQuery,
     pub review: Reviewed,
+    /// The stored inventory the review was made against (the cluster's policies, for simulation).
+    pub inventory: std::sync::Arc<crate::inventory::Inventory>,
 }
 
 impl WorkloadReview {
@@ -97,6 +99,19 @@ impl FromRequestParts<AppState> for WorkloadReview {
         let WorkloadPath { cluster, workload } = WorkloadPath::from_request_parts(parts, state).await?;
         let Window(window) = Window::from_request_parts(parts, state).await?;
         let (id, review) = review_workload(state, &cluster, &workload, &window).await?;
-        Ok(WorkloadReview { viewer, cluster, id, workload, window, review })
+        let inventory = state.inventory(id).await?;
+        Ok(WorkloadReview { viewer, cluster, id, workload, window, review, inventory })
+    }
+}
+
+impl WorkloadReview {
+    /// What applying the workload's proposed policy would do to its connections.
+    pub fn simulation(&self) -> crate::policy::simulate::Simulation<'_> {
+        crate::policy::simulate::proposal(
+            &self.inventory,
+            &self.review.connections,
+            &self.review.generation,
+            Some(&self.workload),
+        )
     }
 }

@@ -2,8 +2,9 @@
 //! once and answer without it.
 //!
 //! Every error is answered as `{"error": ...}`. Page routes pass their responses through
-//! [`html_errors`], which turns a 5xx (the database unreachable, an internal error) into a small
-//! HTML page with the same status and headers, so that a browser shows a sentence, not JSON.
+//! [`html_errors`], which turns any error (a bad window, an unknown workload, no session, the
+//! database unreachable) into a small HTML page with the same status and headers, so that a
+//! browser shows a sentence and a way on, not JSON.
 
 use askama::Template;
 use axum::Json;
@@ -95,7 +96,7 @@ impl ApiError {
     }
 }
 
-/// What a 5xx said, for [`html_errors`] to show instead of the JSON.
+/// What an error said, for [`html_errors`] to show instead of the JSON.
 #[derive(Clone)]
 struct Shown(String);
 
@@ -122,9 +123,7 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        if status.is_server_error() {
-            resp.extensions_mut().insert(Shown(message));
-        }
+        resp.extensions_mut().insert(Shown(message));
         resp
     }
 }
@@ -135,17 +134,44 @@ struct ErrorPage {
     title: &'static str,
     message: String,
     retry_after: Option<u64>,
+    /// Where the page offers to go next: the login form (back to this page after it), or home.
+    login: Option<String>,
 }
 
-/// For page routes (`axum::middleware::map_response`): a 5xx of [`ApiError`] becomes an HTML page
-/// with the same status and headers (Retry-After stays).
-pub async fn html_errors(resp: Response) -> Response {
+/// For page routes (`axum::middleware::from_fn`): an [`ApiError`] becomes an HTML page with the
+/// same status and headers (Retry-After stays); a missing session offers the login form, which
+/// brings the user back to the page asked for.
+pub async fn html_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let asked = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let resp = next.run(req).await;
     let Some(Shown(message)) = resp.extensions().get::<Shown>().cloned() else { return resp };
     let status = resp.status();
     let retry_after =
         resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let title = if status == StatusCode::SERVICE_UNAVAILABLE { "Database unreachable" } else { "Internal error" };
-    let page = ErrorPage { title, message, retry_after };
+    let title = match status {
+        StatusCode::SERVICE_UNAVAILABLE => "Database unreachable",
+        StatusCode::UNAUTHORIZED => "Log in first",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::CONFLICT => "Changed meanwhile",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        s if s.is_client_error() => "That request cannot be answered",
+        _ => "Internal error",
+    };
+    let login = (status == StatusCode::UNAUTHORIZED).then(|| {
+        let next: String = asked
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!("/?next={next}")
+    });
+    let page = ErrorPage { title, message, retry_after, login };
     let Ok(html) = page.render() else { return resp };
     let (mut parts, _) = resp.into_parts();
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

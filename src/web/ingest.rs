@@ -30,7 +30,7 @@ use super::auth::ApiToken;
 use super::error::ApiError;
 use super::{AppState, Limits};
 use crate::flows::FlowFormat;
-use crate::ingest::{IngestReport, Source, ingest_sources};
+use crate::ingest::{IngestReport, Meter, Source, ingest_metered};
 
 /// Seconds a refused ingest is asked to wait: about what an ingest of a few MB takes.
 /// `POST /api/v1/clusters/{cluster}/flows`, gzip bodies decompressed on the way in.
@@ -78,9 +78,10 @@ pub async fn post_flows(
     let reader = BodyReader { rx, chunk: Bytes::new() };
     let sources = vec![Source::Reader { name: "body".into(), reader: Box::new(reader) }];
     let options = state.ingest_options(format, 2);
+    let meter = Meter::new(&state.metrics, crate::metrics::FlowSource::Http);
     // Both in this one future: when the client goes away, the ingest stops with it.
     let (report, ()) = tokio::join!(
-        ingest_sources(&state.store, id, inventory, sources, &options),
+        ingest_metered(&state.store, id, inventory, sources, &options, meter),
         pump(body, state.body_limit, state.limits, tx)
     );
     Ok(Json(report?))

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod limit;
+pub mod metrics;
 pub mod pages;
 pub mod serve;
 pub mod session;
@@ -100,6 +101,10 @@ pub struct AppState {
     /// One permit per ingest running ([`DEFAULT_MAX_INGESTS`]; `serve --max-ingests`).
     pub ingest_slots: Arc<Semaphore>,
     pub limits: Limits,
+    /// What `/metrics` shows; ingests, watchers and the request layer count into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// With `serve --kube`: the watchers' readers, whose first lists `/readyz` waits for.
+    pub watching: Option<crate::watch::Synced>,
 }
 
 impl AppState {
@@ -115,6 +120,8 @@ impl AppState {
             clock: Clock::system(),
             ingest_slots: Arc::new(Semaphore::new(DEFAULT_MAX_INGESTS)),
             limits: Limits::default(),
+            metrics: Arc::default(),
+            watching: None,
         }
     }
 
@@ -153,7 +160,8 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' '
                        form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The whole application: each feature's router ([`pages::router`], [`api::router`],
-/// [`ingest::router`], the probes, the static files) with the layers they share.
+/// [`ingest::router`], the probes, [`metrics::router`], the static files) with the layers they
+/// share, every request timed by [`metrics::track`].
 pub fn router(state: AppState) -> Router {
     let pages = pages::router();
     let api = api::router().merge(probes());
@@ -162,6 +170,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.limits.request_timeout);
     pages
         .merge(api)
+        .merge(metrics::router())
         .layer(timeout)
         .merge(ingest)
         // Pages, JSON and YAML carry what the token lets one read: no cache keeps them. Only the
@@ -179,13 +188,15 @@ pub fn router(state: AppState) -> Router {
         // Not `no-referrer`: with it, Chrome sends `Origin: null` on this site's own form posts,
         // and the same-origin check could not tell them from another site's.
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        // Outermost, so that a request's time includes every layer above.
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .with_state(state)
 }
 
 /// Seeds the demo cluster if the store lacks it: its inventory and a day of traffic up to `now`
 /// (which is also the ingest's now). Returns the cluster's id.
 pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> Result<i32, crate::ingest::IngestError> {
-    use crate::ingest::{Source, ingest_sources};
+    use crate::ingest::{Meter, Source, ingest_metered};
     let existed = state.store.clusters().await?.iter().any(|c| c == demo::CLUSTER);
     let id = state.store.cluster_id(demo::CLUSTER, true).await?;
     if !existed {
@@ -194,7 +205,8 @@ pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> Result<i32, cr
         let inv = state.inventory(id).await?;
         let src = Source::Bytes { name: "demo backfill".into(), bytes: demo::backfill(now).into_bytes() };
         let options = crate::ingest::Options { now, ..state.ingest_options(crate::flows::FlowFormat::Ndjson, 1) };
-        let r = ingest_sources(&state.store, id, inv, vec![src], &options).await?;
+        let meter = Meter::new(&state.metrics, crate::metrics::FlowSource::Demo);
+        let r = ingest_metered(&state.store, id, inv, vec![src], &options, meter).await?;
         tracing::info!("demo: seeded cluster {} ({r})", demo::CLUSTER);
     }
     Ok(id)
@@ -205,7 +217,7 @@ pub async fn seed_demo(state: &AppState, now: jiff::Timestamp) -> Result<i32, cr
 /// and the next one tries again, seeding first if that never succeeded: the feed resumes by
 /// itself after an outage.
 pub async fn run_demo(state: AppState, every: Duration, stop: impl Future<Output = ()>) {
-    use crate::ingest::{Source, ingest_sources};
+    use crate::ingest::{Meter, Source, ingest_metered};
     let started = state.clock.now();
     let mut seeded = None;
     let mut outage = Outage::new("demo feed");
@@ -228,7 +240,8 @@ pub async fn run_demo(state: AppState, every: Duration, stop: impl Future<Output
             let t = options.now;
             // The stale dependency stays stale relative to when this process started.
             let src = Source::Bytes { name: "demo".into(), bytes: demo::tick(t, started.max(t)).into_bytes() };
-            ingest_sources(&state.store, id, inv, vec![src], &options).await.map(drop)
+            let meter = Meter::new(&state.metrics, crate::metrics::FlowSource::Demo);
+            ingest_metered(&state.store, id, inv, vec![src], &options, meter).await.map(drop)
         }
         .await;
         outage.record(result);
@@ -298,10 +311,17 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: PostgreSQL answers a query within the pool's acquire timeout.
+/// Readiness: PostgreSQL answers a query within the pool's acquire timeout, and (`serve --kube`)
+/// every watched kind has listed once: before that, the server's view of the cluster is partial.
 async fn readyz(State(state): State<AppState>) -> axum::response::Response {
-    match state.store.ping().await {
-        Ok(()) => "ready\n".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+    if let Err(e) = state.store.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response();
     }
+    let pending = state.watching.as_ref().map(crate::watch::Synced::pending).unwrap_or_default();
+    if !pending.is_empty() {
+        let kinds = pending.join(", ");
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: Kubernetes objects not listed yet: {kinds}\n"))
+            .into_response();
+    }
+    "ready\n".into_response()
 }

@@ -35,7 +35,7 @@ pub fn router() -> axum::Router<AppState> {
         .route(W, get(workload))
         .route(&format!("{W}/decisions"), post(post_decision))
         // A browser is told in a sentence that the database is unreachable, not in JSON.
-        .layer(axum::middleware::map_response(super::error::html_errors))
+        .layer(axum::middleware::from_fn(super::error::html_errors))
 }
 
 /// Scripts of the review page, in load order (all `defer`).
@@ -69,6 +69,9 @@ mod filters {
 /// page of megabytes that the browser lays out row by row; the JSON API lists them all.
 pub const MAX_TABLE_ROWS: usize = 1_000;
 
+/// Connections listed by name above the YAML as what applying the policy would break.
+pub const MAX_LISTED_BREAKS: usize = 20;
+
 /// One review table (Ingress or Egress) as the page renders it.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -96,6 +99,8 @@ pub const DEFAULT_WINDOW: &str = "24h";
 #[template(path = "login.html")]
 pub struct LoginPage {
     pub failed: bool,
+    /// Where to go after logging in, when it is a path on this server ([`login_redirect`]).
+    pub next: Option<String>,
     /// Seconds to wait after too many wrong tokens.
     pub retry_after: Option<u64>,
 }
@@ -113,6 +118,11 @@ pub struct IndexQuery {
     next: Option<String>,
 }
 
+/// `next` when the login would follow it (a path on this server), for the form to carry on.
+fn local_next(next: &Option<String>) -> Option<String> {
+    next.as_deref().filter(|n| login_redirect(Some(n)) != "/").map(str::to_string)
+}
+
 /// `/` and `/?token=...`: logs in (a session cookie, then on to `next`) and lists the clusters.
 pub async fn index(
     State(state): State<AppState>,
@@ -127,17 +137,19 @@ pub async fn index(
                 ([(header::SET_COOKIE, cookie)], Redirect::to(login_redirect(q.next.as_deref()))).into_response()
             }
             Err(ApiError::TooManyAttempts(secs)) => {
-                let page = LoginPage { failed: true, retry_after: Some(secs) };
+                let page = LoginPage { failed: true, retry_after: Some(secs), next: local_next(&q.next) };
                 (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], page).into_response()
             }
             Err(ApiError::Unauthorized) => {
-                (StatusCode::UNAUTHORIZED, LoginPage { failed: true, retry_after: None }).into_response()
+                let page = LoginPage { failed: true, retry_after: None, next: local_next(&q.next) };
+                (StatusCode::UNAUTHORIZED, page).into_response()
             }
             Err(e) => return Err(e),
         });
     }
     if viewer.is_none() {
-        return Ok((StatusCode::UNAUTHORIZED, LoginPage { failed: false, retry_after: None }).into_response());
+        let page = LoginPage { failed: false, retry_after: None, next: local_next(&q.next) };
+        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     }
     Ok(IndexPage { clusters: state.store.clusters().await? }.into_response())
 }
@@ -264,7 +276,15 @@ pub async fn window(
     let since = parse(&q.since, "since")?.or(Some(TimeBound::Ago(jiff::SignedDuration::from_hours(24))));
     let until = parse(&q.until, "until")?;
     let newest = state.store.newest_flow(cluster).await?;
-    Ok((since.and_then(|b| b.resolve(newest)), until.and_then(|b| b.resolve(newest))))
+    let (since, until) = (since.and_then(|b| b.resolve(newest)), until.and_then(|b| b.resolve(newest)));
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the window ends ({u}) before it starts ({s}): swap since and until"
+        )));
+    }
+    Ok((since, until))
 }
 
 /// The review of one workload in a window.
@@ -313,6 +333,13 @@ pub struct ReviewPartial {
     /// The map's graph from the same review, for map.js to draw without asking again (escaped
     /// for a `<script type="application/json">`).
     pub graph_json: String,
+    /// What applying the policy would do, in a sentence, and the connections it would break.
+    pub simulation: String,
+    /// The proposal against the policies deciding today, in counts.
+    pub compared: String,
+    pub breaks: Vec<String>,
+    /// Safety warnings about this policy (loud first): `policy::safety`.
+    pub safety: Vec<(bool, String)>,
 }
 
 /// One choice of the Generated Policy tab's dialect switch: a plain link to the page in that
@@ -386,7 +413,61 @@ pub fn partial(
     r: &Reviewed,
     dialect: Dialect,
 ) -> ReviewPartial {
-    let rows = report::rows(&r.generation.review, &r.connections, Some(w));
+    // What applying this workload's policy over the cluster's own would do, shown in the tables,
+    // on the map and above the YAML.
+    let sim = crate::policy::simulate::proposal(state_inv, &r.connections, &r.generation, Some(w));
+    let rows = report::with_simulation(
+        report::rows(&r.generation.review, &r.connections, Some(w)),
+        &r.generation.review,
+        &sim,
+    );
+    // The first few are listed; the tables' "If applied" column has them all.
+    let mut breaks: Vec<String> =
+        sim.would_break().take(MAX_LISTED_BREAKS).map(|s| report::CheckRow::new(s).summary()).collect();
+    let unlisted = sim.would_break().count().saturating_sub(MAX_LISTED_BREAKS);
+    if unlisted > 0 {
+        breaks.push(format!("… and {unlisted} more: see \"If applied\" in the tables"));
+    }
+    let window_words =
+        match (q.since.as_deref().filter(|s| !s.is_empty()), q.until.as_deref().filter(|s| !s.is_empty())) {
+            (Some(s), None) if s.parse::<TimeBound>().is_ok_and(|b| matches!(b, TimeBound::Ago(_))) => {
+                format!("in the last {s}")
+            }
+            (None, None) => format!("in the last {DEFAULT_WINDOW}"),
+            _ => "in this window".to_string(),
+        };
+    let simulation = match sim.would_break().count() {
+        _ if sim.rows.is_empty() => format!("No connection of this workload was seen {window_words}."),
+        0 => format!(
+            "Applying this policy over the cluster's {} policies blocks none of the {} connections seen {window_words}.",
+            state_inv.policies.len(),
+            sim.rows.len()
+        ),
+        1 => format!("Applying this policy blocks 1 connection seen {window_words}:"),
+        n => format!("Applying this policy blocks {n} connections seen {window_words}:"),
+    };
+    // The semantic diff over the traffic seen: what changes against the policies deciding today.
+    let counts = sim.counts();
+    let n = |e| counts.get(&e).copied().unwrap_or(0);
+    let today = sim.deciding_today();
+    let compared = if sim.rows.is_empty() {
+        String::new()
+    } else {
+        use crate::policy::simulate::Effect;
+        format!(
+            "Against {}: {} connections newly allowed, {} newly blocked, {} unchanged ({} allowed, {} blocked already).",
+            if today.is_empty() {
+                "no policy (nothing isolates these pods today)".to_string()
+            } else {
+                format!("the policies deciding today ({})", today.join(", "))
+            },
+            n(Effect::NewlyAllowed),
+            n(Effect::WouldBreak),
+            n(Effect::Allowed) + n(Effect::Blocked),
+            n(Effect::Allowed),
+            n(Effect::Blocked),
+        )
+    };
     let (ingress, egress): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| r.direction == Direction::Ingress);
     let (decisions, version) =
         r.decisions.iter().find(|(t, _, _)| t == w).map(|(_, d, v)| (d.clone(), *v)).unwrap_or_default();
@@ -448,7 +529,15 @@ pub fn partial(
         warnings,
         message: None,
         conflict: false,
-        graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w))),
+        graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w), Some(&sim))),
+        simulation,
+        compared,
+        breaks,
+        safety: crate::policy::safety::warnings(&r.generation, state_inv, &r.connections, None)
+            .into_iter()
+            .filter(|s| s.workload == w.to_string())
+            .map(|s| (s.loud, s.message))
+            .collect(),
     }
 }
 
@@ -483,6 +572,8 @@ pub struct DecisionForm {
     untrust: Option<String>,
     trust_name: Option<String>,
     untrust_name: Option<String>,
+    /// `reset`: back to the defaults (every in-cluster peer allowed, nothing external trusted).
+    reset: Option<String>,
 }
 
 /// A change from the review page. htmx requests get the refreshed review partial (with any
@@ -543,9 +634,11 @@ pub async fn post_decision(
         let mut d = current.decisions.clone();
         d.trust_names.remove(&n);
         Some(d)
+    } else if form.reset.is_some() {
+        Some(Decisions::default())
     } else {
         return Err(ApiError::BadRequest(
-            "nothing to change: expected peer, trust_cidr, untrust, trust_name or untrust_name".into(),
+            "nothing to change: expected peer, trust_cidr, untrust, trust_name, untrust_name or reset".into(),
         ));
     };
     let mut message = None;
@@ -638,6 +731,8 @@ mod tests {
             editable: true,
             undecided: false,
             names: vec![],
+            effect: None,
+            effect_reason: None,
         };
         let t = Table::new("Ingress", "tab-ingress", vec![row.clone(); 5], 3);
         assert_eq!((t.rows.len(), t.more), (3, 2));

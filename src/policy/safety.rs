@@ -1,0 +1,166 @@
+//! Safety warnings about a generated set, said above the YAML and in the CLI summary: what the
+//! traffic alone cannot show, and what tends to break production on the first apply.
+//!
+//! - An exposed workload (a LoadBalancer or NodePort Service, externalIPs, a hostPort) whose
+//!   policy isolates ingress without any rule from outside the cluster: in the window nothing came
+//!   from outside, but its clients are there (loud).
+//! - An ipBlock inside the cluster's own ranges: pod addresses change, a pod that gets one tomorrow
+//!   inherits the access.
+//! - An ipBlock that covers the whole internet (`/0`) or the cluster's ranges.
+//! - An allowed connection not seen for the later half of the window: a stale dependency?
+//! - An allowed connection whose flows were dropped: something already blocks it.
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde::Serialize;
+
+use super::generate::{Generation, Status};
+use crate::inventory::Inventory;
+use crate::model::WorkloadRef;
+use crate::topology::Connections;
+
+/// One warning about one workload's policy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Safety {
+    pub workload: String,
+    /// `exposed`, `ipblock-in-cluster`, `ipblock-too-wide`, `stale`, `dropped`.
+    pub kind: &'static str,
+    /// Said first and loudest: applying would likely cut off real clients.
+    pub loud: bool,
+    pub message: String,
+}
+
+/// How `w` is reachable from outside the cluster: its Services' types and its hostPorts.
+pub fn exposure(inv: &Inventory, conns: &Connections, w: &WorkloadRef) -> Vec<String> {
+    let mut out = Vec::new();
+    let label_sets = conns.catalog.workloads.get(w);
+    for svc in inv.services.iter().filter(|s| s.namespace == w.namespace) {
+        let (Some(how), Some(sel)) = (svc.exposed, &svc.selector) else { continue };
+        let backs = label_sets.is_some_and(|sets| sets.iter().any(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v))));
+        if backs {
+            out.push(format!("{how} Service {}/{}", svc.namespace, svc.name));
+        }
+    }
+    if let Some(info) = inv.workloads.get(w)
+        && !info.host_ports.is_empty()
+    {
+        let ports: Vec<String> = info.host_ports.iter().map(u16::to_string).collect();
+        out.push(format!("hostPort {}", ports.join(", ")));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn ip_blocks(p: &NetworkPolicy) -> impl Iterator<Item = &str> {
+    let spec = p.spec.iter();
+    let ingress = spec.clone().flat_map(|s| s.ingress.iter().flatten()).flat_map(|r| r.from.iter().flatten());
+    let egress = spec.flat_map(|s| s.egress.iter().flatten()).flat_map(|r| r.to.iter().flatten());
+    ingress.chain(egress).filter_map(|peer| peer.ip_block.as_ref().map(|b| b.cidr.as_str()))
+}
+
+fn isolates_ingress(p: &NetworkPolicy) -> bool {
+    p.spec.as_ref().and_then(|s| s.policy_types.as_ref()).is_some_and(|t| t.iter().any(|t| t == "Ingress"))
+}
+
+fn ingress_from_outside(p: &NetworkPolicy) -> bool {
+    p.spec
+        .iter()
+        .flat_map(|s| s.ingress.iter().flatten())
+        .any(|r| r.from.as_ref().is_none_or(|f| f.iter().any(|peer| peer.ip_block.is_some())))
+}
+
+/// The warnings for every policy of `generation`, over the connections it came from. `window` is
+/// the reviewed window (its start, its end); without it, the connections' own span.
+pub fn warnings(
+    generation: &Generation,
+    inv: &Inventory,
+    conns: &Connections,
+    window: Option<(Timestamp, Timestamp)>,
+) -> Vec<Safety> {
+    let mut out = Vec::new();
+    let span = window.or_else(|| {
+        let first = conns.map.values().map(|s| s.first_seen).min()?;
+        Some((first, conns.newest?))
+    });
+    for g in &generation.policies {
+        let name = g.workload.to_string();
+        let mut warn = |kind, loud, message: String| {
+            out.push(Safety { workload: name.clone(), kind, loud, message });
+        };
+        let exposed = exposure(inv, conns, &g.workload);
+        if !exposed.is_empty() && isolates_ingress(&g.policy) && !ingress_from_outside(&g.policy) {
+            warn(
+                "exposed",
+                true,
+                format!(
+                    "{} is reachable from outside the cluster ({}), but its policy admits no traffic from outside: nothing came from there in this window, yet its clients may be there. Add their ranges as trusted CIDRs, or leave Ingress out of this policy.",
+                    g.workload,
+                    exposed.join("; ")
+                ),
+            );
+        }
+        for cidr in ip_blocks(&g.policy) {
+            let Ok(net) = cidr.parse::<IpNet>() else { continue };
+            if net.prefix_len() == 0 {
+                warn(
+                    "ipblock-too-wide",
+                    true,
+                    format!("{}: ipBlock {cidr} is every address (the whole internet)", g.workload),
+                );
+            } else if let Some(range) = inv.cluster_cidrs.iter().find(|r| r.contains(&net)) {
+                warn(
+                    "ipblock-in-cluster",
+                    false,
+                    format!(
+                        "{}: ipBlock {cidr} lies inside the cluster's range {range}: pod addresses are reused, and a pod that gets this one later inherits the access; prefer a selector (decide who the address was)",
+                        g.workload
+                    ),
+                );
+            } else if let Some(range) = inv.cluster_cidrs.iter().find(|r| net.contains(*r)) {
+                warn(
+                    "ipblock-too-wide",
+                    false,
+                    format!(
+                        "{}: ipBlock {cidr} covers the cluster's range {range} (its `except` keeps that out)",
+                        g.workload
+                    ),
+                );
+            }
+        }
+    }
+    for r in generation.review.iter().filter(|r| r.status == Status::Allowed) {
+        let Some(stats) = conns.map.get(&r.key) else { continue };
+        let peer = r.peer().label();
+        let what = format!("{} {} {}:{}/{}", r.workload, r.direction.as_str(), peer, r.key.port, r.key.protocol);
+        if let Some((start, end)) = span {
+            let half = (end.as_second() - start.as_second()) / 2;
+            if half >= 1800 && stats.last_seen.as_second() < end.as_second() - half {
+                out.push(Safety {
+                    workload: r.workload.to_string(),
+                    kind: "stale",
+                    loud: false,
+                    message: format!(
+                        "{what}: allowed, but last seen {}, not in the later half of the window: a dependency that is gone?",
+                        stats.last_seen
+                    ),
+                });
+            }
+        }
+        if stats.dropped > 0 {
+            out.push(Safety {
+                workload: r.workload.to_string(),
+                kind: "dropped",
+                loud: false,
+                message: format!(
+                    "{what}: allowed, but {} of its {} flows were dropped: something (a policy in force?) blocks it already",
+                    stats.dropped, stats.flows
+                ),
+            });
+        }
+    }
+    out.sort_by(|a, b| (!a.loud, &a.workload, a.kind, &a.message).cmp(&(!b.loud, &b.workload, b.kind, &b.message)));
+    out.dedup();
+    out
+}
