@@ -310,6 +310,8 @@ fn generate(args: &Args, tx: tokio::sync::mpsc::Sender<Batch>) {
                 dst_meta,
                 dst_service: service,
                 role: Default::default(),
+                dst_names: Vec::new(),
+                src_names: Vec::new(),
             };
             let enriched = enrich(&inventory, &flow);
             batch.push(&flow, &enriched);

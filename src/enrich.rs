@@ -13,6 +13,34 @@ use serde::{Deserialize, Serialize};
 use crate::inventory::{AddressHit, Inventory, resolve_target};
 use crate::model::{FlowRecord, Labels, ObservedEndpoint, Port, Protocol, Reserved, WorkloadKind, WorkloadRef};
 
+/// The node name of an address with Cilium's `kube-apiserver` identity, and of its `ingress`
+/// proxy: Cilium's dialect names them as those entities (`policy::generate::NodeRole`).
+pub const APISERVER_NODE: &str = "kube-apiserver";
+pub const INGRESS_NODE: &str = "cilium-ingress";
+
+/// What a node endpoint is, as Cilium's reserved identities tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeRole {
+    /// A cluster node: Cilium's `host` (the pod's own node) or `remote-node` (any other).
+    Node,
+    /// The Kubernetes API server (`kube-apiserver`).
+    ApiServer,
+    /// Cilium's own Ingress/Gateway proxy (`ingress`).
+    Ingress,
+}
+
+impl NodeRole {
+    /// The role of a node endpoint, by the name enrichment gave it ([`APISERVER_NODE`],
+    /// [`INGRESS_NODE`]; any other name is a node's).
+    pub fn of(node_name: &str) -> NodeRole {
+        match node_name {
+            APISERVER_NODE => NodeRole::ApiServer,
+            INGRESS_NODE => NodeRole::Ingress,
+            _ => NodeRole::Node,
+        }
+    }
+}
+
 /// One end of a connection at Kubernetes level.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -168,9 +196,9 @@ fn side(
         Some(Reserved::Host | Reserved::RemoteNode | Reserved::Health) => {
             return Endpoint::Node { name: ip.to_string(), ip };
         }
-        Some(Reserved::KubeApiserver) => return Endpoint::Node { name: "kube-apiserver".into(), ip },
+        Some(Reserved::KubeApiserver) => return Endpoint::Node { name: APISERVER_NODE.into(), ip },
         // Cilium's own Ingress/Gateway proxy, which runs on the node.
-        Some(Reserved::Ingress) => return Endpoint::Node { name: "cilium-ingress".into(), ip },
+        Some(Reserved::Ingress) => return Endpoint::Node { name: INGRESS_NODE.into(), ip },
         _ => {}
     }
     if let Some(ns) = &meta.namespace {
@@ -575,6 +603,8 @@ mod tests {
             dst_meta: None,
             dst_service: None,
             role: Default::default(),
+            dst_names: Vec::new(),
+            src_names: Vec::new(),
         }
     }
 

@@ -24,10 +24,12 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::dns::DnsAnswer;
 use crate::enrich::enrich;
 use crate::flows::{self, FileLineError, FlowFormat, Item, LineError, Summary};
 use crate::inventory::Inventory;
 use crate::metrics::{FlowSource, Metrics};
+use crate::model::FlowRecord;
 use crate::retention::{Age, Retention, Window};
 use crate::store::ingest::{Batch, Expect, Written};
 use crate::store::{Store, StoreError};
@@ -78,6 +80,8 @@ pub struct IngestReport {
     pub rejected: u64,
     /// Valid records that are not flows (replies, L7, ICMP, blank lines).
     pub skipped: u64,
+    /// DNS answers read: which addresses a name resolved to (stored as names, not flows).
+    pub dns_answers: u64,
     /// Flows read with fields left out (names or labels that break Kubernetes' rules) or cut
     /// short (process names longer than [`flows::MAX_PROCESS_LEN`] bytes); they still count.
     pub cleaned: u64,
@@ -91,6 +95,7 @@ impl IngestReport {
         self.expired = expired;
         self.rejected = summary.errors;
         self.skipped = summary.skipped.values().sum();
+        self.dns_answers = summary.dns_answers;
         self.cleaned = summary.cleaned_flows;
         self.errors = summary.first_errors.iter().map(Rejected::from).collect();
         self.accepted += written.inserted;
@@ -118,6 +123,9 @@ impl std::fmt::Display for IngestReport {
             "{} lines: {} accepted, {} duplicate, {} expired (older than the retention), {} rejected, {} skipped (not flows)",
             self.lines, self.accepted, self.duplicate, self.expired, self.rejected, self.skipped
         )?;
+        if self.dns_answers > 0 {
+            write!(f, ", {} DNS answers", self.dns_answers)?;
+        }
         if self.cleaned > 0 {
             write!(f, ", {} cleaned (invalid names or labels left out, long process names cut)", self.cleaned)?;
         }
@@ -269,7 +277,13 @@ pub async fn ingest_metered(
                 match &result {
                     Err(_) => counters.rejected.inc(),
                     Ok(Item::Skipped(_)) => counters.skipped.inc(),
-                    Ok(Item::Flow(..)) => {}
+                    Ok(Item::Flow(..)) | Ok(Item::Names(_)) => {}
+                }
+                if let Ok(Item::Names(answer)) = &result {
+                    if window.age(answer.time) != Age::Expired {
+                        batch.names.add_answer(answer);
+                    }
+                    return;
                 }
                 if let Ok(Item::Flow(flow, _)) = result {
                     if window.age(flow.time) == Age::Expired {
@@ -302,7 +316,7 @@ pub async fn ingest_metered(
                 return Err(IngestError::Read { name, source });
             }
         }
-        if !batch.is_empty() || !batch.learned.is_empty() {
+        if !batch.is_empty() || !batch.learned.is_empty() || !batch.names.is_empty() {
             let _ = tx.blocking_send(batch);
         }
         Ok((summary, expired))
@@ -367,14 +381,16 @@ pub async fn ingest_metered(
     Ok(report)
 }
 
-/// A flow from the future becomes the error of its record. The readers number only the records
+/// A flow (or a DNS answer) from the future becomes the error of its record. The readers number only the records
 /// they reject, so the line is counted here: the record's ordinal, which is its line in a file of
 /// lines (each line one record, blank ones too); in a JSON array it is the element's ordinal, and
 /// the reason says so.
 fn judge(result: Result<Item, LineError>, window: &Window, record: u64, array: bool) -> Result<Item, LineError> {
     match result {
-        Ok(Item::Flow(flow, _)) if window.age(flow.time) == Age::Future => {
-            let reason = window.future_reason(flow.time);
+        Ok(Item::Flow(FlowRecord { time, .. }, _) | Item::Names(DnsAnswer { time, .. }))
+            if window.age(time) == Age::Future =>
+        {
+            let reason = window.future_reason(time);
             let reason = if array { format!("array element {record}: {reason}") } else { reason };
             Err(LineError { line: record, reason })
         }

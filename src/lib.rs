@@ -7,6 +7,8 @@
 //! - [`inventory`]: Kubernetes objects from files, checked (names, labels) and indexed by address
 //!   and time; owner chains.
 //! - [`flows`]: flow formats (Hubble JSON, Flowgate NDJSON) and streaming, parallel readers.
+//! - [`dns`]: DNS names seen for addresses (Hubble's DNS answers, flows' destination names),
+//!   bounded per address.
 //! - [`enrich`]: a flow plus the inventory at the flow's time gives Kubernetes-level endpoints.
 //! - [`topology`]: enriched flows folded into connections; the catalog of workloads and labels.
 //! - [`policy`]: NetworkPolicy generation, selectors, YAML, evaluation and verification.
@@ -22,6 +24,7 @@
 //!   probes, and its bounds (ingest slots, timeouts, connection cap, graceful shutdown).
 //! - [`watch`]: a live cluster through kube-rs reflectors, recorded in the store (IO shell).
 //! - [`offline`]: the CLI's pipeline over files (IO shell around the core).
+pub mod dns;
 pub mod enrich;
 pub mod flows;
 pub mod ingest;

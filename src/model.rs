@@ -7,7 +7,7 @@
 
 pub mod names;
 
-pub use names::{LabelKey, LabelValue, Name, NameRule};
+pub use names::{DnsName, LabelKey, LabelValue, Name, NameRule};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,6 +44,8 @@ pub enum ModelError {
     LabelKey(String, &'static str),
     #[error("label value {0:?} is not valid: {1}")]
     LabelValue(String, &'static str),
+    #[error("{0:?} is not a valid DNS name: {1}")]
+    DnsName(String, &'static str),
 }
 
 /// The L4 protocols a NetworkPolicy can name. ICMP and other protocols never become connections.
@@ -465,6 +467,11 @@ pub struct FlowRecord {
     /// Hubble's `destination_service` (namespace, name) when the flow went through a Service.
     pub dst_service: Option<(String, String)>,
     pub role: FlowRole,
+    /// The DNS names the destination (source) address was resolved from, as the flow source knew
+    /// them (Hubble's `destination_names`, `source_names`): at most
+    /// [`crate::dns::MAX_NAMES_PER_ADDRESS`], each checked.
+    pub dst_names: Vec<DnsName>,
+    pub src_names: Vec<DnsName>,
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use crate::enrich::enrich_learning;
-use crate::flows::{self, FlowFormat, Summary};
+use crate::flows::{self, FlowFormat, Record, Summary};
 use crate::inventory::{self, Inventory, Loaded};
 use crate::model::{WorkloadKind, WorkloadRef};
 use crate::policy::generate::{self, Generation, Options};
@@ -75,8 +75,10 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
         }
         let mut scratch = Summary::default();
         for path in &inputs.flows {
-            flows::read_path(path, inputs.format, threads, &mut scratch, |f| {
-                newest = Some(newest.map_or(f.time, |n: jiff::Timestamp| n.max(f.time)));
+            flows::read_path(path, inputs.format, threads, &mut scratch, |r| {
+                if let Record::Flow(f) = r {
+                    newest = Some(newest.map_or(f.time, |n: jiff::Timestamp| n.max(f.time)));
+                }
             })?;
         }
     }
@@ -88,14 +90,16 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
     let mut connections = Connections::new(Catalog::from_inventory(&inv));
     let mut summary = Summary::default();
     for path in &inputs.flows {
-        flows::read_path(path, inputs.format, threads, &mut summary, |flow| {
-            if window.contains(flow.time) {
+        flows::read_path(path, inputs.format, threads, &mut summary, |record| match record {
+            Record::Flow(flow) if window.contains(flow.time) => {
                 let catalog = &connections.catalog;
                 let enriched = enrich_learning(&inv, &flow, |w, labels| catalog.knows(w, labels));
                 connections.add(&flow, &enriched);
-            } else {
-                connections.outside_window += 1;
             }
+            Record::Flow(_) => connections.outside_window += 1,
+            // Answers up to the window's end count (see `Connections::add_answer`).
+            Record::Names(answer) if window.until.is_none_or(|u| answer.time <= u) => connections.add_answer(&answer),
+            Record::Names(_) => {}
         })?;
     }
     let settled = connections.settle(&inv);

@@ -14,14 +14,17 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::dns::Names;
 use crate::enrich::Endpoint;
 use crate::flows::{MAX_PROCESS_LEN, cap_text};
 use crate::inventory::Inventory;
 use crate::model::{Cidr, WorkloadRef};
 use crate::policy::eval::SideDecision;
-use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generation, ReviewRow, Status};
+use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generated, Generation, ReviewRow, Status, to_yaml};
 use crate::policy::simulate::{Effect, Simulated, Simulation};
-use crate::policy::verify::Verification;
+use crate::policy::verify::{self, Verification};
+use crate::policy::{Dialect, cilium};
+use crate::review::Reviewed;
 use crate::topology::{ConnStats, Connections};
 
 /// One line of the Ingress or Egress table (and of `flowgate connections`).
@@ -67,6 +70,9 @@ pub struct Row {
     /// The deciding policies of that outcome, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effect_reason: Option<String>,
+    /// The DNS names an external or unresolved peer's address was resolved from (DNS answers,
+    /// the flows' destination names), smallest first, at most [`crate::dns::MAX_NAMES_PER_ADDRESS`].
+    pub names: Vec<String>,
 }
 
 impl Row {
@@ -147,7 +153,7 @@ pub fn rows(review: &[ReviewRow], conns: &Connections, workload: Option<&Workloa
     let mut out: Vec<Row> = review
         .iter()
         .filter(|r| workload.is_none_or(|w| &r.workload == w))
-        .filter_map(|r| Some(row(r, conns.map.get(&r.key)?)))
+        .filter_map(|r| Some(row(r, conns.map.get(&r.key)?, &conns.names)))
         .collect();
     out.sort_by(|a, b| {
         (&a.workload, a.direction, &a.peer, a.port, a.protocol).cmp(&(
@@ -161,8 +167,12 @@ pub fn rows(review: &[ReviewRow], conns: &Connections, workload: Option<&Workloa
     out
 }
 
-fn row(r: &ReviewRow, stats: &ConnStats) -> Row {
+fn row(r: &ReviewRow, stats: &ConnStats, names: &Names) -> Row {
     let peer = r.peer();
+    let names = match peer {
+        Endpoint::External { ip } | Endpoint::Unresolved { ip } => names.of(ip).map(|n| n.to_string()).collect(),
+        _ => Vec::new(),
+    };
     let editable = !matches!(r.status, Status::NoRuleNeeded | Status::Excluded(ExcludeReason::NoSelector(_)));
     Row {
         workload: r.workload.to_string(),
@@ -189,6 +199,7 @@ fn row(r: &ReviewRow, stats: &ConnStats) -> Row {
         undecided: r.undecided,
         effect: None,
         effect_reason: None,
+        names,
     }
 }
 
@@ -200,12 +211,13 @@ pub fn rows_table(rows: &[Row]) -> String {
     for r in rows {
         let processes = if r.processes.is_empty() { "-".to_string() } else { r.processes.join(",") };
         let undecided = if r.undecided { " [direction undecided]" } else { "" };
+        let peer = if r.names.is_empty() { r.peer.clone() } else { format!("{} ({})", r.peer, r.names.join(", ")) };
         let _ = writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}{undecided}",
             visible(&r.workload),
             r.direction.as_str(),
-            visible(&r.peer),
+            visible(&peer),
             r.peer_class,
             r.port,
             r.protocol,
@@ -217,6 +229,75 @@ pub fn rows_table(rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// A review's policies in one dialect: the YAML, that spelling's own warnings and its
+/// verification against the review (the evaluator reads the dialect it was written in).
+pub struct Spelled {
+    pub dialect: Dialect,
+    pub yaml: String,
+    /// How many policies the YAML holds.
+    pub policies: usize,
+    pub warnings: Vec<String>,
+    pub verification: Verification,
+}
+
+impl Spelled {
+    /// Every policy of the review.
+    pub fn new(r: &Reviewed, inv: &Inventory, dialect: Dialect) -> Result<Spelled, String> {
+        Spelled::of(r, inv, dialect, None)
+    }
+
+    /// The policies of the review, or of one workload only (its page, its download), verified
+    /// together: the review's own verification for NetworkPolicy, the rendered policies' for
+    /// Cilium.
+    pub fn of(
+        r: &Reviewed,
+        inv: &Inventory,
+        dialect: Dialect,
+        workload: Option<&WorkloadRef>,
+    ) -> Result<Spelled, String> {
+        let keep = |g: &Generated| workload.is_none_or(|w| &g.workload == w);
+        match dialect {
+            Dialect::Kubernetes => {
+                let mine: Vec<Generated> = r.generation.policies.iter().filter(|g| keep(g)).cloned().collect();
+                let warnings = r
+                    .generation
+                    .kube_warnings
+                    .iter()
+                    .filter(|(w, _)| workload.is_none_or(|t| t == w))
+                    .map(|(_, warning)| warning.clone())
+                    .collect();
+                Ok(Spelled {
+                    dialect,
+                    yaml: to_yaml(&mine)?,
+                    policies: mine.len(),
+                    warnings,
+                    verification: r.verification.clone(),
+                })
+            }
+            Dialect::Cilium => {
+                // All of them are verified (a workload's connections need its peers' policies
+                // too); the YAML holds the ones asked for.
+                let all = cilium::render(&r.generation);
+                let verification = verify::verify_cilium(
+                    &r.generation,
+                    &all.policies,
+                    inv,
+                    &r.connections.catalog,
+                    &r.connections.names,
+                );
+                let mine = cilium::render_some(&r.generation, keep);
+                Ok(Spelled {
+                    dialect,
+                    yaml: cilium::to_yaml(&mine.policies)?,
+                    policies: mine.policies.len(),
+                    warnings: mine.warnings,
+                    verification,
+                })
+            }
+        }
+    }
 }
 
 /// What a generation and its verification come to, as counts and the mismatched rows.
@@ -414,6 +495,32 @@ pub fn trust_info(d: &Decisions, rows: &[Row], inv: &Inventory) -> Vec<TrustInfo
             covers.sort();
             covers.dedup();
             TrustInfo { cidr: c.to_string(), outside_cluster: !overlaps, covers }
+        })
+        .collect()
+}
+
+/// What the trusted-names list says about a name: the external addresses it was seen resolving
+/// to, and which of them this workload's rows reach.
+#[derive(Debug, Clone, Serialize)]
+pub struct NameInfo {
+    pub name: String,
+    pub addresses: Vec<String>,
+    pub covers: Vec<String>,
+}
+
+pub fn name_info(d: &Decisions, rows: &[Row], names: &Names) -> Vec<NameInfo> {
+    d.trust_names
+        .iter()
+        .map(|n| {
+            let addresses: Vec<String> = names.addresses_of(n).iter().map(|ip| ip.to_string()).collect();
+            let mut covers: Vec<String> = rows
+                .iter()
+                .filter(|r| r.peer_class == "external" && r.names.iter().any(|x| x == n.as_str()))
+                .map(|r| r.peer.clone())
+                .collect();
+            covers.sort();
+            covers.dedup();
+            NameInfo { name: n.to_string(), addresses, covers }
         })
         .collect()
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::dns::Names;
 use crate::enrich::{Endpoint, Enriched, Inference, PendingIdentity, suffixed_base};
 use crate::inventory::Inventory;
 use crate::model::{FlowRecord, FlowRole, Labels, Port, Protocol, Verdict, WorkloadKind, WorkloadRef};
@@ -227,6 +228,9 @@ pub struct Connections {
     pending: HashMap<(ConnKey, Vec<PendingIdentity>), ConnStats>,
     /// How the workloads that no inventory described were recognised.
     pub inferred: BTreeMap<WorkloadRef, Inference>,
+    /// The DNS names addresses were resolved from: the flows' own (`destination_names`) and the
+    /// DNS answers read ([`Connections::add_answer`]).
+    pub names: Names,
 }
 
 /// What [`Connections::settle`] decided, for the summary.
@@ -256,6 +260,11 @@ impl Connections {
         let time = jiff::Timestamp::from_microsecond(flow.time.as_microsecond()).unwrap_or(flow.time);
         self.flows += 1;
         self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
+        for (ip, names) in [(flow.dst_ip, &flow.dst_names), (flow.src_ip, &flow.src_names)] {
+            for n in names {
+                self.names.add(ip, n, time);
+            }
+        }
         for e in enriched {
             for (w, labels) in &e.learned {
                 self.catalog.learn(w, labels);
@@ -287,6 +296,17 @@ impl Connections {
             {
                 keep_smallest(&mut stats.services, format!("{ns}/{name}:{port}"));
             }
+        }
+    }
+
+    /// Records a DNS answer. The caller applies the window: an answer counts up to the window's
+    /// end, whenever it came before it, since a lookup precedes the connections that use its
+    /// addresses by up to its TTL (hours, for many APIs), and a window that starts after the
+    /// lookup would otherwise miss the name.
+    pub fn add_answer(&mut self, a: &crate::dns::DnsAnswer) {
+        let time = jiff::Timestamp::from_microsecond(a.time.as_microsecond()).unwrap_or(a.time);
+        for ip in &a.ips {
+            self.names.add(*ip, &a.name, time);
         }
     }
 

@@ -12,9 +12,11 @@
       var panel = document.getElementById(target);
       if (panel) panel.hidden = !on;
     });
-    // The trusted CIDRs belong with the Egress table.
-    var trust = document.getElementById('tab-trust');
-    if (trust) trust.hidden = !(id === 'tab-egress');
+    // The trusted CIDRs and names belong with the Egress table.
+    ['tab-trust', 'tab-names'].forEach(function (t) {
+      var el = document.getElementById(t);
+      if (el) el.hidden = !(id === 'tab-egress');
+    });
   }
 
   function currentTab() {

@@ -204,6 +204,44 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
     assert!(file.contains("cidr: 192.229.173.0/24") && file.contains("kind: NetworkPolicy"), "{file}");
     assert!(!file.contains("example-java-app-cassandra"), "{file}");
 
+    // The Generated Policy tab's dialect switch: the YAML becomes CiliumNetworkPolicy, verified,
+    // and the download link carries the dialect (and gives the Cilium file).
+    c.find(Locator::LinkText("Generated Policy")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#dialects a[data-dialect=cilium]")).await.expect("dialect switch").click().await.unwrap();
+    wait_for(&c, "document.getElementById('policy-yaml').textContent.includes('kind: CiliumNetworkPolicy')", 15).await;
+    let yaml = text(&c, "#policy-yaml").await;
+    assert!(!yaml.contains("kind: NetworkPolicy") && yaml.contains("toCIDR:"), "{yaml}");
+    assert!(text(&c, "#verification").await.contains("0 mismatches"));
+    let href = c.execute("return document.getElementById('download-yaml').href", vec![]).await.unwrap();
+    assert!(href.as_str().unwrap().contains("dialect=cilium"), "{href}");
+    let cilium_file = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               fetch(document.getElementById('download-yaml').href)
+                 .then(r => r.text().then(t => done([r.headers.get('content-disposition'), t])));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(cilium_file[0].as_str().unwrap().contains(".cilium.yaml"), "{cilium_file}");
+    assert!(cilium_file[1].as_str().unwrap().contains("kind: CiliumNetworkPolicy"), "{cilium_file}");
+    // The table shows the name the external API was resolved from; trusting it makes toFQDNs.
+    c.find(Locator::LinkText("Egress")).await.unwrap().click().await.unwrap();
+    let peer = text(&c, "#tab-egress tr[data-peer='192.229.173.207'] td.peer").await;
+    assert!(peer.contains("api.example.com"), "{peer}");
+    c.find(Locator::Css("#trust_name")).await.unwrap().send_keys("api.example.com").await.unwrap();
+    c.find(Locator::Css(".name-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "document.getElementById('policy-yaml').textContent.includes('matchName: api.example.com')", 15).await;
+    assert!(text(&c, "#trusted-names").await.contains("192.229.173.207"));
+    assert!(text(&c, "#verification").await.contains("0 mismatches"));
+    // And back: NetworkPolicy again, and a plain download link.
+    c.find(Locator::LinkText("Generated Policy")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#dialects a[data-dialect=kubernetes]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "document.getElementById('policy-yaml').textContent.includes('kind: NetworkPolicy')", 15).await;
+    let href = c.execute("return document.getElementById('download-yaml').href", vec![]).await.unwrap();
+    assert!(!href.as_str().unwrap().contains("dialect="), "{href}");
+    c.find(Locator::LinkText("Egress")).await.unwrap().click().await.unwrap();
+
     // A bad CIDR shows an error next to the field and changes nothing.
     let before_yaml = text(&c, "#policy-yaml").await;
     let id = store.cluster_id("demo", false).await.unwrap();

@@ -194,6 +194,53 @@ async fn the_api_validates_and_refuses_stale_versions(pool: PgPool) {
     assert_eq!(send(&app, unknown).await.0, StatusCode::NOT_FOUND);
 }
 
+/// `?dialect=` on the YAML endpoints: CiliumNetworkPolicy for the workload and the namespace, a
+/// file name of its own, the trusted name as `toFQDNs` (the demo's flows name the external API);
+/// an unknown dialect is 400 with the ones there are.
+#[sqlx::test(migrations = false)]
+async fn the_yaml_endpoints_speak_the_dialect_asked_for(pool: PgPool) {
+    let app = app(pool).await;
+    let put = Request::put(format!("{W}/decisions"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"trust_names": ["api.example.com"]}"#))
+        .unwrap();
+    assert_eq!(send(&app, put).await.0, StatusCode::OK);
+    let (status, headers, yaml) = send(&app, bearer(&format!("{W}/policy.yaml?dialect=cilium"))).await;
+    assert_eq!(status, StatusCode::OK, "{yaml}");
+    assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("javaapp.cilium.yaml"), "{headers:?}");
+    assert!(yaml.contains("kind: CiliumNetworkPolicy") && yaml.contains("matchName: api.example.com"), "{yaml}");
+    assert!(!yaml.contains("kind: NetworkPolicy"), "{yaml}");
+    // NetworkPolicy lists the name's address instead.
+    let (_, _, knp) = send(&app, bearer(&format!("{W}/policy.yaml"))).await;
+    assert!(knp.contains("kind: NetworkPolicy") && knp.contains("cidr: 192.229.173.207/32"), "{knp}");
+    let ns = "/api/v1/clusters/demo/namespaces/example-java-app/policy.yaml";
+    let (status, headers, yaml) = send(&app, bearer(&format!("{ns}?dialect=cilium"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("example-java-app.cilium.yaml"));
+    assert!(yaml.matches("kind: CiliumNetworkPolicy").count() >= 4, "{yaml}");
+    // The decisions' JSON keeps the name.
+    let (_, _, d) = send(&app, bearer(&format!("{W}/decisions"))).await;
+    assert!(d.contains(r#""trust_names":["api.example.com"]"#), "{d}");
+    for bad in
+        [format!("{W}/policy.yaml?dialect=calico"), format!("{ns}?dialect=%3Cb%3E"), format!("{PAGE}?dialect=%3Cb%3E")]
+    {
+        let req = if bad.starts_with("/api") { bearer(&bad) } else { with_cookie(&bad, &login(&app).await) };
+        let (status, _, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains("expected kubernetes or cilium"), "{bad}: {body}");
+    }
+    // A bad name is refused with 422, saying why.
+    let put = Request::put(format!("{W}/decisions"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"trust_names": ["*.example.com"]}"#))
+        .unwrap();
+    let (status, _, body) = send(&app, put).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("no wildcards"), "{body}");
+}
+
 #[sqlx::test(migrations = false)]
 async fn login_redirects_only_to_paths_on_this_server(pool: PgPool) {
     let app = router(bare_state(pool, &TestClock::new()).await);

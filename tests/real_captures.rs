@@ -145,6 +145,57 @@ fn every_sample_generates_a_sound_verified_set_without_an_inventory() {
     assert!(total_policies > 10, "the samples produce policies ({total_policies})");
 }
 
+/// The Cilium spelling of every sample: verified against its own traffic by the evaluator reading
+/// CiliumNetworkPolicy, no rule for an ephemeral port, no pod address as a CIDR, no node address
+/// at all (nodes are entities), and the same selectors as the NetworkPolicy.
+#[test]
+fn every_sample_verifies_in_the_cilium_dialect() {
+    for path in samples().into_iter().chain([PathBuf::from(proxy_fixture())]) {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let flows = flows_of(&path);
+        let pods = pod_ips(&flows);
+        let p = path.to_str().unwrap();
+        let run = flowgate(&["generate", "--flows", p, "--all-namespaces", "--dialect", "cilium"]);
+        assert_eq!(run.code, Some(0), "{name}: exit code\n{}", run.stderr);
+        assert!(run.stderr.contains(" 0 mismatches"), "{name}: verification\n{}", run.stderr);
+        let knp = policies(&flowgate(&["generate", "--flows", p, "--all-namespaces"]).stdout);
+        let cnp = policies(&run.stdout);
+        assert_eq!(cnp.len(), knp.len(), "{name}: one policy per workload in both dialects");
+        for (c, k) in cnp.iter().zip(&knp) {
+            assert_eq!(c["spec"]["endpointSelector"], k["spec"]["podSelector"], "{name}: same selector");
+            let text = c.to_string();
+            for ip in &pods {
+                assert!(
+                    !text.contains(&format!("\"{ip}/")),
+                    "{name}: {} names pod address {ip}",
+                    c["metadata"]["name"]
+                );
+            }
+            for dir in ["ingress", "egress"] {
+                for rule in c["spec"][dir].as_array().into_iter().flatten() {
+                    for port in rule["toPorts"][0]["ports"].as_array().into_iter().flatten() {
+                        let port: u64 = port["port"].as_str().unwrap().parse().unwrap();
+                        assert!(port < EPHEMERAL_START, "{name}: a rule for ephemeral port {port}");
+                    }
+                }
+            }
+        }
+        // Nodes are entities in Cilium's dialect: no node or host address appears.
+        for f in &flows {
+            for end in ["source", "destination"] {
+                let reserved = f[end]["labels"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|l| l.as_str().is_some_and(|l| l == "reserved:host" || l == "reserved:remote-node"));
+                if reserved && let Some(ip) = f["IP"][end].as_str() {
+                    assert!(!run.stdout.contains(&format!("{ip}/")), "{name}: node address {ip} in\n{}", run.stdout);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn bookinfo_is_selected_by_its_app_label() {
     for file in ["hubble-otel_basic-sample-10-flows.json", "hubble-otel_basic-sample-348-http-flows.json"] {

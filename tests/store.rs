@@ -265,10 +265,76 @@ async fn decisions_are_versioned_and_conflicts_are_refused(pool: PgPool) {
         .unwrap();
     assert_eq!(history, 2);
 
-    // Policy revisions are recorded only when the YAML changes.
-    assert_eq!(store.record_policy(c, &w, "a: 1\n", 1).await.unwrap(), 1);
-    assert_eq!(store.record_policy(c, &w, "a: 1\n", 2).await.unwrap(), 1);
-    assert_eq!(store.record_policy(c, &w, "a: 2\n", 2).await.unwrap(), 2);
+    // Policy revisions are recorded only when the YAML of their dialect changes: switching
+    // dialects back and forth makes no new revision of either.
+    assert_eq!(store.record_policy(c, &w, "a: 1\n", 1, "kubernetes").await.unwrap(), 1);
+    assert_eq!(store.record_policy(c, &w, "a: 1\n", 2, "kubernetes").await.unwrap(), 1);
+    assert_eq!(store.record_policy(c, &w, "a: 2\n", 2, "kubernetes").await.unwrap(), 2);
+    assert_eq!(store.record_policy(c, &w, "c: 1\n", 2, "cilium").await.unwrap(), 3);
+    assert_eq!(store.record_policy(c, &w, "a: 2\n", 2, "kubernetes").await.unwrap(), 2);
+    assert_eq!(store.record_policy(c, &w, "c: 1\n", 2, "cilium").await.unwrap(), 3);
+
+    // Trusted names are kept with the rest, and go back as they came.
+    let mut named = Decisions::default();
+    named.trust_names.insert("api.example.com".parse().unwrap());
+    assert_eq!(store.put_decisions(c, &w, &named, 2, "alice").await.unwrap(), 3);
+    assert_eq!(store.decisions(c, &w).await.unwrap().decisions, named);
+}
+
+/// DNS answers and names ingested into the store give the review the same names, and the Cilium
+/// dialect the same bytes, as the offline pipeline on the same files; names not seen within the
+/// retention are removed with the flows.
+#[sqlx::test(migrations = false)]
+async fn dns_names_are_stored_and_give_the_offline_policies(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("java", true).await.unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/java-app");
+    let inv_text = std::fs::read_to_string(format!("{dir}/inventory.json")).unwrap();
+    store.import(c, &parse_text(&inv_text, "inventory.json").objects, ts("2026-11-01T00:00:00Z")).await.unwrap();
+    let now = ts("2026-11-26T00:00:00Z");
+    let flows = std::fs::read(format!("{dir}/flows.ndjson")).unwrap();
+    let dns = std::fs::read(format!("{dir}/dns.json")).unwrap();
+    ingest_at(&store, c, "flows.ndjson", flows, now, days(30)).await;
+    let r = ingest_at(&store, c, "dns.json", dns.clone(), now, days(30)).await;
+    assert_eq!((r.dns_answers, r.accepted, r.skipped), (2, 0, 1), "{r}");
+    // Again: nothing new.
+    ingest_at(&store, c, "dns.json", dns, now, days(30)).await;
+    let names = store.names(c, None).await.unwrap();
+    let api: flowgate::model::DnsName = "api.example.com".parse().unwrap();
+    assert_eq!(names.addresses_of(&api).len(), 2);
+    // Known by the window's end only.
+    assert!(store.names(c, Some(ts("2026-11-25T10:00:00Z"))).await.unwrap().is_empty());
+
+    let inv = store.load_inventory(c).await.unwrap();
+    let mut extra = Decisions::default();
+    extra.trust_names.insert(api.clone());
+    let target = flowgate::review::Target::Namespace { namespace: "example-java-app", only: None };
+    let stored = flowgate::review::review(&store, c, &inv, target, None, None, &extra, true).await.unwrap();
+    let obs = flowgate::offline::observe(&flowgate::offline::Inputs {
+        inventory: vec![format!("{dir}/inventory.json").into()],
+        flows: vec![format!("{dir}/flows.ndjson"), format!("{dir}/dns.json")],
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(stored.connections.names, obs.connections.names);
+    let opts = flowgate::policy::generate::Options {
+        namespaces: Some(["example-java-app".to_string()].into()),
+        decisions: extra,
+        ..Default::default()
+    };
+    let (generation, verification) = flowgate::offline::generate_and_verify(&obs, &opts);
+    let offline =
+        flowgate::review::Reviewed { connections: obs.connections, generation, verification, decisions: vec![] };
+    let spell = |r: &flowgate::review::Reviewed, inv: &flowgate::inventory::Inventory| {
+        flowgate::report::Spelled::new(r, inv, flowgate::policy::Dialect::Cilium).unwrap()
+    };
+    let (a, b) = (spell(&stored, &inv), spell(&offline, &obs.inventory));
+    assert_eq!(a.yaml, b.yaml);
+    assert!(a.yaml.contains("matchName: api.example.com") && a.verification.ok(), "{}", a.yaml);
+
+    // Retention: a week later with a 3-day retention, the names go (they were last seen before).
+    store.apply_retention(Clusters::One(c), ts("2026-12-03T00:00:00Z"), &days(3)).await.unwrap();
+    assert!(store.names(c, None).await.unwrap().is_empty());
 }
 
 /// The usual write folds each batch's aggregates in Rust; a batch holding stored flows is written

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use flowgate::model::{Cidr, PeerSpec};
+use flowgate::model::{Cidr, DnsName, PeerSpec};
 use flowgate::policy::generate::Decisions;
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
@@ -27,6 +27,8 @@ struct PutDecisions {
     trust: BTreeSet<Cidr>,
     #[serde(default)]
     include_unresolved: BTreeSet<IpAddr>,
+    #[serde(default)]
+    trust_names: BTreeSet<DnsName>,
     version: Option<i32>,
 }
 
@@ -35,7 +37,8 @@ fn stored(d: &Decisions) -> Decisions {
     let exclude: Vec<String> = d.exclude.iter().map(|p| p.to_string()).collect();
     let trust: Vec<String> = d.trust.iter().map(|c| c.to_string()).collect();
     let unresolved: Vec<String> = d.include_unresolved.iter().map(|ip| ip.to_string()).collect();
-    for s in exclude.iter().chain(&trust).chain(&unresolved) {
+    let names: Vec<String> = d.trust_names.iter().map(|n| n.to_string()).collect();
+    for s in exclude.iter().chain(&trust).chain(&unresolved).chain(&names) {
         // PostgreSQL text cannot hold NUL.
         assert!(!s.contains('\0'), "{s:?}");
     }
@@ -47,6 +50,7 @@ fn stored(d: &Decisions) -> Decisions {
             .map(|ip| ip.parse().unwrap_or_else(|e| panic!("stored {ip:?}: {e}")))
             .collect(),
         include_all_unresolved: false,
+        trust_names: names.iter().map(|n| n.parse().unwrap_or_else(|e| panic!("stored {n:?}: {e}"))).collect(),
     }
 }
 
@@ -57,14 +61,19 @@ fuzz_target!(|data: &[u8]| {
             trust: put.trust,
             include_unresolved: put.include_unresolved,
             include_all_unresolved: false,
+            trust_names: put.trust_names,
         };
         assert_eq!(stored(&d), d);
         // And what GET …/decisions answers reads back as the same decisions.
         let json = serde_json::json!({
-            "exclude": d.exclude, "trust": d.trust, "include_unresolved": d.include_unresolved
+            "exclude": d.exclude, "trust": d.trust, "include_unresolved": d.include_unresolved,
+            "trust_names": d.trust_names
         });
         let back: PutDecisions = serde_json::from_value(json).expect("GET's answer is a valid PUT");
-        assert_eq!((back.exclude, back.trust, back.include_unresolved), (d.exclude, d.trust, d.include_unresolved));
+        assert_eq!(
+            (back.exclude, back.trust, back.include_unresolved, back.trust_names),
+            (d.exclude, d.trust, d.include_unresolved, d.trust_names)
+        );
     }
     if let Ok(d) = serde_json::from_slice::<Decisions>(data) {
         let json = serde_json::to_vec(&d).expect("decisions serialise");

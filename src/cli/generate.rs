@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use flowgate::policy::generate::to_yaml;
-use flowgate::report::{self, Summary};
+use flowgate::policy::Dialect;
+use flowgate::report::{self, Spelled, Summary};
 
 use super::source::Selection;
 use super::{Fail, to_json, write_stdout};
@@ -22,6 +22,10 @@ pub(crate) struct GenerateArgs {
     /// (flows, first and last seen, processes)
     #[arg(long, value_name = "FILE")]
     explain: Option<PathBuf>,
+    /// Policy language: kubernetes (networking.k8s.io/v1 NetworkPolicy) or cilium
+    /// (cilium.io/v2 CiliumNetworkPolicy, with toFQDNs for trusted names and entities for nodes)
+    #[arg(long, default_value = "kubernetes")]
+    dialect: Dialect,
 }
 
 #[derive(Args)]
@@ -33,13 +37,14 @@ pub(crate) struct ConnectionsArgs {
     json: bool,
 }
 
-/// The YAML, then the summary on stderr; exit 1 when the verification found a mismatch.
+/// The YAML in the chosen dialect, then the summary on stderr; exit 1 when the verification (of
+/// that dialect's policies) found a mismatch.
 pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
     let (inv, r) = args.sel.review()?;
-    let yaml = to_yaml(&r.generation.policies).map_err(Fail)?;
+    let spelled = Spelled::new(&r, &inv, args.dialect).map_err(Fail)?;
     match &args.output {
-        Some(path) => std::fs::write(path, &yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
-        None => write_stdout(yaml.as_bytes())?,
+        Some(path) => std::fs::write(path, &spelled.yaml).map_err(|e| Fail(format!("{}: {e}", path.display())))?,
+        None => write_stdout(spelled.yaml.as_bytes())?,
     }
     if let Some(path) = &args.explain {
         let rules = flowgate::policy::provenance::provenance(&r.generation, &inv, &r.connections);
@@ -50,16 +55,16 @@ pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
         let level = if s.loud { "WARNING" } else { "warning" };
         eprintln!("{level} [{}]: {}", s.kind, flowgate::report::visible(&s.message));
     }
-    for w in r.generation.warnings.iter().chain(&r.verification.warnings) {
+    for w in r.generation.warnings.iter().chain(&spelled.warnings).chain(&spelled.verification.warnings) {
         eprintln!("warning: {w}");
     }
-    let summary = Summary::new(&r.generation, &r.verification);
+    let summary = Summary::new(&r.generation, &spelled.verification);
     eprintln!("{}", summary.generated());
     eprintln!("verified: {}", summary.verified());
     for m in &summary.mismatches {
         eprintln!("MISMATCH: {m}");
     }
-    Ok(if r.verification.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if spelled.verification.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// The review's rows, from files or the store alike.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 use flowgate::flows::FlowFormat;
 use flowgate::inventory::Inventory;
-use flowgate::model::{Cidr, PeerSpec};
+use flowgate::model::{Cidr, DnsName, PeerSpec};
 use flowgate::offline::{self, Inputs, Observed, WorkloadArg};
 use flowgate::policy::generate::{Decisions, Options};
 use flowgate::review::Reviewed;
@@ -69,6 +69,10 @@ pub(crate) struct Selection {
     /// External ranges that may be reached (CIDR)
     #[arg(long, num_args = 1..)]
     trust: Vec<Cidr>,
+    /// External services that may be reached by DNS name (api.example.com): the addresses it was
+    /// seen resolving to (DNS answers, destination names in the flows)
+    #[arg(long, num_args = 1..)]
+    trust_name: Vec<DnsName>,
     /// Allow unresolved in-cluster addresses too (as /32)
     #[arg(long)]
     include_unresolved: bool,
@@ -159,6 +163,7 @@ impl Selection {
             trust: self.trust.iter().cloned().collect(),
             include_unresolved: Default::default(),
             include_all_unresolved: self.include_unresolved,
+            trust_names: self.trust_name.iter().cloned().collect(),
         }
     }
 
@@ -172,6 +177,7 @@ impl Selection {
             workload: Vec::new(),
             exclude: Vec::new(),
             trust: Vec::new(),
+            trust_name: Vec::new(),
             include_unresolved: false,
             no_dns: false,
         }

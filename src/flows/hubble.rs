@@ -7,7 +7,7 @@
 //!
 //! This is the hot path of the whole tool (a busy cluster writes hundreds of thousands of flows a
 //! second), so the line is deserialized into borrowed structs that skip everything we do not read
-//! (`l7`, `ethernet`, `Summary`, ...) without building it, and owned strings are only made for a
+//! (`ethernet`, `Summary`, all of `l7` but its type and DNS answer, ...) without building it, and owned strings are only made for a
 //! record that becomes a flow: a reply costs one parse and nothing else.
 
 use std::net::IpAddr;
@@ -18,9 +18,11 @@ use serde::Deserialize;
 
 use super::json::{Scalar, Str, is_blank, json_reason, object, utf8};
 use super::{Cleaned, Item, SkipReason};
+use crate::dns::{DnsAnswer, MAX_ADDRESSES_PER_ANSWER, MAX_NAMES_PER_ADDRESS};
 use crate::model::names::{MAX_LABELS, parse_label};
 use crate::model::{
-    FlowRecord, FlowRole, Labels, Name, NameRule, ObservedEndpoint, Port, Protocol, Reserved, Verdict, WorkloadKind,
+    DnsName, FlowRecord, FlowRole, Labels, Name, NameRule, ObservedEndpoint, Port, Protocol, Reserved, Verdict,
+    WorkloadKind,
 };
 
 /// One JSON object of any of the accepted shapes. A response envelope and a bare flow share this
@@ -54,6 +56,11 @@ struct Flow<'a> {
     destination_service: Option<Service<'a>>,
     #[serde(borrow, alias = "trafficDirection")]
     traffic_direction: Option<Scalar<'a>>,
+    /// The names Cilium's FQDN cache holds for the destination (source) address.
+    #[serde(borrow, alias = "destinationNames")]
+    destination_names: Option<Vec<Str<'a>>>,
+    #[serde(borrow, alias = "sourceNames")]
+    source_names: Option<Vec<Str<'a>>>,
     /// The envelope's payload; `None` for a bare flow.
     #[serde(borrow)]
     flow: Option<Box<Flow<'a>>>,
@@ -73,11 +80,24 @@ impl Flow<'_> {
     }
 }
 
-/// Only the L7 record's direction matters: a REQUEST is a connection someone opened.
+/// The L7 record's direction (a REQUEST is a connection someone opened) and, for DNS, the
+/// answer: which addresses the queried name resolved to.
 #[derive(Deserialize)]
 struct L7<'a> {
     #[serde(borrow, rename = "type")]
     kind: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    dns: Option<Dns<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Dns<'a> {
+    #[serde(borrow)]
+    query: Option<Str<'a>>,
+    #[serde(borrow)]
+    ips: Option<Vec<Str<'a>>>,
+    /// 0 (left out by protobuf's JSON mapping) is NOERROR.
+    rcode: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -173,7 +193,8 @@ struct Service<'a> {
 /// Parses one Hubble record (a line, or one element of a JSON array).
 ///
 /// Skips, in this order: blank lines, responses without a flow, `Type` other than L3_L4 (except
-/// L7 REQUEST records, which are flows of their connection), replies,
+/// L7 REQUEST records, which are flows of their connection, and DNS RESPONSEs that name
+/// addresses, which are [`Item::Names`]), replies,
 /// and flows without TCP/UDP/SCTP ports. A missing `Type` (older or hand-written exports; proto's
 /// UNKNOWN_TYPE) is taken as L3_L4. Only then are the fields a flow needs checked, so a reply with
 /// an odd address is skipped, not reported.
@@ -219,11 +240,20 @@ fn from_top(mut top: Flow<'_>) -> Result<Item, String> {
 
 fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<'a>>) -> Result<Item, String> {
     // With L7 visibility on, an export may hold only L7 records: their REQUESTs carry the
-    // connection (addresses, L4 ports) and count as its flows; RESPONSEs and SAMPLEs do not.
+    // connection (addresses, L4 ports) and count as its flows; RESPONSEs and SAMPLEs do not,
+    // but a DNS RESPONSE says which addresses the name it answers resolved to.
     if let Some(kind) = &f.kind
         && !is_l3l4(kind)
         && !(is_l7(kind) && f.l7.as_ref().and_then(|l| l.kind.as_ref()).is_some_and(is_request))
     {
+        if is_l7(kind)
+            && let Some(l7) = &f.l7
+            && let Some(dns) = &l7.dns
+            && !l7.kind.as_ref().is_some_and(is_request)
+            && let Some(answer) = dns_answer(dns, f.time.as_ref().or(outer_time.as_ref()))?
+        {
+            return Ok(Item::Names(answer));
+        }
         return Ok(Item::Skipped(SkipReason::NotL3L4));
     }
     if f.is_reply == Some(true) || f.reply == Some(true) {
@@ -311,6 +341,9 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
         }
     };
 
+    let dst_names = names(f.destination_names.as_deref(), &mut cleaned);
+    let src_names = names(f.source_names.as_deref(), &mut cleaned);
+
     Ok(Item::Flow(
         FlowRecord {
             time,
@@ -330,9 +363,53 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
             dst_meta,
             dst_service,
             role,
+            dst_names,
+            src_names,
         },
         cleaned,
     ))
+}
+
+/// A flow end's names: the valid ones, at most [`MAX_NAMES_PER_ADDRESS`] (the smallest, as
+/// [`crate::dns::Names`] keeps them); each one left out is counted.
+fn names(raw: Option<&[Str<'_>]>, cleaned: &mut Cleaned) -> Vec<DnsName> {
+    let Some(raw) = raw else { return Vec::new() };
+    let mut out: Vec<DnsName> = Vec::new();
+    for s in raw {
+        match DnsName::parse(s.as_str()) {
+            Ok(n) => out.push(n),
+            Err(_) => cleaned.dropped += 1,
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.len() > MAX_NAMES_PER_ADDRESS {
+        cleaned.dropped += (out.len() - MAX_NAMES_PER_ADDRESS) as u32;
+        out.truncate(MAX_NAMES_PER_ADDRESS);
+    }
+    out
+}
+
+/// A DNS RESPONSE's answer: its query and addresses. `None` when it names none (NXDOMAIN, an
+/// answer without A or AAAA records, a response that failed); an error when its name or an
+/// address is not one, so that a damaged answer is reported where it is, not silently lost.
+/// At most [`MAX_ADDRESSES_PER_ANSWER`] addresses are kept.
+fn dns_answer(dns: &Dns<'_>, time: Option<&Str<'_>>) -> Result<Option<DnsAnswer>, String> {
+    let ips = dns.ips.as_deref().unwrap_or_default();
+    if dns.rcode.unwrap_or(0) != 0 || ips.is_empty() {
+        return Ok(None);
+    }
+    let query = dns.query.as_ref().ok_or("l7.dns.query is missing")?;
+    let name = DnsName::parse(query.as_str()).map_err(|e| format!("l7.dns.query: {e}"))?;
+    let mut out = Vec::with_capacity(ips.len().min(MAX_ADDRESSES_PER_ANSWER));
+    for (i, ip) in ips.iter().take(MAX_ADDRESSES_PER_ANSWER).enumerate() {
+        let ip: IpAddr =
+            ip.as_str().parse().map_err(|_| format!("l7.dns.ips[{i}]: {:?} is not an IP address", ip.as_str()))?;
+        out.push(ip);
+    }
+    let time = time.ok_or("no time")?;
+    let time: Timestamp = time.as_str().parse().map_err(|_| format!("time: {:?} is not RFC 3339", time.as_str()))?;
+    Ok(Some(DnsAnswer { time, name, ips: out }))
 }
 
 /// The longest `uuid` taken as one.
@@ -916,5 +993,86 @@ mod tests {
             }
         }
         assert!(shortcut > 50, "the samples hold replies in the compact form ({shortcut})");
+    }
+
+    /// A DNS RESPONSE as Cilium's DNS proxy reports it (the shape of the real DNS sample's).
+    fn dns_response(query: &str, ips: Value, rcode: Option<u64>) -> Value {
+        let mut dns = json!({"query": query, "ips": ips, "ttl": 30, "observation_source": "proxy", "qtypes": ["A"]});
+        if let Some(r) = rcode {
+            dns["rcode"] = json!(r);
+        }
+        json!({"flow": {
+            "time": "2026-11-25T10:00:27Z", "verdict": "FORWARDED",
+            "IP": {"source": "10.96.0.10", "destination": "10.244.0.11", "ipVersion": "IPv4"},
+            "l4": {"UDP": {"source_port": 53, "destination_port": 40123}},
+            "Type": "L7", "l7": {"type": "RESPONSE", "dns": dns},
+            "is_reply": true, "traffic_direction": "EGRESS"
+        }})
+    }
+
+    #[test]
+    fn dns_answers_name_their_addresses() {
+        let parse = |v: &Value| parse_hubble_line(v.to_string().as_bytes());
+        let Ok(Item::Names(a)) = parse(&dns_response("API.example.com.", json!(["192.229.173.207", "::1"]), None))
+        else {
+            panic!("a DNS answer")
+        };
+        assert_eq!(a.name.as_str(), "api.example.com");
+        assert_eq!(a.ips, ["192.229.173.207".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
+        assert_eq!(a.time, "2026-11-25T10:00:27Z".parse::<Timestamp>().unwrap());
+        // NXDOMAIN, or no address: nothing to learn, skipped as L7 records are.
+        for v in [dns_response("x.example.com.", json!(["1.2.3.4"]), Some(3)), dns_response("x.", json!([]), None)] {
+            assert_eq!(parse(&v), Ok(Item::Skipped(SkipReason::NotL3L4)), "{v}");
+        }
+        // A DNS REQUEST is still a flow of its connection.
+        let mut req = dns_response("x.example.com.", json!(null), None);
+        req["flow"]["l7"]["type"] = json!("REQUEST");
+        req["flow"]["is_reply"] = json!(false);
+        assert!(matches!(parse(&req), Ok(Item::Flow(..))));
+        // A damaged answer says where and why.
+        for (v, want) in [
+            (dns_response("*.evil", json!(["1.2.3.4"]), None), "l7.dns.query: \"*.evil\" is not a valid DNS name"),
+            (dns_response("a.example", json!(["1.2.3.4", "x"]), None), "l7.dns.ips[1]: \"x\" is not an IP address"),
+        ] {
+            let e = parse(&v).unwrap_err();
+            assert!(e.starts_with(want), "{e}");
+        }
+        // At most 32 addresses of one answer.
+        let many: Vec<String> = (0..100).map(|i| format!("192.0.2.{i}")).collect();
+        let Ok(Item::Names(a)) = parse(&dns_response("cdn.example", json!(many), None)) else { panic!() };
+        assert_eq!(a.ips.len(), MAX_ADDRESSES_PER_ANSWER);
+    }
+
+    #[test]
+    fn destination_names_are_kept_checked_and_capped() {
+        let mut v = base();
+        v["destination_names"] = json!(["API.example.com", "*.bad", "b.example.com", "api.example.com"]);
+        v["source_names"] = json!(["client.example.org"]);
+        let Ok(Item::Flow(f, cleaned)) = parse_hubble_line(v.to_string().as_bytes()) else { panic!() };
+        let names = |ns: &[DnsName]| ns.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&f.dst_names), ["api.example.com", "b.example.com"]);
+        assert_eq!(names(&f.src_names), ["client.example.org"]);
+        assert_eq!(cleaned.dropped, 1, "the wildcard");
+        let many: Vec<String> = (0..20).map(|i| format!("h{i:02}.example")).collect();
+        v["destination_names"] = json!(many);
+        let Ok(Item::Flow(f, cleaned)) = parse_hubble_line(v.to_string().as_bytes()) else { panic!() };
+        assert_eq!(f.dst_names.len(), MAX_NAMES_PER_ADDRESS);
+        assert_eq!(cleaned.dropped, 12);
+    }
+
+    #[test]
+    fn the_real_dns_sample_answers_with_service_addresses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/hubble/hubble-otel_basic-sample-330-dns-flows.json");
+        let mut names = crate::dns::Names::new();
+        for line in std::fs::read(&path).unwrap().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if let Ok(Item::Names(a)) = parse_hubble_line(line) {
+                names.add_answer(&a);
+            }
+        }
+        // jq: [.flow.l7.dns | select(.ips) | {query, ips}] | unique
+        let zipkin: DnsName = "zipkin.istio-system.svc.cluster.local".parse().unwrap();
+        assert_eq!(names.addresses_of(&zipkin), std::collections::BTreeSet::from(["10.160.4.20".parse().unwrap()]));
+        assert_eq!(names.len(), 8, "eight Service addresses were looked up");
     }
 }

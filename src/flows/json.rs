@@ -133,6 +133,60 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     }
 }
 
+/// A JSON value where a list is expected: the list's elements (as [`Scalar`]s, for the parser to
+/// check one by one), or what was found instead, so the error can name the field.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum List<'a> {
+    Items(Vec<Scalar<'a>>),
+    Not(Scalar<'a>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for List<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A `Scalar` of the same input, unless it is an array: its elements are kept.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = List<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element::<Scalar<'de>>()? {
+                    items.push(v);
+                }
+                Ok(List::Items(items))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(List::Not(Scalar::Str(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(List::Not(Scalar::Str(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(List::Not(Scalar::Uint(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(List::Not(Scalar::Int(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(List::Not(Scalar::Float(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(List::Not(Scalar::Bool(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(List::Not(Scalar::Null))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(List::Not(Scalar::Object))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A serde_json error as a line's reason. Positions are relative to the record, and a record is
 /// usually one line, so "line 1" is left out.
 pub(crate) fn json_reason(e: &serde_json::Error) -> String {

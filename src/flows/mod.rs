@@ -26,7 +26,7 @@ use crate::model::FlowRecord;
 
 pub use hubble::parse_hubble_line;
 pub use ndjson::parse_ndjson_line;
-pub use read::{FlowReader, MAX_RECORD_LEN, open, read_parallel, read_path};
+pub use read::{FlowReader, MAX_RECORD_LEN, Record, open, read_parallel, read_path};
 pub use summary::{FileLineError, KEEP_ERRORS, Summary};
 
 /// What one record (a line, or an element of a JSON array) turned into.
@@ -36,6 +36,8 @@ pub use summary::{FileLineError, KEEP_ERRORS, Summary};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Flow(FlowRecord, Cleaned),
+    /// A DNS answer (Hubble's L7 DNS RESPONSE records): which addresses a name resolved to.
+    Names(crate::dns::DnsAnswer),
     /// A valid record that is deliberately not a flow; counted, not reported.
     Skipped(SkipReason),
 }
@@ -83,7 +85,8 @@ pub enum SkipReason {
     /// direction already says who talked to whom, and a reply would invert it.
     Reply,
     /// A Hubble event of another `Type` (L7, SOCK): the proxy's L7 records repeat connections that
-    /// the L3/L4 trace already saw.
+    /// the L3/L4 trace already saw. (L7 REQUESTs are flows, and DNS answers with addresses
+    /// [`Item::Names`]; a DNS answer without any, such as NXDOMAIN, is skipped as this.)
     NotL3L4,
     /// No TCP, UDP or SCTP section (ICMP and friends): nothing a NetworkPolicy port can name.
     NoPorts,

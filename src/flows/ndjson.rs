@@ -13,16 +13,19 @@
 //! Unknown fields are ignored; `null` counts as absent. Numbers may also be given as strings of
 //! digits. Every error names its field. A `process` longer than [`MAX_PROCESS_LEN`] bytes is cut
 //! short (ending with `…`); a `node` or `cluster` that is not a DNS-1123 subdomain is left out.
-//! Both are counted on the record ([`Cleaned`]), which still becomes a flow.
+//! Both are counted on the record ([`Cleaned`]), which still becomes a flow. `dst_names` lists the
+//! DNS names the destination address was resolved from (as Hubble's `destination_names` does),
+//! for a collector that sees the lookups; a name that is not one is left out and counted too.
 
 use std::net::IpAddr;
 
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::json::{Scalar, is_blank, json_reason, object, utf8};
+use super::json::{List, Scalar, is_blank, json_reason, object, utf8};
 use super::{Cleaned, Item, MAX_PROCESS_LEN, SkipReason, cap_text};
-use crate::model::{FlowRecord, FlowRole, NameRule, Port, Protocol, Verdict};
+use crate::dns::MAX_NAMES_PER_ADDRESS;
+use crate::model::{DnsName, FlowRecord, FlowRole, NameRule, Port, Protocol, Verdict};
 
 /// Every field as a raw JSON value, so that the checks below (not serde) word the errors.
 #[derive(Deserialize)]
@@ -55,6 +58,8 @@ struct Raw<'a> {
     is_reply: Option<Scalar<'a>>,
     #[serde(borrow)]
     tcp_flags: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    dst_names: Option<List<'a>>,
 }
 
 /// Parses one Flowgate NDJSON record. Blank lines are skipped; everything else is a flow or an
@@ -140,6 +145,7 @@ fn convert(r: Raw<'_>) -> Result<Item, String> {
     };
     let node = name(text(r.node, "node")?);
     let cluster = name(text(r.cluster, "cluster")?);
+    let dst_names = dns_names(r.dst_names, &mut cleaned)?;
     let flow = FlowRecord {
         time,
         uuid: None,
@@ -158,8 +164,40 @@ fn convert(r: Raw<'_>) -> Result<Item, String> {
         dst_meta: None,
         dst_service: None,
         role,
+        dst_names,
+        src_names: Vec::new(),
     };
     Ok(Item::Flow(flow, cleaned))
+}
+
+/// `dst_names`: a list of strings. A string that is no DNS name is left out (the flow is still
+/// good, as with a bad node name), and so is every name past the smallest
+/// [`MAX_NAMES_PER_ADDRESS`]; both are counted on the record.
+fn dns_names(raw: Option<List<'_>>, cleaned: &mut Cleaned) -> Result<Vec<DnsName>, String> {
+    let items = match raw {
+        None | Some(List::Not(Scalar::Null)) => return Ok(Vec::new()),
+        Some(List::Items(items)) => items,
+        Some(List::Not(other)) => {
+            return Err(format!("dst_names: expected a list of DNS names, found {}", other.describe()));
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Scalar::Str(s) => match DnsName::parse(&s) {
+                Ok(n) => out.push(n),
+                Err(_) => cleaned.dropped += 1,
+            },
+            other => return Err(format!("dst_names[{i}]: expected a string, found {}", other.describe())),
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.len() > MAX_NAMES_PER_ADDRESS {
+        cleaned.dropped += (out.len() - MAX_NAMES_PER_ADDRESS) as u32;
+        out.truncate(MAX_NAMES_PER_ADDRESS);
+    }
+    Ok(out)
 }
 
 /// `null` is how many JSON writers spell "not set".
@@ -349,5 +387,22 @@ mod tests {
         }
         assert_eq!(parse_ndjson_line(b"\t \r"), Ok(Item::Skipped(SkipReason::Blank)));
         assert_eq!(parse_ndjson_line(b""), Ok(Item::Skipped(SkipReason::Blank)));
+    }
+
+    #[test]
+    fn dst_names_are_checked_and_errors_name_the_field() {
+        let line = with("dst_names", Some(r#"["API.example.com.", "*.bad", "api.example.com"]"#));
+        let Ok(Item::Flow(f, cleaned)) = parse_ndjson_line(line.as_bytes()) else { panic!() };
+        assert_eq!(f.dst_names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["api.example.com"]);
+        assert_eq!(cleaned.dropped, 1);
+        let line = with("dst_names", Some("null"));
+        assert!(matches!(parse_ndjson_line(line.as_bytes()), Ok(Item::Flow(f, _)) if f.dst_names.is_empty()));
+        for (value, want) in [
+            (r#""api.example.com""#, "dst_names: expected a list of DNS names, found \"api.example.com\""),
+            ("[1]", "dst_names[0]: expected a string, found 1"),
+            ("{}", "dst_names: expected a list of DNS names, found an object"),
+        ] {
+            assert_eq!(parse_ndjson_line(with("dst_names", Some(value)).as_bytes()), Err(want.to_string()), "{value}");
+        }
     }
 }

@@ -607,20 +607,31 @@ pub fn open(path: &str) -> Result<Box<dyn BufRead + Send>, FlowsError> {
     Ok(Box::new(BufReader::with_capacity(CAPACITY, file)))
 }
 
+/// What a read hands on: a flow, or a DNS answer.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Flow(FlowRecord),
+    Names(crate::dns::DnsAnswer),
+}
+
 /// Reads one file (`-` for stdin) with `threads` parser threads, counts every record into
-/// `summary` (errors as `FILE:LINE: reason`) and passes each flow to `sink`, in file order.
+/// `summary` (errors as `FILE:LINE: reason`) and passes each flow and DNS answer to `sink`, in
+/// file order.
 pub fn read_path(
     path: &str,
     format: FlowFormat,
     threads: usize,
     summary: &mut Summary,
-    mut sink: impl FnMut(FlowRecord),
+    mut sink: impl FnMut(Record),
 ) -> Result<(), FlowsError> {
     let reader = open(path)?;
     read_parallel(reader, format, threads, |result| {
         summary.record(path, &result);
-        if let Ok(Item::Flow(flow, _)) = result {
-            sink(flow);
+        match result {
+            Ok(Item::Flow(flow, _)) => sink(Record::Flow(flow)),
+            Ok(Item::Names(answer)) => sink(Record::Names(answer)),
+            _ => {}
         }
     });
     Ok(())
@@ -666,6 +677,7 @@ mod tests {
             .iter()
             .map(|r| match r {
                 Ok(Item::Flow(..)) => "flow".to_string(),
+                Ok(Item::Names(..)) => "dns".to_string(),
                 Ok(Item::Skipped(reason)) => reason.to_string(),
                 Err(e) => format!("{}: {}", e.line, e.reason),
             })
@@ -689,18 +701,20 @@ mod tests {
     /// for not-L3/L4 (L7 REQUEST records are flows), then among
     /// L3_L4 records `(.is_reply == true or .reply == true)` for replies, then among the rest
     /// `(.l4.TCP == null and .l4.UDP == null and .l4.SCTP == null)` for no-ports; flows are the
-    /// remainder, and `jq -c . FILE | wc -l` gives the lines.
+    /// remainder, and `jq -c . FILE | wc -l` gives the lines. DNS answers are the not-L3/L4 records
+    /// `select(.Type == "L7" and .l7.type != "REQUEST" and (.l7.dns.ips | length) > 0 and
+    /// (.l7.dns.rcode // 0) == 0)`, and leave the not-L3/L4 count.
     #[test]
     fn real_sample_counts() {
-        // (file, lines, flows, reply, not L3/L4, no ports)
+        // (file, lines, flows, reply, not L3/L4, no ports, DNS answers)
         let cases = [
-            ("hubble-otel_basic-sample-10-flows.json", 10, 5, 5, 0, 0),
-            ("hubble-otel_basic-sample-330-dns-flows.json", 330, 165, 0, 165, 0),
-            ("hubble-otel_basic-sample-348-http-flows.json", 348, 175, 0, 173, 0),
-            ("hubble-otel_basic-sample-400-udp-flows.json", 400, 252, 74, 74, 0),
-            ("hubble-otel_basic-sample-400-icmpv4-flows.json", 18, 0, 4, 0, 14),
+            ("hubble-otel_basic-sample-10-flows.json", 10, 5, 5, 0, 0, 0),
+            ("hubble-otel_basic-sample-330-dns-flows.json", 330, 165, 0, 110, 0, 55),
+            ("hubble-otel_basic-sample-348-http-flows.json", 348, 175, 0, 173, 0, 0),
+            ("hubble-otel_basic-sample-400-udp-flows.json", 400, 252, 74, 37, 0, 37),
+            ("hubble-otel_basic-sample-400-icmpv4-flows.json", 18, 0, 4, 0, 14, 0),
         ];
-        for (name, lines, flows, reply, not_l3l4, no_ports) in cases {
+        for (name, lines, flows, reply, not_l3l4, no_ports, dns) in cases {
             let data = sample(name);
             for format in [FlowFormat::Auto, FlowFormat::Hubble] {
                 // Byte-sized buffers are covered by the other tests, and slow on half a megabyte.
@@ -711,7 +725,11 @@ mod tests {
                     (lines, flows, reply, not_l3l4),
                     "{name}"
                 );
-                assert_eq!((s.skipped(SkipReason::NoPorts), s.errors), (no_ports, 0), "{name}: {s}");
+                assert_eq!(
+                    (s.skipped(SkipReason::NoPorts), s.errors, s.dns_answers),
+                    (no_ports, 0, dns),
+                    "{name}: {s}"
+                );
                 let mut parallel = Vec::new();
                 read_parallel(Cursor::new(&data), format, 2, |r| parallel.push(r));
                 assert_eq!(parallel, results, "{name}: parallel differs");
@@ -764,7 +782,12 @@ mod tests {
         for threads in [1, 2] {
             let mut s = Summary::default();
             let mut ports = Vec::new();
-            read_path(path, FlowFormat::Auto, threads, &mut s, |f| ports.push(f.dst_port.get())).unwrap();
+            read_path(path, FlowFormat::Auto, threads, &mut s, |r| {
+                if let Record::Flow(f) = r {
+                    ports.push(f.dst_port.get())
+                }
+            })
+            .unwrap();
             assert_eq!(ports, [443, 80]);
             assert_eq!((s.lines, s.flows, s.skipped(SkipReason::Blank), s.errors), (5, 2, 1, 2));
             let errors: Vec<String> = s.first_errors.iter().map(ToString::to_string).collect();

@@ -29,6 +29,8 @@ pub struct Summary {
     /// Records read: lines, or elements of a JSON array; blank lines and errors included.
     pub lines: u64,
     pub flows: u64,
+    /// DNS answers read (records that name addresses, not flows).
+    pub dns_answers: u64,
     pub skipped: BTreeMap<SkipReason, u64>,
     pub errors: u64,
     /// The first [`KEEP_ERRORS`] errors, in reading order.
@@ -53,6 +55,7 @@ impl Summary {
                     self.truncated_fields += u64::from(cleaned.truncated);
                 }
             }
+            Ok(Item::Names(_)) => self.dns_answers += 1,
             Ok(Item::Skipped(reason)) => *self.skipped.entry(*reason).or_default() += 1,
             Err(e) => {
                 self.errors += 1;
@@ -71,6 +74,7 @@ impl Summary {
     pub fn merge(&mut self, other: Summary) {
         self.lines += other.lines;
         self.flows += other.flows;
+        self.dns_answers += other.dns_answers;
         for (reason, n) in other.skipped {
             *self.skipped.entry(reason).or_default() += n;
         }
@@ -83,12 +87,17 @@ impl Summary {
     }
 }
 
-/// `12 lines: 5 flows, 6 skipped (reply 4, no ports 2), 1 error` (and what was cleaned, if
-/// anything) and then the kept errors, one a line.
+/// `12 lines: 5 flows, 6 skipped (reply 4, no ports 2), 1 error` (with `, 3 DNS answers` after the
+/// flows when there were any, and what was cleaned, if anything) and then the kept errors, one a
+/// line.
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let skipped: u64 = self.skipped.values().sum();
-        write!(f, "{} lines: {} flows, {} skipped", self.lines, self.flows, skipped)?;
+        write!(f, "{} lines: {} flows", self.lines, self.flows)?;
+        if self.dns_answers > 0 {
+            write!(f, ", {} DNS answers", self.dns_answers)?;
+        }
+        write!(f, ", {skipped} skipped")?;
         if skipped > 0 {
             let parts: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{r} {n}")).collect();
             write!(f, " ({})", parts.join(", "))?;

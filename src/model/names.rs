@@ -299,6 +299,71 @@ pub fn labels_valid(labels: &Labels) -> bool {
     labels.len() <= MAX_LABELS && labels.iter().all(|(k, v)| parse_label(k, v).is_ok())
 }
 
+/// A DNS name as Flowgate keeps it and a policy may name it (Cilium's `toFQDNs.matchName`):
+/// lowercase (DNS is case-insensitive), without the root's trailing dot, at most
+/// [`SUBDOMAIN_MAX`] characters of labels of 1-[`LABEL_MAX`] `[a-z0-9_-]` (underscores appear in
+/// service names such as `_sip._tcp`). Wildcards, spaces and anything else are refused: a name
+/// comes from a DNS answer a pod received, so it is untrusted, and it ends up in YAML, a page and
+/// a store key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DnsName(String);
+
+impl DnsName {
+    pub fn parse(raw: &str) -> Result<DnsName, ModelError> {
+        let err = |why| ModelError::DnsName(excerpt(raw), why);
+        let s = raw.strip_suffix('.').unwrap_or(raw);
+        if s.is_empty() {
+            return Err(err("it is empty"));
+        }
+        if s.len() > SUBDOMAIN_MAX {
+            return Err(err("it is longer than 253 characters"));
+        }
+        for label in s.split('.') {
+            if label.is_empty() {
+                return Err(err("it has an empty label (two dots in a row, or a leading dot)"));
+            }
+            if label.len() > LABEL_MAX {
+                return Err(err("a label is longer than 63 characters"));
+            }
+            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(err("only letters, digits, '-', '_' and '.' may appear (no wildcards)"));
+            }
+        }
+        Ok(DnsName(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DnsName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for DnsName {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DnsName::parse(s)
+    }
+}
+
+impl TryFrom<String> for DnsName {
+    type Error = ModelError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        DnsName::parse(&s)
+    }
+}
+
+impl From<DnsName> for String {
+    fn from(n: DnsName) -> String {
+        n.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +475,24 @@ mod tests {
         assert_eq!(c.dropped, [format!("36 labels beyond the first {MAX_LABELS}")]);
         assert!(labels_valid(&c.labels));
         assert!(!labels_valid(&many.into_iter().collect()));
+    }
+
+    #[test]
+    fn dns_names_are_lowercase_without_the_root_dot() {
+        for (raw, want) in [
+            ("api.example.com", "api.example.com"),
+            ("API.Example.COM.", "api.example.com"),
+            ("_sip._tcp.example.com", "_sip._tcp.example.com"),
+            ("localhost", "localhost"),
+        ] {
+            assert_eq!(DnsName::parse(raw).map(|n| n.to_string()), Ok(want.to_string()), "{raw:?}");
+        }
+        let long_label = format!("{}.com", "a".repeat(64));
+        let long_name = ["a".repeat(63).as_str(); 5].join(".");
+        for bad in ["", ".", "*.example.com", "a..b", ".a", "a b", "a\u{202e}b", "<img>", &long_label, &long_name] {
+            assert!(DnsName::parse(bad).is_err(), "{bad:?}");
+        }
+        let e = DnsName::parse("*.example.com").unwrap_err().to_string();
+        assert!(e.contains("no wildcards"), "{e}");
     }
 }

@@ -20,8 +20,11 @@ use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyPeer
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::cilium::{self, CiliumNetworkPolicy};
 use super::portset::{ConnSet, PortSet};
-use crate::model::{Labels, Port, Protocol};
+use crate::dns::Names;
+pub use crate::enrich::NodeRole;
+use crate::model::{DnsName, Labels, Port, Protocol};
 
 /// The label the API server puts on every namespace (Kubernetes 1.21+), so selectors can name one.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -51,8 +54,15 @@ pub struct PodView<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum Peer<'a> {
     Pod(PodView<'a>),
-    /// Anything that is not a pod: an external address, a node, an address we could not resolve.
+    /// Anything that is not a pod or a node: an external address, an address we could not
+    /// resolve.
     Ip(IpAddr),
+    /// A node's address (or the API server's): an address to NetworkPolicy's ipBlocks, an entity
+    /// to Cilium, whose CIDR rules never match it.
+    Host {
+        ip: IpAddr,
+        role: NodeRole,
+    },
 }
 
 /// A part of a policy that Kubernetes' validation would reject. The part matches nothing.
@@ -191,8 +201,13 @@ impl Selector {
         if self.never {
             return None;
         }
+        // Cilium's namespace keys are no pod label: a policy filed under one would be missed.
         self.requirements.iter().find_map(|r| match r {
-            Requirement::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            Requirement::In(k, vs)
+                if vs.len() == 1 && k != CILIUM_NAMESPACE_KEY && !k.starts_with(CILIUM_NAMESPACE_LABELS) =>
+            {
+                Some((k.as_str(), vs[0].as_str()))
+            }
             _ => None,
         })
     }
@@ -218,9 +233,68 @@ enum NamespaceMatch {
 
 #[derive(Debug, Clone)]
 enum PeerMatch {
-    Pods { namespaces: NamespaceMatch, pods: Selector },
-    Block { net: IpNet, except: Vec<IpNet> },
+    Pods {
+        namespaces: NamespaceMatch,
+        pods: Selector,
+    },
+    Block {
+        net: IpNet,
+        except: Vec<IpNet>,
+    },
+    /// Cilium's endpoint selector: the namespace is a label of the pod's identity; a selector
+    /// that names none selects in the policy's namespace only.
+    CiliumPods {
+        selector: Selector,
+        own_namespace: bool,
+    },
+    /// Cilium's CIDR rules: external and unresolved addresses, never pods or nodes.
+    CiliumBlock {
+        net: IpNet,
+        except: Vec<IpNet>,
+    },
+    /// Cilium's entities, resolved to what they match here.
+    Entities(Entities),
+    /// Cilium's `toFQDNs`: an address some name it was seen for matches.
+    Fqdn(Vec<FqdnMatch>),
     Nothing,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Entities {
+    /// `host` and `remote-node` both (which one a node is depends on where the pod runs, so one
+    /// alone is not taken to match), or `cluster`.
+    nodes: bool,
+    apiserver: bool,
+    ingress: bool,
+    /// `world` (and its per-family halves): addresses that are no pod or node.
+    world: bool,
+    /// `cluster` or `all`: every pod.
+    pods: bool,
+}
+
+#[derive(Debug, Clone)]
+enum FqdnMatch {
+    Name(DnsName),
+    /// `*` matches any run of name characters within a label, as Cilium's `matchPattern`.
+    Pattern(String),
+}
+
+impl FqdnMatch {
+    fn matches(&self, name: &DnsName) -> bool {
+        match self {
+            FqdnMatch::Name(n) => n == name,
+            FqdnMatch::Pattern(p) => glob(p.as_bytes(), name.as_str().as_bytes()),
+        }
+    }
+}
+
+/// `*` matches any run of characters other than `.`; everything else is literal.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).take_while(|&i| i == 0 || s[i - 1] != b'.').any(|i| glob(rest, &s[i..])),
+        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +316,8 @@ struct Rule {
 struct CompiledPolicy {
     id: String,
     selector: Selector,
+    /// A CiliumNetworkPolicy: its selectors read a pod's identity labels ([`CiliumLabels`]).
+    cilium: bool,
     /// `Some` when the policy has that type (and thereby isolates the pods it selects).
     ingress: Option<Vec<Rule>>,
     egress: Option<Vec<Rule>>,
@@ -273,6 +349,8 @@ impl Ctx<'_> {
 pub struct Evaluator {
     by_namespace: HashMap<String, NamespacePolicies>,
     namespace_labels: BTreeMap<String, Labels>,
+    /// The names addresses were seen for, which `toFQDNs` rules match.
+    names: Names,
 }
 
 /// A namespace's policies, indexed by one `key=value` that each one's pod selector requires, so
@@ -327,18 +405,48 @@ impl Evaluator {
             by_namespace.entry(ns.to_string()).or_default().push(compiled);
         }
         let by_namespace = by_namespace.into_iter().map(|(ns, list)| (ns, NamespacePolicies::new(list))).collect();
-        (Evaluator { by_namespace, namespace_labels: namespace_labels.clone() }, warnings)
+        (Evaluator { by_namespace, namespace_labels: namespace_labels.clone(), names: Names::new() }, warnings)
+    }
+
+    /// Compiles NetworkPolicies and CiliumNetworkPolicies together, as Cilium enforces them: a
+    /// pod is isolated for a direction when a policy of either kind selects it for it, and then
+    /// allowed what any of them allows. `names` are the DNS names addresses were seen for, which
+    /// `toFQDNs` rules match (Cilium learns them from the pods' own lookups).
+    pub fn with_cilium(
+        policies: &[NetworkPolicy],
+        cilium: &[CiliumNetworkPolicy],
+        namespace_labels: &BTreeMap<String, Labels>,
+        names: &Names,
+    ) -> (Evaluator, Vec<EvalWarning>) {
+        let mut warnings = Vec::new();
+        let mut by_namespace: HashMap<String, Vec<CompiledPolicy>> = HashMap::new();
+        for np in policies {
+            let ns = np.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+            let name = np.metadata.name.as_deref().unwrap_or("");
+            let mut ctx = Ctx { policy: format!("{ns}/{name}"), warnings: &mut warnings };
+            by_namespace.entry(ns.to_string()).or_default().push(compile_policy(np, &mut ctx));
+        }
+        for cnp in cilium {
+            let ns = cnp.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+            let name = cnp.metadata.name.as_deref().unwrap_or("");
+            let mut ctx = Ctx { policy: format!("{ns}/{name}"), warnings: &mut warnings };
+            if let Some(p) = compile_cilium(cnp, &mut ctx) {
+                by_namespace.entry(ns.to_string()).or_default().push(p);
+            }
+        }
+        let by_namespace = by_namespace.into_iter().map(|(ns, list)| (ns, NamespacePolicies::new(list))).collect();
+        (Evaluator { by_namespace, namespace_labels: namespace_labels.clone(), names: names.clone() }, warnings)
     }
 
     /// Is `proto`/`port` from `src` to `dst` allowed, and by which policies on each side?
     pub fn check(&self, src: &Peer, dst: &Peer, port: Port, proto: Protocol) -> Decision {
         let egress = match src {
             Peer::Pod(pod) => self.side_decision(pod, Direction::Egress, dst, dst_ports(dst), port, proto),
-            Peer::Ip(_) => SideDecision::NotApplicable,
+            Peer::Ip(_) | Peer::Host { .. } => SideDecision::NotApplicable,
         };
         let ingress = match dst {
             Peer::Pod(pod) => self.side_decision(pod, Direction::Ingress, src, Some(pod.ports), port, proto),
-            Peer::Ip(_) => SideDecision::NotApplicable,
+            Peer::Ip(_) | Peer::Host { .. } => SideDecision::NotApplicable,
         };
         Decision { allowed: egress.allows() && ingress.allows(), egress, ingress }
     }
@@ -362,12 +470,12 @@ impl Evaluator {
         };
         let egress_ok = match src {
             Peer::Pod(pod) => side_allows(pod, Direction::Egress, dst, dst_ports(dst)),
-            Peer::Ip(_) => true,
+            Peer::Ip(_) | Peer::Host { .. } => true,
         };
         egress_ok
             && match dst {
                 Peer::Pod(pod) => side_allows(pod, Direction::Ingress, src, Some(pod.ports)),
-                Peer::Ip(_) => true,
+                Peer::Ip(_) | Peer::Host { .. } => true,
             }
     }
 
@@ -375,14 +483,14 @@ impl Evaluator {
     pub fn allowed(&self, src: &Peer, dst: &Peer) -> ConnSet {
         let egress = match src {
             Peer::Pod(pod) => self.side_conns(pod, Direction::Egress, dst, dst_ports(dst)),
-            Peer::Ip(_) => ConnSet::all(),
+            Peer::Ip(_) | Peer::Host { .. } => ConnSet::all(),
         };
         if egress.is_empty() {
             return egress;
         }
         let ingress = match dst {
             Peer::Pod(pod) => self.side_conns(pod, Direction::Ingress, src, Some(pod.ports)),
-            Peer::Ip(_) => ConnSet::all(),
+            Peer::Ip(_) | Peer::Host { .. } => ConnSet::all(),
         };
         egress.intersect(&ingress)
     }
@@ -400,11 +508,21 @@ impl Evaluator {
     /// The policies selecting `pod`, in no particular order.
     fn selecting<'s>(&'s self, pod: &PodView<'s>) -> impl Iterator<Item = &'s CompiledPolicy> {
         let labels = pod.labels;
+        let identity = self.identity(pod);
         self.by_namespace
             .get(pod.namespace)
             .into_iter()
             .flat_map(move |ns| ns.candidates(labels))
-            .filter(move |p| p.selector.matches(labels))
+            .filter(move |p| if p.cilium { p.selector.matches(&identity) } else { p.selector.matches(labels) })
+    }
+
+    /// A pod's labels as Cilium's selectors read them.
+    fn identity<'s>(&'s self, pod: &PodView<'s>) -> CiliumLabels<'s> {
+        CiliumLabels {
+            namespace: pod.namespace,
+            labels: pod.labels,
+            ns_labels: self.namespace_labels.get(pod.namespace),
+        }
     }
 
     fn side_decision(
@@ -484,20 +602,62 @@ impl Evaluator {
                 };
                 ns_ok && pods.matches(pod.labels)
             }
-            (PeerMatch::Block { net, except }, Peer::Ip(ip)) => {
+            (PeerMatch::Block { net, except }, Peer::Ip(ip) | Peer::Host { ip, .. })
+            | (PeerMatch::CiliumBlock { net, except }, Peer::Ip(ip)) => {
                 // An IPv4 address written as ::ffff:a.b.c.d is the IPv4 address.
                 let ip = ip.to_canonical();
                 net.contains(&ip) && !except.iter().any(|e| e.contains(&ip))
+            }
+            (PeerMatch::CiliumPods { selector, own_namespace }, Peer::Pod(pod)) => {
+                (!own_namespace || pod.namespace == policy_ns) && selector.matches(&self.identity(pod))
+            }
+            (PeerMatch::Entities(e), peer) => match peer {
+                Peer::Pod(_) => e.pods,
+                Peer::Ip(_) => e.world,
+                Peer::Host { role: NodeRole::Node, .. } => e.nodes,
+                Peer::Host { role: NodeRole::ApiServer, .. } => e.apiserver,
+                Peer::Host { role: NodeRole::Ingress, .. } => e.ingress,
+            },
+            (PeerMatch::Fqdn(matches), Peer::Ip(ip)) => {
+                self.names.of(ip).any(|name| matches.iter().any(|m| m.matches(name)))
             }
             _ => false,
         }
     }
 }
 
+/// A pod's identity labels as Cilium's selectors read them: its own labels, its namespace as
+/// `io.kubernetes.pod.namespace`, and its namespace's labels as `io.cilium.k8s.namespace.labels.*`.
+/// (Selector keys have their `k8s:` or `any:` source removed when compiled.)
+struct CiliumLabels<'a> {
+    namespace: &'a str,
+    labels: &'a Labels,
+    ns_labels: Option<&'a Labels>,
+}
+
+impl LabelLookup for CiliumLabels<'_> {
+    fn label(&self, key: &str) -> Option<&str> {
+        if key == CILIUM_NAMESPACE_KEY {
+            return Some(self.namespace);
+        }
+        if let Some(k) = key.strip_prefix(CILIUM_NAMESPACE_LABELS) {
+            // The API server's name label wins over the map, as for NetworkPolicy.
+            if k == NAMESPACE_NAME_LABEL {
+                return Some(self.namespace);
+            }
+            return self.ns_labels.and_then(|l| l.label(k));
+        }
+        self.labels.label(key)
+    }
+}
+
+const CILIUM_NAMESPACE_KEY: &str = "io.kubernetes.pod.namespace";
+const CILIUM_NAMESPACE_LABELS: &str = "io.cilium.k8s.namespace.labels.";
+
 fn dst_ports<'a>(dst: &Peer<'a>) -> Option<&'a [NamedPort]> {
     match dst {
         Peer::Pod(p) => Some(p.ports),
-        Peer::Ip(_) => None,
+        Peer::Ip(_) | Peer::Host { .. } => None,
     }
 }
 
@@ -534,7 +694,13 @@ fn compile_policy(np: &NetworkPolicy, ctx: &mut Ctx<'_>) -> CompiledPolicy {
     let id = ctx.policy.clone();
     let Some(spec) = &np.spec else {
         // No spec: an empty podSelector and no types but the default Ingress, i.e. deny all ingress.
-        return CompiledPolicy { id, selector: Selector::default(), ingress: Some(Vec::new()), egress: None };
+        return CompiledPolicy {
+            id,
+            selector: Selector::default(),
+            cilium: false,
+            ingress: Some(Vec::new()),
+            egress: None,
+        };
     };
     let selector =
         spec.pod_selector.as_ref().map(|s| Selector::compile(s, ctx, "spec.podSelector")).unwrap_or_default();
@@ -571,7 +737,7 @@ fn compile_policy(np: &NetworkPolicy, ctx: &mut Ctx<'_>) -> CompiledPolicy {
             .map(|(i, r)| compile_rule(r.to.as_deref(), r.ports.as_deref(), ctx, &format!("spec.egress[{i}]"), "to"))
             .collect()
     });
-    CompiledPolicy { id, selector, ingress, egress }
+    CompiledPolicy { id, selector, cilium: false, ingress, egress }
 }
 
 fn compile_rule(
@@ -682,6 +848,284 @@ fn compile_range(
         },
     };
     Some(PortMatch::Numbers(proto, PortSet::range(start, end)))
+}
+
+/// Compiles a CiliumNetworkPolicy: the subset Flowgate writes (endpoint selectors, entities,
+/// CIDRs with their exceptions, FQDN names and patterns, ports with ranges and names, DNS rules)
+/// and what hand-written ones commonly add. What it cannot judge is warned about: a host policy
+/// (`nodeSelector`) is left out whole; deny rules and L7 rules other than DNS are not evaluated
+/// (their ports count as allowed); a rule that combines kinds of peers, which Cilium refuses,
+/// matches nothing.
+fn compile_cilium(p: &CiliumNetworkPolicy, ctx: &mut Ctx<'_>) -> Option<CompiledPolicy> {
+    let id = ctx.policy.clone();
+    let warn = |ctx: &mut Ctx<'_>, path: &str, reason: String| {
+        ctx.warn(EvalWarning::Peer { policy: ctx.policy.clone(), path: path.to_string(), reason })
+    };
+    let Some(spec) = &p.spec else {
+        warn(ctx, "spec", "a CiliumNetworkPolicy without a spec selects nothing".into());
+        return None;
+    };
+    if spec.node_selector.is_some() {
+        warn(ctx, "spec.nodeSelector", "host policies are not evaluated; the policy is left out".into());
+        return None;
+    }
+    for (field, rules) in [("ingressDeny", &spec.ingress_deny), ("egressDeny", &spec.egress_deny)] {
+        if rules.as_ref().is_some_and(|r| !r.is_empty()) {
+            warn(ctx, &format!("spec.{field}"), "deny rules are not evaluated".into());
+        }
+    }
+    let selector = match &spec.endpoint_selector {
+        Some(sel) => cilium_selector(sel, ctx, "spec.endpointSelector").0,
+        None => {
+            warn(ctx, "spec.endpointSelector", "missing; the policy selects nothing".into());
+            Selector { never: true, ..Selector::default() }
+        }
+    };
+    // Cilium: a direction with no rules does not isolate; `[{}]` does (and allows nothing).
+    let ingress = spec.ingress.as_ref().filter(|r| !r.is_empty()).map(|rules| {
+        let rule = |(i, r): (usize, &cilium::IngressRule), ctx: &mut Ctx<'_>| {
+            let path = format!("spec.ingress[{i}]");
+            let members = [
+                member(&r.from_endpoints, "fromEndpoints", ctx, &path, endpoints),
+                member(&r.from_cidr, "fromCIDR", ctx, &path, cidrs),
+                member(&r.from_cidr_set, "fromCIDRSet", ctx, &path, cidr_set),
+                member(&r.from_entities, "fromEntities", ctx, &path, entities),
+            ];
+            cilium_rule(members, r.to_ports.as_deref(), ctx, &path)
+        };
+        rules.iter().enumerate().map(|r| rule(r, ctx)).collect()
+    });
+    let egress = spec.egress.as_ref().filter(|r| !r.is_empty()).map(|rules| {
+        let rule = |(i, r): (usize, &cilium::EgressRule), ctx: &mut Ctx<'_>| {
+            let path = format!("spec.egress[{i}]");
+            let members = [
+                member(&r.to_endpoints, "toEndpoints", ctx, &path, endpoints),
+                member(&r.to_cidr, "toCIDR", ctx, &path, cidrs),
+                member(&r.to_cidr_set, "toCIDRSet", ctx, &path, cidr_set),
+                member(&r.to_entities, "toEntities", ctx, &path, entities),
+                member(&r.to_fqdns, "toFQDNs", ctx, &path, fqdns),
+            ];
+            cilium_rule(members, r.to_ports.as_deref(), ctx, &path)
+        };
+        rules.iter().enumerate().map(|r| rule(r, ctx)).collect()
+    });
+    Some(CompiledPolicy { id, selector, cilium: true, ingress, egress })
+}
+
+/// A rule's peer member `field`, compiled by `compile` when it is there and not empty.
+fn member<T>(
+    list: &Option<Vec<T>>,
+    field: &'static str,
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    compile: fn(&[T], &mut Ctx<'_>, &str, &str) -> Vec<PeerMatch>,
+) -> (&'static str, Option<Vec<PeerMatch>>) {
+    (field, list.as_deref().filter(|v| !v.is_empty()).map(|v| compile(v, ctx, path, field)))
+}
+
+/// One Cilium rule from its peer members (at most one kind may be present) and its ports.
+fn cilium_rule<const N: usize>(
+    members: [(&'static str, Option<Vec<PeerMatch>>); N],
+    ports: Option<&[cilium::PortRule]>,
+    ctx: &mut Ctx<'_>,
+    path: &str,
+) -> Rule {
+    let present: Vec<(&str, Vec<PeerMatch>)> = members.into_iter().filter_map(|(f, m)| Some((f, m?))).collect();
+    let ports = ports.filter(|p| !p.is_empty()).map(|p| cilium_ports(p, ctx, path));
+    match present.len() {
+        // No peer named: every peer on the rule's ports; with no ports either, nothing (`{}`).
+        0 => Rule { peers: if ports.is_some() { None } else { Some(Vec::new()) }, ports },
+        1 => Rule { peers: present.into_iter().next().map(|(_, m)| m), ports },
+        _ => {
+            let fields: Vec<&str> = present.iter().map(|(f, _)| *f).collect();
+            ctx.warn(EvalWarning::Peer {
+                policy: ctx.policy.clone(),
+                path: path.to_string(),
+                reason: format!("combines {}, which Cilium refuses", fields.join(" and ")),
+            });
+            Rule { peers: Some(Vec::new()), ports }
+        }
+    }
+}
+
+/// A Cilium endpoint selector as a pod-label selector (keys without their `k8s:`/`any:` source),
+/// and whether it names a namespace. A key of another source (`reserved:`, `cidr:`, ...) makes it
+/// select nothing.
+fn cilium_selector(sel: &LabelSelector, ctx: &mut Ctx<'_>, path: &str) -> (Selector, bool) {
+    let mut out = Selector::compile(sel, ctx, path);
+    let mut names_namespace = false;
+    let mut bad = None;
+    for r in &mut out.requirements {
+        let key = match r {
+            Requirement::In(k, _)
+            | Requirement::NotIn(k, _)
+            | Requirement::Exists(k)
+            | Requirement::DoesNotExist(k) => k,
+        };
+        let plain = match key.split_once(':') {
+            Some(("k8s" | "any", rest)) => rest.to_string(),
+            Some((source, _)) => {
+                bad.get_or_insert_with(|| format!("{source}: labels are not evaluated"));
+                continue;
+            }
+            None => key.clone(),
+        };
+        names_namespace |= plain == CILIUM_NAMESPACE_KEY;
+        *key = plain;
+    }
+    if let Some(reason) = bad {
+        ctx.warn(EvalWarning::Selector { policy: ctx.policy.clone(), path: path.to_string(), reason });
+        out.never = true;
+    }
+    (out, names_namespace)
+}
+
+fn endpoints(sels: &[LabelSelector], ctx: &mut Ctx<'_>, path: &str, field: &str) -> Vec<PeerMatch> {
+    sels.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (selector, names_namespace) = cilium_selector(s, ctx, &format!("{path}.{field}[{i}]"));
+            PeerMatch::CiliumPods { selector, own_namespace: !names_namespace }
+        })
+        .collect()
+}
+
+fn cidrs(list: &[String], ctx: &mut Ctx<'_>, path: &str, field: &str) -> Vec<PeerMatch> {
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| match parse_net(c) {
+            Ok(net) => PeerMatch::CiliumBlock { net, except: Vec::new() },
+            Err(reason) => {
+                ctx.warn(EvalWarning::Peer {
+                    policy: ctx.policy.clone(),
+                    path: format!("{path}.{field}[{i}]"),
+                    reason,
+                });
+                PeerMatch::Nothing
+            }
+        })
+        .collect()
+}
+
+fn cidr_set(list: &[cilium::CidrRule], ctx: &mut Ctx<'_>, path: &str, field: &str) -> Vec<PeerMatch> {
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let parsed = parse_net(&r.cidr).and_then(|net| {
+                let except = r.except.iter().flatten().map(|e| parse_net(e)).collect::<Result<Vec<_>, _>>()?;
+                Ok(PeerMatch::CiliumBlock { net, except })
+            });
+            parsed.unwrap_or_else(|reason| {
+                ctx.warn(EvalWarning::Peer {
+                    policy: ctx.policy.clone(),
+                    path: format!("{path}.{field}[{i}]"),
+                    reason,
+                });
+                PeerMatch::Nothing
+            })
+        })
+        .collect()
+}
+
+fn entities(list: &[String], ctx: &mut Ctx<'_>, path: &str, field: &str) -> Vec<PeerMatch> {
+    let mut e = Entities::default();
+    let (mut host, mut remote) = (false, false);
+    for (i, name) in list.iter().enumerate() {
+        match name.as_str() {
+            "host" => host = true,
+            "remote-node" => remote = true,
+            "kube-apiserver" => e.apiserver = true,
+            "ingress" => e.ingress = true,
+            "world" | "world-ipv4" | "world-ipv6" => e.world = true,
+            "cluster" => {
+                (host, remote, e.pods) = (true, true, true);
+                e.apiserver = true;
+                e.ingress = true;
+            }
+            "all" => {
+                (host, remote, e.pods, e.world) = (true, true, true, true);
+                e.apiserver = true;
+                e.ingress = true;
+            }
+            "health" | "init" | "unmanaged" | "none" => {}
+            other => ctx.warn(EvalWarning::Peer {
+                policy: ctx.policy.clone(),
+                path: format!("{path}.{field}[{i}]"),
+                reason: format!("unknown entity {:?}", crate::model::names::excerpt(other)),
+            }),
+        }
+    }
+    e.nodes = host && remote;
+    vec![PeerMatch::Entities(e)]
+}
+
+fn fqdns(list: &[cilium::FqdnSelector], ctx: &mut Ctx<'_>, path: &str, field: &str) -> Vec<PeerMatch> {
+    let mut out = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        let at = format!("{path}.{field}[{i}]");
+        let bad = |ctx: &mut Ctx<'_>, reason: String| {
+            ctx.warn(EvalWarning::Peer { policy: ctx.policy.clone(), path: at.clone(), reason })
+        };
+        match (&f.match_name, &f.match_pattern) {
+            (Some(n), None) => match DnsName::parse(n) {
+                Ok(n) => out.push(FqdnMatch::Name(n)),
+                Err(e) => bad(ctx, e.to_string()),
+            },
+            (None, Some(p)) => out.push(FqdnMatch::Pattern(p.trim_end_matches('.').to_ascii_lowercase())),
+            _ => bad(ctx, "needs exactly one of matchName and matchPattern".into()),
+        }
+    }
+    vec![PeerMatch::Fqdn(out)]
+}
+
+/// `toPorts`: every listed port of every entry; `ANY` (or no protocol) is every protocol a
+/// connection here has, `0` (or no port) every port. L7 rules other than DNS are warned about.
+fn cilium_ports(rules: &[cilium::PortRule], ctx: &mut Ctx<'_>, path: &str) -> Vec<PortMatch> {
+    let mut out = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let at = format!("{path}.toPorts[{i}]");
+        if let Some(l7) = &r.rules
+            && !l7.other.is_empty()
+        {
+            let kinds: Vec<&str> = l7.other.keys().map(String::as_str).collect();
+            port_warning(
+                ctx,
+                &at,
+                format!("L7 rules ({}) are not evaluated; the ports count as allowed", kinds.join(", ")),
+            );
+        }
+        let ports = r.ports.as_deref().unwrap_or_default();
+        if ports.is_empty() {
+            out.extend(Protocol::ALL.iter().map(|p| PortMatch::Numbers(*p, PortSet::all())));
+        }
+        for (j, pp) in ports.iter().enumerate() {
+            let at = format!("{at}.ports[{j}]");
+            let protocols: Vec<Protocol> = match pp.protocol.as_deref() {
+                None | Some("ANY") => Protocol::ALL.to_vec(),
+                Some(s) => match s.parse::<Protocol>() {
+                    Ok(p) => vec![p],
+                    Err(e) => {
+                        port_warning(ctx, &at, e.to_string());
+                        continue;
+                    }
+                },
+            };
+            let port = pp.port.trim();
+            for proto in protocols {
+                let m = match port.parse::<u32>() {
+                    Ok(0) if pp.end_port.is_none() => Some(PortMatch::Numbers(proto, PortSet::all())),
+                    Ok(n) => compile_range(u16::try_from(n).ok().filter(|&n| n != 0), pp.end_port, proto, ctx, &at),
+                    Err(_) if port.is_empty() => Some(PortMatch::Numbers(proto, PortSet::all())),
+                    Err(_) if pp.end_port.is_some() => {
+                        port_warning(ctx, &at, format!("endPort cannot be used with the named port {port:?}"))
+                    }
+                    Err(_) => Some(PortMatch::Named(proto, port.to_string())),
+                };
+                out.extend(m);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1225,9 +1669,159 @@ spec: {podSelector: {matchLabels: {tier: data}}, ingress: [{from: [{podSelector:
         assert_eq!(
             ev.isolation(&match fx.peer("shop/db") {
                 Peer::Pod(v) => v,
-                Peer::Ip(_) => unreachable!(),
+                Peer::Ip(_) | Peer::Host { .. } => unreachable!(),
             }),
             (true, false)
         );
+    }
+
+    fn cnps(yaml: &str) -> Vec<CiliumNetworkPolicy> {
+        let docs = serde_saphyr::from_multiple::<serde_json::Value>(yaml).expect("test YAML");
+        docs.into_iter().filter(|d| !d.is_null()).map(|d| serde_json::from_value(d).expect("a CNP")).collect()
+    }
+
+    /// CiliumNetworkPolicy as Cilium enforces the subset Flowgate writes: (what, policy, source,
+    /// destination, port, protocol, allowed). `host:` and `apiserver:` prefixes make node peers.
+    #[test]
+    fn cilium_policies() {
+        const WEB: &str = "
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: db}}]
+    toPorts: [{ports: [{port: '8080', protocol: TCP}]}]
+  - fromEndpoints: [{matchLabels: {app: mon, k8s:io.kubernetes.pod.namespace: ops}}]
+    toPorts: [{ports: [{port: http}]}]
+  - fromEntities: [host, remote-node]
+    toPorts: [{ports: [{port: '8080', protocol: TCP}]}]
+  egress:
+  - toFQDNs: [{matchName: api.example.com}]
+    toPorts: [{ports: [{port: '443', protocol: TCP}]}]
+  - toCIDRSet: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]
+  - toEntities: [kube-apiserver]
+    toPorts: [{ports: [{port: '6443', protocol: ANY}]}]
+  - toEntities: [host]
+  - toEndpoints: [{matchExpressions: [{key: k8s:io.kubernetes.pod.namespace, operator: Exists}]}]
+    toPorts: [{ports: [{port: '53', protocol: UDP}], rules: {dns: [{matchPattern: '*'}]}}]
+---
+kind: CiliumNetworkPolicy
+metadata: {name: db, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {k8s:app: db}}
+  ingress: [{}]
+";
+        let cases: &[(&str, &str, &str, u16, Protocol, bool)] = &[
+            ("an endpoint selector in the policy's namespace", "shop/db", "shop/web", 8080, Protocol::Tcp, true),
+            ("only on the rule's ports", "shop/db", "shop/web", 8081, Protocol::Tcp, false),
+            ("a selector without a namespace stays in the policy's", "ghost/x", "shop/web", 8080, Protocol::Tcp, false),
+            (
+                "the namespace label reaches another namespace; a named port",
+                "ops/mon",
+                "shop/web",
+                8080,
+                Protocol::Tcp,
+                true,
+            ),
+            ("nodes by entity (both host and remote-node)", "host:172.18.0.2", "shop/web", 8080, Protocol::Tcp, true),
+            ("an address is no node", "172.18.0.2", "shop/web", 8080, Protocol::Tcp, false),
+            ("toFQDNs: an address the name was seen for", "shop/web", "192.229.173.207", 443, Protocol::Tcp, true),
+            ("toFQDNs: any other address", "shop/web", "192.229.173.9", 443, Protocol::Tcp, false),
+            ("toCIDRSet", "shop/web", "10.2.0.1", 5000, Protocol::Udp, true),
+            ("toCIDRSet except", "shop/web", "10.1.0.1", 5000, Protocol::Udp, false),
+            ("CIDR rules never match nodes", "shop/web", "host:10.2.0.9", 10250, Protocol::Tcp, false),
+            ("CIDR rules never match pods", "shop/web", "shop/db", 5432, Protocol::Tcp, false),
+            ("the API server entity, ANY protocol", "shop/web", "apiserver:10.2.0.1", 6443, Protocol::Sctp, true),
+            ("host alone is not taken for every node", "shop/web", "host:172.18.0.3", 22, Protocol::Tcp, false),
+            ("every namespace's pods, with the DNS proxy", "shop/web", "ops/mon", 53, Protocol::Udp, true),
+            ("{} allows nothing", "shop/web", "shop/db", 53, Protocol::Udp, false),
+            (
+                "k8s: prefixed keys select; the egress side is not isolated",
+                "shop/db",
+                "ops/mon",
+                9090,
+                Protocol::Tcp,
+                true,
+            ),
+        ];
+        let fx = Fixture::new();
+        let mut names = Names::new();
+        names.add("192.229.173.207".parse().unwrap(), &"api.example.com".parse().unwrap(), jiff::Timestamp::UNIX_EPOCH);
+        let (ev, warnings) = Evaluator::with_cilium(&[], &cnps(WEB), &fx.namespaces, &names);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let peer = |s: &str| -> Peer<'_> {
+            if let Some(ip) = s.strip_prefix("host:") {
+                return Peer::Host { ip: ip.parse().unwrap(), role: NodeRole::Node };
+            }
+            if let Some(ip) = s.strip_prefix("apiserver:") {
+                return Peer::Host { ip: ip.parse().unwrap(), role: NodeRole::ApiServer };
+            }
+            fx.peer(s)
+        };
+        for &(what, src, dst, port, proto, want) in cases {
+            let d = ev.check(&peer(src), &peer(dst), Port::new(port).unwrap(), proto);
+            assert_eq!(d.allowed, want, "{what}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn cilium_parts_it_cannot_judge_warn_and_never_widen() {
+        let yaml = "
+kind: CiliumNetworkPolicy
+metadata: {name: odd, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+  - toEndpoints: [{matchLabels: {app: db}}]
+    toCIDR: [10.0.0.0/8]
+  - toEndpoints: [{matchLabels: {reserved:host: ''}}]
+  - toEntities: [moon]
+  egressDeny:
+  - toCIDR: [10.0.0.0/8]
+---
+kind: CiliumNetworkPolicy
+metadata: {name: host, namespace: shop}
+spec:
+  nodeSelector: {}
+  ingress: [{}]
+";
+        let fx = Fixture::new();
+        let (ev, warnings) = Evaluator::with_cilium(&[], &cnps(yaml), &fx.namespaces, &Names::new());
+        let text: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        for want in
+            ["combines toEndpoints and toCIDR", "reserved: labels", "unknown entity", "deny rules", "host policies"]
+        {
+            assert!(text.iter().any(|t| t.contains(want)), "{want} in {text:#?}");
+        }
+        // The combined rule matches nothing: web is isolated and reaches neither db nor 10/8.
+        assert!(ev.allowed(&fx.peer("shop/web"), &fx.peer("shop/db")).is_empty());
+        assert!(ev.allowed(&fx.peer("shop/web"), &fx.peer("10.0.0.1")).is_empty());
+    }
+
+    #[test]
+    fn knp_and_cnp_add_up_as_cilium_enforces_both() {
+        let knp = policies(
+            "
+kind: NetworkPolicy
+metadata: {name: k, namespace: shop}
+spec: {podSelector: {matchLabels: {app: web}}, ingress: [{from: [{podSelector: {matchLabels: {app: db}}}]}]}
+",
+        );
+        let cnp = cnps(
+            "
+kind: CiliumNetworkPolicy
+metadata: {name: c, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: mon, k8s:io.kubernetes.pod.namespace: ops}}]}]
+",
+        );
+        let fx = Fixture::new();
+        let (ev, _) = Evaluator::with_cilium(&knp, &cnp, &fx.namespaces, &Names::new());
+        let p = Port::new(80).unwrap();
+        assert!(ev.allows(&fx.peer("shop/db"), &fx.peer("shop/web"), p, Protocol::Tcp));
+        assert!(ev.allows(&fx.peer("ops/mon"), &fx.peer("shop/web"), p, Protocol::Tcp));
+        assert!(!ev.allows(&fx.peer("ghost/x"), &fx.peer("shop/web"), p, Protocol::Tcp));
     }
 }

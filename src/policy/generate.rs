@@ -16,9 +16,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
 use super::selector::{SelectorError, is_identity_key, only_shared, select_exactly};
+use crate::dns::Names;
 use crate::enrich::Endpoint;
+pub use crate::enrich::NodeRole;
 use crate::inventory::{Inventory, TargetPort};
-use crate::model::{Cidr, Labels, PeerSpec, Protocol, WorkloadRef};
+use crate::model::{Cidr, DnsName, Labels, PeerSpec, Protocol, WorkloadRef};
 use crate::topology::{Catalog, ConnKey, Connections, EPHEMERAL_START};
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "flowgate");
@@ -39,6 +41,11 @@ pub struct Decisions {
     /// Every unresolved address is allowed (`--include-unresolved`).
     #[serde(default)]
     pub include_all_unresolved: bool,
+    /// External services trusted by name (`--trust-name`): an external address the name was seen
+    /// resolving to may be reached. Cilium's dialect names it (`toFQDNs`); NetworkPolicy can only
+    /// list those addresses.
+    #[serde(default)]
+    pub trust_names: BTreeSet<DnsName>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +185,11 @@ impl ReviewRow {
 pub struct Generated {
     pub workload: WorkloadRef,
     pub selector: Labels,
+    /// The policy's name (the workload's, with its kind when two kinds share the name).
+    pub name: String,
+    /// The rules, merged, before a dialect spells them; `policy` is their NetworkPolicy.
+    pub ingress: Vec<Rule>,
+    pub egress: Vec<Rule>,
     pub policy: NetworkPolicy,
 }
 
@@ -186,11 +198,18 @@ pub struct Generation {
     pub policies: Vec<Generated>,
     pub review: Vec<ReviewRow>,
     pub warnings: Vec<String>,
+    /// The cluster DNS peer every egress reaches (unless `--no-dns`), so a dialect can treat its
+    /// rule apart (Cilium's DNS proxy rule, which `toFQDNs` needs).
+    pub dns: Option<PeerSel>,
+    /// Warnings about the NetworkPolicy spelling only (a trusted name written as addresses), with
+    /// the workload whose policy they are about.
+    pub kube_warnings: Vec<(WorkloadRef, String)>,
 }
 
-/// A peer as a policy names it. Ordered, so rules come out sorted.
+/// A peer as the decisions name it, before a dialect spells it: [`to_peer`] for NetworkPolicy,
+/// [`super::cilium`] for CiliumNetworkPolicy. Ordered, so rules come out sorted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum PeerSel {
+pub enum PeerSel {
     Pods {
         namespace: String,
         selector: Labels,
@@ -200,9 +219,28 @@ enum PeerSel {
     Block(Cidr, Vec<Cidr>),
     /// Every pod of every namespace: what the cluster DNS must accept queries from.
     AllPods,
+    /// A node (kubelet, a host-network pod), the API server or Cilium's ingress proxy.
+    /// NetworkPolicy names its address (egress; ingress from nodes needs no rule there); Cilium
+    /// names what it is (entities), since its CIDR rules never match nodes.
+    Node {
+        ip: IpAddr,
+        role: NodeRole,
+    },
+    /// An external service trusted by name, with the addresses it was seen resolving to that the
+    /// rule may reach (excluded addresses left out); `complete` when none was left out.
+    Name {
+        name: DnsName,
+        addresses: Vec<Cidr>,
+        complete: bool,
+    },
 }
 
-type PortSet = BTreeSet<(Protocol, u16)>;
+/// A rule's ports: (protocol, port) pairs, exact.
+pub type Ports = BTreeSet<(Protocol, u16)>;
+type PortSet = Ports;
+
+/// A rule before a dialect spells it: its peers (sorted) and the ports they share.
+pub type Rule = (Vec<PeerSel>, Ports);
 
 struct Selectors<'a> {
     catalog: &'a Catalog,
@@ -265,13 +303,43 @@ fn carve_out(trusted: &Cidr, d: &Decisions, cluster: &[ipnet::IpNet]) -> Vec<Cid
     out
 }
 
+/// The addresses a trusted name may be reached at: those it was seen resolving to that are
+/// external (outside the cluster's ranges, or an external end of some connection) and not a
+/// node's (a rule never names a pod's or a node's address by range), less the excluded ones; and
+/// whether none was excluded.
+fn name_addresses(name: &DnsName, d: &Decisions, lookup: &Lookup) -> (Vec<Cidr>, bool) {
+    let mut complete = true;
+    let mut out = Vec::new();
+    for ip in lookup.names.addresses_of(name) {
+        let outside = !lookup.inv.in_cluster_range(&ip) || lookup.external.contains(&ip);
+        if !outside || lookup.inv.node_by_ip(&ip).is_some() {
+            continue;
+        }
+        if peer_excluded(d, &Endpoint::External { ip }).is_some() {
+            complete = false;
+            continue;
+        }
+        out.push(Cidr::host(ip));
+    }
+    (out, complete)
+}
+
+/// What a generation looks things up in besides the connections' selectors.
+struct Lookup<'a> {
+    inv: &'a Inventory,
+    names: &'a Names,
+    /// Every address some connection has as an external end (Cilium's `world` is external even
+    /// at a private address).
+    external: BTreeSet<IpAddr>,
+}
+
 fn classify(
     peer: &Endpoint,
     other_end: &Endpoint,
     direction: Direction,
     d: &Decisions,
     sels: &mut Selectors,
-    cluster: &[ipnet::IpNet],
+    lookup: &Lookup,
 ) -> (Status, Option<PeerSel>) {
     if let Some(spec) = peer_excluded(d, peer).or_else(|| peer_excluded(d, other_end)) {
         return (Status::Excluded(ExcludeReason::ByDecision(spec)), None);
@@ -281,11 +349,16 @@ fn classify(
             Ok(selector) => (Status::Allowed, Some(PeerSel::Pods { namespace: workload.namespace.clone(), selector })),
             Err(e) => (Status::Excluded(ExcludeReason::NoSelector(e.to_string())), None),
         },
-        Endpoint::Node { ip, .. } => match direction {
-            // Kubelet probes and host-network clients: CNIs let the node in regardless.
-            Direction::Ingress => (Status::NoRuleNeeded, None),
-            Direction::Egress => (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip), Vec::new()))),
-        },
+        Endpoint::Node { ip, name } => {
+            let node = PeerSel::Node { ip: *ip, role: NodeRole::of(name) };
+            match direction {
+                // Kubelet probes and host-network clients: CNIs let the node in regardless, so
+                // NetworkPolicy needs no rule; Cilium admits only the pod's own node unasked, so
+                // its dialect writes one (`fromEntities`).
+                Direction::Ingress => (Status::NoRuleNeeded, Some(node)),
+                Direction::Egress => (Status::Allowed, Some(node)),
+            }
+        }
         Endpoint::Unresolved { ip } => {
             if d.include_all_unresolved || d.include_unresolved.contains(ip) {
                 (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip), Vec::new())))
@@ -294,9 +367,14 @@ fn classify(
             }
         }
         Endpoint::External { ip } => {
-            // The narrowest trusted range that holds the address names it in the rule.
+            // A trusted name the address was seen for names it first (the addresses behind an
+            // API change; its name does not), then the narrowest trusted range that holds it.
+            if let Some(name) = d.trust_names.iter().find(|n| lookup.names.resolves(n, ip)) {
+                let (addresses, complete) = name_addresses(name, d, lookup);
+                return (Status::Allowed, Some(PeerSel::Name { name: name.clone(), addresses, complete }));
+            }
             match d.trust.iter().filter(|c| c.contains(ip)).max_by_key(|c| c.net().prefix_len()) {
-                Some(c) => (Status::Allowed, Some(PeerSel::Block(*c, carve_out(c, d, cluster)))),
+                Some(c) => (Status::Allowed, Some(PeerSel::Block(*c, carve_out(c, d, &lookup.inv.cluster_cidrs)))),
                 None => (Status::Excluded(ExcludeReason::UntrustedExternal), None),
             }
         }
@@ -345,9 +423,51 @@ fn dns_peer(inv: &Inventory, sels: &mut Selectors, warnings: &mut Vec<String>) -
     )
 }
 
-fn to_peer(p: &PeerSel, own_ns: &str) -> NetworkPolicyPeer {
+/// A peer as NetworkPolicy can name it: what [`PeerSel`] was before the other dialects, so that
+/// its rules keep their order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum KubePeer {
+    Pods { namespace: String, selector: Labels },
+    Block(Cidr, Vec<Cidr>),
+    AllPods,
+}
+
+/// The NetworkPolicy peers of a neutral one: a node by its address (egress only), a trusted name
+/// by the addresses it was seen resolving to.
+fn kube_peers(p: &PeerSel, direction: Direction) -> Vec<KubePeer> {
     match p {
-        PeerSel::Pods { namespace, selector } => NetworkPolicyPeer {
+        PeerSel::Pods { namespace, selector } => {
+            vec![KubePeer::Pods { namespace: namespace.clone(), selector: selector.clone() }]
+        }
+        PeerSel::Block(c, except) => vec![KubePeer::Block(*c, except.clone())],
+        PeerSel::AllPods => vec![KubePeer::AllPods],
+        PeerSel::Node { ip, .. } => match direction {
+            Direction::Ingress => Vec::new(),
+            Direction::Egress => vec![KubePeer::Block(Cidr::host(*ip), Vec::new())],
+        },
+        PeerSel::Name { addresses, .. } => addresses.iter().map(|c| KubePeer::Block(*c, Vec::new())).collect(),
+    }
+}
+
+/// Neutral rules as NetworkPolicy's: peers spelled as it can (sorted, a rule left without peers
+/// dropped), and the rules in the order NetworkPolicy output always had.
+fn kube_rules(rules: &[Rule], direction: Direction) -> Vec<(Vec<KubePeer>, Ports)> {
+    let mut out: Vec<(Vec<KubePeer>, Ports)> = rules
+        .iter()
+        .filter_map(|(peers, ports)| {
+            let mut kp: Vec<KubePeer> = peers.iter().flat_map(|p| kube_peers(p, direction)).collect();
+            kp.sort();
+            kp.dedup();
+            (!kp.is_empty()).then(|| (kp, ports.clone()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn to_peer(p: &KubePeer, own_ns: &str) -> NetworkPolicyPeer {
+    match p {
+        KubePeer::Pods { namespace, selector } => NetworkPolicyPeer {
             pod_selector: Some(LabelSelector { match_labels: Some(selector.clone()), match_expressions: None }),
             namespace_selector: (namespace != own_ns).then(|| LabelSelector {
                 match_labels: Some(Labels::from([("kubernetes.io/metadata.name".to_string(), namespace.clone())])),
@@ -355,7 +475,7 @@ fn to_peer(p: &PeerSel, own_ns: &str) -> NetworkPolicyPeer {
             }),
             ip_block: None,
         },
-        PeerSel::Block(c, except) => NetworkPolicyPeer {
+        KubePeer::Block(c, except) => NetworkPolicyPeer {
             ip_block: Some(IPBlock {
                 cidr: c.to_string(),
                 except: (!except.is_empty()).then(|| except.iter().map(Cidr::to_string).collect()),
@@ -363,7 +483,7 @@ fn to_peer(p: &PeerSel, own_ns: &str) -> NetworkPolicyPeer {
             namespace_selector: None,
             pod_selector: None,
         },
-        PeerSel::AllPods => {
+        KubePeer::AllPods => {
             NetworkPolicyPeer { namespace_selector: Some(LabelSelector::default()), pod_selector: None, ip_block: None }
         }
     }
@@ -454,6 +574,16 @@ fn collapse(
 pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generation {
     let mut out = Generation::default();
     let mut sels = Selectors { catalog: &conns.catalog, cache: BTreeMap::new() };
+    let external = conns
+        .map
+        .keys()
+        .flat_map(|k| [&k.src, &k.dst])
+        .filter_map(|e| match e {
+            Endpoint::External { ip } => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    let lookup = Lookup { inv, names: &conns.names, external };
     let targets = targets(&conns.catalog, inv, opts);
     let target_set: BTreeSet<&WorkloadRef> = targets.iter().collect();
 
@@ -509,7 +639,7 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             } else if undecided && key.port.get() >= EPHEMERAL_START {
                 (Status::Excluded(ExcludeReason::UndecidedDirection), None)
             } else {
-                match classify(peer, own, direction, opts.decisions_of(target), &mut sels, &inv.cluster_cidrs) {
+                match classify(peer, own, direction, opts.decisions_of(target), &mut sels, &lookup) {
                     (Status::Allowed, _) if let Some(why) = peer_review => {
                         (Status::Excluded(ExcludeReason::ByDecision(why)), None)
                     }
@@ -570,20 +700,33 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             });
         }
         let ns = target.namespace.as_str();
-        let ingress_rules: Vec<NetworkPolicyIngressRule> = collapse(merge_rules(ing), &conns.catalog, &mut sels)
+        let ing = collapse(merge_rules(ing), &conns.catalog, &mut sels);
+        let eg = collapse(merge_rules(eg), &conns.catalog, &mut sels);
+        let ingress_rules: Vec<NetworkPolicyIngressRule> = kube_rules(&ing, Direction::Ingress)
             .into_iter()
             .map(|(peers, ports)| NetworkPolicyIngressRule {
                 from: Some(peers.iter().map(|p| to_peer(p, ns)).collect()),
                 ports: Some(to_ports(&ports)),
             })
             .collect();
-        let egress_rules: Vec<NetworkPolicyEgressRule> = collapse(merge_rules(eg), &conns.catalog, &mut sels)
+        let egress_rules: Vec<NetworkPolicyEgressRule> = kube_rules(&eg, Direction::Egress)
             .into_iter()
             .map(|(peers, ports)| NetworkPolicyEgressRule {
                 to: Some(peers.iter().map(|p| to_peer(p, ns)).collect()),
                 ports: Some(to_ports(&ports)),
             })
             .collect();
+        for (peers, _) in ing.iter().chain(&eg) {
+            for p in peers {
+                if let PeerSel::Name { name, addresses, .. } = p {
+                    let shown: Vec<String> = addresses.iter().map(|c| c.net().addr().to_string()).collect();
+                    out.kube_warnings.push((target.clone(), format!(
+                        "NetworkPolicy cannot name hosts: the trusted name {name} is allowed in {target}'s policy as the addresses it was seen resolving to ({}), which may change; the cilium dialect names it",
+                        shown.join(", ")
+                    )));
+                }
+            }
+        }
         // Two workloads of different kinds may share a name; only then does the kind join the name.
         let name = if names.get(&(target.namespace.as_str(), target.name.as_str())).copied().unwrap_or(0) > 1 {
             format!("{}-{}", target.name, target.kind)
@@ -605,11 +748,28 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
                 egress: (!egress_rules.is_empty()).then_some(egress_rules),
             }),
         };
-        out.policies.push(Generated { workload: target.clone(), selector, policy });
+        out.policies.push(Generated {
+            workload: target.clone(),
+            selector,
+            name: policy.metadata.name.clone().unwrap_or_default(),
+            ingress: ing,
+            egress: eg,
+            policy,
+        });
+        for name in &opts.decisions_of(target).trust_names {
+            if name_addresses(name, opts.decisions_of(target), &lookup).0.is_empty() {
+                out.warnings.push(format!(
+                    "the trusted name {name} ({target}) was not seen resolving to an external address it may reach: no rule names it"
+                ));
+            }
+        }
     }
+    out.dns = dns.map(|(peer, _)| peer);
     out.review.sort_by(|a, b| (&a.workload, a.direction, &a.key).cmp(&(&b.workload, b.direction, &b.key)));
     out.warnings.sort();
     out.warnings.dedup();
+    out.kube_warnings.sort();
+    out.kube_warnings.dedup();
     out
 }
 

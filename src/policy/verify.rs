@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::eval::{Decision, Evaluator, NamedPort, Peer, PodView};
+use super::cilium::CiliumNetworkPolicy;
+use super::eval::{Decision, EvalWarning, Evaluator, NamedPort, NodeRole, Peer, PodView};
 use super::generate::{Generation, ReviewRow, Status};
+use crate::dns::Names;
 use crate::enrich::Endpoint;
 use crate::inventory::Inventory;
 use crate::model::{Labels, WorkloadRef};
@@ -40,6 +42,7 @@ impl PortIndex {
 pub enum OwnedPeer {
     Pod { namespace: String, name: String, labels: Labels, ports: Vec<NamedPort> },
     Ip(IpAddr),
+    Host(IpAddr, NodeRole),
 }
 
 impl OwnedPeer {
@@ -47,6 +50,7 @@ impl OwnedPeer {
         match self {
             OwnedPeer::Pod { namespace, name, labels, ports } => Peer::Pod(PodView { namespace, name, labels, ports }),
             OwnedPeer::Ip(ip) => Peer::Ip(*ip),
+            OwnedPeer::Host(ip, role) => Peer::Host { ip: *ip, role: *role },
         }
     }
 }
@@ -61,11 +65,12 @@ pub fn peer_of(e: &Endpoint, catalog: &Catalog, ports: &PortIndex) -> OwnedPeer 
             labels: catalog.workloads.get(workload).and_then(|s| s.iter().next()).cloned().unwrap_or_default(),
             ports: ports.by_workload.get(workload).cloned().unwrap_or_default(),
         },
-        Endpoint::Node { ip, .. } | Endpoint::External { ip } | Endpoint::Unresolved { ip } => OwnedPeer::Ip(*ip),
+        Endpoint::Node { ip, name } => OwnedPeer::Host(*ip, NodeRole::of(name)),
+        Endpoint::External { ip } | Endpoint::Unresolved { ip } => OwnedPeer::Ip(*ip),
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Verification {
     /// Rows marked allowed that the policies allow.
     pub allowed: usize,
@@ -83,9 +88,33 @@ impl Verification {
     }
 }
 
+/// The generation's NetworkPolicies against its review.
 pub fn verify(generation: &Generation, inv: &Inventory, catalog: &Catalog) -> Verification {
     let policies: Vec<_> = generation.policies.iter().map(|g| g.policy.clone()).collect();
     let (evaluator, warnings) = Evaluator::new(&policies, &inv.namespaces);
+    verify_with(generation, &evaluator, warnings, inv, catalog)
+}
+
+/// The generation spelled as CiliumNetworkPolicies (`policies`, from [`super::cilium::render`])
+/// against its review; `names` are what its `toFQDNs` rules match.
+pub fn verify_cilium(
+    generation: &Generation,
+    policies: &[CiliumNetworkPolicy],
+    inv: &Inventory,
+    catalog: &Catalog,
+    names: &Names,
+) -> Verification {
+    let (evaluator, warnings) = Evaluator::with_cilium(&[], policies, &inv.namespaces, names);
+    verify_with(generation, &evaluator, warnings, inv, catalog)
+}
+
+fn verify_with(
+    generation: &Generation,
+    evaluator: &Evaluator,
+    warnings: Vec<EvalWarning>,
+    inv: &Inventory,
+    catalog: &Catalog,
+) -> Verification {
     let ports = PortIndex::new(inv);
     let mut v = Verification { warnings: warnings.into_iter().map(|w| w.to_string()).collect(), ..Default::default() };
     let generated: std::collections::BTreeSet<&WorkloadRef> = generation.policies.iter().map(|g| &g.workload).collect();

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::{Result, Store, StoreError};
-use crate::model::{Cidr, PeerSpec, WorkloadRef};
+use crate::model::{Cidr, DnsName, PeerSpec, WorkloadRef};
 use crate::policy::generate::Decisions;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,9 +18,9 @@ pub struct Versioned {
     pub updated_at: Option<String>,
 }
 
-type DecisionRow = (i32, Vec<String>, Vec<String>, Vec<String>, String, String);
+type DecisionRow = (i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, String, String);
 /// A [`DecisionRow`] with its workload first.
-type NamedDecisionRow = (String, i32, Vec<String>, Vec<String>, Vec<String>, String, String);
+type NamedDecisionRow = (String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, String, String);
 
 /// The values of a stored list that this version can read. One it cannot (a peer whose name an
 /// older version accepted, say) is left out with a warning rather than failing every page that
@@ -41,12 +41,13 @@ where
 }
 
 fn parse_row(w: &WorkloadRef, row: DecisionRow) -> Versioned {
-    let (version, exclude, trust, unresolved, author, updated_at) = row;
+    let (version, exclude, trust, unresolved, trust_names, author, updated_at) = row;
     let decisions = Decisions {
         exclude: readable::<PeerSpec>(w, "exclusion", &exclude),
         trust: readable::<Cidr>(w, "trusted range", &trust),
         include_unresolved: readable::<IpAddr>(w, "unresolved address", &unresolved),
         include_all_unresolved: false,
+        trust_names: readable::<DnsName>(w, "trusted name", &trust_names),
     };
     Versioned { decisions, version, author: Some(author), updated_at: Some(updated_at) }
 }
@@ -62,7 +63,7 @@ impl Store {
     pub async fn decisions_of(&self, cluster: i32, workloads: &[WorkloadRef]) -> Result<Vec<Versioned>> {
         let names: Vec<String> = workloads.iter().map(|w| w.to_string()).collect();
         let rows: Vec<NamedDecisionRow> = sqlx::query_as(
-            "select workload, version, exclude, trust, include_unresolved, author,
+            "select workload, version, exclude, trust, include_unresolved, trust_names, author,
                     to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
              from decisions where cluster_id = $1 and workload = any($2)",
         )
@@ -71,7 +72,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut stored: std::collections::HashMap<String, DecisionRow> =
-            rows.into_iter().map(|(w, v, e, t, u, a, at)| (w, (v, e, t, u, a, at))).collect();
+            rows.into_iter().map(|(w, v, e, t, u, n, a, at)| (w, (v, e, t, u, n, a, at))).collect();
         Ok(workloads
             .iter()
             .zip(&names)
@@ -94,6 +95,7 @@ impl Store {
         let exclude: Vec<String> = d.exclude.iter().map(|p| p.to_string()).collect();
         let trust: Vec<String> = d.trust.iter().map(|c| c.to_string()).collect();
         let unresolved: Vec<String> = d.include_unresolved.iter().map(|ip| ip.to_string()).collect();
+        let trust_names: Vec<String> = d.trust_names.iter().map(|n| n.to_string()).collect();
         let mut tx = self.pool.begin().await?;
         // Lock the row (or the gap) so two writers with the same expected version cannot both win.
         let current: Option<(i32, String)> =
@@ -113,11 +115,12 @@ impl Store {
         }
         let next = current_version + 1;
         let inserted = sqlx::query(
-            "insert into decisions (cluster_id, workload, version, exclude, trust, include_unresolved, author)
-             values ($1, $2, $3, $4, $5, $6, $7)
+            "insert into decisions (cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, author)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)
              on conflict (cluster_id, workload) do update set
                 version = excluded.version, exclude = excluded.exclude, trust = excluded.trust,
-                include_unresolved = excluded.include_unresolved, author = excluded.author, updated_at = now()
+                include_unresolved = excluded.include_unresolved, trust_names = excluded.trust_names,
+                author = excluded.author, updated_at = now()
              where decisions.version = $3 - 1",
         )
         .bind(cluster)
@@ -126,6 +129,7 @@ impl Store {
         .bind(&exclude)
         .bind(&trust)
         .bind(&unresolved)
+        .bind(&trust_names)
         .bind(author)
         .execute(&mut *tx)
         .await?
@@ -140,8 +144,8 @@ impl Store {
             });
         }
         sqlx::query(
-            "insert into decision_history (cluster_id, workload, version, exclude, trust, include_unresolved, author, updated_at)
-             select cluster_id, workload, version, exclude, trust, include_unresolved, author, updated_at
+            "insert into decision_history (cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, author, updated_at)
+             select cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, author, updated_at
              from decisions where cluster_id = $1 and workload = $2",
         )
         .bind(cluster)
@@ -152,20 +156,23 @@ impl Store {
         Ok(next)
     }
 
-    /// Records a generated policy if it differs from the latest revision; returns the revision.
+    /// Records a generated policy if it differs from the latest revision of its dialect (a
+    /// `Dialect::as_str`); returns the revision. Revision numbers count across dialects.
     pub async fn record_policy(
         &self,
         cluster: i32,
         w: &WorkloadRef,
         yaml: &str,
         decisions_version: i32,
+        dialect: &str,
     ) -> Result<i32> {
         let latest: Option<(i32, String)> = sqlx::query_as(
-            "select revision, yaml from policy_revisions where cluster_id = $1 and workload = $2
+            "select revision, yaml from policy_revisions where cluster_id = $1 and workload = $2 and dialect = $3
              order by revision desc limit 1",
         )
         .bind(cluster)
         .bind(w.to_string())
+        .bind(dialect)
         .fetch_optional(&self.pool)
         .await?;
         if let Some((rev, old)) = &latest
@@ -173,16 +180,23 @@ impl Store {
         {
             return Ok(*rev);
         }
-        let rev = latest.map_or(1, |(r, _)| r + 1);
+        let last: Option<i32> =
+            sqlx::query_scalar("select max(revision) from policy_revisions where cluster_id = $1 and workload = $2")
+                .bind(cluster)
+                .bind(w.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+        let rev = last.map_or(1, |r| r + 1);
         sqlx::query(
-            "insert into policy_revisions (cluster_id, workload, revision, yaml, decisions_version)
-             values ($1, $2, $3, $4, $5) on conflict do nothing",
+            "insert into policy_revisions (cluster_id, workload, revision, yaml, decisions_version, dialect)
+             values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
         )
         .bind(cluster)
         .bind(w.to_string())
         .bind(rev)
         .bind(yaml)
         .bind(decisions_version)
+        .bind(dialect)
         .execute(&self.pool)
         .await?;
         Ok(rev)

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use jiff::Timestamp;
 
 use super::{DAY_US, HOUR_US, Result, Store, micros};
+use crate::dns::Names;
 use crate::enrich::{Endpoint, Enriched};
 use crate::model::{FlowRecord, FlowRole, Labels, Verdict, WorkloadRef};
 use crate::topology::{ConnStats, MAX_PROCESSES};
@@ -42,6 +43,8 @@ pub struct FlowRow {
 pub struct Batch {
     pub rows: Vec<FlowRow>,
     pub learned: BTreeMap<(WorkloadRef, Labels), Timestamp>,
+    /// DNS names seen for addresses: the flows' own and the DNS answers read with them.
+    pub names: Names,
 }
 
 impl Batch {
@@ -55,6 +58,11 @@ impl Batch {
     /// Adds a flow and its enrichment. A flow that fans out to several workloads (a Service
     /// backed by more than one) becomes one row each, keyed apart.
     pub fn push(&mut self, flow: &FlowRecord, enriched: &[Enriched]) {
+        for (ip, names) in [(flow.dst_ip, &flow.dst_names), (flow.src_ip, &flow.src_names)] {
+            for n in names {
+                self.names.add(ip, n, flow.time);
+            }
+        }
         let base = flow_key(flow);
         for (i, e) in enriched.iter().enumerate() {
             let key = if i == 0 { base } else { mix(base, i as u64) };
@@ -507,7 +515,7 @@ impl Store {
     /// `expect` says some may be), the batch is written skipping stored flows, and the aggregates
     /// are folded from the rows the database actually inserted.
     pub async fn write_batch(&self, cluster: i32, batch: &Batch, expect: Expect) -> Result<Written> {
-        if batch.is_empty() && batch.learned.is_empty() {
+        if batch.is_empty() && batch.learned.is_empty() && batch.names.is_empty() {
             return Ok(Written::default());
         }
         let n = batch.rows.len() as i64;
@@ -529,6 +537,7 @@ impl Store {
             None => write_skipping_stored(&mut tx, cluster, &cols).await?,
         };
         self.write_learned(&mut tx, cluster, batch).await?;
+        super::names::write_names(&mut tx, cluster, &batch.names).await?;
         tx.commit().await?;
         let inserted = inserted as u64;
         Ok(Written { inserted, duplicates: n as u64 - inserted })

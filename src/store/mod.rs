@@ -8,6 +8,7 @@
 pub mod decisions;
 pub mod ingest;
 pub mod inventory;
+pub mod names;
 pub mod query;
 pub mod reattribute;
 pub mod retention;

@@ -147,6 +147,7 @@ impl Store {
         let rows: Vec<Row> =
             sqlx::query_as(sql).bind(cluster).bind(a).bind(z).bind(arg).bind(d0).bind(d1).fetch_all(&self.pool).await?;
         let mut conns = Connections::new(catalog);
+        conns.names = self.names(cluster, until).await?;
         let mut map = HashMap::with_capacity(rows.len());
         // A key this version cannot read (a name an older version stored unchecked, say) costs
         // its row, not the page: the row is left out and counted, and the first is logged.

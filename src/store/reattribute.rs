@@ -185,6 +185,8 @@ impl Store {
                 dst_meta: None,
                 dst_service: None,
                 role: Default::default(),
+                dst_names: Vec::new(),
+                src_names: Vec::new(),
             };
             let enriched = enrich(&inv, &flow);
             let [e] = enriched.as_slice() else { continue };

@@ -82,6 +82,8 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut removed = Removed::default();
+        // A name not seen within the retention goes with the flows it came with.
+        self.expire_names(one, retention.window(now).oldest).await?;
         for p in parts {
             let Ok(date) = jiff::civil::Date::strptime("%Y%m%d", &p[6..]) else { continue };
             let Ok(start) = date.to_zoned(jiff::tz::TimeZone::UTC) else { continue };

@@ -11,11 +11,12 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::{Viewer, Writer};
-use super::context::{Window, WorkloadPath, WorkloadReview};
+use super::context::{DialectQuery, Window, WorkloadPath, WorkloadReview};
 use super::error::ApiError;
 use super::pages::review_namespace;
-use crate::policy::generate::{Decisions, to_yaml};
-use crate::report;
+use crate::policy::Dialect;
+use crate::policy::generate::Decisions;
+use crate::report::{self, Spelled};
 
 /// The JSON and YAML API under `/api/v1/clusters/{cluster}/namespaces/{ns}/`.
 pub fn router() -> axum::Router<AppState> {
@@ -135,13 +136,27 @@ fn yaml_response(yaml: String, filename: &str) -> Response {
     resp
 }
 
-/// `…/policy.yaml`: the workload's policy, recorded as a revision (what was downloaded, when).
-pub async fn policy_yaml(State(state): State<AppState>, r: WorkloadReview) -> Result<Response, ApiError> {
+/// `…/policy.yaml[?dialect=cilium]`: the workload's policy in the dialect asked for, recorded as
+/// a revision (what was downloaded, when).
+pub async fn policy_yaml(
+    State(state): State<AppState>,
+    DialectQuery(dialect): DialectQuery,
+    r: WorkloadReview,
+) -> Result<Response, ApiError> {
     let w = &r.workload;
-    let mine: Vec<_> = r.review.generation.policies.iter().filter(|g| &g.workload == w).cloned().collect();
-    let yaml = to_yaml(&mine).map_err(ApiError::Internal)?;
-    state.store.record_policy(r.id, w, &yaml, r.version()).await?;
-    Ok(yaml_response(yaml, &format!("{}-{}.yaml", w.namespace, w.name)))
+    let inv = state.inventory(r.id).await?;
+    let yaml = Spelled::of(&r.review, &inv, dialect, Some(w)).map_err(ApiError::Internal)?.yaml;
+    state.store.record_policy(r.id, w, &yaml, r.version(), dialect.as_str()).await?;
+    Ok(yaml_response(yaml, &download_name(&format!("{}-{}", w.namespace, w.name), dialect)))
+}
+
+/// `NAME.yaml`, or `NAME.cilium.yaml` for the Cilium dialect: two downloads never overwrite
+/// each other.
+fn download_name(base: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Kubernetes => format!("{base}.yaml"),
+        d => format!("{base}.{d}.yaml"),
+    }
 }
 
 /// `/api/v1/clusters/{c}/namespaces/{ns}/policy.yaml`: every workload's policy of the namespace.
@@ -150,10 +165,13 @@ pub async fn namespace_policy_yaml(
     State(state): State<AppState>,
     Path((cluster, ns)): Path<(String, String)>,
     Window(q): Window,
+    DialectQuery(dialect): DialectQuery,
 ) -> Result<Response, ApiError> {
     let r = review_namespace(&state, &cluster, &ns, &q).await?;
-    let yaml = to_yaml(&r.generation.policies).map_err(ApiError::Internal)?;
-    Ok(yaml_response(yaml, &format!("{ns}.yaml")))
+    let id = state.cluster(&cluster).await?;
+    let inv = state.inventory(id).await?;
+    let yaml = Spelled::new(&r, &inv, dialect).map_err(ApiError::Internal)?.yaml;
+    Ok(yaml_response(yaml, &download_name(&ns, dialect)))
 }
 
 pub async fn get_decisions(
@@ -171,6 +189,7 @@ pub async fn get_decisions(
         "exclude": d.decisions.exclude,
         "trust": d.decisions.trust,
         "include_unresolved": d.decisions.include_unresolved,
+        "trust_names": d.decisions.trust_names,
     })))
 }
 
@@ -183,6 +202,8 @@ struct PutDecisions {
     trust: std::collections::BTreeSet<crate::model::Cidr>,
     #[serde(default)]
     include_unresolved: std::collections::BTreeSet<std::net::IpAddr>,
+    #[serde(default)]
+    trust_names: std::collections::BTreeSet<crate::model::DnsName>,
     /// The version this change is based on; without it the change applies to whatever is stored.
     version: Option<i32>,
 }
@@ -200,6 +221,7 @@ pub async fn put_decisions(
         trust: put.trust,
         include_unresolved: put.include_unresolved,
         include_all_unresolved: false,
+        trust_names: put.trust_names,
     };
     let id = state.cluster(&cluster).await?;
     let expected = match put.version {

@@ -10,6 +10,7 @@ use super::auth::Viewer;
 use super::error::ApiError;
 use super::pages::{WindowQuery, review_workload};
 use crate::model::WorkloadRef;
+use crate::policy::Dialect;
 use crate::review::Reviewed;
 
 /// `.../clusters/{cluster}/namespaces/{ns}/workloads/{kind}/{name}`, parsed and checked (a bad
@@ -43,6 +44,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Window {
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         Ok(Window(q))
+    }
+}
+
+/// The policy dialect a query asks for (`?dialect=kubernetes|cilium`, NetworkPolicy when absent);
+/// any other value is 400 with the ones there are.
+pub struct DialectQuery(pub Dialect);
+
+impl<S: Send + Sync> FromRequestParts<S> for DialectQuery {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        #[derive(serde::Deserialize)]
+        struct Q {
+            dialect: Option<String>,
+        }
+        let Query(q) =
+            Query::<Q>::from_request_parts(parts, state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        match q.dialect.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            None => Ok(DialectQuery(Dialect::default())),
+            Some(d) => d
+                .parse()
+                .map(DialectQuery)
+                .map_err(|e: crate::policy::DialectError| ApiError::BadRequest(e.to_string())),
+        }
     }
 }
 

@@ -53,8 +53,14 @@ pub fn tick(now: Timestamp, now_of_run: Timestamp) -> String {
         let n = (secs as u64).wrapping_mul(2654435761).wrapping_add(i as u64 * 40503);
         let t = now + SignedDuration::from_millis((n % 1000) as i64);
         let sport = 32768 + (n % 28000);
+        // The external services' names, as a collector that sees the pods' lookups reports them.
+        let names = match *dst {
+            "192.229.173.207" => r#","dst_names":["api.example.com"]"#,
+            "140.82.112.3" => r#","dst_names":["github.com"]"#,
+            _ => "",
+        };
         out.push_str(&format!(
-            "{{\"time\":\"{t}\",\"src_ip\":\"{src}\",\"src_port\":{sport},\"dst_ip\":\"{dst}\",\"dst_port\":{port},\"protocol\":\"{proto}\",\"process\":\"{process}\",\"node\":\"node-1\",\"bytes\":{},\"packets\":{}}}\n",
+            "{{\"time\":\"{t}\",\"src_ip\":\"{src}\",\"src_port\":{sport},\"dst_ip\":\"{dst}\",\"dst_port\":{port},\"protocol\":\"{proto}\",\"process\":\"{process}\",\"node\":\"node-1\",\"bytes\":{},\"packets\":{}{names}}}\n",
             600 + n % 4000,
             2 + n % 12
         ));

@@ -13,13 +13,14 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::{ClientIp, Viewer, Writer, check_token, login_redirect};
-use super::context::{Window, WorkloadPath, WorkloadReview};
+use super::context::{DialectQuery, Window, WorkloadPath, WorkloadReview};
 use super::error::ApiError;
 use super::session;
 use crate::enrich::Endpoint;
-use crate::model::{Cidr, WorkloadKind, WorkloadRef};
-use crate::policy::generate::{Decisions, Direction, to_yaml};
-use crate::report::{self, Row, TrustInfo};
+use crate::model::{Cidr, DnsName, WorkloadKind, WorkloadRef};
+use crate::policy::Dialect;
+use crate::policy::generate::{Decisions, Direction};
+use crate::report::{self, NameInfo, Row, Spelled, TrustInfo};
 use crate::review::{Reviewed, Target, review};
 use crate::topology::TimeBound;
 
@@ -316,6 +317,13 @@ pub struct ReviewPartial {
     pub trusted: Vec<TrustInfo>,
     pub trust_input: String,
     pub trust_error: Option<String>,
+    /// Trusted DNS names, their addresses, and the field to add one.
+    pub trusted_names: Vec<NameInfo>,
+    pub name_input: String,
+    pub name_error: Option<String>,
+    /// The dialect the YAML is in (`kubernetes`, `cilium`), and the switch's links.
+    pub dialect: &'static str,
+    pub dialects: Vec<DialectLink>,
     pub yaml: String,
     pub verification: String,
     pub verified: bool,
@@ -332,6 +340,18 @@ pub struct ReviewPartial {
     pub breaks: Vec<String>,
     /// Safety warnings about this policy (loud first): `policy::safety`.
     pub safety: Vec<(bool, String)>,
+}
+
+/// One choice of the Generated Policy tab's dialect switch: a plain link to the page in that
+/// dialect (so it works without scripts too).
+pub struct DialectLink {
+    pub name: &'static str,
+    pub kind: &'static str,
+    /// The page in that dialect, on the policy tab.
+    pub url: String,
+    /// The same page for htmx, which swaps the review in from it.
+    pub fetch_url: String,
+    pub selected: bool,
 }
 
 /// JSON as the text of a `<script type="application/json">`: nothing in it can end the element
@@ -376,13 +396,22 @@ fn window_query(q: &WindowQuery) -> String {
     parts.join("&")
 }
 
-/// Builds the review partial from a review.
+/// The window's query with the dialect, when it is not the default.
+fn dialect_query(q: &WindowQuery, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Kubernetes => window_query(q),
+        d => format!("{}&dialect={d}", window_query(q)),
+    }
+}
+
+/// Builds the review partial from a review, its policy in `dialect`.
 pub fn partial(
     state_inv: &crate::inventory::Inventory,
     cluster: &str,
     w: &WorkloadRef,
     q: &WindowQuery,
     r: &Reviewed,
+    dialect: Dialect,
 ) -> ReviewPartial {
     // What applying this workload's policy over the cluster's own would do, shown in the tables,
     // on the map and above the YAML.
@@ -443,10 +472,13 @@ pub fn partial(
     let (decisions, version) =
         r.decisions.iter().find(|(t, _, _)| t == w).map(|(_, d, v)| (d.clone(), *v)).unwrap_or_default();
     let all_rows: Vec<Row> = ingress.iter().chain(egress.iter()).cloned().collect();
-    let mine: Vec<_> = r.generation.policies.iter().filter(|g| &g.workload == w).cloned().collect();
-    let yaml = to_yaml(&mine).unwrap_or_else(|e| format!("# {e}"));
-    let v = &r.verification;
-    let verification = if mine.is_empty() {
+    let (yaml, policies, verification, mut warnings) = match Spelled::of(r, state_inv, dialect, Some(w)) {
+        Ok(s) => (s.yaml, s.policies, s.verification, s.warnings),
+        Err(e) => (format!("# {e}"), 0, r.verification.clone(), Vec::new()),
+    };
+    warnings.splice(0..0, r.generation.warnings.iter().cloned());
+    let v = &verification;
+    let verification_text = if policies == 0 {
         "No policy: see the notes below.".to_string()
     } else {
         format!(
@@ -458,28 +490,43 @@ pub fn partial(
     };
     let base =
         format!("/clusters/{}/namespaces/{}/workloads/{}/{}", enc(cluster), enc(&w.namespace), w.kind, enc(&w.name));
+    let dialects = Dialect::ALL
+        .iter()
+        .map(|d| DialectLink {
+            name: d.as_str(),
+            kind: d.kind(),
+            url: format!("{base}?{}#tab-policy", dialect_query(q, *d)),
+            fetch_url: format!("{base}?{}", dialect_query(q, *d)),
+            selected: *d == dialect,
+        })
+        .collect();
     ReviewPartial {
         tables: vec![
             Table::new("Ingress", "tab-ingress", ingress, MAX_TABLE_ROWS),
             Table::new("Egress", "tab-egress", egress, MAX_TABLE_ROWS),
         ],
-        decisions_url: format!("{base}/decisions?{}", window_query(q)),
-        policy_url: format!("{}/policy.yaml?{}", api_base(cluster, w), window_query(q)),
+        decisions_url: format!("{base}/decisions?{}", dialect_query(q, dialect)),
+        policy_url: format!("{}/policy.yaml?{}", api_base(cluster, w), dialect_query(q, dialect)),
         connections_url: format!("{}/connections?{}", api_base(cluster, w), window_query(q)),
         namespace_policy_url: format!(
             "/api/v1/clusters/{}/namespaces/{}/policy.yaml?{}",
             enc(cluster),
             enc(&w.namespace),
-            window_query(q)
+            dialect_query(q, dialect)
         ),
         version,
         trusted: report::trust_info(&decisions, &all_rows, state_inv),
         trust_input: String::new(),
         trust_error: None,
+        trusted_names: report::name_info(&decisions, &all_rows, &r.connections.names),
+        name_input: String::new(),
+        name_error: None,
+        dialect: dialect.as_str(),
+        dialects,
         yaml,
-        verification,
-        verified: v.ok() && !mine.is_empty(),
-        warnings: r.generation.warnings.clone(),
+        verification: verification_text,
+        verified: v.ok() && policies > 0,
+        warnings,
         message: None,
         conflict: false,
         graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w), Some(&sim))),
@@ -494,10 +541,15 @@ pub fn partial(
     }
 }
 
-pub async fn workload(State(state): State<AppState>, r: WorkloadReview) -> Result<Response, ApiError> {
+pub async fn workload(
+    State(state): State<AppState>,
+    DialectQuery(dialect): DialectQuery,
+    r: WorkloadReview,
+) -> Result<Response, ApiError> {
     let WorkloadReview { cluster, id, workload: w, window: q, review: r, .. } = r;
     let inv = state.inventory(id).await?;
-    let review = partial(&inv, &cluster, &w, &q, &r).render().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let review =
+        partial(&inv, &cluster, &w, &q, &r, dialect).render().map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(WorkloadPage {
         graph_url: format!("{}/graph?{}", api_base(&cluster, &w), window_query(&q)),
         cluster,
@@ -520,6 +572,8 @@ pub struct DecisionForm {
     untrust: Option<String>,
     /// `reset`: back to the defaults (every in-cluster peer allowed, nothing external trusted).
     reset: Option<String>,
+    trust_name: Option<String>,
+    untrust_name: Option<String>,
 }
 
 /// A change from the review page. htmx requests get the refreshed review partial (with any
@@ -529,6 +583,7 @@ pub async fn post_decision(
     State(state): State<AppState>,
     WorkloadPath { cluster, workload: w }: WorkloadPath,
     Window(q): Window,
+    DialectQuery(dialect): DialectQuery,
     headers: HeaderMap,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response, ApiError> {
@@ -537,6 +592,7 @@ pub async fn post_decision(
     let current = state.store.decisions(id, &w).await?;
     let mut trust_error = None;
     let mut trust_input = String::new();
+    let (mut name_error, mut name_input) = (None, String::new());
     let next: Option<Decisions> = if let Some(peer) = form.peer.as_deref() {
         let peer =
             Endpoint::from_key(peer).ok_or_else(|| ApiError::BadRequest(format!("peer: {peer:?} is not a peer")))?;
@@ -560,10 +616,30 @@ pub async fn post_decision(
         let mut d = current.decisions.clone();
         d.trust.remove(&c);
         Some(d)
+    } else if let Some(raw) = form.trust_name.as_deref() {
+        match raw.trim().parse::<DnsName>() {
+            Ok(n) => {
+                let mut d = current.decisions.clone();
+                d.trust_names.insert(n);
+                Some(d)
+            }
+            Err(e) => {
+                name_error = Some(e.to_string());
+                name_input = raw.chars().take(100).collect();
+                None
+            }
+        }
+    } else if let Some(raw) = form.untrust_name.as_deref() {
+        let n: DnsName = raw.parse().map_err(|e: crate::model::ModelError| ApiError::BadRequest(e.to_string()))?;
+        let mut d = current.decisions.clone();
+        d.trust_names.remove(&n);
+        Some(d)
     } else if form.reset.is_some() {
         Some(Decisions::default())
     } else {
-        return Err(ApiError::BadRequest("nothing to change: expected peer, trust_cidr, untrust or reset".into()));
+        return Err(ApiError::BadRequest(
+            "nothing to change: expected peer, trust_cidr, untrust, trust_name, untrust_name or reset".into(),
+        ));
     };
     let mut message = None;
     let mut conflict = false;
@@ -581,8 +657,8 @@ pub async fn post_decision(
         }
     }
     if !htmx {
-        if trust_error.is_some() {
-            return Err(ApiError::Unprocessable(trust_error.unwrap_or_default()));
+        if let Some(e) = trust_error.or(name_error) {
+            return Err(ApiError::Unprocessable(e));
         }
         let back = format!(
             "/clusters/{}/namespaces/{}/workloads/{}/{}?{}",
@@ -590,15 +666,17 @@ pub async fn post_decision(
             enc(&w.namespace),
             w.kind,
             enc(&w.name),
-            window_query(&q)
+            dialect_query(&q, dialect)
         );
         return Ok(Redirect::to(&back).into_response());
     }
     let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
     let inv = state.inventory(id).await?;
-    let mut p = partial(&inv, &cluster, &w, &q, &r);
+    let mut p = partial(&inv, &cluster, &w, &q, &r, dialect);
     p.trust_error = trust_error;
     p.trust_input = trust_input;
+    p.name_error = name_error;
+    p.name_input = name_input;
     p.message = message;
     p.conflict = conflict;
     let mut resp = p.into_response();
@@ -654,6 +732,7 @@ mod tests {
             undecided: false,
             effect: None,
             effect_reason: None,
+            names: vec![],
         };
         let t = Table::new("Ingress", "tab-ingress", vec![row.clone(); 5], 3);
         assert_eq!((t.rows.len(), t.more), (3, 2));
