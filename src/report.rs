@@ -63,9 +63,6 @@ pub struct Row {
     pub editable: bool,
     /// Nothing said which end opened the connection: it may be a reply read backwards.
     pub undecided: bool,
-    /// The DNS names an external or unresolved peer's address was resolved from (DNS answers,
-    /// the flows' destination names), smallest first, at most [`crate::dns::MAX_NAMES_PER_ADDRESS`].
-    pub names: Vec<String>,
     /// What applying the proposed policy does to it, when the review was simulated
     /// ([`with_simulation`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +70,9 @@ pub struct Row {
     /// The deciding policies of that outcome, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effect_reason: Option<String>,
+    /// The DNS names an external or unresolved peer's address was resolved from (DNS answers,
+    /// the flows' destination names), smallest first, at most [`crate::dns::MAX_NAMES_PER_ADDRESS`].
+    pub names: Vec<String>,
 }
 
 impl Row {
@@ -197,9 +197,9 @@ fn row(r: &ReviewRow, stats: &ConnStats, names: &Names) -> Row {
         allowed: r.status == Status::Allowed,
         editable,
         undecided: r.undecided,
-        names,
         effect: None,
         effect_reason: None,
+        names,
     }
 }
 

@@ -234,3 +234,42 @@ fn a_dns_query_to_a_twin_of_the_dns_server_is_allowed_as_the_dns_rule_allows_it(
     assert!(v.ok(), "{:?}", v.mismatches);
     assert!(g.review.iter().any(|r| r.workload == web && r.status == flowgate::policy::generate::Status::Allowed));
 }
+
+/// Found by the pipeline fuzz target (this session): a client of reviews-v1, -v2 and -v3, where
+/// one of reviews-v2's pods carries another app label (`app=ratings`). The three peers were
+/// collapsed into one `app=reviews` rule, which misses that pod. A collapsed label must be on
+/// every pod of every workload it stands for.
+#[test]
+fn peers_collapse_into_one_label_only_when_it_is_on_all_their_pods() {
+    let inv = Inventory::build(&[]);
+    let mut catalog = Catalog::default();
+    let labels = |app: &str, version: &str| {
+        Labels::from([("app".to_string(), app.to_string()), ("version".to_string(), version.to_string())])
+    };
+    let w = |name: &str| WorkloadRef::new(WorkloadKind::Deployment, "bookinfo", name);
+    catalog.learn(&w("productpage-v1"), &labels("productpage", "v1"));
+    for v in ["v1", "v2", "v3"] {
+        catalog.learn(&w(&format!("reviews-{v}")), &labels("reviews", v));
+    }
+    catalog.learn(&w("reviews-v2"), &labels("ratings", "v2"));
+    catalog.learn(&w("ratings-v1"), &labels("ratings", "v1"));
+    let mut conns = Connections::new(catalog);
+    for v in ["v1", "v2", "v3"] {
+        let mut stats = ConnStats::new("2026-11-25T10:00:00Z".parse().unwrap());
+        stats.flows = 1;
+        let key = ConnKey {
+            src: Endpoint::Workload { workload: w("productpage-v1") },
+            dst: Endpoint::Workload { workload: w(&format!("reviews-{v}")) },
+            port: Port::new(9080).unwrap(),
+            protocol: Protocol::Tcp,
+        };
+        conns.map.insert(key, stats);
+    }
+    let g = generate(&inv, &conns, &Options::default());
+    let v = verify(&g, &inv, &conns.catalog);
+    assert!(v.ok(), "{:?}", v.mismatches);
+    let yaml = flowgate::policy::generate::to_yaml(&g.policies).unwrap();
+    let productpage = yaml.split("---").find(|d| d.contains("name: productpage-v1")).unwrap();
+    // reviews-v1 and -v3 may share one rule; reviews-v2 keeps a selector of its own.
+    assert!(productpage.contains("version: v2"), "{productpage}");
+}

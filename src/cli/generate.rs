@@ -18,14 +18,14 @@ pub(crate) struct GenerateArgs {
     /// Write the YAML to this file instead of stdout
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
-    /// Policy language: kubernetes (networking.k8s.io/v1 NetworkPolicy) or cilium
-    /// (cilium.io/v2 CiliumNetworkPolicy, with toFQDNs for trusted names and entities for nodes)
-    #[arg(long, default_value = "kubernetes")]
-    dialect: Dialect,
     /// Also write, as JSON to this file, each rule with the observed connections that justify it
     /// (flows, first and last seen, processes)
     #[arg(long, value_name = "FILE")]
     explain: Option<PathBuf>,
+    /// Policy language: kubernetes (networking.k8s.io/v1 NetworkPolicy) or cilium
+    /// (cilium.io/v2 CiliumNetworkPolicy, with toFQDNs for trusted names and entities for nodes)
+    #[arg(long, default_value = "kubernetes")]
+    dialect: Dialect,
 }
 
 #[derive(Args)]
@@ -37,7 +37,6 @@ pub(crate) struct ConnectionsArgs {
     json: bool,
 }
 
-/// The YAML, then the summary on stderr; exit 1 when the verification found a mismatch.
 /// The YAML in the chosen dialect, then the summary on stderr; exit 1 when the verification (of
 /// that dialect's policies) found a mismatch.
 pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {

@@ -535,14 +535,17 @@ fn collapse(
             }
         }
         for (ns, k, v) in candidates {
-            let carriers: Vec<&WorkloadRef> = catalog
+            let carrying: Vec<(&WorkloadRef, bool)> = catalog
                 .in_namespace(&ns)
                 .filter(|(_, sets)| sets.iter().any(|l| l.get(&k) == Some(&v)))
-                .map(|(w, _)| w)
+                .map(|(w, sets)| (w, sets.iter().all(|l| l.get(&k) == Some(&v))))
                 .collect();
-            if carriers.len() < 2 {
+            // The one label must cover every pod of every workload it stands for: a workload with
+            // some pods without it (another label set) would lose them.
+            if carrying.len() < 2 || carrying.iter().any(|(_, all)| !all) {
                 continue;
             }
+            let carriers: Vec<&WorkloadRef> = carrying.into_iter().map(|(w, _)| w).collect();
             let mut theirs = Vec::new();
             for w in carriers {
                 match sels.get(w) {

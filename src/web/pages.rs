@@ -570,10 +570,10 @@ pub struct DecisionForm {
     allow: Option<String>,
     trust_cidr: Option<String>,
     untrust: Option<String>,
-    trust_name: Option<String>,
-    untrust_name: Option<String>,
     /// `reset`: back to the defaults (every in-cluster peer allowed, nothing external trusted).
     reset: Option<String>,
+    trust_name: Option<String>,
+    untrust_name: Option<String>,
 }
 
 /// A change from the review page. htmx requests get the refreshed review partial (with any
@@ -730,9 +730,9 @@ mod tests {
             allowed: true,
             editable: true,
             undecided: false,
-            names: vec![],
             effect: None,
             effect_reason: None,
+            names: vec![],
         };
         let t = Table::new("Ingress", "tab-ingress", vec![row.clone(); 5], 3);
         assert_eq!((t.rows.len(), t.more), (3, 2));
