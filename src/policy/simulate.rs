@@ -98,6 +98,18 @@ pub fn with_proposed(existing: &[NetworkPolicy], proposed: &[NetworkPolicy]) -> 
     existing.iter().filter(|p| !replaced.contains(&key(p))).chain(proposed).cloned().collect()
 }
 
+/// The evaluators of the policies in force today and with `proposed` applied, and what either
+/// could not read (sorted, once each).
+fn evaluators(inv: &Inventory, proposed: &[NetworkPolicy]) -> (Evaluator, Evaluator, Vec<String>) {
+    let (before, mut warnings) = Evaluator::new(&inv.policies, &inv.namespaces);
+    let (after, after_warnings) = Evaluator::new(&with_proposed(&inv.policies, proposed), &inv.namespaces);
+    warnings.extend(after_warnings);
+    let mut warnings: Vec<String> = warnings.into_iter().map(|w| w.to_string()).collect();
+    warnings.sort();
+    warnings.dedup();
+    (before, after, warnings)
+}
+
 /// The outcome for a set of connections.
 #[derive(Debug, Clone, Default)]
 pub struct Simulation<'a> {
@@ -155,13 +167,7 @@ pub fn simulate<'a>(
     proposed: &[NetworkPolicy],
     scope: impl Fn(&ConnKey) -> bool,
 ) -> Simulation<'a> {
-    let after_set = with_proposed(&inv.policies, proposed);
-    let (before_eval, mut warnings) = Evaluator::new(&inv.policies, &inv.namespaces);
-    let (after_eval, after_warnings) = Evaluator::new(&after_set, &inv.namespaces);
-    warnings.extend(after_warnings);
-    let mut warnings: Vec<String> = warnings.into_iter().map(|w| w.to_string()).collect();
-    warnings.sort();
-    warnings.dedup();
+    let (before_eval, after_eval, warnings) = evaluators(inv, proposed);
     let ports = PortIndex::new(inv);
     let mut rows = Vec::new();
     for (key, stats) in conns.sorted() {
@@ -198,8 +204,7 @@ pub struct Explanation {
 
 /// What the policies in force (and with `proposed` applied over them) say about `key`.
 pub fn explain_one(inv: &Inventory, conns: &Connections, proposed: &[NetworkPolicy], key: &ConnKey) -> Explanation {
-    let (before_eval, _) = Evaluator::new(&inv.policies, &inv.namespaces);
-    let (after_eval, _) = Evaluator::new(&with_proposed(&inv.policies, proposed), &inv.namespaces);
+    let (before_eval, after_eval, _) = evaluators(inv, proposed);
     let ports = PortIndex::new(inv);
     let src = peer_of(&key.src, &conns.catalog, &ports);
     let dst = peer_of(&key.dst, &conns.catalog, &ports);

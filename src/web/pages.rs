@@ -424,7 +424,8 @@ pub fn partial(
     // The first few are listed; the tables' "If applied" column has them all.
     let mut breaks: Vec<String> =
         sim.would_break().take(MAX_LISTED_BREAKS).map(|s| report::CheckRow::new(s).summary()).collect();
-    let unlisted = sim.would_break().count().saturating_sub(MAX_LISTED_BREAKS);
+    let breaking = sim.would_break().count();
+    let unlisted = breaking.saturating_sub(MAX_LISTED_BREAKS);
     if unlisted > 0 {
         breaks.push(format!("… and {unlisted} more: see \"If applied\" in the tables"));
     }
@@ -436,7 +437,7 @@ pub fn partial(
             (None, None) => format!("in the last {DEFAULT_WINDOW}"),
             _ => "in this window".to_string(),
         };
-    let simulation = match sim.would_break().count() {
+    let simulation = match breaking {
         _ if sim.rows.is_empty() => format!("No connection of this workload was seen {window_words}."),
         0 => format!(
             "Applying this policy over the cluster's {} policies blocks none of the {} connections seen {window_words}.",
@@ -576,6 +577,32 @@ pub struct DecisionForm {
     untrust_name: Option<String>,
 }
 
+/// A value typed into a trust field: the decisions with it added, or `None` with the error and
+/// (the first 100 characters of) what was typed kept for the field.
+fn typed<T: std::str::FromStr>(
+    raw: &str,
+    current: &Decisions,
+    error: &mut Option<String>,
+    input: &mut String,
+    add: impl FnOnce(&mut Decisions, T),
+) -> Option<Decisions>
+where
+    T::Err: std::fmt::Display,
+{
+    match raw.parse::<T>() {
+        Ok(v) => {
+            let mut d = current.clone();
+            add(&mut d, v);
+            Some(d)
+        }
+        Err(e) => {
+            *error = Some(e.to_string());
+            *input = raw.chars().take(100).collect();
+            None
+        }
+    }
+}
+
 /// A change from the review page. htmx requests get the refreshed review partial (with any
 /// error next to its field); plain form posts are redirected back to the page.
 pub async fn post_decision(
@@ -599,36 +626,18 @@ pub async fn post_decision(
         let allow = form.allow.as_deref() == Some("true");
         Some(current.decisions.toggle(&peer, allow))
     } else if let Some(raw) = form.trust_cidr.as_deref() {
-        match raw.parse::<Cidr>() {
-            Ok(c) => {
-                let mut d = current.decisions.clone();
-                d.trust.insert(c);
-                Some(d)
-            }
-            Err(e) => {
-                trust_error = Some(e.to_string());
-                trust_input = raw.chars().take(100).collect();
-                None
-            }
-        }
+        typed(raw, &current.decisions, &mut trust_error, &mut trust_input, |d, c: Cidr| {
+            d.trust.insert(c);
+        })
     } else if let Some(raw) = form.untrust.as_deref() {
         let c: Cidr = raw.parse().map_err(|e: crate::model::ModelError| ApiError::BadRequest(e.to_string()))?;
         let mut d = current.decisions.clone();
         d.trust.remove(&c);
         Some(d)
     } else if let Some(raw) = form.trust_name.as_deref() {
-        match raw.trim().parse::<DnsName>() {
-            Ok(n) => {
-                let mut d = current.decisions.clone();
-                d.trust_names.insert(n);
-                Some(d)
-            }
-            Err(e) => {
-                name_error = Some(e.to_string());
-                name_input = raw.chars().take(100).collect();
-                None
-            }
-        }
+        typed(raw.trim(), &current.decisions, &mut name_error, &mut name_input, |d, n: DnsName| {
+            d.trust_names.insert(n);
+        })
     } else if let Some(raw) = form.untrust_name.as_deref() {
         let n: DnsName = raw.parse().map_err(|e: crate::model::ModelError| ApiError::BadRequest(e.to_string()))?;
         let mut d = current.decisions.clone();
