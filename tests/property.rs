@@ -273,3 +273,40 @@ fn peers_collapse_into_one_label_only_when_it_is_on_all_their_pods() {
     // reviews-v1 and -v3 may share one rule; reviews-v2 keeps a selector of its own.
     assert!(productpage.contains("version: v2"), "{productpage}");
 }
+
+/// Found by the pipeline fuzz target: Hubble calls 10.156.0.2 `world` (external) although it lies
+/// in the private ranges that stand for the cluster when there is no inventory, and the decisions
+/// trust `0.0.0.0/0`. The trusted range's `except` leaves the cluster's ranges out, so the
+/// allowed row was blocked by its own policy. The address now gets a block of its own.
+#[test]
+fn a_trusted_external_address_inside_the_cluster_ranges_gets_its_own_block() {
+    let inv = Inventory::build(&[]);
+    let mut catalog = Catalog::default();
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "a", "web");
+    catalog.learn(&web, &Labels::from([("app".to_string(), "web".to_string())]));
+    let mut conns = Connections::new(catalog);
+    let mut stats = ConnStats::new("2026-11-25T10:00:00Z".parse().unwrap());
+    stats.flows = 1;
+    let inside: IpAddr = "10.156.0.2".parse().unwrap();
+    let outside: IpAddr = "203.0.113.7".parse().unwrap();
+    for ip in [inside, outside] {
+        let key = ConnKey {
+            src: Endpoint::Workload { workload: web.clone() },
+            dst: Endpoint::External { ip },
+            port: Port::new(443).unwrap(),
+            protocol: Protocol::Tcp,
+        };
+        conns.map.insert(key, stats.clone());
+    }
+    let opts = Options {
+        decisions: Decisions { trust: BTreeSet::from(["0.0.0.0/0".parse::<Cidr>().unwrap()]), ..Decisions::default() },
+        ..Options::default()
+    };
+    let g = generate(&inv, &conns, &opts);
+    let v = verify(&g, &inv, &conns.catalog);
+    assert!(v.ok(), "{:?}", v.mismatches);
+    let yaml = flowgate::policy::generate::to_yaml(&g.policies).unwrap();
+    assert!(yaml.contains("cidr: 10.156.0.2/32"), "{yaml}");
+    // The address outside the cluster keeps the trusted range, with the cluster's ranges left out.
+    assert!(yaml.contains("cidr: 0.0.0.0/0") && yaml.contains("- 10.0.0.0/8"), "{yaml}");
+}

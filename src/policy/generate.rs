@@ -374,7 +374,17 @@ fn classify(
                 return (Status::Allowed, Some(PeerSel::Name { name: name.clone(), addresses, complete }));
             }
             match d.trust.iter().filter(|c| c.contains(ip)).max_by_key(|c| c.net().prefix_len()) {
-                Some(c) => (Status::Allowed, Some(PeerSel::Block(*c, carve_out(c, d, &lookup.inv.cluster_cidrs)))),
+                Some(c) => {
+                    let except = carve_out(c, d, &lookup.inv.cluster_cidrs);
+                    // An external address inside the cluster's ranges (Cilium's `world` at a
+                    // private address): the range's `except` leaves it out, so it gets its own
+                    // block. Excluded addresses never reach here.
+                    if except.iter().any(|e| e.contains(ip)) {
+                        (Status::Allowed, Some(PeerSel::Block(Cidr::host(*ip), Vec::new())))
+                    } else {
+                        (Status::Allowed, Some(PeerSel::Block(*c, except)))
+                    }
+                }
                 None => (Status::Excluded(ExcludeReason::UntrustedExternal), None),
             }
         }
