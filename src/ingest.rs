@@ -90,7 +90,7 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    fn absorb(&mut self, summary: &Summary, expired: u64, written: Written) {
+    pub(crate) fn absorb(&mut self, summary: &Summary, expired: u64, written: Written) {
         self.lines = summary.lines;
         self.expired = expired;
         self.rejected = summary.errors;
@@ -242,20 +242,9 @@ pub async fn ingest_metered(
     meter: Meter,
 ) -> Result<IngestReport, IngestError> {
     let Options { format, threads, retention, now } = *options;
-    let started = Instant::now();
-    // Never before the day up to which a retention run removed this cluster's raw flows, even if
-    // this ingest's retention is longer than that run's.
-    let window = retention.window(now).not_before(store.flows_removed_before(cluster).await?);
-    // Pod identities without a pod (Cilium's proxy) are resolved as they arrive when the
-    // workload with those labels is known already; the rest are stored as identities.
-    let mut identities = IdentityIndex::from_catalog(&store.load_catalog(cluster, &inventory).await?);
+    let mut collector = Collector::new(store, cluster, inventory, retention, now, meter.clone()).await?;
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
-    let counted = meter.clone();
-    let reader = tokio::task::spawn_blocking(move || -> Result<(Summary, u64), IngestError> {
-        let counters = counted.metrics.flows(counted.source);
-        let mut summary = Summary::default();
-        let mut expired = 0;
-        let mut batch = Batch::default();
+    let reader = tokio::task::spawn_blocking(move || -> Result<Collector, IngestError> {
         for source in sources {
             let (name, reader): (String, Box<dyn BufRead + Send>) = match source {
                 Source::Path(p) => {
@@ -271,44 +260,12 @@ pub async fn ingest_metered(
             let mut closed = false;
             flows::read_parallel(&mut reader, format, threads, |result| {
                 record += 1;
-                let result = judge(result, &window, record, array);
-                summary.record(&name, &result);
-                counters.received.inc();
-                match &result {
-                    Err(_) => counters.rejected.inc(),
-                    Ok(Item::Skipped(_)) => counters.skipped.inc(),
-                    Ok(Item::Flow(..)) | Ok(Item::Names(_)) => {}
-                }
-                if let Ok(Item::Names(answer)) = &result {
-                    if window.age(answer.time) != Age::Expired {
-                        batch.names.add_answer(answer);
-                    }
-                    return;
-                }
-                if let Ok(Item::Flow(flow, _)) = result {
-                    if window.age(flow.time) == Age::Expired {
-                        expired += 1;
-                        counters.expired.inc();
-                        return;
-                    }
-                    let mut enriched = enrich(&inventory, &flow);
-                    for e in &mut enriched {
-                        for (w, labels) in &e.learned {
-                            identities.learn(w, labels);
-                        }
-                        if !e.identities.is_empty() {
-                            let key =
-                                ConnKey { src: e.src.clone(), dst: e.dst.clone(), port: e.port, protocol: e.protocol };
-                            let (key, rest) = identities.apply(key, std::mem::take(&mut e.identities));
-                            (e.src, e.dst, e.identities) = (key.src, key.dst, rest);
-                        }
-                    }
-                    batch.push(&flow, &enriched);
-                    if batch.len() >= BATCH_ROWS && !closed {
-                        let full = std::mem::take(&mut batch);
-                        // The writer stopped (a failed batch): keep counting, stop sending.
-                        closed = tx.blocking_send(full).is_err();
-                    }
+                let result = judge(result, &collector.window, record, array);
+                if let Some(full) = collector.take(&name, result)
+                    && !closed
+                {
+                    // The writer stopped (a failed batch): keep counting, stop sending.
+                    closed = tx.blocking_send(full).is_err();
                 }
             });
             if let Some(source) = reader.failed {
@@ -316,76 +273,226 @@ pub async fn ingest_metered(
                 return Err(IngestError::Read { name, source });
             }
         }
-        if !batch.is_empty() || !batch.learned.is_empty() || !batch.names.is_empty() {
-            let _ = tx.blocking_send(batch);
+        if let Some(last) = collector.flush() {
+            let _ = tx.blocking_send(last);
         }
-        Ok((summary, expired))
+        Ok(collector)
     });
-    let mut written = Written::default();
-    let mut failure = None;
-    // Two batches in flight, on two connections: PostgreSQL then works on both cores while the
-    // reader parses. Each batch is still one transaction; their order does not matter, since a
-    // flow's identity, not its position, decides whether it is new.
-    let mut in_flight = tokio::task::JoinSet::new();
-    // Whether the last batch written held stored flows: the next one is then written in the way
-    // that skips them (re-ingesting a file), else in the cheaper way that expects none.
-    let mut expect = Expect::New;
-    let counters = meter.metrics.flows(meter.source);
-    let mut record = |r: Result<(Result<Written, StoreError>, Option<i64>), tokio::task::JoinError>,
-                      failure: &mut Option<IngestError>,
-                      expect: &mut Expect| match r {
-        Ok((Ok(w), newest_us)) => {
-            written.inserted += w.inserted;
-            written.duplicates += w.duplicates;
-            counters.accepted.add(w.inserted);
-            counters.duplicate.add(w.duplicates);
-            if let Some(us) = newest_us {
-                // The ingest's now moved on by the time spent since it began.
-                let lag = (crate::store::micros(now) - us) as f64 / 1e6 + started.elapsed().as_secs_f64();
-                counters.lag_seconds.set(lag);
-            }
-            *expect = if w.duplicates > 0 { Expect::Duplicates } else { Expect::New };
-        }
-        Ok((Err(e), _)) => *failure = failure.take().or(Some(e.into())),
-        Err(e) => *failure = failure.take().or(Some(IngestError::Thread(format!("writer task: {e}")))),
-    };
+    let mut writer = Writer::new(store, cluster, meter, now);
     while let Some(batch) = rx.recv().await {
-        if in_flight.len() >= WRITERS
-            && let Some(r) = in_flight.join_next().await
-        {
-            record(r, &mut failure, &mut expect);
-        }
-        if failure.is_some() {
+        if writer.submit(batch).await.is_err() {
             break;
         }
-        let store = store.clone();
-        let metrics = meter.metrics.clone();
-        in_flight.spawn(async move {
+    }
+    drop(rx);
+    let written = writer.finish().await;
+    let read = reader.await.map_err(|e| IngestError::Thread(format!("reader thread: {e}")))?;
+    let written = written?;
+    let collector = read?;
+    let mut report = IngestReport::default();
+    report.absorb(&collector.summary, collector.expired, written);
+    Ok(report)
+}
+
+/// The one fold of an ingest, for files and streams alike: records as the readers judge them
+/// become counts, DNS names and enriched rows, in batches of [`Collector::batch_rows`].
+pub struct Collector {
+    inventory: Arc<Inventory>,
+    /// Pod identities without a pod (Cilium's proxy) are resolved as they arrive when the
+    /// workload with those labels is known already; the rest are stored as identities.
+    identities: IdentityIndex,
+    /// Which flows are kept: [`ingest_metered`]'s `now`, or a stream's moving one.
+    pub window: Window,
+    meter: Meter,
+    pub summary: Summary,
+    pub expired: u64,
+    batch: Batch,
+    /// Rows that fill a batch ([`BATCH_ROWS`]).
+    pub batch_rows: usize,
+}
+
+impl Collector {
+    /// For `cluster` at `now`: its retention window (never before the day up to which a
+    /// retention run removed its raw flows, even if this ingest's retention is longer than that
+    /// run's), and the workloads its stored flows taught it.
+    pub async fn new(
+        store: &Store,
+        cluster: i32,
+        inventory: Arc<Inventory>,
+        retention: Retention,
+        now: jiff::Timestamp,
+        meter: Meter,
+    ) -> Result<Collector, IngestError> {
+        let window = retention.window(now).not_before(store.flows_removed_before(cluster).await?);
+        let identities = IdentityIndex::from_catalog(&store.load_catalog(cluster, &inventory).await?);
+        Ok(Collector {
+            inventory,
+            identities,
+            window,
+            meter,
+            summary: Summary::default(),
+            expired: 0,
+            batch: Batch::default(),
+            batch_rows: BATCH_ROWS,
+        })
+    }
+
+    /// The inventory flows are enriched against from now on (a stream outlives a snapshot).
+    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
+        self.inventory = inventory;
+    }
+
+    /// Counts one record of `name` and folds it in; a batch that this filled is returned.
+    pub fn take(&mut self, name: &str, result: Result<Item, LineError>) -> Option<Batch> {
+        let counters = self.meter.metrics.flows(self.meter.source);
+        self.summary.record(name, &result);
+        counters.received.inc();
+        match result {
+            Err(_) => counters.rejected.inc(),
+            Ok(Item::Skipped(_)) => counters.skipped.inc(),
+            Ok(Item::Names(answer)) => {
+                if self.window.age(answer.time) != Age::Expired {
+                    self.batch.names.add_answer(&answer);
+                }
+            }
+            Ok(Item::Flow(flow, _)) => {
+                if self.window.age(flow.time) == Age::Expired {
+                    self.expired += 1;
+                    counters.expired.inc();
+                    return None;
+                }
+                let mut enriched = enrich(&self.inventory, &flow);
+                for e in &mut enriched {
+                    for (w, labels) in &e.learned {
+                        self.identities.learn(w, labels);
+                    }
+                    if !e.identities.is_empty() {
+                        let key =
+                            ConnKey { src: e.src.clone(), dst: e.dst.clone(), port: e.port, protocol: e.protocol };
+                        let (key, rest) = self.identities.apply(key, std::mem::take(&mut e.identities));
+                        (e.src, e.dst, e.identities) = (key.src, key.dst, rest);
+                    }
+                }
+                self.batch.push(&flow, &enriched);
+                if self.batch.len() >= self.batch_rows {
+                    return Some(std::mem::take(&mut self.batch));
+                }
+            }
+        }
+        None
+    }
+
+    /// The batch being filled, if it holds anything (rows, learned labels or DNS names).
+    pub fn flush(&mut self) -> Option<Batch> {
+        let b = &self.batch;
+        (!b.is_empty() || !b.learned.is_empty() || !b.names.is_empty()).then(|| std::mem::take(&mut self.batch))
+    }
+}
+
+/// Writes an ingest's batches: [`WRITERS`] at once, each on a connection of its own, so that
+/// PostgreSQL works on both cores while the reader parses. Each batch is still one transaction;
+/// their order does not matter, since a flow's identity, not its position, decides whether it is
+/// new. A caller that submits while all writers are busy waits: that wait is the backpressure a
+/// slow database puts on the source.
+pub struct Writer {
+    store: Store,
+    cluster: i32,
+    meter: Meter,
+    /// The ingest's now, and when it was taken: the lag is counted from it.
+    now: jiff::Timestamp,
+    started: Instant,
+    in_flight: tokio::task::JoinSet<(Result<Written, StoreError>, Option<i64>)>,
+    /// Whether the last batch written held stored flows: the next one is then written in the way
+    /// that skips them (re-ingesting a file), else in the cheaper way that expects none.
+    expect: Expect,
+    written: Written,
+    failure: Option<IngestError>,
+}
+
+impl Writer {
+    pub fn new(store: &Store, cluster: i32, meter: Meter, now: jiff::Timestamp) -> Writer {
+        Writer {
+            store: store.clone(),
+            cluster,
+            meter,
+            now,
+            started: Instant::now(),
+            in_flight: tokio::task::JoinSet::new(),
+            expect: Expect::New,
+            written: Written::default(),
+            failure: None,
+        }
+    }
+
+    /// Starts writing `batch`, after waiting for a writer to be free. `Err` once a batch has
+    /// failed: `batch` is then dropped, and [`Writer::finish`] says why.
+    pub async fn submit(&mut self, batch: Batch) -> Result<(), ()> {
+        while self.in_flight.len() >= WRITERS
+            && let Some(r) = self.in_flight.join_next().await
+        {
+            self.record(r);
+        }
+        if self.failure.is_some() {
+            return Err(());
+        }
+        let (store, cluster, expect) = (self.store.clone(), self.cluster, self.expect);
+        let metrics = self.meter.metrics.clone();
+        self.in_flight.spawn(async move {
             let began = Instant::now();
             let written = write_with_retry(&store, cluster, &batch, expect).await;
             metrics.batch_write.observe(began.elapsed());
             (written, batch.rows.iter().map(|r| r.time_us).max())
         });
+        Ok(())
     }
-    drop(rx);
-    while let Some(r) = in_flight.join_next().await {
-        record(r, &mut failure, &mut expect);
+
+    /// What has been written so far (batches still in flight not included).
+    pub fn written(&self) -> Written {
+        self.written
     }
-    let read = reader.await.map_err(|e| IngestError::Thread(format!("reader thread: {e}")))?;
-    if let Some(e) = failure {
-        return Err(e);
+
+    /// Waits for the batches in flight; the first failure, if any batch failed.
+    pub async fn finish(mut self) -> Result<Written, IngestError> {
+        while let Some(r) = self.in_flight.join_next().await {
+            self.record(r);
+        }
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(self.written),
+        }
     }
-    let (summary, expired) = read?;
-    let mut report = IngestReport::default();
-    report.absorb(&summary, expired, written);
-    Ok(report)
+
+    fn record(&mut self, r: Result<(Result<Written, StoreError>, Option<i64>), tokio::task::JoinError>) {
+        let counters = self.meter.metrics.flows(self.meter.source);
+        match r {
+            Ok((Ok(w), newest_us)) => {
+                self.written.inserted += w.inserted;
+                self.written.duplicates += w.duplicates;
+                counters.accepted.add(w.inserted);
+                counters.duplicate.add(w.duplicates);
+                if let Some(us) = newest_us {
+                    // The ingest's now moved on by the time spent since it began.
+                    let lag = (crate::store::micros(self.now) - us) as f64 / 1e6 + self.started.elapsed().as_secs_f64();
+                    counters.lag_seconds.set(lag);
+                }
+                self.expect = if w.duplicates > 0 { Expect::Duplicates } else { Expect::New };
+            }
+            Ok((Err(e), _)) => self.failure = self.failure.take().or(Some(e.into())),
+            Err(e) => self.failure = self.failure.take().or(Some(IngestError::Thread(format!("writer task: {e}")))),
+        }
+    }
 }
 
 /// A flow (or a DNS answer) from the future becomes the error of its record. The readers number only the records
 /// they reject, so the line is counted here: the record's ordinal, which is its line in a file of
 /// lines (each line one record, blank ones too); in a JSON array it is the element's ordinal, and
 /// the reason says so.
-fn judge(result: Result<Item, LineError>, window: &Window, record: u64, array: bool) -> Result<Item, LineError> {
+pub(crate) fn judge(
+    result: Result<Item, LineError>,
+    window: &Window,
+    record: u64,
+    array: bool,
+) -> Result<Item, LineError> {
     match result {
         Ok(Item::Flow(FlowRecord { time, .. }, _) | Item::Names(DnsAnswer { time, .. }))
             if window.age(time) == Age::Future =>

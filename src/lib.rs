@@ -17,6 +17,8 @@
 //! - [`store`]: PostgreSQL: time-aware inventory, flows, hourly aggregates, decisions, sessions
 //!   (IO shell).
 //! - [`ingest`]: flows into the store in batches, enriched against the stored inventory (IO shell).
+//! - [`relay`]: Hubble Relay's gRPC stream (hand-written prost messages, tonic client) into the
+//!   ingest, resuming, with backoff and backpressure (IO shell).
 //! - [`metrics`]: what `serve` counts (flows per source, batch and request latencies, watch
 //!   restarts) and its Prometheus text exposition; atomics, no IO.
 //! - [`review`]: store-backed generation with each workload's stored decisions.
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod model;
 pub mod offline;
 pub mod policy;
+pub mod relay;
 pub mod report;
 pub mod retention;
 pub mod review;

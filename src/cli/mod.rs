@@ -16,6 +16,7 @@ use flowgate::topology::TimeBound;
 mod check;
 mod explain;
 mod generate;
+mod relay;
 mod serve;
 mod source;
 mod store;

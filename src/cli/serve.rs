@@ -11,6 +11,8 @@ use super::store::RetentionArgs;
 use super::{DbArgs, Fail, notice, parse_duration, redact, runtime};
 
 #[derive(Args)]
+// `--cluster` names what --kube watches or what --hubble-relay streams: alone, it does nothing.
+#[command(group(clap::ArgGroup::new("cluster_source").args(["kube", "hubble_relay"]).multiple(true)))]
 pub(crate) struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -31,6 +33,9 @@ pub(crate) struct ServeArgs {
     limits: ServeLimits,
     #[command(flatten)]
     kube: KubeArgs,
+    /// Stream flows from Hubble Relay into --cluster, resuming where the store ends
+    #[command(flatten)]
+    relay: super::relay::RelayArgs,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -42,8 +47,9 @@ struct KubeArgs {
     /// objects; /readyz says ready once every kind has listed
     #[arg(long)]
     kube: bool,
-    /// The name the watched cluster has in Flowgate (in URLs and `generate --cluster`)
-    #[arg(long, default_value = "default", requires = "kube")]
+    /// The name the watched cluster (--kube) and the cluster whose flows Hubble Relay streams
+    /// (--hubble-relay) have in Flowgate: in URLs and `generate --cluster`
+    #[arg(long, default_value = "default", requires = "cluster_source")]
     cluster: String,
     /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster service account)
     #[arg(long, requires = "kube")]
@@ -82,10 +88,11 @@ fn positive(s: &str) -> Result<usize, String> {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
-    let ServeArgs { listen, token, behind_https, demo, retention, limits, kube, db } = args;
+    let ServeArgs { listen, token, behind_https, demo, retention, limits, kube, relay, db } = args;
     let retention = retention.parse()?;
+    let relay = relay.config()?;
     let watch_interval = parse_duration("--watch-interval", &kube.watch_interval, std::time::Duration::from_secs(1))?;
-    if kube.kube {
+    if kube.kube || relay.is_some() {
         flowgate::model::NameRule::Dns1123Subdomain
             .check(&kube.cluster)
             .map_err(|e| Fail(format!("--cluster: {e}")))?;
@@ -126,6 +133,10 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
             }
             false => None,
         };
+        let relay_cluster = match &relay {
+            Some(_) => Some(store.cluster_id(&kube.cluster, true).await.map_err(super::store_err)?),
+            None => None,
+        };
         let signalled = shutdown_signal();
         notice(format_args!("flowgate is listening on http://{addr}/"));
         // A token the operator chose is theirs to keep out of logs; only one made here has to be
@@ -137,6 +148,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
         }
         // One signal stops the server and the background loops together.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let relay_stop = stop_rx.clone();
         let stopped = move || {
             let mut rx = stop_rx.clone();
             async move {
@@ -169,6 +181,18 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
                 kube.cluster,
                 watch_interval.as_secs()
             ));
+        }
+        if let (Some(config), Some(id)) = (relay, relay_cluster) {
+            use flowgate::relay::{Since, StreamOptions};
+            notice(format_args!(
+                "streaming flows from Hubble Relay {} into cluster {:?}",
+                config.address, kube.cluster
+            ));
+            // With nothing stored yet, whatever Relay still buffers within the retention.
+            let since = Since::Resume { fallback: retention.keep() };
+            let options = StreamOptions::new(id, retention, since, true);
+            let meter = flowgate::ingest::Meter::new(&state.metrics, flowgate::metrics::FlowSource::Relay);
+            background.spawn(flowgate::relay::follow(state.store.clone(), config, options, meter, relay_stop));
         }
         let app = flowgate::web::router(state);
         flowgate::web::serve::serve(listener, app, serve_options, async move {

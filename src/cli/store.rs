@@ -40,8 +40,13 @@ pub(crate) struct IngestArgs {
     #[arg(long, default_value = "auto")]
     flow_format: FlowFormat,
     /// Flow files; `-` reads standard input
-    #[arg(required = true)]
+    #[arg(required_unless_present = "hubble_relay", conflicts_with = "hubble_relay")]
     paths: Vec<String>,
+    #[command(flatten)]
+    relay: super::relay::RelayArgs,
+    /// With --hubble-relay: the flows Relay still buffers from this long ago (e.g. 1h, 30m)
+    #[arg(long, default_value = "1h", requires = "hubble_relay")]
+    since: String,
     #[command(flatten)]
     retention: RetentionArgs,
     #[arg(long, default_value_t = 0, hide = true)]
@@ -139,8 +144,15 @@ pub(crate) fn run_import(args: ImportArgs) -> Result<ExitCode, Fail> {
 }
 
 pub(crate) fn run_ingest(args: IngestArgs) -> Result<ExitCode, Fail> {
-    let IngestArgs { cluster, flow_format, paths, retention, threads, db } = args;
+    let IngestArgs { cluster, flow_format, paths, relay, since, retention, threads, db } = args;
     let retention = retention.parse()?;
+    if let Some(config) = relay.config()? {
+        let since = match since.parse::<TimeBound>() {
+            Ok(TimeBound::Ago(d)) if !d.is_negative() => d,
+            _ => return Err(Fail(format!("--since {since:?}: expected a duration such as 1h or 30m"))),
+        };
+        return ingest_relay(&cluster, config, since, retention, &db);
+    }
     for p in paths.iter().filter(|p| *p != "-") {
         if !std::path::Path::new(p).exists() {
             return Err(Fail(format!("{p}: no such file")));
@@ -161,6 +173,45 @@ pub(crate) fn run_ingest(args: IngestArgs) -> Result<ExitCode, Fail> {
         Ok::<_, flowgate::ingest::IngestError>((report, removed))
     });
     let (report, removed) = report.map_err(|e| Fail::from(e).context(format!("ingesting into cluster {cluster}")))?;
+    for e in &report.errors {
+        eprintln!("{}:{}: {}", e.source, e.line, e.reason);
+    }
+    eprintln!("{report}");
+    if !removed.is_empty() {
+        eprintln!("retention: {removed}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ingest --hubble-relay`: the flows Relay buffers from `since` ago, then the retention run.
+fn ingest_relay(
+    cluster: &str,
+    config: flowgate::relay::RelayConfig,
+    since: jiff::SignedDuration,
+    retention: Retention,
+    db: &DbArgs,
+) -> Result<ExitCode, Fail> {
+    use flowgate::relay::{Ended, Since, StreamOptions, stream_once};
+    let rt = runtime()?;
+    let store = connect(&rt, db)?;
+    let (report, removed) = rt.block_on(async {
+        let id = store.cluster_id(cluster, true).await.map_err(store_err)?;
+        let options = StreamOptions::new(id, retention, Since::Ago(since), false);
+        // Nothing stops a one-shot ingest but the end of what Relay buffers.
+        let (_never, mut stop) = tokio::sync::watch::channel(false);
+        let meter = flowgate::ingest::Meter::unread();
+        let (report, ended) = stream_once(&store, &config, &options, &meter, &mut stop).await;
+        if let Ended::Failed(e) = ended {
+            for e in &report.errors {
+                eprintln!("{}:{}: {}", e.source, e.line, e.reason);
+            }
+            eprintln!("{report}");
+            return Err(Fail::from(e));
+        }
+        let removed =
+            store.apply_retention(Clusters::One(id), jiff::Timestamp::now(), &retention).await.map_err(store_err)?;
+        Ok::<_, Fail>((report, removed))
+    })?;
     for e in &report.errors {
         eprintln!("{}:{}: {}", e.source, e.line, e.reason);
     }

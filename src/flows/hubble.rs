@@ -10,6 +10,7 @@
 //! (`ethernet`, `Summary`, all of `l7` but its type and DNS answer, ...) without building it, and owned strings are only made for a
 //! record that becomes a flow: a reply costs one parse and nothing else.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
@@ -368,6 +369,94 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
         },
         cleaned,
     ))
+}
+
+/// Parses one flow of a Hubble Relay stream (`GetFlowsResponse.flow`), with the response's node
+/// and time as the envelope's. The message is viewed as the JSON record it would be printed as
+/// (strings borrowed, enums as their numbers, proto3's empty values as absent), so both arrive at
+/// one conversion: the same skips, checks, cleaning and errors.
+pub fn parse_hubble_proto(
+    f: &crate::relay::proto::Flow,
+    outer_node: &str,
+    outer_time: Option<crate::relay::proto::Timestamp>,
+) -> Result<Item, String> {
+    use crate::relay::proto;
+    fn opt(s: &str) -> Option<Str<'_>> {
+        (!s.is_empty()).then_some(Str(Cow::Borrowed(s)))
+    }
+    fn list(v: &[String]) -> Option<Vec<Str<'_>>> {
+        (!v.is_empty()).then(|| v.iter().map(|s| Str(Cow::Borrowed(s.as_str()))).collect())
+    }
+    fn number(n: i32) -> Scalar<'static> {
+        // A negative enum (only a broken sender writes one) matches no known value.
+        Scalar::Uint(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+    fn time(t: Option<proto::Timestamp>) -> Result<Option<Str<'static>>, String> {
+        match t {
+            None => Ok(None),
+            Some(t) => match t.to_jiff() {
+                Some(j) => Ok(Some(Str(Cow::Owned(j.to_string())))),
+                None => Err(format!("time: {}s {}ns is not a valid timestamp", t.seconds, t.nanos)),
+            },
+        }
+    }
+    fn endpoint(e: &proto::Endpoint) -> Endpoint<'_> {
+        Endpoint {
+            namespace: opt(&e.namespace),
+            labels: Some(LabelList(e.labels.iter().map(|s| Str(Cow::Borrowed(s.as_str()))).collect())),
+            pod_name: opt(&e.pod_name),
+            cluster_name: opt(&e.cluster_name),
+            workloads: Some(e.workloads.iter().map(|w| Workload { name: opt(&w.name), kind: opt(&w.kind) }).collect()),
+        }
+    }
+    let ports = |source: u32, destination: u32, flags: Option<TcpFlags>| Ports {
+        source_port: Some(u64::from(source)),
+        destination_port: Some(u64::from(destination)),
+        flags,
+    };
+    let l4 = f.l4.as_ref().map(|l| {
+        let mut out = L4 { TCP: None, UDP: None, SCTP: None };
+        match &l.protocol {
+            Some(proto::L4::Tcp(t)) => {
+                let flags = t.flags.map(|fl| TcpFlags { SYN: fl.syn, ACK: fl.ack });
+                out.TCP = Some(ports(t.source_port, t.destination_port, flags));
+            }
+            Some(proto::L4::Udp(p)) => out.UDP = Some(ports(p.source_port, p.destination_port, None)),
+            Some(proto::L4::Sctp(p)) => out.SCTP = Some(ports(p.source_port, p.destination_port, None)),
+            Some(proto::L4::IcmpV4(_) | proto::L4::IcmpV6(_)) | None => {}
+        }
+        out
+    });
+    let view = Flow {
+        time: time(f.time)?,
+        uuid: opt(&f.uuid),
+        verdict: Some(number(f.verdict)),
+        ip: f.ip.as_ref().map(|ip| Ip { source: opt(&ip.source), destination: opt(&ip.destination) }),
+        l4,
+        source: f.source.as_ref().map(endpoint),
+        destination: f.destination.as_ref().map(endpoint),
+        kind: Some(number(f.kind)),
+        l7: f.l7.as_ref().map(|l| L7 {
+            kind: Some(number(l.kind)),
+            dns: l.dns.as_ref().map(|d| Dns {
+                query: opt(&d.query),
+                ips: list(&d.ips),
+                rcode: Some(u64::from(d.rcode)),
+            }),
+        }),
+        node_name: opt(&f.node_name),
+        is_reply: f.is_reply.map(|b| b.value),
+        reply: f.reply.then_some(true),
+        destination_service: f
+            .destination_service
+            .as_ref()
+            .map(|s| Service { name: opt(&s.name), namespace: opt(&s.namespace) }),
+        traffic_direction: Some(number(f.traffic_direction)),
+        destination_names: list(&f.destination_names),
+        source_names: list(&f.source_names),
+        flow: None,
+    };
+    convert(view, opt(outer_node), time(outer_time)?)
 }
 
 /// A flow end's names: the valid ones, at most [`MAX_NAMES_PER_ADDRESS`] (the smallest, as

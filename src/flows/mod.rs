@@ -24,7 +24,7 @@ use std::str::FromStr;
 
 use crate::model::FlowRecord;
 
-pub use hubble::parse_hubble_line;
+pub use hubble::{parse_hubble_line, parse_hubble_proto};
 pub use ndjson::parse_ndjson_line;
 pub use read::{FlowReader, MAX_RECORD_LEN, Record, open, read_parallel, read_path};
 pub use summary::{FileLineError, KEEP_ERRORS, Summary};
