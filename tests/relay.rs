@@ -282,12 +282,24 @@ impl tower::Service<axum::http::Request<tonic::body::Body>> for Observer {
 
 /// Serves `relay` on `addr` (port 0: any) until the task is aborted; returns the address.
 async fn serve(relay: Arc<Relay>, addr: &str) -> (String, tokio::task::JoinHandle<()>) {
+    serve_with(relay, addr, tonic::transport::Server::builder()).await
+}
+
+async fn serve_with(
+    relay: Arc<Relay>,
+    addr: &str,
+    mut builder: tonic::transport::Server,
+) -> (String, tokio::task::JoinHandle<()>) {
     let incoming = tonic::transport::server::TcpIncoming::bind(addr.parse().unwrap()).unwrap();
     let addr = incoming.local_addr().unwrap().to_string();
     let task = tokio::spawn(async move {
-        tonic::transport::Server::builder().add_service(Observer(relay)).serve_with_incoming(incoming).await.unwrap();
+        builder.add_service(Observer(relay)).serve_with_incoming(incoming).await.unwrap();
     });
     (addr, task)
+}
+
+fn tls_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls").join(name)
 }
 
 // ---- What the store holds ---------------------------------------------------------------------
@@ -534,6 +546,58 @@ async fn a_slow_store_applies_backpressure_with_bounded_memory(pool: PgPool) {
     assert_eq!(flows, one_copy * copies as i64);
     // The lag it reports is how far behind the (fixed) clock its newest written flow is.
     assert!(metrics.flows(FlowSource::Relay).lag_seconds.get() > 0.0);
+}
+
+/// Relay behind mutual TLS (tests/data/tls): with its CA, the name on its certificate and a
+/// client certificate, the stream works; without the client certificate Relay refuses it; without
+/// the CA (the system's roots) the client refuses Relay; each failure says where.
+#[sqlx::test(migrations = false)]
+async fn relay_over_mutual_tls(pool: PgPool) {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let store = Store::from_pool(pool).await.unwrap();
+    let id = store.cluster_id("relay", true).await.unwrap();
+    let relay = Arc::new(Relay::default());
+    relay.push(sample_responses().into_iter().take(200));
+    let read = |f: &str| std::fs::read(tls_file(f)).unwrap();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(read("relay.pem"), read("relay.key")))
+        .client_ca_root(Certificate::from_pem(read("ca.pem")));
+    let builder = tonic::transport::Server::builder().tls_config(tls).unwrap();
+    let (addr, _server) = serve_with(relay.clone(), "127.0.0.1:0", builder).await;
+    let port = addr.rsplit(':').next().unwrap().to_string();
+
+    let full = RelayConfig {
+        address: format!("127.0.0.1:{port}"),
+        ca: Some(tls_file("ca.pem")),
+        client_cert: Some(tls_file("client.pem")),
+        client_key: Some(tls_file("client.key")),
+        tls_server_name: Some("relay.test".into()),
+        tls: false,
+    };
+    let (_stop_tx, mut stop) = watch::channel(false);
+    let (report, ended) = stream_once(&store, &full, &options(id, false), &Meter::unread(), &mut stop).await;
+    assert!(matches!(ended, Ended::Closed), "{ended:?}");
+    assert_eq!(report.lines, 200);
+    assert!(report.accepted > 0, "{report}");
+
+    let without_cert = RelayConfig { client_cert: None, client_key: None, ..full.clone() };
+    let (_, ended) = stream_once(&store, &without_cert, &options(id, false), &Meter::unread(), &mut stop).await;
+    let Ended::Failed(e) = ended else { panic!("Relay took a client without a certificate: {ended:?}") };
+    assert!(e.to_string().contains(&format!("Hubble Relay 127.0.0.1:{port}")), "{e}");
+
+    let without_ca = RelayConfig { ca: None, tls: true, ..full.clone() };
+    let (_, ended) = stream_once(&store, &without_ca, &options(id, false), &Meter::unread(), &mut stop).await;
+    let Ended::Failed(e) = ended else { panic!("a certificate no system root signed was trusted: {ended:?}") };
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+
+    // Plain gRPC to a TLS port fails too, and a key without its certificate is refused before
+    // anything connects.
+    let plain = RelayConfig { address: format!("127.0.0.1:{port}"), ..Default::default() };
+    let (_, ended) = stream_once(&store, &plain, &options(id, false), &Meter::unread(), &mut stop).await;
+    assert!(matches!(ended, Ended::Failed(_)), "{ended:?}");
+    let half = RelayConfig { client_cert: None, ..full };
+    let e = half.endpoint().unwrap_err().to_string();
+    assert!(e.contains("a client certificate needs its key"), "{e}");
 }
 
 /// A Relay that is not there fails the one-shot ingest with where and why, and the follower
