@@ -977,6 +977,23 @@ async fn drift_lists_what_the_downloaded_revision_would_block_since(pool: PgPool
     assert_eq!(status, StatusCode::OK);
     let v = drift(app.clone()).await;
     assert_eq!((v["revision"].as_i64(), v["would_block"].as_array().map(Vec::len)), (Some(1), Some(0)), "{v}");
+    // Every rule of the revision admitted something in the last 7 days (the default)...
+    assert_eq!(v["rules"].as_array().map(Vec::len), Some(5), "{v}");
+    assert_eq!(v["unused_rules"], serde_json::json!([]), "{v}");
+    assert!(v["rules"].as_array().unwrap().iter().all(|r| !r["connections"].as_array().unwrap().is_empty()), "{v}");
+    // ...but cassandra, last seen 20 h before the newest flow, not in the last 12 h: its rule is a
+    // candidate to remove.
+    let (status, _, body) = send(&app, bearer(&format!("{W}/drift?unused_for=12h"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["unused_rules"],
+        serde_json::json!([{"policy": "example-java-app/example-java-app-javaapp", "direction": "egress", "rule": 0}]),
+        "{v}"
+    );
+    let (status, _, body) = send(&app, bearer(&format!("{W}/drift?unused_for=yesterday"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("unused_for"), "{body}");
 
     // After the download, javaapp starts calling a new external API.
     let now = jiff::Timestamp::now().to_string();

@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -63,16 +64,35 @@ pub async fn simulation(r: WorkloadReview) -> Json<serde_json::Value> {
 
 /// `…/drift`: the latest downloaded revision of the workload's policy against the traffic seen
 /// since it was recorded: the connections it would block (dependencies that appeared since, or
-/// that it never allowed), each with flows, last seen and the deciding policy. `revision: null`
-/// when nothing was downloaded yet.
+/// that it never allowed), each with flows, last seen and the deciding policy; and each of its
+/// rules with what it admitted over the last `unused_for` (a duration, default 7d) of traffic, the rules that
+/// admitted nothing listed as `unused_rules` (candidates to remove). `revision: null` when
+/// nothing was downloaded yet.
 pub async fn drift(
     _v: Viewer,
     State(state): State<AppState>,
     WorkloadPath { cluster, workload: w }: WorkloadPath,
+    q: Result<Query<DriftQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let unused_for = match q.unused_for.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => jiff::SignedDuration::from_hours(24 * 7),
+        Some(s) => match s.parse::<crate::topology::TimeBound>() {
+            Ok(crate::topology::TimeBound::Ago(d))
+                if d.is_positive() && d <= jiff::SignedDuration::from_hours(24 * 366) =>
+            {
+                d
+            }
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "unused_for: {s:?} is not a duration between 1s and 366d (such as 12h or 7d)"
+                )));
+            }
+        },
+    };
     let id = state.cluster(&cluster).await?;
     let Some((revision, yaml, at)) = state.store.latest_policy(id, &w).await? else {
-        return Ok(Json(json!({ "workload": w.to_string(), "revision": null, "would_block": [] })));
+        return Ok(Json(json!({ "workload": w.to_string(), "revision": null, "would_block": [], "unused_rules": [] })));
     };
     let loaded = crate::inventory::parse_text(&yaml, "the recorded revision");
     let policies: Vec<_> = loaded
@@ -84,17 +104,20 @@ pub async fn drift(
         })
         .collect();
     let inv = state.inventory(id).await?;
-    let r = crate::review::review(
-        &state.store,
-        id,
-        &inv,
-        crate::review::Target::Workload(&w),
-        Some(at),
-        None,
-        &Decisions::default(),
-        true,
-    )
-    .await?;
+    let no_decisions = Decisions::default();
+    let review_since = |since| {
+        crate::review::review(
+            &state.store,
+            id,
+            &inv,
+            crate::review::Target::Workload(&w),
+            Some(since),
+            None,
+            &no_decisions,
+            true,
+        )
+    };
+    let r = review_since(at).await?;
     let touches = |e: &crate::enrich::Endpoint| e.workload() == Some(&w);
     let sim =
         crate::policy::simulate::simulate(&inv, &r.connections, &policies, |k| touches(&k.src) || touches(&k.dst));
@@ -104,13 +127,33 @@ pub async fn drift(
         .filter(|s| !s.after.allowed && s.effect != crate::policy::simulate::Effect::NotSubject)
         .map(report::CheckRow::new)
         .collect();
+    // Rule use over the last `unused_for` of traffic, counted back from the newest flow as every
+    // relative window is.
+    let newest = state.store.newest_flow(id).await?.unwrap_or(at);
+    let since = newest.checked_sub(unused_for).unwrap_or(newest);
+    let recent = review_since(since).await?;
+    let rules = crate::policy::provenance::rule_usage(&policies, &w.to_string(), &inv, &recent.connections);
+    let unused: Vec<_> = rules
+        .iter()
+        .filter(|r| r.connections.is_empty())
+        .map(|r| json!({ "policy": r.policy, "direction": r.direction, "rule": r.rule }))
+        .collect();
     Ok(Json(json!({
         "workload": w.to_string(),
         "revision": revision,
         "recorded_at": at,
         "connections_since": sim.rows.len(),
         "would_block": rows,
+        "unused_for": unused_for.to_string(),
+        "rules_used_since": since,
+        "rules": rules,
+        "unused_rules": unused,
     })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct DriftQuery {
+    unused_for: Option<String>,
 }
 
 /// `/api/v1/clusters/{c}/namespaces/{ns}/graph`: the whole namespace (one node per workload).
