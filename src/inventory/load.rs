@@ -532,6 +532,47 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_cluster_scoped_admin_policies_of_their_group_only() {
+        let yaml = "
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: a}
+spec: {priority: 1, subject: {namespaces: {}}, ingress: [{name: r, action: Deny, from: [{namespaces: {}}]}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec: {subject: {namespaces: {}}}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: c}
+spec: {tier: Baseline, priority: 3, subject: {namespaces: {}}}
+---
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: antrea}
+spec: {priority: 5}
+";
+        let l = parse_text(yaml, "admin.yaml");
+        assert!(l.errors.is_empty() && l.warnings.is_empty(), "{:?} {:?}", l.errors, l.warnings);
+        let kinds: Vec<&str> = l.objects.iter().map(KubeObject::kind).collect();
+        assert_eq!(kinds, ["AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy"]);
+        assert_eq!(l.ignored.get("ClusterNetworkPolicy (crd.antrea.io/v1beta1)"), Some(&1));
+        let KubeObject::AdminNetworkPolicy(anp) = &l.objects[0] else { panic!() };
+        let rule = &anp.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0];
+        assert_eq!((rule.name.as_deref(), rule.action.as_str()), (Some("r"), "Deny"));
+        // Stored and read back, as the store keeps objects.
+        let json = l.objects[2].to_json().unwrap();
+        assert!(matches!(
+            object_from_value("ClusterNetworkPolicy", json),
+            Some(Ok(KubeObject::ClusterNetworkPolicy(_)))
+        ));
+        let inv = crate::inventory::Inventory::build(&l.objects);
+        assert_eq!(inv.admin.len(), 3);
+    }
+
+    #[test]
     fn typed_lists_without_item_kind() {
         let json = r#"{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"p","namespace":"n"}}]}"#;
         let l = parse_text(json, "pods.json");
