@@ -424,7 +424,13 @@ spec:
         let c = Cluster::new();
         let (ev, w) = c.evaluator(&(anp_on_db("b-allow", 10, "Allow") + &anp_on_db("a-deny", 10, "Deny")));
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].to_string().contains("shares priority 10"), "{}", w[0]);
+        assert!(
+            w[0].to_string().starts_with(
+                "AdminNetworkPolicy b-allow: spec.priority: shares priority 10 with AdminNetworkPolicy a-deny"
+            ),
+            "{}",
+            w[0]
+        );
         assert!(!c.decide(&ev, "shop/web", "shop/db", 80, TCP));
     }
 

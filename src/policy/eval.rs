@@ -558,20 +558,20 @@ impl Evaluator {
                 }
             }
         }
-        for (tier, list) in [("admin", &mut admin), ("baseline", &mut baseline)] {
-            list.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
-            for pair in list.windows(2) {
-                if pair[0].priority == pair[1].priority && tier == "admin" {
-                    warnings.push(EvalWarning::Admin {
-                        policy: pair[1].id.clone(),
-                        path: "spec.priority".into(),
-                        reason: format!(
-                            "{} shares priority {} with {}, which Kubernetes leaves undefined; {} is evaluated first (by name)",
-                            pair[1].id, pair[1].priority, pair[0].id, pair[0].id
-                        ),
-                    });
-                }
-            }
+        // Priority, then name: deterministic where Kubernetes leaves ties undefined. The baseline
+        // tier's order matters only between ClusterNetworkPolicies and a second BANP (warned).
+        admin.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        baseline.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        for pair in admin.windows(2).filter(|w| w[0].priority == w[1].priority) {
+            let (first, second) = (&pair[0].id, &pair[1].id);
+            warnings.push(EvalWarning::Admin {
+                policy: second.clone(),
+                path: "spec.priority".into(),
+                reason: format!(
+                    "shares priority {} with {first}, which Kubernetes leaves undefined; {first} is evaluated first (by name)",
+                    pair[1].priority
+                ),
+            });
         }
         self.admin.extend(admin);
         self.baseline.extend(baseline);
