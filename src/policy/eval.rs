@@ -533,8 +533,7 @@ impl Evaluator {
                 ctx.warn(EvalWarning::Admin { policy: ctx.policy.clone(), path: "metadata.name".into(), reason });
             }
             if i > 0 {
-                let reason =
-                    "a cluster has one BaselineAdminNetworkPolicy; this one is evaluated after the first".into();
+                let reason = "a cluster has one BaselineAdminNetworkPolicy; several are evaluated in name order".into();
                 ctx.warn(EvalWarning::Admin { policy: ctx.policy.clone(), path: "metadata".into(), reason });
             }
             baseline.extend(compile_admin(p.spec.as_ref(), AdminKind::Banp, &mut ctx));
@@ -560,9 +559,12 @@ impl Evaluator {
         }
         // Priority, then name: deterministic where Kubernetes leaves ties undefined. The baseline
         // tier's order matters only between ClusterNetworkPolicies and a second BANP (warned).
-        admin.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
-        baseline.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
-        for pair in admin.windows(2).filter(|w| w[0].priority == w[1].priority) {
+        // (Sorted with what an earlier call added, so calls add up.)
+        self.admin.extend(admin);
+        self.baseline.extend(baseline);
+        self.admin.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        self.baseline.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        for pair in self.admin.windows(2).filter(|w| w[0].priority == w[1].priority) {
             let (first, second) = (&pair[0].id, &pair[1].id);
             warnings.push(EvalWarning::Admin {
                 policy: second.clone(),
@@ -573,8 +575,6 @@ impl Evaluator {
                 ),
             });
         }
-        self.admin.extend(admin);
-        self.baseline.extend(baseline);
         (self, warnings)
     }
 
