@@ -447,6 +447,7 @@ fn side(s: &SideDecision) -> String {
         SideDecision::NotIsolated => "not isolated".into(),
         SideDecision::AllowedBy(p) => format!("allowed by {}", p.join(",")),
         SideDecision::Blocked { isolated_by } => format!("blocked (isolated by {})", isolated_by.join(",")),
+        SideDecision::Admin(a) => a.to_string(),
     }
 }
 

@@ -67,7 +67,11 @@ pub(crate) fn run(args: ExplainArgs) -> Result<ExitCode, Fail> {
         out.push_str(&format!("  egress of the source:       {}\n", side_words(&d.egress, "egress")));
         out.push_str(&format!("  ingress of the destination: {}\n", side_words(&d.ingress, "ingress")));
     };
-    says(&format!("today, under the cluster's {} policies", inv.policies.len()), &e.before);
+    let today = match inv.admin.len() {
+        0 => format!("today, under the cluster's {} policies", inv.policies.len()),
+        n => format!("today, under the cluster's {} policies and {n} admin policies", inv.policies.len()),
+    };
+    says(&today, &e.before);
     if !files.is_empty() {
         says(&format!("with the {} given policies applied", files.len()), &e.after);
     }

@@ -243,6 +243,16 @@ pub(crate) fn policy_files(paths: &[PathBuf]) -> Result<Vec<k8s_openapi::api::ne
         .into_iter()
         .filter_map(|o| match o {
             flowgate::inventory::KubeObject::NetworkPolicy(p) => Some(p),
+            o @ (flowgate::inventory::KubeObject::AdminNetworkPolicy(_)
+            | flowgate::inventory::KubeObject::BaselineAdminNetworkPolicy(_)
+            | flowgate::inventory::KubeObject::ClusterNetworkPolicy(_)) => {
+                // Only NetworkPolicies are proposed; the cluster's admin policies come with its inventory.
+                eprintln!(
+                    "warning: {}: only NetworkPolicies are applied as a proposal; give admin policies with the inventory",
+                    flowgate::inventory::check::who(&o)
+                );
+                None
+            }
             _ => None,
         })
         .collect())

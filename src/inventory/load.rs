@@ -18,6 +18,8 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
+use crate::policy::admin::{self, AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy};
+
 /// The kinds Flowgate reads. Everything else is counted and ignored.
 // Most objects in a cluster are Pods, the largest variant: boxing would cost an allocation each
 // and save little.
@@ -37,6 +39,10 @@ pub enum KubeObject {
     Job(Job),
     CronJob(CronJob),
     NetworkPolicy(NetworkPolicy),
+    /// The cluster-scoped policies of `policy.networking.k8s.io` ([`crate::policy::admin`]).
+    AdminNetworkPolicy(AdminNetworkPolicy),
+    BaselineAdminNetworkPolicy(BaselineAdminNetworkPolicy),
+    ClusterNetworkPolicy(ClusterNetworkPolicy),
 }
 
 /// A problem with one document; `doc` counts from 1 within the file (or the List's items).
@@ -329,6 +335,16 @@ pub fn object_from_value(kind: &str, doc: Value) -> Option<Result<KubeObject, St
         "Job" => typed(doc).map(KubeObject::Job),
         "CronJob" => typed(doc).map(KubeObject::CronJob),
         "NetworkPolicy" if is_core_netpol(&doc) => typed(doc).map(KubeObject::NetworkPolicy),
+        admin::ANP_KIND if api_version_is(&doc, admin::V1ALPHA1, true) => {
+            typed(doc).map(KubeObject::AdminNetworkPolicy)
+        }
+        admin::BANP_KIND if api_version_is(&doc, admin::V1ALPHA1, true) => {
+            typed(doc).map(KubeObject::BaselineAdminNetworkPolicy)
+        }
+        // Antrea has a ClusterNetworkPolicy kind of its own: the group must be said.
+        admin::CNP_KIND if api_version_is(&doc, admin::V1ALPHA2, false) => {
+            typed(doc).map(KubeObject::ClusterNetworkPolicy)
+        }
         _ => return None,
     };
     Some(parsed)
@@ -350,6 +366,9 @@ impl KubeObject {
             KubeObject::Job(_) => "Job",
             KubeObject::CronJob(_) => "CronJob",
             KubeObject::NetworkPolicy(_) => "NetworkPolicy",
+            KubeObject::AdminNetworkPolicy(_) => admin::ANP_KIND,
+            KubeObject::BaselineAdminNetworkPolicy(_) => admin::BANP_KIND,
+            KubeObject::ClusterNetworkPolicy(_) => admin::CNP_KIND,
         }
     }
 
@@ -368,6 +387,9 @@ impl KubeObject {
             KubeObject::Job(o) => &o.metadata,
             KubeObject::CronJob(o) => &o.metadata,
             KubeObject::NetworkPolicy(o) => &o.metadata,
+            KubeObject::AdminNetworkPolicy(o) => &o.metadata,
+            KubeObject::BaselineAdminNetworkPolicy(o) => &o.metadata,
+            KubeObject::ClusterNetworkPolicy(o) => &o.metadata,
         }
     }
 
@@ -386,6 +408,9 @@ impl KubeObject {
             KubeObject::Job(o) => &mut o.metadata,
             KubeObject::CronJob(o) => &mut o.metadata,
             KubeObject::NetworkPolicy(o) => &mut o.metadata,
+            KubeObject::AdminNetworkPolicy(o) => &mut o.metadata,
+            KubeObject::BaselineAdminNetworkPolicy(o) => &mut o.metadata,
+            KubeObject::ClusterNetworkPolicy(o) => &mut o.metadata,
         }
     }
 
@@ -405,6 +430,9 @@ impl KubeObject {
             KubeObject::Job(o) => serde_json::to_value(o),
             KubeObject::CronJob(o) => serde_json::to_value(o),
             KubeObject::NetworkPolicy(o) => serde_json::to_value(o),
+            KubeObject::AdminNetworkPolicy(o) => serde_json::to_value(o),
+            KubeObject::BaselineAdminNetworkPolicy(o) => serde_json::to_value(o),
+            KubeObject::ClusterNetworkPolicy(o) => serde_json::to_value(o),
         }
     }
 }
@@ -412,6 +440,14 @@ impl KubeObject {
 /// Only `networking.k8s.io/v1` NetworkPolicies; Calico's and Cilium's own kinds share the name.
 fn is_core_netpol(doc: &Value) -> bool {
     matches!(doc.get("apiVersion").and_then(Value::as_str), None | Some("networking.k8s.io/v1"))
+}
+
+/// `apiVersion` is `want` (or, with `or_missing`, not given).
+fn api_version_is(doc: &Value, want: &str, or_missing: bool) -> bool {
+    match doc.get("apiVersion").and_then(Value::as_str) {
+        None => or_missing,
+        Some(v) => v == want,
+    }
 }
 
 fn typed<T: serde::de::DeserializeOwned>(doc: Value) -> Result<T, String> {
@@ -493,6 +529,47 @@ mod tests {
         assert!(warnings[2].contains(r#"document 4: Pod "shop/a/b": metadata.name"#), "{}", warnings[2]);
         let KubeObject::Pod(pod) = &l.objects[1] else { panic!() };
         assert_eq!(pod.metadata.labels.as_ref().map(|l| l.len()), Some(1));
+    }
+
+    #[test]
+    fn reads_the_cluster_scoped_admin_policies_of_their_group_only() {
+        let yaml = "
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: a}
+spec: {priority: 1, subject: {namespaces: {}}, ingress: [{name: r, action: Deny, from: [{namespaces: {}}]}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec: {subject: {namespaces: {}}}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: c}
+spec: {tier: Baseline, priority: 3, subject: {namespaces: {}}}
+---
+apiVersion: crd.antrea.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: antrea}
+spec: {priority: 5}
+";
+        let l = parse_text(yaml, "admin.yaml");
+        assert!(l.errors.is_empty() && l.warnings.is_empty(), "{:?} {:?}", l.errors, l.warnings);
+        let kinds: Vec<&str> = l.objects.iter().map(KubeObject::kind).collect();
+        assert_eq!(kinds, ["AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy"]);
+        assert_eq!(l.ignored.get("ClusterNetworkPolicy (crd.antrea.io/v1beta1)"), Some(&1));
+        let KubeObject::AdminNetworkPolicy(anp) = &l.objects[0] else { panic!() };
+        let rule = &anp.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0];
+        assert_eq!((rule.name.as_deref(), rule.action.as_str()), (Some("r"), "Deny"));
+        // Stored and read back, as the store keeps objects.
+        let json = l.objects[2].to_json().unwrap();
+        assert!(matches!(
+            object_from_value("ClusterNetworkPolicy", json),
+            Some(Ok(KubeObject::ClusterNetworkPolicy(_)))
+        ));
+        let inv = crate::inventory::Inventory::build(&l.objects);
+        assert_eq!(inv.admin.len(), 3);
     }
 
     #[test]

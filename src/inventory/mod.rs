@@ -127,6 +127,9 @@ pub struct Inventory {
     pub workloads: BTreeMap<WorkloadRef, WorkloadInfo>,
     pub namespaces: BTreeMap<String, Labels>,
     pub policies: Vec<NetworkPolicy>,
+    /// The cluster-scoped AdminNetworkPolicies, BaselineAdminNetworkPolicy and
+    /// ClusterNetworkPolicies, evaluated around `policies`.
+    pub admin: crate::policy::admin::AdminPolicies,
     /// Lookups by name and by owner: enrichment asks these per flow, so they must not scan.
     pod_by_name: HashMap<(String, String), Vec<usize>>,
     pods_by_owner: HashMap<WorkloadRef, Vec<usize>>,
@@ -395,6 +398,9 @@ impl Inventory {
                     o.spec.as_ref().and_then(|s| s.template.as_ref()),
                 ),
                 KubeObject::NetworkPolicy(np) => inv.policies.push(np.clone()),
+                KubeObject::AdminNetworkPolicy(p) => inv.admin.admin.push(p.clone()),
+                KubeObject::BaselineAdminNetworkPolicy(p) => inv.admin.baseline.push(p.clone()),
+                KubeObject::ClusterNetworkPolicy(p) => inv.admin.cluster.push(p.clone()),
                 KubeObject::Job(_) | KubeObject::ReplicaSet(_) => {}
             }
         }

@@ -17,9 +17,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::admin::{self, Action, AdminPolicies, Tier};
 use super::cilium::{self, CiliumNetworkPolicy};
 use super::portset::{ConnSet, PortSet};
 use crate::dns::Names;
@@ -76,6 +77,9 @@ pub enum EvalWarning {
     Port { policy: String, path: String, reason: String },
     #[error("{policy}: spec.policyTypes: unknown type {value:?} (expected Ingress or Egress); ignored")]
     PolicyType { policy: String, value: String },
+    /// Something of a cluster-scoped admin policy as a whole or of one of its rules.
+    #[error("{policy}: {path}: {reason}")]
+    Admin { policy: String, path: String, reason: String },
 }
 
 /// The verdict for one connection, with the policies behind it on each side.
@@ -98,11 +102,35 @@ pub enum SideDecision {
     AllowedBy(Vec<String>),
     /// The pod is isolated by these policies (`ns/name`, sorted) and none of them allows it.
     Blocked { isolated_by: Vec<String> },
+    /// A rule of a cluster-scoped admin or baseline policy decided ([`super::admin`]).
+    Admin(AdminDecision),
 }
 
 impl SideDecision {
     pub fn allows(&self) -> bool {
-        !matches!(self, SideDecision::Blocked { .. })
+        match self {
+            SideDecision::Blocked { .. } => false,
+            SideDecision::Admin(d) => d.allowed,
+            SideDecision::NotApplicable | SideDecision::NotIsolated | SideDecision::AllowedBy(_) => true,
+        }
+    }
+}
+
+/// The admin-tier or baseline-tier rule that decided one side of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminDecision {
+    pub allowed: bool,
+    pub tier: Tier,
+    /// `Kind name`, e.g. `AdminNetworkPolicy deny-db`.
+    pub policy: String,
+    /// The rule's name, or its place (`egress[2]`) when it has none.
+    pub rule: String,
+}
+
+impl std::fmt::Display for AdminDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = if self.allowed { "allowed" } else { "denied" };
+        write!(f, "{verb} by {}, rule {:?}", self.policy, self.rule)
     }
 }
 
@@ -344,9 +372,51 @@ impl Ctx<'_> {
     }
 }
 
+/// A cluster-scoped admin or baseline policy, compiled.
+#[derive(Debug, Clone)]
+struct AdminCompiled {
+    /// `Kind name`.
+    id: String,
+    priority: i64,
+    /// The subject's namespaces; with `subject_pods`, the pods in them too.
+    subject_ns: Selector,
+    subject_pods: Option<Selector>,
+    ingress: Vec<AdminRule>,
+    egress: Vec<AdminRule>,
+}
+
+impl AdminCompiled {
+    fn rules(&self, dir: Direction) -> &[AdminRule] {
+        match dir {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AdminRule {
+    name: String,
+    action: Action,
+    peers: Vec<PeerMatch>,
+    /// `None`: every port of every protocol.
+    ports: Option<Vec<AdminPortMatch>>,
+}
+
+#[derive(Debug, Clone)]
+enum AdminPortMatch {
+    Numbers(Protocol, PortSet),
+    /// A container port of the destination pod, with that port's protocol.
+    Named(String),
+}
+
 /// NetworkPolicies compiled for evaluation; build once with `new`, query many times.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluator {
+    /// The admin tier, in evaluation order (priority, then name).
+    admin: Vec<AdminCompiled>,
+    /// The baseline tier, in evaluation order.
+    baseline: Vec<AdminCompiled>,
     by_namespace: HashMap<String, NamespacePolicies>,
     namespace_labels: BTreeMap<String, Labels>,
     /// The names addresses were seen for, which `toFQDNs` rules match.
@@ -405,7 +475,8 @@ impl Evaluator {
             by_namespace.entry(ns.to_string()).or_default().push(compiled);
         }
         let by_namespace = by_namespace.into_iter().map(|(ns, list)| (ns, NamespacePolicies::new(list))).collect();
-        (Evaluator { by_namespace, namespace_labels: namespace_labels.clone(), names: Names::new() }, warnings)
+        let ev = Evaluator { by_namespace, namespace_labels: namespace_labels.clone(), ..Default::default() };
+        (ev, warnings)
     }
 
     /// Compiles NetworkPolicies and CiliumNetworkPolicies together, as Cilium enforces them: a
@@ -435,7 +506,76 @@ impl Evaluator {
             }
         }
         let by_namespace = by_namespace.into_iter().map(|(ns, list)| (ns, NamespacePolicies::new(list))).collect();
-        (Evaluator { by_namespace, namespace_labels: namespace_labels.clone(), names: names.clone() }, warnings)
+        let ev = Evaluator {
+            by_namespace,
+            namespace_labels: namespace_labels.clone(),
+            names: names.clone(),
+            ..Default::default()
+        };
+        (ev, warnings)
+    }
+
+    /// Adds the cluster-scoped policies of `policy.networking.k8s.io` ([`super::admin`]): the
+    /// admin tier before the NetworkPolicies, the baseline tier after them. Their warnings name
+    /// the policy (`AdminNetworkPolicy name`) and the rule.
+    pub fn with_admin(mut self, policies: &AdminPolicies) -> (Evaluator, Vec<EvalWarning>) {
+        let mut warnings = Vec::new();
+        let (mut admin, mut baseline) = (Vec::new(), Vec::new());
+        for p in &policies.admin {
+            let mut ctx = admin_ctx(admin::ANP_KIND, &p.metadata, &mut warnings);
+            admin.extend(compile_admin(p.spec.as_ref(), AdminKind::Anp, &mut ctx));
+        }
+        for (i, p) in policies.baseline.iter().enumerate() {
+            let mut ctx = admin_ctx(admin::BANP_KIND, &p.metadata, &mut warnings);
+            let name = p.metadata.name.as_deref().unwrap_or("");
+            if name != admin::BANP_NAME {
+                let reason = format!("the API admits only the name {:?}; evaluated anyway", admin::BANP_NAME);
+                ctx.warn(EvalWarning::Admin { policy: ctx.policy.clone(), path: "metadata.name".into(), reason });
+            }
+            if i > 0 {
+                let reason = "a cluster has one BaselineAdminNetworkPolicy; several are evaluated in name order".into();
+                ctx.warn(EvalWarning::Admin { policy: ctx.policy.clone(), path: "metadata".into(), reason });
+            }
+            baseline.extend(compile_admin(p.spec.as_ref(), AdminKind::Banp, &mut ctx));
+        }
+        for p in &policies.cluster {
+            let mut ctx = admin_ctx(admin::CNP_KIND, &p.metadata, &mut warnings);
+            match p.spec.as_ref().and_then(|s| s.tier.as_deref()) {
+                Some("Admin") => admin.extend(compile_admin(p.spec.as_ref(), AdminKind::Cnp(Tier::Admin), &mut ctx)),
+                Some("Baseline") => {
+                    baseline.extend(compile_admin(p.spec.as_ref(), AdminKind::Cnp(Tier::Baseline), &mut ctx))
+                }
+                other => {
+                    let reason = match other {
+                        None => "missing (expected Admin or Baseline); the policy is left out".to_string(),
+                        Some(t) => format!(
+                            "unknown tier {:?} (expected Admin or Baseline); the policy is left out",
+                            crate::model::names::excerpt(t)
+                        ),
+                    };
+                    ctx.warn(EvalWarning::Admin { policy: ctx.policy.clone(), path: "spec.tier".into(), reason });
+                }
+            }
+        }
+        // Priority, then name: deterministic where Kubernetes leaves ties undefined. The baseline
+        // tier's order matters only between ClusterNetworkPolicies and a second BANP (warned).
+        // (Sorted with what an earlier call added, so calls add up.)
+        self.admin.extend(admin);
+        self.baseline.extend(baseline);
+        self.admin.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        self.baseline.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        for pair in self.admin.windows(2).filter(|w| w[0].priority == w[1].priority) {
+            let (first, second) = (&pair[0].id, &pair[1].id);
+            warnings.push(EvalWarning::Admin {
+                policy: second.clone(),
+                path: "spec.priority".into(),
+                reason: format!(
+                    "shares priority {} with {first}, which Kubernetes leaves undefined; {first} is evaluated first (by name)",
+                    pair[1].priority
+                ),
+            });
+        }
+        (self, warnings)
     }
 
     /// Is `proto`/`port` from `src` to `dst` allowed, and by which policies on each side?
@@ -454,6 +594,13 @@ impl Evaluator {
     /// The verdict of `check` without the attribution, and without allocating.
     pub fn allows(&self, src: &Peer, dst: &Peer, port: Port, proto: Protocol) -> bool {
         let side_allows = |subject: &PodView, dir: Direction, peer: &Peer, target_ports: Option<&[NamedPort]>| {
+            if let Some((_, rule)) = self.tier_match(&self.admin, subject, dir, peer, target_ports, port, proto) {
+                match rule.action {
+                    Action::Allow => return true,
+                    Action::Deny => return false,
+                    Action::Pass => {}
+                }
+            }
             let mut isolated = false;
             for policy in self.selecting(subject) {
                 let Some(rules) = policy.rules(dir) else { continue };
@@ -466,7 +613,11 @@ impl Evaluator {
                     return true;
                 }
             }
-            !isolated
+            if isolated {
+                return false;
+            }
+            self.tier_match(&self.baseline, subject, dir, peer, target_ports, port, proto)
+                .is_none_or(|(_, rule)| rule.action == Action::Allow)
         };
         let egress_ok = match src {
             Peer::Pod(pod) => side_allows(pod, Direction::Egress, dst, dst_ports(dst)),
@@ -534,6 +685,19 @@ impl Evaluator {
         port: Port,
         proto: Protocol,
     ) -> SideDecision {
+        let decided = |tier: Tier, (policy, rule): (&AdminCompiled, &AdminRule)| {
+            SideDecision::Admin(AdminDecision {
+                allowed: rule.action == Action::Allow,
+                tier,
+                policy: policy.id.clone(),
+                rule: rule.name.clone(),
+            })
+        };
+        if let Some(m) = self.tier_match(&self.admin, subject, dir, peer, target_ports, port, proto)
+            && m.1.action != Action::Pass
+        {
+            return decided(Tier::Admin, m);
+        }
         let mut isolating = Vec::new();
         let mut allowing = Vec::new();
         for policy in self.selecting(subject) {
@@ -548,7 +712,10 @@ impl Evaluator {
             }
         }
         if isolating.is_empty() {
-            return SideDecision::NotIsolated;
+            return match self.tier_match(&self.baseline, subject, dir, peer, target_ports, port, proto) {
+                Some(m) => decided(Tier::Baseline, m),
+                None => SideDecision::NotIsolated,
+            };
         }
         // Attributions in `ns/name` order; dedup covers policies loaded twice.
         allowing.sort();
@@ -569,6 +736,31 @@ impl Evaluator {
         peer: &Peer,
         target_ports: Option<&[NamedPort]>,
     ) -> ConnSet {
+        // The admin tier: what its rules allow, and what is left (passed or not matched).
+        let mut allowed = ConnSet::none();
+        let mut rest = ConnSet::all();
+        if !self.admin.is_empty() {
+            let mut passed = ConnSet::none();
+            for (_, rule) in self.tier_rules(&self.admin, subject, dir, peer) {
+                let conns = admin_rule_conns(rule, target_ports).intersect(&rest);
+                if conns.is_empty() {
+                    continue;
+                }
+                match rule.action {
+                    Action::Allow => allowed.union_with(&conns),
+                    Action::Deny => {}
+                    Action::Pass => passed.union_with(&conns),
+                }
+                rest.subtract_with(&conns);
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            rest.union_with(&passed);
+            if rest.is_empty() {
+                return allowed;
+            }
+        }
         let mut isolated = false;
         let mut acc = ConnSet::none();
         for policy in self.selecting(subject) {
@@ -580,7 +772,61 @@ impl Evaluator {
                 }
             }
         }
-        if isolated { acc } else { ConnSet::all() }
+        if isolated {
+            allowed.union_with(&acc.intersect(&rest));
+            return allowed;
+        }
+        // Not isolated: the baseline tier decides, and allows what none of its rules matches.
+        for (_, rule) in self.tier_rules(&self.baseline, subject, dir, peer) {
+            let conns = admin_rule_conns(rule, target_ports).intersect(&rest);
+            if rule.action == Action::Allow {
+                allowed.union_with(&conns);
+            }
+            rest.subtract_with(&conns);
+            if rest.is_empty() {
+                break;
+            }
+        }
+        allowed.union_with(&rest);
+        allowed
+    }
+
+    /// Whether an admin policy's subject holds `pod`.
+    fn admin_selects(&self, p: &AdminCompiled, pod: &PodView) -> bool {
+        p.subject_ns.matches(&NamespaceLabels { name: pod.namespace, labels: self.namespace_labels.get(pod.namespace) })
+            && p.subject_pods.as_ref().is_none_or(|s| s.matches(pod.labels))
+    }
+
+    /// The rules of a tier for `subject` in direction `dir` whose peers match `peer`, in order.
+    fn tier_rules<'s>(
+        &'s self,
+        tier: &'s [AdminCompiled],
+        subject: &'s PodView,
+        dir: Direction,
+        peer: &'s Peer,
+    ) -> impl Iterator<Item = (&'s AdminCompiled, &'s AdminRule)> {
+        tier.iter()
+            .filter(move |p| !p.rules(dir).is_empty() && self.admin_selects(p, subject))
+            .flat_map(move |p| p.rules(dir).iter().map(move |r| (p, r)))
+            .filter(move |(_, r)| r.peers.iter().any(|m| self.peer_matches(m, "", peer)))
+    }
+
+    /// The first rule of a tier that matches the connection, with its policy.
+    #[allow(clippy::too_many_arguments)]
+    fn tier_match<'s>(
+        &'s self,
+        tier: &'s [AdminCompiled],
+        subject: &'s PodView,
+        dir: Direction,
+        peer: &'s Peer,
+        target_ports: Option<&[NamedPort]>,
+        port: Port,
+        proto: Protocol,
+    ) -> Option<(&'s AdminCompiled, &'s AdminRule)> {
+        if tier.is_empty() {
+            return None;
+        }
+        self.tier_rules(tier, subject, dir, peer).find(|(_, r)| admin_rule_allows_port(r, target_ports, port, proto))
     }
 
     fn rule_matches_peer(&self, rule: &Rule, policy_ns: &str, peer: &Peer) -> bool {
@@ -1128,6 +1374,383 @@ fn cilium_ports(rules: &[cilium::PortRule], ctx: &mut Ctx<'_>, path: &str) -> Ve
     out
 }
 
+/// Which of the three kinds a policy is: it decides the actions and the port fields it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AdminKind {
+    Anp,
+    Banp,
+    Cnp(Tier),
+}
+
+fn admin_ctx<'w>(kind: &str, meta: &ObjectMeta, warnings: &'w mut Vec<EvalWarning>) -> Ctx<'w> {
+    let name = meta.name.as_deref().unwrap_or("");
+    Ctx { policy: format!("{kind} {}", crate::model::names::excerpt(name)), warnings }
+}
+
+/// A port entry Kubernetes would reject: warned about, and it matches nothing.
+fn bad_port<T>(ctx: &mut Ctx<'_>, path: &str, reason: String) -> Option<T> {
+    ctx.warn(EvalWarning::Port { policy: ctx.policy.clone(), path: path.to_string(), reason });
+    None
+}
+
+fn admin_warn(ctx: &mut Ctx<'_>, path: &str, reason: String) {
+    ctx.warn(EvalWarning::Admin { policy: ctx.policy.clone(), path: path.to_string(), reason });
+}
+
+/// At most `MAX_ITEMS` of a list, with a warning when there are more.
+fn bounded<'a, T>(list: &'a [T], ctx: &mut Ctx<'_>, path: &str) -> &'a [T] {
+    if list.len() > admin::MAX_ITEMS {
+        admin_warn(ctx, path, format!("{} entries; only the first {} are read", list.len(), admin::MAX_ITEMS));
+        &list[..admin::MAX_ITEMS]
+    } else {
+        list
+    }
+}
+
+/// Compiles one admin or baseline policy; `None` when it cannot select anything at all.
+fn compile_admin(spec: Option<&admin::AdminSpec>, kind: AdminKind, ctx: &mut Ctx<'_>) -> Option<AdminCompiled> {
+    let Some(spec) = spec else {
+        admin_warn(ctx, "spec", "missing; the policy is left out".into());
+        return None;
+    };
+    let priority = match kind {
+        AdminKind::Banp => 0,
+        AdminKind::Anp | AdminKind::Cnp(_) => match spec.priority {
+            Some(p) if (admin::MIN_PRIORITY..=admin::MAX_PRIORITY).contains(&p) => p,
+            Some(p) => {
+                let clamped = p.clamp(admin::MIN_PRIORITY, admin::MAX_PRIORITY);
+                let reason = format!(
+                    "priority {p} is outside {}-{}; evaluated at {clamped}",
+                    admin::MIN_PRIORITY,
+                    admin::MAX_PRIORITY
+                );
+                admin_warn(ctx, "spec.priority", reason);
+                clamped
+            }
+            None => {
+                admin_warn(ctx, "spec.priority", "missing; evaluated at 0".into());
+                0
+            }
+        },
+    };
+    let never = Selector { never: true, ..Selector::default() };
+    let (subject_ns, subject_pods) = match spec.subject.as_ref().map(|s| (&s.namespaces, &s.pods)) {
+        Some((Some(ns), None)) => (Selector::compile(ns, ctx, "spec.subject.namespaces"), None),
+        Some((None, Some(pods))) => {
+            let (ns, pods) = namespaced_pod(pods, ctx, "spec.subject.pods");
+            (ns, Some(pods))
+        }
+        _ => {
+            admin_warn(
+                ctx,
+                "spec.subject",
+                "needs exactly one of namespaces and pods; the policy selects nothing".into(),
+            );
+            (never, None)
+        }
+    };
+    let v2 = matches!(kind, AdminKind::Cnp(_));
+    let compile_rules = |dir: Direction, ctx: &mut Ctx<'_>| -> Vec<AdminRule> {
+        let (field, list): (&str, Vec<RuleParts<'_>>) = match dir {
+            Direction::Ingress => (
+                "ingress",
+                spec.ingress
+                    .iter()
+                    .flatten()
+                    .map(|r| RuleParts {
+                        name: r.name.as_deref(),
+                        action: &r.action,
+                        peers: r.from.as_deref(),
+                        ports: r.ports.as_deref(),
+                        protocols: r.protocols.as_deref(),
+                    })
+                    .collect(),
+            ),
+            Direction::Egress => (
+                "egress",
+                spec.egress
+                    .iter()
+                    .flatten()
+                    .map(|r| RuleParts {
+                        name: r.name.as_deref(),
+                        action: &r.action,
+                        peers: r.to.as_deref(),
+                        ports: r.ports.as_deref(),
+                        protocols: r.protocols.as_deref(),
+                    })
+                    .collect(),
+            ),
+        };
+        let list = bounded(&list, ctx, &format!("spec.{field}"));
+        list.iter()
+            .enumerate()
+            .map(|(i, r)| compile_admin_rule(r, kind, dir, v2, ctx, &format!("spec.{field}[{i}]")))
+            .collect()
+    };
+    let ingress = compile_rules(Direction::Ingress, ctx);
+    let egress = compile_rules(Direction::Egress, ctx);
+    Some(AdminCompiled { id: ctx.policy.clone(), priority, subject_ns, subject_pods, ingress, egress })
+}
+
+/// One rule of either direction and version, borrowed.
+struct RuleParts<'a> {
+    name: Option<&'a str>,
+    action: &'a str,
+    peers: Option<&'a [admin::RulePeer]>,
+    ports: Option<&'a [admin::AdminPort]>,
+    protocols: Option<&'a [admin::ClusterProtocol]>,
+}
+
+fn compile_admin_rule(
+    r: &RuleParts<'_>,
+    kind: AdminKind,
+    dir: Direction,
+    v2: bool,
+    ctx: &mut Ctx<'_>,
+    path: &str,
+) -> AdminRule {
+    let name = match r.name {
+        Some(n) if !n.is_empty() => crate::model::names::excerpt(n),
+        _ => path.trim_start_matches("spec.").to_string(),
+    };
+    let at = format!("{path} ({name:?})");
+    let action = match (kind, r.action) {
+        (AdminKind::Anp | AdminKind::Banp, "Allow") | (AdminKind::Cnp(_), "Accept") => Some(Action::Allow),
+        (_, "Deny") => Some(Action::Deny),
+        (AdminKind::Anp | AdminKind::Cnp(Tier::Admin), "Pass") => Some(Action::Pass),
+        (_, other) => {
+            let expected = match kind {
+                AdminKind::Anp => "Allow, Deny or Pass",
+                AdminKind::Banp => "Allow or Deny",
+                AdminKind::Cnp(Tier::Admin) => "Accept, Deny or Pass",
+                AdminKind::Cnp(Tier::Baseline) => "Accept or Deny",
+            };
+            let reason = format!(
+                "action {:?} is not one of {expected}; the rule matches nothing",
+                crate::model::names::excerpt(other)
+            );
+            admin_warn(ctx, &format!("{at}.action"), reason);
+            None
+        }
+    };
+    let peers_field = match dir {
+        Direction::Ingress => "from",
+        Direction::Egress => "to",
+    };
+    let mut peers = Vec::new();
+    match r.peers {
+        Some(list) if !list.is_empty() => {
+            let list = bounded(list, ctx, &format!("{at}.{peers_field}"));
+            for (i, p) in list.iter().enumerate() {
+                peers.extend(compile_admin_peer(p, dir, ctx, &format!("{at}.{peers_field}[{i}]")));
+            }
+        }
+        _ => {
+            admin_warn(ctx, &format!("{at}.{peers_field}"), "needs at least one peer; the rule matches nothing".into())
+        }
+    }
+    let (ports, other) =
+        if v2 { (None, r.ports.map(|_| "ports")) } else { (r.ports, r.protocols.map(|_| "protocols")) };
+    if let Some(field) = other {
+        let version = if v2 { admin::V1ALPHA2 } else { admin::V1ALPHA1 };
+        admin_warn(ctx, &format!("{at}.{field}"), format!("not a field of {version}; ignored"));
+    }
+    let ports = if v2 {
+        r.protocols.map(|list| {
+            let list = bounded(list, ctx, &format!("{at}.protocols"));
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, p)| compile_cluster_protocol(p, ctx, &format!("{at}.protocols[{i}]")))
+                .collect()
+        })
+    } else {
+        ports.map(|list| {
+            let list = bounded(list, ctx, &format!("{at}.ports"));
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, p)| compile_admin_port(p, ctx, &format!("{at}.ports[{i}]")))
+                .collect()
+        })
+    };
+    match action {
+        Some(action) => AdminRule { name, action, peers, ports },
+        // An unreadable action: the rule matches nothing rather than guessing what it does.
+        None => AdminRule { name, action: Action::Deny, peers: Vec::new(), ports },
+    }
+}
+
+/// A `pods` field: the namespace selector and the pod selector (a missing one selects all).
+fn namespaced_pod(p: &admin::NamespacedPod, ctx: &mut Ctx<'_>, path: &str) -> (Selector, Selector) {
+    let ns = p
+        .namespace_selector
+        .as_ref()
+        .map(|s| Selector::compile(s, ctx, &format!("{path}.namespaceSelector")))
+        .unwrap_or_default();
+    let pods =
+        p.pod_selector.as_ref().map(|s| Selector::compile(s, ctx, &format!("{path}.podSelector"))).unwrap_or_default();
+    (ns, pods)
+}
+
+fn compile_admin_peer(p: &admin::RulePeer, dir: Direction, ctx: &mut Ctx<'_>, path: &str) -> Vec<PeerMatch> {
+    let set: Vec<&str> = [
+        ("namespaces", p.namespaces.is_some()),
+        ("pods", p.pods.is_some()),
+        ("nodes", p.nodes.is_some()),
+        ("networks", p.networks.is_some()),
+        ("domainNames", p.domain_names.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, on)| on.then_some(f))
+    .collect();
+    let invalid = |ctx: &mut Ctx<'_>, reason: String| {
+        ctx.warn(EvalWarning::Peer { policy: ctx.policy.clone(), path: path.to_string(), reason });
+        vec![PeerMatch::Nothing]
+    };
+    if set.len() != 1 {
+        let what = if set.is_empty() { "none".to_string() } else { set.join(" and ") };
+        return invalid(ctx, format!("a peer needs exactly one field, it has {what}"));
+    }
+    if dir == Direction::Ingress && !matches!(set[0], "namespaces" | "pods") {
+        return invalid(ctx, format!("{} is no ingress peer (only namespaces and pods are)", set[0]));
+    }
+    if let Some(ns) = &p.namespaces {
+        let sel = Selector::compile(ns, ctx, &format!("{path}.namespaces"));
+        return vec![PeerMatch::Pods { namespaces: NamespaceMatch::Selector(sel), pods: Selector::default() }];
+    }
+    if let Some(pods) = &p.pods {
+        let (ns, pods) = namespaced_pod(pods, ctx, &format!("{path}.pods"));
+        return vec![PeerMatch::Pods { namespaces: NamespaceMatch::Selector(ns), pods }];
+    }
+    if p.nodes.is_some() {
+        // As netpol-analyzer: nodes are known here by address only, not by their labels.
+        return invalid(ctx, "nodes peers are not evaluated (nodes are known by address, not labels)".into());
+    }
+    if let Some(networks) = &p.networks {
+        let networks = bounded(networks, ctx, &format!("{path}.networks"));
+        return networks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match parse_net(c) {
+                Ok(net) => PeerMatch::Block { net, except: Vec::new() },
+                Err(reason) => {
+                    ctx.warn(EvalWarning::Peer {
+                        policy: ctx.policy.clone(),
+                        path: format!("{path}.networks[{i}]"),
+                        reason,
+                    });
+                    PeerMatch::Nothing
+                }
+            })
+            .collect();
+    }
+    let names = p.domain_names.as_deref().unwrap_or_default();
+    let names = bounded(names, ctx, &format!("{path}.domainNames"));
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        match n.strip_prefix("*.") {
+            Some(rest) => {
+                out.push(FqdnMatch::Pattern(format!("*.{}", rest.trim_end_matches('.').to_ascii_lowercase())))
+            }
+            None => match DnsName::parse(n) {
+                Ok(n) => out.push(FqdnMatch::Name(n)),
+                Err(e) => ctx.warn(EvalWarning::Peer {
+                    policy: ctx.policy.clone(),
+                    path: format!("{path}.domainNames[{i}]"),
+                    reason: e.to_string(),
+                }),
+            },
+        }
+    }
+    vec![PeerMatch::Fqdn(out)]
+}
+
+fn admin_protocol(p: Option<&str>, ctx: &mut Ctx<'_>, path: &str) -> Option<Protocol> {
+    match p {
+        None | Some("") => Some(Protocol::Tcp),
+        Some(s) => match s.parse::<Protocol>() {
+            Ok(p) => Some(p),
+            Err(e) => bad_port(ctx, path, e.to_string()),
+        },
+    }
+}
+
+fn admin_range(start: i64, end: i64, ctx: &mut Ctx<'_>, path: &str) -> Option<PortSet> {
+    match (u16::try_from(start), u16::try_from(end)) {
+        (Ok(s), Ok(e)) if s >= 1 && s <= e => Some(PortSet::range(s, e)),
+        _ => bad_port(ctx, path, format!("port {start}-{end} is not within 1-65535 with start <= end")),
+    }
+}
+
+fn compile_admin_port(p: &admin::AdminPort, ctx: &mut Ctx<'_>, path: &str) -> Option<AdminPortMatch> {
+    match (&p.port_number, &p.named_port, &p.port_range) {
+        (Some(n), None, None) => {
+            let proto = admin_protocol(n.protocol.as_deref(), ctx, path)?;
+            let set = admin_range(n.port, n.port, ctx, path)?;
+            Some(AdminPortMatch::Numbers(proto, set))
+        }
+        (None, Some(name), None) => Some(AdminPortMatch::Named(name.clone())),
+        (None, None, Some(r)) => {
+            let proto = admin_protocol(r.protocol.as_deref(), ctx, path)?;
+            Some(AdminPortMatch::Numbers(proto, admin_range(r.start, r.end, ctx, path)?))
+        }
+        _ => bad_port(ctx, path, "needs exactly one of portNumber, namedPort and portRange".into()),
+    }
+}
+
+fn compile_cluster_protocol(p: &admin::ClusterProtocol, ctx: &mut Ctx<'_>, path: &str) -> Option<AdminPortMatch> {
+    let set: Vec<(Protocol, &admin::ProtocolPort)> =
+        [(Protocol::Tcp, &p.tcp), (Protocol::Udp, &p.udp), (Protocol::Sctp, &p.sctp)]
+            .into_iter()
+            .filter_map(|(proto, pp)| Some((proto, pp.as_ref()?)))
+            .collect();
+    match (set.as_slice(), &p.destination_named_port) {
+        ([], Some(name)) => Some(AdminPortMatch::Named(name.clone())),
+        ([(proto, pp)], None) => {
+            let ports = match &pp.destination_port {
+                None => PortSet::all(),
+                Some(admin::DestinationPort { number: Some(n), range: None }) => admin_range(*n, *n, ctx, path)?,
+                Some(admin::DestinationPort { number: None, range: Some(r) }) => {
+                    admin_range(r.start, r.end, ctx, path)?
+                }
+                Some(_) => {
+                    return bad_port(ctx, path, "destinationPort needs exactly one of number and range".into());
+                }
+            };
+            Some(AdminPortMatch::Numbers(*proto, ports))
+        }
+        _ => bad_port(ctx, path, "needs exactly one of tcp, udp, sctp and destinationNamedPort".into()),
+    }
+}
+
+/// A named port of the destination pod: its first container port of that name, any protocol.
+fn resolve_admin_named(target_ports: Option<&[NamedPort]>, name: &str) -> Option<(Protocol, u16)> {
+    target_ports?.iter().find(|p| p.name == name).map(|p| (p.protocol, p.port))
+}
+
+fn admin_rule_conns(rule: &AdminRule, target_ports: Option<&[NamedPort]>) -> ConnSet {
+    let Some(ports) = &rule.ports else { return ConnSet::all() };
+    let mut out = ConnSet::none();
+    for pm in ports {
+        match pm {
+            AdminPortMatch::Numbers(proto, set) => out.add(*proto, set),
+            AdminPortMatch::Named(name) => {
+                if let Some((proto, p)) = resolve_admin_named(target_ports, name) {
+                    out.add(proto, &PortSet::single(p));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn admin_rule_allows_port(rule: &AdminRule, target_ports: Option<&[NamedPort]>, port: Port, proto: Protocol) -> bool {
+    let Some(ports) = &rule.ports else { return true };
+    ports.iter().any(|pm| match pm {
+        AdminPortMatch::Numbers(p, set) => *p == proto && set.contains(port.get()),
+        AdminPortMatch::Named(name) => resolve_admin_named(target_ports, name) == Some((proto, port.get())),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1534,6 +2157,7 @@ spec:
                 EvalWarning::Peer { .. } => "peer",
                 EvalWarning::Port { .. } => "port",
                 EvalWarning::PolicyType { .. } => "type",
+                EvalWarning::Admin { .. } => "admin",
             })
             .collect();
         assert_eq!(

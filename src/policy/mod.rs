@@ -2,6 +2,7 @@
 //! in either dialect, and evaluation of what a set of policies allows, which verifies every
 //! generated set.
 
+pub mod admin;
 pub mod cilium;
 pub mod eval;
 pub mod generate;

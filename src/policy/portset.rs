@@ -93,6 +93,27 @@ impl PortSet {
         }
         PortSet { ranges: out }
     }
+
+    /// The ports of 1-65535 not in the set.
+    pub fn complement(&self) -> PortSet {
+        let mut out = Vec::new();
+        let mut next = u32::from(Self::MIN);
+        for &(lo, hi) in &self.ranges {
+            if u32::from(lo) > next {
+                out.push((next as u16, lo - 1));
+            }
+            next = u32::from(hi) + 1;
+        }
+        if next <= u32::from(Self::MAX) {
+            out.push((next as u16, Self::MAX));
+        }
+        PortSet { ranges: out }
+    }
+
+    /// The ports of the set that are not in `other`.
+    pub fn subtract(&self, other: &PortSet) -> PortSet {
+        self.intersect(&other.complement())
+    }
 }
 
 impl fmt::Display for PortSet {
@@ -175,6 +196,16 @@ impl ConnSet {
         }
         out
     }
+
+    /// Removes the connections of `other`.
+    pub fn subtract_with(&mut self, other: &ConnSet) {
+        for p in Protocol::ALL {
+            let i = proto_index(p);
+            if !other.by_proto[i].is_empty() {
+                self.by_proto[i] = self.by_proto[i].subtract(&other.by_proto[i]);
+            }
+        }
+    }
 }
 
 /// The np-guard netpol-analyzer spelling: `All Connections`, `No Connections`, or protocols in
@@ -246,6 +277,18 @@ impl FromStr for ConnSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn complement_and_subtract() {
+        assert_eq!(PortSet::empty().complement(), PortSet::all());
+        assert!(PortSet::all().complement().is_empty());
+        let a = PortSet::range(1, 10).union(&PortSet::range(20, 65535));
+        assert_eq!(a.complement(), PortSet::range(11, 19));
+        assert_eq!(PortSet::all().subtract(&PortSet::single(80)).to_string(), "1-79,81-65535");
+        let mut c = ConnSet::all();
+        c.subtract_with(&ConnSet::ports(Protocol::Udp, PortSet::range(1, 52)));
+        assert_eq!(c.to_string(), "SCTP 1-65535,TCP 1-65535,UDP 53-65535");
+    }
 
     #[test]
     fn union_and_intersection_are_canonical() {

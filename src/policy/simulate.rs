@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Serialize;
 
+use super::admin::Tier;
 use super::eval::{Decision, Evaluator, SideDecision};
 use super::generate::Generation;
 use super::verify::{PortIndex, peer_of};
@@ -71,15 +72,17 @@ pub fn explain(d: &Decision) -> String {
         SideDecision::Blocked { isolated_by } => {
             Some(format!("blocked by the default deny of {} ({dir}: no rule allows it)", isolated_by.join(", ")))
         }
+        SideDecision::Admin(a) if !a.allowed => Some(format!("{a} ({dir})")),
         _ => None,
     };
     if let Some(why) = side(&d.egress, "egress").or_else(|| side(&d.ingress, "ingress")) {
         return why;
     }
-    let by: BTreeSet<&str> = [&d.egress, &d.ingress]
+    let by: BTreeSet<String> = [&d.egress, &d.ingress]
         .into_iter()
         .flat_map(|s| match s {
-            SideDecision::AllowedBy(p) => p.iter().map(String::as_str).collect::<Vec<_>>(),
+            SideDecision::AllowedBy(p) => p.clone(),
+            SideDecision::Admin(a) => vec![format!("{}, rule {:?}", a.policy, a.rule)],
             _ => Vec::new(),
         })
         .collect();
@@ -104,6 +107,10 @@ fn evaluators(inv: &Inventory, proposed: &[NetworkPolicy]) -> (Evaluator, Evalua
     let (before, mut warnings) = Evaluator::new(&inv.policies, &inv.namespaces);
     let (after, after_warnings) = Evaluator::new(&with_proposed(&inv.policies, proposed), &inv.namespaces);
     warnings.extend(after_warnings);
+    // The cluster-scoped admin policies stay as they are on both sides.
+    let (before, admin_warnings) = before.with_admin(&inv.admin);
+    let (after, _) = after.with_admin(&inv.admin);
+    warnings.extend(admin_warnings);
     let mut warnings: Vec<String> = warnings.into_iter().map(|w| w.to_string()).collect();
     warnings.sort();
     warnings.dedup();
@@ -145,6 +152,9 @@ impl Simulation<'_> {
                 match side {
                     SideDecision::AllowedBy(p) | SideDecision::Blocked { isolated_by: p } => {
                         out.extend(p.iter().cloned())
+                    }
+                    SideDecision::Admin(a) => {
+                        out.insert(a.policy.clone());
                     }
                     _ => {}
                 }
@@ -222,6 +232,10 @@ pub fn side_words(s: &SideDecision, dir: &str) -> String {
         SideDecision::NotApplicable => "not a pod: no policy applies".into(),
         SideDecision::NotIsolated => format!("not isolated: no policy selects it for {dir}"),
         SideDecision::AllowedBy(p) => format!("allowed by {}", p.join(", ")),
+        SideDecision::Admin(a) => match a.tier {
+            Tier::Admin => format!("{a} (admin tier, before NetworkPolicies)"),
+            Tier::Baseline => format!("{a} (baseline tier: no NetworkPolicy selects it for {dir})"),
+        },
         SideDecision::Blocked { isolated_by } => {
             format!(
                 "isolated for {dir} by {} and no rule of theirs allows it (their default deny)",

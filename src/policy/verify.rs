@@ -91,7 +91,10 @@ impl Verification {
 /// The generation's NetworkPolicies against its review.
 pub fn verify(generation: &Generation, inv: &Inventory, catalog: &Catalog) -> Verification {
     let policies: Vec<_> = generation.policies.iter().map(|g| g.policy.clone()).collect();
-    let (evaluator, warnings) = Evaluator::new(&policies, &inv.namespaces);
+    let (evaluator, mut warnings) = Evaluator::new(&policies, &inv.namespaces);
+    // The cluster's admin policies decide before (and after) the generated ones.
+    let (evaluator, admin_warnings) = evaluator.with_admin(&inv.admin);
+    warnings.extend(admin_warnings);
     verify_with(generation, &evaluator, warnings, inv, catalog)
 }
 
@@ -104,7 +107,9 @@ pub fn verify_cilium(
     catalog: &Catalog,
     names: &Names,
 ) -> Verification {
-    let (evaluator, warnings) = Evaluator::with_cilium(&[], policies, &inv.namespaces, names);
+    let (evaluator, mut warnings) = Evaluator::with_cilium(&[], policies, &inv.namespaces, names);
+    let (evaluator, admin_warnings) = evaluator.with_admin(&inv.admin);
+    warnings.extend(admin_warnings);
     verify_with(generation, &evaluator, warnings, inv, catalog)
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use flowgate::inventory::{KubeObject, Loaded};
 use flowgate::model::{Labels, Protocol};
+use flowgate::policy::admin::AdminPolicies;
 use flowgate::policy::eval::{DEFAULT_NAMESPACE, NamedPort};
 use flowgate::policy::portset::ConnSet;
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
@@ -28,6 +29,7 @@ pub struct Workload {
 pub struct Cluster {
     pub workloads: Vec<Workload>,
     pub policies: Vec<NetworkPolicy>,
+    pub admin: AdminPolicies,
     pub namespace_labels: BTreeMap<String, Labels>,
 }
 
@@ -45,6 +47,18 @@ pub fn cluster(loaded: &Loaded) -> Cluster {
             }
             KubeObject::NetworkPolicy(np) => {
                 c.policies.push(np.clone());
+                continue;
+            }
+            KubeObject::AdminNetworkPolicy(p) => {
+                c.admin.admin.push(p.clone());
+                continue;
+            }
+            KubeObject::BaselineAdminNetworkPolicy(p) => {
+                c.admin.baseline.push(p.clone());
+                continue;
+            }
+            KubeObject::ClusterNetworkPolicy(p) => {
+                c.admin.cluster.push(p.clone());
                 continue;
             }
             KubeObject::Pod(pod) => {
