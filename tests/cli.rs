@@ -1285,3 +1285,41 @@ async fn the_store_keeps_out_bad_names_and_reads_past_old_ones(pool: sqlx::PgPoo
         run.stderr
     );
 }
+
+/// `generate -A --dialect admin|admin-v1alpha1`: the cluster guardrails, verified; the flags
+/// that make no sense for them are refused with why.
+#[test]
+fn generate_writes_guardrails_in_both_api_versions() {
+    let inv = "tests/fixtures/java-app/inventory.json";
+    let flows = "tests/fixtures/java-app/flows.ndjson";
+    for (dialect, kind) in [("admin", "kind: ClusterNetworkPolicy"), ("admin-v1alpha1", "kind: AdminNetworkPolicy")] {
+        let run =
+            flowgate(&["generate", "--inventory", inv, "--flows", flows, "-A", "--dialect", dialect]).expect_code(0);
+        assert!(run.stdout.contains(kind), "{}", run.stdout);
+        assert!(run.stderr.contains("verified: 0 mismatches"), "{}", run.stderr);
+        let again = flowgate(&["generate", "--inventory", inv, "--flows", flows, "-A", "--dialect", dialect]);
+        assert_eq!(again.stdout, run.stdout, "same input, same bytes");
+    }
+    let run = flowgate(&["generate", "--inventory", inv, "--flows", flows, "--namespace", "x", "--dialect", "admin"])
+        .expect_code(2);
+    assert!(run.stderr.contains("-A"), "{}", run.stderr);
+    let run =
+        flowgate(&["generate", "--inventory", inv, "--flows", flows, "-A", "--exclude-pair", "a/b"]).expect_code(2);
+    assert!(run.stderr.contains("--dialect admin"), "{}", run.stderr);
+    let run = flowgate(&[
+        "generate",
+        "--inventory",
+        inv,
+        "--flows",
+        flows,
+        "-A",
+        "--dialect",
+        "admin",
+        "--exclude-pair",
+        "Bad/b",
+    ])
+    .expect_code(2);
+    assert!(run.stderr.contains("Bad"), "{}", run.stderr);
+    let run = flowgate(&["generate", "--inventory", inv, "--flows", flows, "-A", "--dialect", "calico"]).expect_code(2);
+    assert!(run.stderr.contains("admin-v1alpha1"), "{}", run.stderr);
+}

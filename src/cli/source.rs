@@ -149,6 +149,24 @@ impl SourceArgs {
 }
 
 impl Selection {
+    /// Every connection of the whole cluster (guardrails): `-A` is required, and no decision
+    /// flag applies.
+    pub(crate) fn cluster_connections(&self) -> Result<(Inventory, Connections), Fail> {
+        if !self.all_namespaces {
+            return Err(Fail("guardrails are for the whole cluster: give -A (--all-namespaces)".into()));
+        }
+        if !self.workload.is_empty()
+            || !self.exclude.is_empty()
+            || !self.trust.is_empty()
+            || !self.trust_name.is_empty()
+        {
+            return Err(Fail(
+                "--workload, --exclude, --trust and --trust-name are workload decisions; guardrails take --exclude-pair and --include-pair".into(),
+            ));
+        }
+        self.source.connections()
+    }
+
     fn namespaces(&self) -> Result<Option<BTreeSet<String>>, Fail> {
         for ns in &self.namespace {
             flowgate::model::Name::namespace(ns).map_err(|e| Fail(format!("--namespace: {e}")))?;

@@ -242,13 +242,17 @@ type PortSet = Ports;
 /// A rule before a dialect spells it: its peers (sorted) and the ports they share.
 pub type Rule = (Vec<PeerSel>, Ports);
 
-struct Selectors<'a> {
+pub(crate) struct Selectors<'a> {
     catalog: &'a Catalog,
     cache: BTreeMap<WorkloadRef, Result<Labels, SelectorError>>,
 }
 
-impl Selectors<'_> {
-    fn get(&mut self, w: &WorkloadRef) -> Result<Labels, SelectorError> {
+impl<'a> Selectors<'a> {
+    pub(crate) fn new(catalog: &'a Catalog) -> Selectors<'a> {
+        Selectors { catalog, cache: BTreeMap::new() }
+    }
+
+    pub(crate) fn get(&mut self, w: &WorkloadRef) -> Result<Labels, SelectorError> {
         if let Some(r) = self.cache.get(w) {
             return r.clone();
         }
@@ -393,7 +397,7 @@ fn classify(
 
 /// The cluster DNS peer and its real ports: the pods behind kube-dns, or the conventional
 /// `k8s-app: kube-dns` in kube-system when the inventory does not show them.
-fn dns_peer(inv: &Inventory, sels: &mut Selectors, warnings: &mut Vec<String>) -> (PeerSel, PortSet) {
+pub(crate) fn dns_peer(inv: &Inventory, sels: &mut Selectors, warnings: &mut Vec<String>) -> (PeerSel, PortSet) {
     let fallback_ports: PortSet = [(Protocol::Udp, 53), (Protocol::Tcp, 53)].into();
     if let Some(svc) = inv.dns_service() {
         let workloads = inv.service_workloads(svc);

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cilium;
 pub mod eval;
 pub mod generate;
+pub mod guardrails;
 pub mod portset;
 pub mod provenance;
 pub mod safety;
