@@ -1043,3 +1043,77 @@ async fn decisions_reset_to_the_defaults(pool: PgPool) {
     );
     assert!(partial.contains("example-java-app-cassandra") && partial.contains("Reset this workload"));
 }
+
+/// The cluster's guardrails page: the demo's namespace pairs, a Deny that changes the YAML in both
+/// API versions and is kept (versioned: a stale form is refused), bad input refused with why.
+#[sqlx::test(migrations = false)]
+async fn guardrails_are_reviewed_per_namespace_pair(pool: PgPool) {
+    let app = app(pool).await;
+    let (status, _, page) = send(&app, bearer("/clusters/demo/guardrails")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("<td>monitoring</td><td>example-java-app</td>"), "{page}");
+    assert!(page.contains("<td>ingress-nginx</td><td>example-java-app</td>"), "{page}");
+    assert!(page.contains("kind: ClusterNetworkPolicy"), "{page}");
+    assert!(page.contains("verified: every connection between namespaces"), "{page}");
+    let (_, _, cluster) = send(&app, bearer("/clusters/demo")).await;
+    assert!(cluster.contains("/clusters/demo/guardrails"), "{cluster}");
+
+    let post = |form: &str| {
+        Request::post("/clusters/demo/guardrails")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_string()))
+            .unwrap()
+    };
+    let yaml = |api: &'static str| {
+        let app = app.clone();
+        async move {
+            let (status, headers, body) =
+                send(&app, bearer(&format!("/api/v1/clusters/demo/guardrails.yaml?api={api}"))).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(
+                headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains(&format!("guardrails-demo.{api}.yaml"))
+            );
+            body
+        }
+    };
+    // Before: example-java-app accepts from monitoring.
+    let before = yaml("v1alpha1").await;
+    assert!(before.contains("kind: AdminNetworkPolicy"), "{before}");
+    let isolate =
+        |y: &str| y.split("---").find(|d| d.contains("name: flowgate-isolate-example-java-app")).unwrap().to_string();
+    assert!(isolate(&before).contains("- monitoring"), "{before}");
+
+    let (status, headers, body) =
+        send(&app, post("from=monitoring&to=example-java-app&allow=false&version=0&since=7d&api=v1alpha1")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[header::LOCATION], "/clusters/demo/guardrails?since=7d&api=v1alpha1");
+    let after = yaml("v1alpha1").await;
+    assert!(!isolate(&after).contains("- monitoring"), "{after}");
+    let v2 = yaml("v1alpha2").await;
+    let baseline = v2.split("---").find(|d| d.contains("name: flowgate-baseline-example-java-app")).unwrap();
+    assert!(!baseline.contains("monitoring"), "{v2}");
+    let (_, _, page) = send(&app, bearer("/clusters/demo/guardrails")).await;
+    assert!(page.contains(r#"aria-label="Allow monitoring to example-java-app""#), "{page}");
+    assert!(page.contains("verified: every connection"), "{page}");
+
+    // A form from before that change is refused, and nothing changes.
+    let (status, _, body) = send(&app, post("from=monitoring&to=example-java-app&allow=true&version=0")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(yaml("v1alpha1").await, after);
+    for (form, why) in [
+        ("from=Bad&to=x&allow=true&version=1", "from: "),
+        ("from=a&to=a&allow=true&version=1", "one namespace"),
+        ("from=a&to=b&allow=maybe&version=1", "allow: "),
+    ] {
+        let (status, _, body) = send(&app, post(form)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form}: {body}");
+        assert!(body.contains(why), "{form}: {body}");
+    }
+    let (status, _, body) = send(&app, bearer("/api/v1/clusters/demo/guardrails.yaml?api=v2")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Without a token, nothing.
+    let (status, _, _) =
+        send(&app, Request::get("/api/v1/clusters/demo/guardrails.yaml").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -118,13 +118,17 @@ pub(crate) fn run_generate(args: GenerateArgs) -> Result<ExitCode, Fail> {
 fn run_guardrails(args: &GenerateArgs, api: AdminApi) -> Result<ExitCode, Fail> {
     use flowgate::policy::guardrails as g;
     let (inv, conns) = args.sel.cluster_connections()?;
-    let opts = g::GuardOptions {
-        decisions: g::PairDecisions {
-            exclude: args.exclude_pair.iter().cloned().collect(),
-            include: args.include_pair.iter().cloned().collect(),
-        },
-        ..Default::default()
-    };
+    // The stored decisions (from the cluster's guardrails page), then the flags over them.
+    let mut decisions = args.sel.stored_pair_decisions()?.unwrap_or_default();
+    for p in &args.exclude_pair {
+        decisions.include.remove(p);
+        decisions.exclude.insert(p.clone());
+    }
+    for p in &args.include_pair {
+        decisions.exclude.remove(p);
+        decisions.include.insert(p.clone());
+    }
+    let opts = g::GuardOptions { decisions, ..Default::default() };
     let rails = g::guardrails(&inv, &conns, &opts);
     let yaml = match api {
         AdminApi::V1alpha2 => g::to_yaml(&g::to_cluster_network_policies(&rails).map_err(Fail)?),

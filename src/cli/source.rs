@@ -167,6 +167,18 @@ impl Selection {
         self.source.connections()
     }
 
+    /// With `--cluster`, the guardrail decisions stored for it (the cluster's guardrails page).
+    pub(crate) fn stored_pair_decisions(&self) -> Result<Option<flowgate::policy::guardrails::PairDecisions>, Fail> {
+        let Some(cluster) = &self.source.cluster else { return Ok(None) };
+        let rt = runtime()?;
+        let store = connect(&rt, &self.source.db)?;
+        rt.block_on(async {
+            let id = store.cluster_id(cluster, false).await?;
+            Ok(Some(store.guardrail_decisions(id).await?.0))
+        })
+        .map_err(store_err)
+    }
+
     fn namespaces(&self) -> Result<Option<BTreeSet<String>>, Fail> {
         for ns in &self.namespace {
             flowgate::model::Name::namespace(ns).map_err(|e| Fail(format!("--namespace: {e}")))?;

@@ -219,3 +219,91 @@ impl Store {
         }
     }
 }
+
+/// A stored pair `FROM/TO`; one this version cannot read is left out with a warning.
+fn pairs(cluster: i32, what: &str, raw: &[String]) -> std::collections::BTreeSet<(String, String)> {
+    raw.iter()
+        .filter_map(|s| match s.split_once('/') {
+            Some((a, b)) if crate::model::Name::namespace(a).is_ok() && crate::model::Name::namespace(b).is_ok() => {
+                Some((a.to_string(), b.to_string()))
+            }
+            _ => {
+                tracing::warn!("guardrail decisions of cluster {cluster}: stored {what} {s:?} left out");
+                None
+            }
+        })
+        .collect()
+}
+
+impl Store {
+    /// The cluster's guardrail decisions and their version (0 when none were stored).
+    pub async fn guardrail_decisions(&self, cluster: i32) -> Result<(crate::policy::guardrails::PairDecisions, i32)> {
+        let row: Option<(i32, Vec<String>, Vec<String>)> =
+            sqlx::query_as("select version, exclude, include from guardrail_decisions where cluster_id = $1")
+                .bind(cluster)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            None => (Default::default(), 0),
+            Some((version, exclude, include)) => (
+                crate::policy::guardrails::PairDecisions {
+                    exclude: pairs(cluster, "exclusion", &exclude),
+                    include: pairs(cluster, "inclusion", &include),
+                },
+                version,
+            ),
+        })
+    }
+
+    /// Stores the cluster's guardrail decisions if the stored version is still `expected`;
+    /// returns the new version.
+    pub async fn put_guardrail_decisions(
+        &self,
+        cluster: i32,
+        d: &crate::policy::guardrails::PairDecisions,
+        expected: i32,
+        author: &str,
+    ) -> Result<i32> {
+        let text = |set: &std::collections::BTreeSet<(String, String)>| -> Vec<String> {
+            set.iter().map(|(a, b)| format!("{a}/{b}")).collect()
+        };
+        let mut tx = self.pool.begin().await?;
+        let current: Option<(i32, String)> =
+            sqlx::query_as("select version, author from guardrail_decisions where cluster_id = $1 for update")
+                .bind(cluster)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (current_version, current_author) = current.unwrap_or((0, String::new()));
+        let conflict = |current| StoreError::Conflict {
+            workload: "the cluster's guardrails".into(),
+            expected,
+            current,
+            author: current_author.clone(),
+        };
+        if current_version != expected {
+            return Err(conflict(current_version));
+        }
+        let next = current_version + 1;
+        let written = sqlx::query(
+            "insert into guardrail_decisions (cluster_id, version, exclude, include, author)
+             values ($1, $2, $3, $4, $5)
+             on conflict (cluster_id) do update set
+                version = excluded.version, exclude = excluded.exclude, include = excluded.include,
+                author = excluded.author, updated_at = now()
+             where guardrail_decisions.version = $2 - 1",
+        )
+        .bind(cluster)
+        .bind(next)
+        .bind(text(&d.exclude))
+        .bind(text(&d.include))
+        .bind(author)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if written != 1 {
+            return Err(conflict(next));
+        }
+        tx.commit().await?;
+        Ok(next)
+    }
+}

@@ -32,6 +32,7 @@ pub fn router() -> axum::Router<AppState> {
         .route(&format!("{W}/policy.yaml"), get(policy_yaml))
         .route(&format!("{W}/decisions"), get(get_decisions).put(put_decisions))
         .route(&format!("{NS}/policy.yaml"), get(namespace_policy_yaml))
+        .route("/api/v1/clusters/{cluster}/guardrails.yaml", get(super::guardrails::yaml))
         .route(&format!("{NS}/graph"), get(namespace_graph))
 }
 
@@ -169,7 +170,7 @@ pub async fn namespace_graph(
     Ok(Json(report::graph(&r.generation.review, &r.connections, None, Some(&sim))))
 }
 
-fn yaml_response(yaml: String, filename: &str) -> Response {
+pub(super) fn yaml_response(yaml: String, filename: &str) -> Response {
     let mut resp = yaml.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml; charset=utf-8"));

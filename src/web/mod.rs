@@ -12,6 +12,7 @@ pub mod auth;
 pub mod context;
 pub mod demo;
 pub mod error;
+pub mod guardrails;
 pub mod ingest;
 pub mod limit;
 pub mod metrics;

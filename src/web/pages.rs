@@ -32,6 +32,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/", get(index))
         .route("/logout", post(super::auth::logout))
         .route("/clusters/{cluster}", get(cluster))
+        .route("/clusters/{cluster}/guardrails", get(super::guardrails::page).post(super::guardrails::post_pair))
         .route(W, get(workload))
         .route(&format!("{W}/decisions"), post(post_decision))
         // A browser is told in a sentence that the database is unreachable, not in JSON.
@@ -52,7 +53,7 @@ pub const SCRIPTS: &[&str] = &[
 /// Template filters. `visible`: untrusted text with the characters that would reorder or hide what
 /// is shown around it spelled out ([`report::visible`]); askama HTML-escapes the result. `when`: a
 /// time with its zone ([`report::when`]).
-mod filters {
+pub(super) mod filters {
     #[askama::filter_fn]
     pub fn visible(s: impl std::fmt::Display, _: &dyn askama::Values) -> askama::Result<String> {
         Ok(crate::report::visible(&s.to_string()).into_owned())
