@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 
 use crate::inventory::KubeObject;
 use crate::metrics::{Counter, Metrics};
+use crate::policy::admin::{AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy};
 use crate::store::Store;
 use crate::store::inventory::ImportReport;
 
@@ -93,6 +94,144 @@ where
     (Arc::new(Reflected { kind, reader, wrap }), task.abort_handle())
 }
 
+/// The cluster-scoped policy kinds of `policy.networking.k8s.io`, as kube-rs resources. Their
+/// CRDs are installed in some clusters only ([`reflect_optional`]).
+macro_rules! cluster_resource {
+    ($ty:ty, $kind:literal, $version:literal, $plural:literal) => {
+        impl Resource for $ty {
+            type DynamicType = ();
+            type Scope = kube::core::ClusterResourceScope;
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                $kind.into()
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                crate::policy::admin::GROUP.into()
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                $version.into()
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                $plural.into()
+            }
+            fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+cluster_resource!(AdminNetworkPolicy, "AdminNetworkPolicy", "v1alpha1", "adminnetworkpolicies");
+cluster_resource!(BaselineAdminNetworkPolicy, "BaselineAdminNetworkPolicy", "v1alpha1", "baselineadminnetworkpolicies");
+cluster_resource!(ClusterNetworkPolicy, "ClusterNetworkPolicy", "v1alpha2", "clusternetworkpolicies");
+
+/// List items come without `kind` and `apiVersion`; the stored object says them, as the loader
+/// that reads it back asks (a ClusterNetworkPolicy must name its group: Antrea has one too).
+fn anp(mut p: AdminNetworkPolicy) -> KubeObject {
+    (p.api_version, p.kind) = (crate::policy::admin::V1ALPHA1.into(), crate::policy::admin::ANP_KIND.into());
+    KubeObject::AdminNetworkPolicy(p)
+}
+
+fn banp(mut p: BaselineAdminNetworkPolicy) -> KubeObject {
+    (p.api_version, p.kind) = (crate::policy::admin::V1ALPHA1.into(), crate::policy::admin::BANP_KIND.into());
+    KubeObject::BaselineAdminNetworkPolicy(p)
+}
+
+fn cnp(mut p: ClusterNetworkPolicy) -> KubeObject {
+    (p.api_version, p.kind) = (crate::policy::admin::V1ALPHA2.into(), crate::policy::admin::CNP_KIND.into());
+    KubeObject::ClusterNetworkPolicy(p)
+}
+
+/// How often a kind whose CRD was not installed is looked for again.
+const PROBE_EVERY: Duration = Duration::from_secs(300);
+
+/// A kind that may be absent (a CRD not installed): absent, it counts as listed and empty.
+struct Optional<K: Resource<DynamicType = ()> + 'static> {
+    inner: Reflected<K>,
+    /// 0 not known yet, 1 absent, 2 present.
+    state: Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl<K> Kind for Optional<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn snapshot(&self) -> Vec<KubeObject> {
+        match self.state.load(std::sync::atomic::Ordering::SeqCst) {
+            2 => self.inner.snapshot(),
+            _ => Vec::new(),
+        }
+    }
+    fn ready(&self) -> bool {
+        match self.state.load(std::sync::atomic::Ordering::SeqCst) {
+            1 => true,
+            2 => self.inner.ready(),
+            _ => false,
+        }
+    }
+}
+
+/// [`reflect`] for a kind whose CRD may not be installed: a list of one object tells; a 404 marks
+/// it absent (listed, empty) and it is looked for again every [`PROBE_EVERY`]; once present, its
+/// reflector runs as any other's.
+fn reflect_optional<K>(
+    client: &Client,
+    metrics: &Metrics,
+    wrap: fn(K) -> KubeObject,
+) -> (Arc<dyn Kind>, tokio::task::AbortHandle)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use std::sync::atomic::Ordering;
+    let kind = K::kind(&()).into_owned();
+    let (reader, writer) = reflector::store::<K>();
+    let api: Api<K> = Api::all(client.clone());
+    let restarts: Arc<Counter> = metrics.watch_restarts.get(&kind);
+    let state = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let (name, flag) = (kind.clone(), state.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            match api.list(&kube::api::ListParams::default().limit(1)).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    if flag.swap(1, Ordering::SeqCst) != 1 {
+                        tracing::info!(
+                            "watch: {name} is not installed in the cluster (looked for again every {}s)",
+                            PROBE_EVERY.as_secs()
+                        );
+                    }
+                    tokio::time::sleep(PROBE_EVERY).await;
+                }
+                Err(e) => {
+                    tracing::warn!("watching {name}: {e}");
+                    restarts.inc();
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Ok(_) => break,
+            }
+        }
+        flag.store(2, Ordering::SeqCst);
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            if let Err(e) = ev {
+                tracing::warn!("watching {name}: {e}");
+                restarts.inc();
+            }
+        }
+    });
+    (Arc::new(Optional { inner: Reflected { kind, reader, wrap }, state }), task.abort_handle())
+}
+
 /// A reflector per kind Flowgate reads, running until the `Watcher` is dropped. The deployment's
 /// ClusterRole (`deploy/base/clusterrole.yaml`) grants list and watch of exactly these; a test
 /// in `tests/watch.rs` compares it with the requests made.
@@ -130,6 +269,9 @@ impl Watcher {
             reflect::<Job>(client, metrics, KubeObject::Job),
             reflect::<CronJob>(client, metrics, KubeObject::CronJob),
             reflect::<NetworkPolicy>(client, metrics, KubeObject::NetworkPolicy),
+            reflect_optional::<AdminNetworkPolicy>(client, metrics, anp),
+            reflect_optional::<BaselineAdminNetworkPolicy>(client, metrics, banp),
+            reflect_optional::<ClusterNetworkPolicy>(client, metrics, cnp),
         ];
         let (kinds, tasks): (Vec<_>, Vec<_>) = started.into_iter().unzip();
         Watcher { kinds: kinds.into(), tasks }

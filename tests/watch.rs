@@ -47,6 +47,9 @@ fn plural(kind: &str) -> String {
     match kind {
         "Endpoints" => "endpoints".into(),
         "NetworkPolicy" => "networkpolicies".into(),
+        "AdminNetworkPolicy" => "adminnetworkpolicies".into(),
+        "BaselineAdminNetworkPolicy" => "baselineadminnetworkpolicies".into(),
+        "ClusterNetworkPolicy" => "clusternetworkpolicies".into(),
         k => format!("{}s", k.to_ascii_lowercase()),
     }
 }
@@ -116,6 +119,9 @@ fn java_app_objects() -> (HashMap<String, Vec<Value>>, usize) {
         "jobs",
         "cronjobs",
         "networkpolicies",
+        "adminnetworkpolicies",
+        "baselineadminnetworkpolicies",
+        "clusternetworkpolicies",
     ] {
         objects.insert(plural_name.to_string(), Vec::new());
     }
@@ -394,4 +400,67 @@ async fn serve_kube_watches_the_kubeconfig_cluster_until_sigterm(pool: PgPool) {
     .unwrap();
     assert_eq!(status.0.code(), Some(0), "{}", status.1);
     assert!(status.1.contains("watching the cluster as \"live\""), "{}", status.1);
+}
+
+/// The Network Policy API's cluster-scoped kinds: where their CRDs are installed they are watched
+/// and recorded like any kind, and read back into the inventory the evaluator uses; where they are
+/// not (the API server answers 404), the watcher records everything else without them.
+#[sqlx::test(migrations = false)]
+async fn admin_policies_are_watched_where_their_crds_are_installed(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let (mut objects, expected) = java_app_objects();
+    objects.get_mut("adminnetworkpolicies").unwrap().push(json!({
+        "metadata": {"name": "protect-db", "resourceVersion": "50"},
+        "spec": {"priority": 10, "subject": {"namespaces": {}},
+                 "ingress": [{"name": "no-web", "action": "Deny", "from": [{"namespaces": {"matchLabels": {"team": "web"}}}]}]}
+    }));
+    objects.get_mut("clusternetworkpolicies").unwrap().push(json!({
+        "metadata": {"name": "baseline-deny", "resourceVersion": "50"},
+        "spec": {"tier": "Baseline", "priority": 100, "subject": {"namespaces": {}},
+                 "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]}
+    }));
+    let installed = store.cluster_id("installed", true).await.unwrap();
+    let fake = Fake { objects: Arc::new(objects.clone()), ..Fake::default() };
+    let (tx, mut imports) = mpsc::unbounded_channel();
+    let watcher = tokio::spawn(flowgate::watch::watch(
+        client(&serve_fake(&fake).await),
+        store.clone(),
+        installed,
+        Duration::from_millis(50),
+        move |r, n| {
+            let _ = tx.send((r.clone(), n));
+        },
+    ));
+    let (report, n) = next(&mut imports).await;
+    assert_eq!((n, report.added as usize), (expected + 2, expected + 2), "{report:?}");
+    watcher.abort();
+    let inv = store.load_inventory(installed).await.unwrap();
+    assert!(inv.notes.is_empty(), "{:?}", inv.notes);
+    assert_eq!(inv.admin.admin.iter().map(|p| p.metadata.name.as_deref().unwrap()).collect::<Vec<_>>(), ["protect-db"]);
+    assert_eq!(inv.admin.cluster.len(), 1);
+    assert_eq!(inv.admin.cluster[0].api_version, "policy.networking.k8s.io/v1alpha2");
+
+    // A cluster without those CRDs.
+    for plural in ["adminnetworkpolicies", "baselineadminnetworkpolicies", "clusternetworkpolicies"] {
+        objects.remove(plural);
+    }
+    let bare = store.cluster_id("bare", true).await.unwrap();
+    let fake = Fake { objects: Arc::new(objects), ..Fake::default() };
+    let (tx, mut imports) = mpsc::unbounded_channel();
+    let watcher = tokio::spawn(flowgate::watch::watch(
+        client(&serve_fake(&fake).await),
+        store.clone(),
+        bare,
+        Duration::from_millis(50),
+        move |r, n| {
+            let _ = tx.send((r.clone(), n));
+        },
+    ));
+    let (report, n) = next(&mut imports).await;
+    assert_eq!((n, report.added as usize), (expected, expected), "{report:?}");
+    watcher.abort();
+    // They were asked for, once each, and not watched.
+    let asked = fake.requests.lock().unwrap().clone();
+    assert!(asked.contains(&("policy.networking.k8s.io".into(), "adminnetworkpolicies".into(), "list".into())));
+    assert!(!asked.contains(&("policy.networking.k8s.io".into(), "adminnetworkpolicies".into(), "watch".into())));
 }
