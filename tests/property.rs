@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use flowgate::enrich::Endpoint;
 use flowgate::inventory::Inventory;
 use flowgate::model::{Cidr, Labels, PeerSpec, Port, Protocol, WorkloadKind, WorkloadRef};
-use flowgate::policy::generate::{Decisions, Options, generate};
+use flowgate::policy::generate::{Decisions, Options, Status, generate};
 use flowgate::policy::verify::verify;
 use flowgate::topology::{Catalog, ConnKey, ConnStats, Connections};
 
@@ -309,4 +309,37 @@ fn a_trusted_external_address_inside_the_cluster_ranges_gets_its_own_block() {
     assert!(yaml.contains("cidr: 10.156.0.2/32"), "{yaml}");
     // The address outside the cluster keeps the trusted range, with the cluster's ranges left out.
     assert!(yaml.contains("cidr: 0.0.0.0/0") && yaml.contains("- 10.0.0.0/8"), "{yaml}");
+}
+
+/// Found by the pipeline fuzz target: the cluster DNS's pods seen with two label sets that share
+/// no stable label, only one of which carries the DNS server's `k8s-app: kube-dns`. No selector
+/// picks out all of coredns, so its client's row is excluded; the DNS rule every policy carries
+/// still reaches the pods with the DNS labels. Verification took the workload as its first label
+/// set (the one the DNS rule reaches) and called that a contradiction; it now tries every set.
+#[test]
+fn a_dns_server_whose_pods_share_no_label_is_verified_pod_by_pod() {
+    let inv = Inventory::build(&[]);
+    let mut catalog = Catalog::default();
+    let client = WorkloadRef::new(WorkloadKind::Deployment, "bookinfo", "ratings-v1");
+    let coredns = WorkloadRef::new(WorkloadKind::Deployment, "kube-system", "coredns");
+    catalog.learn(&client, &Labels::from([("app".to_string(), "ratings".to_string())]));
+    catalog.learn(&coredns, &Labels::from([("k8s-app".to_string(), "kube-dns".to_string())]));
+    catalog.learn(&coredns, &Labels::from([("k8s-app".to_string(), "kube-dns2".to_string())]));
+    let mut conns = Connections::new(catalog);
+    let mut stats = ConnStats::new("2026-11-25T10:00:00Z".parse().unwrap());
+    stats.flows = 1;
+    let key = ConnKey {
+        src: Endpoint::Workload { workload: client.clone() },
+        dst: Endpoint::Workload { workload: coredns.clone() },
+        port: Port::new(53).unwrap(),
+        protocol: Protocol::Udp,
+    };
+    conns.map.insert(key.clone(), stats);
+    let opts = Options { workloads: Some(BTreeSet::from([client.clone()])), ..Options::default() };
+    let g = generate(&inv, &conns, &opts);
+    let row = g.review.iter().find(|r| r.workload == client && r.key == key).unwrap();
+    assert!(matches!(row.status, Status::Excluded(_)), "{:?}", row.status);
+    let v = verify(&g, &inv, &conns.catalog);
+    assert!(v.ok(), "{:?}", v.mismatches);
+    assert_eq!(v.blocked, 1);
 }

@@ -55,8 +55,29 @@ impl OwnedPeer {
     }
 }
 
+/// Every pod a workload is known as: one per label set it was seen with (a workload with none
+/// stands in as one pod without labels). Other ends are themselves.
+pub fn peers_of(e: &Endpoint, catalog: &Catalog, ports: &PortIndex) -> Vec<OwnedPeer> {
+    match e {
+        Endpoint::Workload { workload } => match catalog.workloads.get(workload).filter(|s| s.len() > 1) {
+            Some(sets) => sets
+                .iter()
+                .map(|labels| OwnedPeer::Pod {
+                    namespace: workload.namespace.clone(),
+                    name: workload.name.clone(),
+                    labels: labels.clone(),
+                    ports: ports.by_workload.get(workload).cloned().unwrap_or_default(),
+                })
+                .collect(),
+            None => vec![peer_of(e, catalog, ports)],
+        },
+        _ => vec![peer_of(e, catalog, ports)],
+    }
+}
+
 /// A workload stands in as one pod carrying its first known label set: selectors are built from
-/// the labels all of a workload's pods share, so any of its sets gives the same answer.
+/// the labels all of a workload's pods share, so for them any of its sets gives the same answer
+/// (verification tries every set, [`peers_of`]).
 pub fn peer_of(e: &Endpoint, catalog: &Catalog, ports: &PortIndex) -> OwnedPeer {
     match e {
         Endpoint::Workload { workload } => OwnedPeer::Pod {
@@ -128,14 +149,28 @@ fn verify_with(
             v.not_evaluated += 1;
             continue;
         }
-        let src = peer_of(&row.key.src, catalog, &ports);
-        let dst = peer_of(&row.key.dst, catalog, &ports);
-        let d = evaluator.check(&src.as_peer(), &dst.as_peer(), row.key.port, row.key.protocol);
-        let want_allowed = row.status == Status::Allowed;
-        match (want_allowed, d.allowed) {
-            (true, true) => v.allowed += 1,
-            (false, false) => v.blocked += 1,
-            _ => v.mismatches.push((row.clone(), d)),
+        // Every pod either end is known as (a workload seen with several label sets is each of
+        // them): allowed means every one of them is allowed, excluded that none is. A peer
+        // excluded because no selector picks out all its pods may still have some of them
+        // reached by a rule for others (the DNS rule reaches the pods carrying the DNS server's
+        // labels): there only all of them allowed is a contradiction.
+        let srcs = peers_of(&row.key.src, catalog, &ports);
+        let dsts = peers_of(&row.key.dst, catalog, &ports);
+        let (mut allowed, mut blocked) = (None, None);
+        for s in &srcs {
+            for d in &dsts {
+                let decision = evaluator.check(&s.as_peer(), &d.as_peer(), row.key.port, row.key.protocol);
+                let slot = if decision.allowed { &mut allowed } else { &mut blocked };
+                slot.get_or_insert(decision);
+            }
+        }
+        let partial_ok = matches!(&row.status, Status::Excluded(super::generate::ExcludeReason::NoSelector(_)));
+        match (row.status == Status::Allowed, allowed, blocked) {
+            (true, Some(_), None) => v.allowed += 1,
+            (false, None, Some(_)) => v.blocked += 1,
+            (false, Some(_), Some(_)) if partial_ok => v.blocked += 1,
+            (true, _, Some(d)) | (false, Some(d), _) => v.mismatches.push((row.clone(), d)),
+            (_, None, None) => v.not_evaluated += 1,
         }
     }
     v
