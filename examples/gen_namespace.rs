@@ -1,7 +1,10 @@
 //! Writes Hubble flows (`hubble observe -o json` lines) for one large namespace: `--workloads`
 //! Deployments (2,000) in namespace `big`, each calling `--peers` (4) others picked at random on
-//! one of four ports, `--flows` (5) flows a call, one second apart from 2026-11-30T12:00:00Z. The
-//! flows carry their own pod metadata, so no inventory is needed.
+//! one of four ports, `--flows` (5) flows a call, one second apart from `--start`
+//! (2026-11-30T12:00:00Z), or
+//! with `--span-hours H` each call's flows spread evenly over H hours from then (so a window of
+//! days has aggregates in many hours). The flows carry their own pod metadata, so no inventory is
+//! needed.
 //!
 //! `cargo run --release --example gen_namespace -- --out /var/tmp/flowgate-bench/namespace-2000.json`
 //!
@@ -19,6 +22,8 @@ use rng::Rng;
 
 fn main() -> Result<()> {
     let (mut workloads, mut peers, mut flows, mut seed, mut out) = (2000usize, 4usize, 5usize, 3u64, None);
+    let mut span_hours = 0i64;
+    let mut start: jiff::Timestamp = "2026-11-30T12:00:00Z".parse()?;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
@@ -27,6 +32,8 @@ fn main() -> Result<()> {
             "--peers" => peers = value()?.parse()?,
             "--flows" => flows = value()?.parse()?,
             "--seed" => seed = value()?.parse()?,
+            "--span-hours" => span_hours = value()?.parse()?,
+            "--start" => start = value()?.parse()?,
             "--out" => out = Some(value()?),
             _ => bail!("unknown argument {a} (see the comment at the top of examples/gen_namespace.rs)"),
         }
@@ -36,7 +43,6 @@ fn main() -> Result<()> {
         bail!("--workloads: between 2 and 60000");
     }
     let mut rng = Rng::new(seed);
-    let start = jiff::Timestamp::from_second(1_796_040_000)?; // 2026-11-30T12:00:00Z
     let ip = |i: usize| format!("10.1.{}.{}", i / 250, i % 250 + 1);
     let endpoint = |i: usize| {
         json!({
@@ -45,6 +51,15 @@ fn main() -> Result<()> {
             "labels": [format!("k8s:app=app-{i:05}"), format!("k8s:team=t{}", i % 7)],
             "workloads": [{"name": format!("app-{i:05}"), "kind": "Deployment"}],
         })
+    };
+    // A flow's time: one second after the one before, or the call's `f`th of `flows` slots over
+    // the span (plus the flow's own second, so that no two flows share an instant).
+    let at = |n: u64, f: usize| -> jiff::SignedDuration {
+        if span_hours <= 0 {
+            return jiff::SignedDuration::from_secs(n as i64);
+        }
+        let slot = span_hours * 3600 / flows as i64;
+        jiff::SignedDuration::from_secs(slot * f as i64 + (n as i64 % slot.max(1)))
     };
     let mut w = BufWriter::new(std::fs::File::create(&out).with_context(|| out.clone())?);
     let mut n = 0u64;
@@ -55,7 +70,7 @@ fn main() -> Result<()> {
             for f in 0..flows {
                 n += 1;
                 let flow = json!({
-                    "time": (start + jiff::SignedDuration::from_secs(n as i64)).to_string(),
+                    "time": (start + at(n, f)).to_string(),
                     "uuid": rng.uuid(),
                     "verdict": "FORWARDED", "Type": "L3_L4", "is_reply": false,
                     "IP": {"source": ip(i), "destination": ip(j), "ipVersion": "IPv4"},
