@@ -343,3 +343,49 @@ fn a_dns_server_whose_pods_share_no_label_is_verified_pod_by_pod() {
     assert!(v.ok(), "{:?}", v.mismatches);
     assert_eq!(v.blocked, 1);
 }
+
+/// Found by the pipeline fuzz target: one address seen as a node (`remote-node`) and, on the same
+/// port, as an unresolved address (a host-network pod shares its node's address). The node's /32
+/// rule admits both, so the unresolved row, excluded by default, was contradicted by its own
+/// policy. It is now allowed, with a warning that says by which rule.
+#[test]
+fn an_unresolved_address_that_a_node_rule_admits_is_allowed_and_said_so() {
+    let inv = Inventory::build(&[]);
+    let mut catalog = Catalog::default();
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "a", "web");
+    catalog.learn(&web, &Labels::from([("app".to_string(), "web".to_string())]));
+    let mut conns = Connections::new(catalog);
+    let mut stats = ConnStats::new("2026-11-25T10:00:00Z".parse().unwrap());
+    stats.flows = 1;
+    let ip: IpAddr = "10.244.1.193".parse().unwrap();
+    for dst in [Endpoint::Node { ip, name: "worker-1".into() }, Endpoint::Unresolved { ip }] {
+        let key = ConnKey {
+            src: Endpoint::Workload { workload: web.clone() },
+            dst,
+            port: Port::new(9080).unwrap(),
+            protocol: Protocol::Tcp,
+        };
+        conns.map.insert(key, stats.clone());
+    }
+    let g = generate(&inv, &conns, &Options::default());
+    let v = verify(&g, &inv, &conns.catalog);
+    assert!(v.ok(), "{:?}", v.mismatches);
+    let row = g.review.iter().find(|r| matches!(r.key.dst, Endpoint::Unresolved { .. })).unwrap();
+    assert_eq!(row.status, Status::Allowed);
+    assert!(
+        g.warnings.iter().any(|w| w.contains("the rule for the node at 10.244.1.193 admits it")),
+        "{:?}",
+        g.warnings
+    );
+    // With the address excluded by a decision, neither row gets a rule.
+    let opts = Options {
+        decisions: Decisions {
+            exclude: BTreeSet::from(["10.244.1.193/32".parse::<PeerSpec>().unwrap()]),
+            ..Decisions::default()
+        },
+        ..Options::default()
+    };
+    let g = generate(&inv, &conns, &opts);
+    assert!(verify(&g, &inv, &conns.catalog).ok());
+    assert!(g.review.iter().all(|r| r.status != Status::Allowed || r.key.dst.ip().is_none()), "{:?}", g.review);
+}
