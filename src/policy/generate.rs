@@ -671,36 +671,25 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
         }
     }
 
-    // An address excluded by default (unresolved, or external and untrusted) that a rule for the
-    // same address admits anyway on that port: a node's /32 (a host-network pod shares its node's
-    // address) or a trusted range. The policy cannot leave it out, so the row says it is allowed,
-    // and a warning says by what.
+    // An address excluded by default (unresolved, or external and untrusted) that the egress rule
+    // for a node at the same address admits anyway on that port (a host-network pod shares its
+    // node's address). The policy cannot leave it out, so the row says it is allowed, and a
+    // warning says by what.
     for row in &mut out.review {
-        if !matches!(row.status, Status::Excluded(ExcludeReason::Unresolved | ExcludeReason::UntrustedExternal)) {
+        if row.direction != Direction::Egress
+            || !matches!(row.status, Status::Excluded(ExcludeReason::Unresolved | ExcludeReason::UntrustedExternal))
+        {
             continue;
         }
         let Some(ip) = row.peer().ip() else { continue };
-        let rules = match row.direction {
-            Direction::Ingress => ingress.get(&row.workload),
-            Direction::Egress => egress.get(&row.workload),
-        };
         let port = (row.key.protocol, row.key.port.get());
-        let admitting = rules.into_iter().flatten().find(|(sel, ports)| {
-            ports.contains(&port)
-                && match sel {
-                    PeerSel::Node { ip: node, .. } => *node == ip,
-                    PeerSel::Block(c, except) => c.contains(&ip) && !except.iter().any(|e| e.contains(&ip)),
-                    _ => false,
-                }
-        });
-        if let Some((sel, _)) = admitting {
-            let by = match sel {
-                PeerSel::Node { ip, .. } => format!("the rule for the node at {ip}"),
-                PeerSel::Block(c, _) => format!("the rule for {c}"),
-                _ => unreachable!("only address rules admit an address"),
-            };
+        let admitted =
+            egress.get(&row.workload).into_iter().flatten().any(|(sel, ports)| {
+                ports.contains(&port) && matches!(sel, PeerSel::Node { ip: node, .. } if *node == ip)
+            });
+        if admitted {
             out.warnings.push(format!(
-                "{}: {} on {}/{} is {}, but {by} admits it: allowed",
+                "{}: {} on {}/{} is {}, but the rule for the node at {ip} admits it: allowed",
                 row.workload,
                 row.peer(),
                 row.key.port.get(),
