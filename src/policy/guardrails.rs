@@ -417,232 +417,132 @@ fn shared_rules(g: &Guardrails) -> SharedRules {
     out
 }
 
-/// The guardrails as `v1alpha2` ClusterNetworkPolicies.
-pub fn to_cluster_network_policies(g: &Guardrails) -> Result<Vec<ClusterNetworkPolicy>, String> {
-    let cnp = |name: String, tier: &str, priority: i64, spec: AdminSpec| ClusterNetworkPolicy {
-        api_version: admin::V1ALPHA2.into(),
-        kind: admin::CNP_KIND.into(),
-        metadata: meta(name),
-        spec: Some(AdminSpec { tier: Some(tier.into()), priority: Some(priority), ..spec }),
-    };
-    let mut out = Vec::new();
+/// How each API version spells the same guardrails.
+struct Spelling {
+    /// Shared services' action: `Accept` (v1alpha2) or `Allow` (v1alpha1).
+    accept: &'static str,
+    /// What a namespace policy does with the namespaces seen talking to it: `Accept` in the
+    /// Baseline tier, `Pass` (to NetworkPolicies) in v1alpha1's admin tier.
+    seen: &'static str,
+    /// The namespace policies' tier (v1alpha2 only) and name prefix.
+    namespace_tier: Option<&'static str>,
+    namespace_prefix: &'static str,
+    /// Shared services' tier (v1alpha2 only).
+    shared_tier: Option<&'static str>,
+    /// `protocols` (v1alpha2) or `ports` (v1alpha1).
+    v2_ports: bool,
+}
+
+const V1ALPHA2: Spelling = Spelling {
+    accept: "Accept",
+    seen: "Accept",
+    namespace_tier: Some("Baseline"),
+    namespace_prefix: "flowgate-baseline",
+    shared_tier: Some("Admin"),
+    v2_ports: true,
+};
+
+const V1ALPHA1: Spelling = Spelling {
+    accept: "Allow",
+    seen: "Pass",
+    namespace_tier: None,
+    namespace_prefix: "flowgate-isolate",
+    shared_tier: None,
+    v2_ports: false,
+};
+
+/// The guardrails' policies in one API's spelling, as (name, spec with tier and priority), each
+/// at a priority of its own; `Err` when they do not fit the priorities the API admits.
+fn specs(g: &Guardrails, sp: &Spelling) -> Result<Vec<(String, AdminSpec)>, String> {
     let shared = shared_rules(g);
     check_priorities(g, &shared)?;
+    let ports_of = |p: &Ports| -> (Option<Vec<AdminPort>>, Option<Vec<ClusterProtocol>>) {
+        if sp.v2_ports { (None, Some(v2_ports(p))) } else { (Some(v1_ports(p)), None) }
+    };
+    let egress_rule = |name: &str, action: &str, peer: RulePeer, p: &Ports| {
+        let (ports, protocols) = ports_of(p);
+        EgressRule { name: Some(name.into()), action: action.into(), to: Some(vec![peer]), ports, protocols }
+    };
+    let ingress_rule = |name: &str, action: &str, peer: RulePeer, p: Option<&Ports>| {
+        let (ports, protocols) = p.map(ports_of).unwrap_or((None, None));
+        IngressRule { name: Some(name.into()), action: action.into(), from: Some(vec![peer]), ports, protocols }
+    };
+    let spec =
+        |tier: Option<&str>, priority: i64, subject: Subject, ingress: Vec<IngressRule>, egress: Vec<EgressRule>| {
+            AdminSpec {
+                tier: tier.map(str::to_string),
+                priority: Some(priority),
+                subject: Some(subject),
+                ingress: (!ingress.is_empty()).then_some(ingress),
+                egress: (!egress.is_empty()).then_some(egress),
+            }
+        };
+    let everyone = || RulePeer { namespaces: Some(every_namespace()), ..Default::default() };
+    let mut out = Vec::new();
     if !shared.everyone_egress.is_empty() || !shared.everyone_ingress.is_empty() {
-        let egress = shared
-            .everyone_egress
-            .iter()
-            .map(|(peer, ports, name)| EgressRule {
-                name: Some(name.clone()),
-                action: "Accept".into(),
-                to: Some(vec![peer.clone()]),
-                ports: None,
-                protocols: Some(v2_ports(ports)),
-            })
-            .collect::<Vec<_>>();
+        let egress =
+            shared.everyone_egress.iter().map(|(peer, p, n)| egress_rule(n, sp.accept, peer.clone(), p)).collect();
         let ingress = shared
             .everyone_ingress
             .iter()
-            .map(|(peer, ports, name)| IngressRule {
-                name: Some(name.clone()),
-                action: "Accept".into(),
-                from: Some(vec![peer.clone()]),
-                ports: None,
-                protocols: Some(v2_ports(ports)),
-            })
-            .collect::<Vec<_>>();
-        out.push(cnp(
-            "flowgate-shared-services".into(),
-            "Admin",
-            SHARED_PRIORITY,
-            AdminSpec {
-                subject: Some(Subject { namespaces: Some(every_namespace()), pods: None }),
-                ingress: (!ingress.is_empty()).then_some(ingress),
-                egress: (!egress.is_empty()).then_some(egress),
-                ..Default::default()
-            },
+            .map(|(peer, p, n)| ingress_rule(n, sp.accept, peer.clone(), Some(p)))
+            .collect();
+        let subject = Subject { namespaces: Some(every_namespace()), pods: None };
+        out.push((
+            "flowgate-shared-services".to_string(),
+            spec(sp.shared_tier, SHARED_PRIORITY, subject, ingress, egress),
         ));
     }
-    for (i, (what, pods, direction, ports)) in shared.own.iter().enumerate() {
-        let everyone = RulePeer { namespaces: Some(every_namespace()), ..Default::default() };
+    for (i, (what, pods, direction, p)) in shared.own.iter().enumerate() {
         let (ingress, egress) = match direction {
-            SharedDirection::To => (
-                Some(vec![IngressRule {
-                    name: Some("from every namespace".into()),
-                    action: "Accept".into(),
-                    from: Some(vec![everyone]),
-                    ports: None,
-                    protocols: Some(v2_ports(ports)),
-                }]),
-                None,
-            ),
-            SharedDirection::From => (
-                None,
-                Some(vec![EgressRule {
-                    name: Some("to every namespace".into()),
-                    action: "Accept".into(),
-                    to: Some(vec![everyone]),
-                    ports: None,
-                    protocols: Some(v2_ports(ports)),
-                }]),
-            ),
+            SharedDirection::To => (vec![ingress_rule("from every namespace", sp.accept, everyone(), Some(p))], vec![]),
+            SharedDirection::From => (vec![], vec![egress_rule("to every namespace", sp.accept, everyone(), p)]),
         };
-        out.push(cnp(
-            policy_name("flowgate-shared", what, i),
-            "Admin",
-            SHARED_PRIORITY + 1 + i as i64,
-            AdminSpec {
-                subject: Some(Subject { namespaces: None, pods: Some(pods.clone()) }),
-                ingress,
-                egress,
-                ..Default::default()
-            },
-        ));
+        let subject = Subject { namespaces: None, pods: Some(pods.clone()) };
+        let priority = SHARED_PRIORITY + 1 + i as i64;
+        out.push((policy_name("flowgate-shared", what, i), spec(sp.shared_tier, priority, subject, ingress, egress)));
     }
     for (i, ns) in g.namespaces.iter().enumerate() {
-        let sources = g.sources_of(ns);
+        let seen = RulePeer { namespaces: Some(name_selector(g.sources_of(ns))), ..Default::default() };
         let ingress = vec![
-            IngressRule {
-                name: Some("from the namespaces seen talking to it".into()),
-                action: "Accept".into(),
-                from: Some(vec![RulePeer {
-                    namespaces: Some(name_selector(sources.iter().copied())),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            },
-            IngressRule {
-                name: Some("from any other namespace".into()),
-                action: "Deny".into(),
-                from: Some(vec![RulePeer { namespaces: Some(every_namespace()), ..Default::default() }]),
-                ..Default::default()
-            },
+            ingress_rule("from the namespaces seen talking to it", sp.seen, seen, None),
+            ingress_rule("from any other namespace", "Deny", everyone(), None),
         ];
-        out.push(cnp(
-            policy_name("flowgate-baseline", ns, i),
-            "Baseline",
-            NAMESPACE_PRIORITY + i as i64,
-            AdminSpec {
-                subject: Some(Subject { namespaces: Some(name_selector([ns.clone()])), pods: None }),
-                ingress: Some(ingress),
-                ..Default::default()
-            },
+        let subject = Subject { namespaces: Some(name_selector([ns.clone()])), pods: None };
+        let priority = NAMESPACE_PRIORITY + i as i64;
+        out.push((
+            policy_name(sp.namespace_prefix, ns, i),
+            spec(sp.namespace_tier, priority, subject, ingress, vec![]),
         ));
     }
     Ok(out)
 }
 
+/// The guardrails as `v1alpha2` ClusterNetworkPolicies.
+pub fn to_cluster_network_policies(g: &Guardrails) -> Result<Vec<ClusterNetworkPolicy>, String> {
+    Ok(specs(g, &V1ALPHA2)?
+        .into_iter()
+        .map(|(name, spec)| ClusterNetworkPolicy {
+            api_version: admin::V1ALPHA2.into(),
+            kind: admin::CNP_KIND.into(),
+            metadata: meta(name),
+            spec: Some(spec),
+        })
+        .collect())
+}
+
 /// The guardrails as `v1alpha1` AdminNetworkPolicies, each at a priority of its own. `Err` when
 /// the cluster has more namespaces than priorities are left (the API admits 0-1000).
 pub fn to_admin_network_policies(g: &Guardrails) -> Result<Vec<AdminNetworkPolicy>, String> {
-    let shared = shared_rules(g);
-    check_priorities(g, &shared)?;
-    let anp = |name: String, priority: i64, spec: AdminSpec| AdminNetworkPolicy {
-        api_version: admin::V1ALPHA1.into(),
-        kind: admin::ANP_KIND.into(),
-        metadata: meta(name),
-        spec: Some(AdminSpec { priority: Some(priority), ..spec }),
-    };
-    let mut out = Vec::new();
-    if !shared.everyone_egress.is_empty() || !shared.everyone_ingress.is_empty() {
-        let egress: Vec<EgressRule> = shared
-            .everyone_egress
-            .iter()
-            .map(|(peer, ports, name)| EgressRule {
-                name: Some(name.clone()),
-                action: "Allow".into(),
-                to: Some(vec![peer.clone()]),
-                ports: Some(v1_ports(ports)),
-                protocols: None,
-            })
-            .collect();
-        let ingress: Vec<IngressRule> = shared
-            .everyone_ingress
-            .iter()
-            .map(|(peer, ports, name)| IngressRule {
-                name: Some(name.clone()),
-                action: "Allow".into(),
-                from: Some(vec![peer.clone()]),
-                ports: Some(v1_ports(ports)),
-                protocols: None,
-            })
-            .collect();
-        out.push(anp(
-            "flowgate-shared-services".into(),
-            SHARED_PRIORITY,
-            AdminSpec {
-                subject: Some(Subject { namespaces: Some(every_namespace()), pods: None }),
-                ingress: (!ingress.is_empty()).then_some(ingress),
-                egress: (!egress.is_empty()).then_some(egress),
-                ..Default::default()
-            },
-        ));
-    }
-    for (i, (what, pods, direction, ports)) in shared.own.iter().enumerate() {
-        let everyone = RulePeer { namespaces: Some(every_namespace()), ..Default::default() };
-        let (ingress, egress) = match direction {
-            SharedDirection::To => (
-                Some(vec![IngressRule {
-                    name: Some("from every namespace".into()),
-                    action: "Allow".into(),
-                    from: Some(vec![everyone]),
-                    ports: Some(v1_ports(ports)),
-                    protocols: None,
-                }]),
-                None,
-            ),
-            SharedDirection::From => (
-                None,
-                Some(vec![EgressRule {
-                    name: Some("to every namespace".into()),
-                    action: "Allow".into(),
-                    to: Some(vec![everyone]),
-                    ports: Some(v1_ports(ports)),
-                    protocols: None,
-                }]),
-            ),
-        };
-        out.push(anp(
-            policy_name("flowgate-shared", what, i),
-            SHARED_PRIORITY + 1 + i as i64,
-            AdminSpec {
-                subject: Some(Subject { namespaces: None, pods: Some(pods.clone()) }),
-                ingress,
-                egress,
-                ..Default::default()
-            },
-        ));
-    }
-    for (i, ns) in g.namespaces.iter().enumerate() {
-        let sources = g.sources_of(ns);
-        let ingress = vec![
-            IngressRule {
-                name: Some("from the namespaces seen talking to it".into()),
-                action: "Pass".into(),
-                from: Some(vec![RulePeer {
-                    namespaces: Some(name_selector(sources.iter().copied())),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            },
-            IngressRule {
-                name: Some("from any other namespace".into()),
-                action: "Deny".into(),
-                from: Some(vec![RulePeer { namespaces: Some(every_namespace()), ..Default::default() }]),
-                ..Default::default()
-            },
-        ];
-        out.push(anp(
-            policy_name("flowgate-isolate", ns, i),
-            NAMESPACE_PRIORITY + i as i64,
-            AdminSpec {
-                subject: Some(Subject { namespaces: Some(name_selector([ns.clone()])), pods: None }),
-                ingress: Some(ingress),
-                ..Default::default()
-            },
-        ));
-    }
-    Ok(out)
+    Ok(specs(g, &V1ALPHA1)?
+        .into_iter()
+        .map(|(name, spec)| AdminNetworkPolicy {
+            api_version: admin::V1ALPHA1.into(),
+            kind: admin::ANP_KIND.into(),
+            metadata: meta(name),
+            spec: Some(spec),
+        })
+        .collect())
 }
 
 /// Deterministic YAML of either set, documents in order.
