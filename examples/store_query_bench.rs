@@ -36,7 +36,7 @@ use flowgate::ingest::BATCH_ROWS;
 use flowgate::inventory::Inventory;
 use flowgate::model::{FlowRecord, Labels, ObservedEndpoint, Port, Protocol, Verdict, WorkloadKind, WorkloadRef};
 use flowgate::store::Store;
-use flowgate::store::ingest::{Batch, Expect, Written};
+use flowgate::store::ingest::{Batch, WriteOptions, Written, flow_key};
 use flowgate::store::query::{Scope, connections_sql, window_buckets};
 use flowgate::topology::Catalog;
 use jiff::{SignedDuration, Timestamp};
@@ -314,12 +314,13 @@ fn generate(args: &Args, tx: tokio::sync::mpsc::Sender<Batch>) {
                 src_names: Vec::new(),
             };
             let enriched = enrich(&inventory, &flow);
-            batch.push(&flow, &enriched);
-            if batch.len() >= BATCH_ROWS && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+            batch.push(flow_key(&flow), &flow, &enriched);
+            if batch.len() >= BATCH_ROWS && batch.at_boundary() && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
                 return;
             }
         }
     }
+    batch.end_source();
     if !batch.is_empty() {
         let _ = tx.blocking_send(batch);
     }
@@ -333,7 +334,7 @@ async fn fill(args: Args, store: &Store, cluster: i32) -> anyhow::Result<()> {
     let mut written = Written::default();
     let mut last_report = Instant::now();
     while let Some(batch) = rx.recv().await {
-        let w = store.write_batch(cluster, &batch, Expect::New).await?;
+        let w = store.write_batch(cluster, &batch, WriteOptions::default()).await?;
         written.inserted += w.inserted;
         written.duplicates += w.duplicates;
         if last_report.elapsed() > Duration::from_secs(30) {

@@ -10,8 +10,8 @@
 //! Sources are streamed: a request body arrives as a reader ([`Source::Reader`]), so memory is a
 //! few batches whatever the size. A source that breaks off (a body past its limit, a client that
 //! stalls or goes away) fails the ingest with [`IngestError::Read`]: the batches written before
-//! stay (each is its own transaction, and a flow is stored once however often it is sent), the
-//! one being collected is dropped.
+//! stay (each is its own transaction, and a flow is counted once however often it is sent: see
+//! [`crate::store::ingest`] for how), the one being collected is dropped.
 //!
 //! A server's ingests count what they read and write into its [`Metrics`] ([`Meter`]): records
 //! as the reader judges them, rows and the write's latency as each batch commits, so a long
@@ -31,11 +31,11 @@ use crate::inventory::Inventory;
 use crate::metrics::{FlowSource, Metrics};
 use crate::model::FlowRecord;
 use crate::retention::{Age, Retention, Window};
-use crate::store::ingest::{Batch, Expect, Written};
+use crate::store::ingest::{Batch, Mark, WriteOptions, Written, flow_key};
 use crate::store::{Store, StoreError};
 use crate::topology::{ConnKey, IdentityIndex};
 
-/// Rows per transaction: large enough to amortise round trips and the aggregate updates (a batch
+/// Rows per transaction (a batch is cut at the first chunk boundary past it): large enough to amortise round trips and the aggregate updates (a batch
 /// updates each connection-hour and -day it saw once, so busy connections cost an update per
 /// batch: 25,000 rather than 10,000 cut the server's CPU for the 420k-line benchmark by a fifth),
 /// small enough that a retry is cheap and memory stays flat (a few batches of ~6 MB in flight).
@@ -87,10 +87,12 @@ pub struct IngestReport {
     pub cleaned: u64,
     /// The first rejected records, with line numbers and reasons.
     pub errors: Vec<Rejected>,
+    /// Rows the ingest wrote to the store (aggregates, ledger, raw flows when kept).
+    pub store_rows: u64,
 }
 
 impl IngestReport {
-    pub(crate) fn absorb(&mut self, summary: &Summary, expired: u64, written: Written) {
+    pub(crate) fn absorb(&mut self, summary: &Summary, expired: u64, read_twice: u64, written: Written) {
         self.lines = summary.lines;
         self.expired = expired;
         self.rejected = summary.errors;
@@ -99,7 +101,8 @@ impl IngestReport {
         self.cleaned = summary.cleaned_flows;
         self.errors = summary.first_errors.iter().map(Rejected::from).collect();
         self.accepted += written.inserted;
-        self.duplicate += written.duplicates;
+        self.duplicate += written.duplicates + read_twice;
+        self.store_rows += written.store_rows;
     }
 }
 
@@ -135,12 +138,17 @@ impl std::fmt::Display for IngestReport {
 
 /// Writes a batch, retrying once on errors that a retry can cure (lost connection, serialisation
 /// failure, deadlock). The transaction makes a failed attempt leave nothing behind.
-async fn write_with_retry(store: &Store, cluster: i32, batch: &Batch, expect: Expect) -> Result<Written, StoreError> {
-    match store.write_batch(cluster, batch, expect).await {
+async fn write_with_retry(
+    store: &Store,
+    cluster: i32,
+    batch: &Batch,
+    options: WriteOptions,
+) -> Result<Written, StoreError> {
+    match store.write_batch(cluster, batch, options).await {
         Ok(w) => Ok(w),
         Err(StoreError::Db(e)) if retryable(&e) => {
             tracing::warn!("batch failed ({e}); retrying once");
-            store.write_batch(cluster, batch, expect).await
+            store.write_batch(cluster, batch, options).await
         }
         Err(e) => Err(e),
     }
@@ -192,6 +200,8 @@ pub struct Options {
     pub retention: Retention,
     /// The instant the retention and the skew allowance count from.
     pub now: jiff::Timestamp,
+    /// How batches are written (raw rows kept or not).
+    pub write: WriteOptions,
 }
 
 /// Where an ingest counts what it does: a server's metrics, under the source its flows came from.
@@ -241,7 +251,7 @@ pub async fn ingest_metered(
     options: &Options,
     meter: Meter,
 ) -> Result<IngestReport, IngestError> {
-    let Options { format, threads, retention, now } = *options;
+    let Options { format, threads, retention, now, write } = *options;
     let mut collector = Collector::new(store, cluster, inventory, retention, now, meter.clone()).await?;
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
     let reader = tokio::task::spawn_blocking(move || -> Result<Collector, IngestError> {
@@ -260,6 +270,7 @@ pub async fn ingest_metered(
             let mut closed = false;
             flows::read_parallel(&mut reader, format, threads, |result| {
                 record += 1;
+                collector.hold_if_future(&result);
                 let result = judge(result, &collector.window, record, array);
                 if let Some(full) = collector.take(&name, result)
                     && !closed
@@ -272,13 +283,14 @@ pub async fn ingest_metered(
                 // The reader reported it as its last line; the collected batch goes unwritten.
                 return Err(IngestError::Read { name, source });
             }
+            collector.end_source();
         }
         if let Some(last) = collector.flush() {
             let _ = tx.blocking_send(last);
         }
         Ok(collector)
     });
-    let mut writer = Writer::new(store, cluster, meter, now);
+    let mut writer = Writer::new(store, cluster, meter, now, write);
     while let Some(batch) = rx.recv().await {
         if writer.submit(batch).await.is_err() {
             break;
@@ -290,9 +302,13 @@ pub async fn ingest_metered(
     let written = written?;
     let collector = read?;
     let mut report = IngestReport::default();
-    report.absorb(&collector.summary, collector.expired, written);
+    report.absorb(&collector.summary, collector.expired, collector.read_twice, written);
     Ok(report)
 }
+
+/// Keys remembered to tell a flow read twice in one ingest (16 bytes each); past this many the
+/// memory starts again, so a duplicate further apart than that is recognised only by the ledger.
+pub const MAX_SEEN: usize = 1 << 20;
 
 /// The one fold of an ingest, for files and streams alike: records as the readers judge them
 /// become counts, DNS names and enriched rows, in batches of [`Collector::batch_rows`].
@@ -306,6 +322,11 @@ pub struct Collector {
     meter: Meter,
     pub summary: Summary,
     pub expired: u64,
+    /// Flows read before in this ingest (the same key twice), or, in a stream, before its mark.
+    pub read_twice: u64,
+    seen: std::collections::HashSet<u128>,
+    /// A stream's mark when it began: the flows it covers were written before.
+    mark: Option<Mark>,
     batch: Batch,
     /// Rows that fill a batch ([`BATCH_ROWS`]).
     pub batch_rows: usize,
@@ -332,9 +353,19 @@ impl Collector {
             meter,
             summary: Summary::default(),
             expired: 0,
+            read_twice: 0,
+            seen: std::collections::HashSet::new(),
+            mark: None,
             batch: Batch::default(),
             batch_rows: BATCH_ROWS,
         })
+    }
+
+    /// Makes this the collector of the ordered stream `source`, which wrote up to `mark` before:
+    /// batches carry the stream's mark instead of chunks, and flows the mark covers are not new.
+    pub fn for_stream(&mut self, source: &str, mark: Option<Mark>) {
+        self.batch = Batch::for_stream(source);
+        self.mark = mark;
     }
 
     /// The inventory flows are enriched against from now on (a stream outlives a snapshot).
@@ -356,10 +387,26 @@ impl Collector {
                 }
             }
             Ok(Item::Flow(flow, _)) => {
+                let key = flow_key(&flow);
                 if self.window.age(flow.time) == Age::Expired {
                     self.expired += 1;
                     counters.expired.inc();
+                    self.batch.skip(key, &flow);
+                    return self.full();
+                }
+                if self.mark.as_ref().is_some_and(|m| m.covers(crate::store::micros(flow.time), key)) {
+                    self.read_twice += 1;
+                    counters.duplicate.inc();
                     return None;
+                }
+                if self.seen.len() >= MAX_SEEN {
+                    self.seen.clear();
+                }
+                if !self.seen.insert(key) {
+                    self.read_twice += 1;
+                    counters.duplicate.inc();
+                    self.batch.skip(key, &flow);
+                    return self.full();
                 }
                 let mut enriched = enrich(&self.inventory, &flow);
                 for e in &mut enriched {
@@ -373,26 +420,54 @@ impl Collector {
                         (e.src, e.dst, e.identities) = (key.src, key.dst, rest);
                     }
                 }
-                self.batch.push(&flow, &enriched);
-                if self.batch.len() >= self.batch_rows {
-                    return Some(std::mem::take(&mut self.batch));
-                }
+                self.batch.push(key, &flow, &enriched);
+                return self.full();
             }
         }
         None
     }
 
-    /// The batch being filled, if it holds anything (rows, learned labels or DNS names).
+    /// The batch, when it is full and may be cut here.
+    fn full(&mut self) -> Option<Batch> {
+        if self.batch.len() >= self.batch_rows && self.batch.at_boundary() {
+            let next = self.batch.next();
+            return Some(std::mem::replace(&mut self.batch, next));
+        }
+        None
+    }
+
+    /// A flow dated in the future becomes its line's error ([`judge`]), but keeps its place in
+    /// its chunk, held: an ingest that accepts it later (the clock caught up, a larger skew
+    /// allowance) counts it then, and the rest of its chunk stays recognised.
+    pub fn hold_if_future(&mut self, result: &Result<Item, LineError>) {
+        if let Ok(Item::Flow(flow, _)) = result
+            && self.window.age(flow.time) == Age::Future
+        {
+            self.batch.hold(flow_key(flow), flow);
+        }
+    }
+
+    /// Ends the source being read: its last chunk ends with it.
+    pub fn end_source(&mut self) {
+        self.batch.end_source();
+    }
+
+    /// The batch being filled, if it holds anything (rows, chunks, learned labels or DNS names).
+    /// A chunked batch is cut where it is only at a source's end ([`Collector::end_source`]).
     pub fn flush(&mut self) -> Option<Batch> {
-        let b = &self.batch;
-        (!b.is_empty() || !b.learned.is_empty() || !b.names.is_empty()).then(|| std::mem::take(&mut self.batch))
+        if self.batch.is_void() || !self.batch.at_boundary() {
+            return None;
+        }
+        let next = self.batch.next();
+        Some(std::mem::replace(&mut self.batch, next))
     }
 }
 
 /// Writes an ingest's batches: [`WRITERS`] at once, each on a connection of its own, so that
 /// PostgreSQL works on both cores while the reader parses. Each batch is still one transaction;
-/// their order does not matter, since a flow's identity, not its position, decides whether it is
-/// new. A caller that submits while all writers are busy waits: that wait is the backpressure a
+/// their order does not matter: a chunk's content, not its position, decides whether it is new,
+/// and the aggregates' sums, minima, maxima and capped sets do not depend on the order they are
+/// added in. A caller that submits while all writers are busy waits: that wait is the backpressure a
 /// slow database puts on the source.
 pub struct Writer {
     store: Store,
@@ -402,15 +477,13 @@ pub struct Writer {
     now: jiff::Timestamp,
     started: Instant,
     in_flight: tokio::task::JoinSet<(Result<Written, StoreError>, Option<i64>)>,
-    /// Whether the last batch written held stored flows: the next one is then written in the way
-    /// that skips them (re-ingesting a file), else in the cheaper way that expects none.
-    expect: Expect,
+    options: WriteOptions,
     written: Written,
     failure: Option<IngestError>,
 }
 
 impl Writer {
-    pub fn new(store: &Store, cluster: i32, meter: Meter, now: jiff::Timestamp) -> Writer {
+    pub fn new(store: &Store, cluster: i32, meter: Meter, now: jiff::Timestamp, options: WriteOptions) -> Writer {
         Writer {
             store: store.clone(),
             cluster,
@@ -418,7 +491,7 @@ impl Writer {
             now,
             started: Instant::now(),
             in_flight: tokio::task::JoinSet::new(),
-            expect: Expect::New,
+            options,
             written: Written::default(),
             failure: None,
         }
@@ -435,13 +508,13 @@ impl Writer {
         if self.failure.is_some() {
             return Err(());
         }
-        let (store, cluster, expect) = (self.store.clone(), self.cluster, self.expect);
+        let (store, cluster, options) = (self.store.clone(), self.cluster, self.options);
         let metrics = self.meter.metrics.clone();
         self.in_flight.spawn(async move {
             let began = Instant::now();
-            let written = write_with_retry(&store, cluster, &batch, expect).await;
+            let written = write_with_retry(&store, cluster, &batch, options).await;
             metrics.batch_write.observe(began.elapsed());
-            (written, batch.rows.iter().map(|r| r.time_us).max())
+            (written, batch.newest_us())
         });
         Ok(())
     }
@@ -468,6 +541,7 @@ impl Writer {
             Ok((Ok(w), newest_us)) => {
                 self.written.inserted += w.inserted;
                 self.written.duplicates += w.duplicates;
+                self.written.store_rows += w.store_rows;
                 counters.accepted.add(w.inserted);
                 counters.duplicate.add(w.duplicates);
                 if let Some(us) = newest_us {
@@ -475,7 +549,6 @@ impl Writer {
                     let lag = (crate::store::micros(self.now) - us) as f64 / 1e6 + self.started.elapsed().as_secs_f64();
                     counters.lag_seconds.set(lag);
                 }
-                self.expect = if w.duplicates > 0 { Expect::Duplicates } else { Expect::New };
             }
             Ok((Err(e), _)) => self.failure = self.failure.take().or(Some(e.into())),
             Err(e) => self.failure = self.failure.take().or(Some(IngestError::Thread(format!("writer task: {e}")))),

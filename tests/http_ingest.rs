@@ -193,8 +193,14 @@ async fn the_ninth_ingest_at_once_is_refused_with_retry_after(pool: PgPool) {
         assert_eq!((status, json["accepted"].as_u64()), (StatusCode::OK, Some(1)), "{json}");
     }
     assert_eq!(flows(&store).await, 8);
-    let (status, json) = post(app, Some(TOKEN), false, lines(9).into_bytes()).await;
+    // The slots take posts again: one of the eight bodies sent again, then a new one.
+    let again = format!("{}\n", body.lines().next().unwrap());
+    let (status, json) = post(app.clone(), Some(TOKEN), false, again.into_bytes()).await;
+    assert_eq!((status, json["accepted"].as_u64(), json["duplicate"].as_u64()), (StatusCode::OK, Some(0), Some(1)), "{json}");
+    let ninth = format!("{}\n", lines(9).lines().last().unwrap());
+    let (status, json) = post(app, Some(TOKEN), false, ninth.into_bytes()).await;
     assert_eq!((status, json["accepted"].as_u64()), (StatusCode::OK, Some(1)), "{json}");
+    assert_eq!(flows(&store).await, 9);
 }
 
 /// The body is parsed and written as it arrives: a batch's worth of flows is in the store while

@@ -725,6 +725,7 @@ async fn big_cluster(pool: &PgPool, flows: String) -> (axum::Router, flowgate::i
         threads: 2,
         retention: flowgate::retention::Retention::default(),
         now: "2026-11-25T12:00:00Z".parse().unwrap(),
+        write: Default::default(),
     };
     let source = flowgate::ingest::Source::Bytes { name: "big".into(), bytes: flows.into_bytes() };
     let report = flowgate::ingest::ingest_sources(&store, id, inv, vec![source], &options).await.unwrap();

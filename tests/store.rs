@@ -57,7 +57,9 @@ async fn ingest(store: &Store, cluster: i32, name: &str, bytes: Vec<u8>) -> flow
     ingest_at(store, cluster, name, bytes, ts(NOW), days(365)).await
 }
 
-/// An ingest at `now`, keeping flows for `retention`.
+/// An ingest at `now`, keeping flows for `retention`. These tests keep the raw rows too
+/// (`--keep-flows`), so that what retention does to them can be seen; the aggregates are written
+/// the same way either way.
 async fn ingest_at(
     store: &Store,
     cluster: i32,
@@ -67,7 +69,8 @@ async fn ingest_at(
     retention: Retention,
 ) -> flowgate::ingest::IngestReport {
     let inv = store.load_inventory(cluster).await.unwrap();
-    let options = Options { format: FlowFormat::Auto, threads: 2, retention, now };
+    let write = flowgate::store::ingest::WriteOptions { keep_flows: true };
+    let options = Options { format: FlowFormat::Auto, threads: 2, retention, now, write };
     ingest_sources(store, cluster, std::sync::Arc::new(inv), vec![Source::Bytes { name: name.into(), bytes }], &options)
         .await
         .unwrap()
@@ -232,7 +235,9 @@ async fn windows_are_answered_from_the_aggregates(pool: PgPool) {
     let now = ts("2026-11-08T09:45:00Z");
     assert!(store.apply_retention(Clusters::All, now, &days(7)).await.unwrap().is_empty());
     assert_eq!(store.apply_retention(Clusters::All, now, &days(6)).await.unwrap(), dropped(&["20261101"]));
-    assert_eq!(store.stats(c).await.unwrap().flows, 3);
+    // The raw rows of that day are gone; the aggregates every window reads stay.
+    assert_eq!(store.stats(c).await.unwrap().raw_flows, 3);
+    assert_eq!(store.stats(c).await.unwrap().flows, 4);
 }
 
 #[sqlx::test(migrations = false)]
@@ -588,7 +593,7 @@ async fn the_server_drops_old_days_by_itself(pool: PgPool) {
     ));
     let mut flows = 0;
     for _ in 0..100 {
-        flows = store.stats(c).await.unwrap().flows;
+        flows = store.stats(c).await.unwrap().raw_flows;
         if flows == 1 {
             break;
         }
@@ -651,12 +656,12 @@ async fn retention_is_per_cluster_and_counted_back_from_now(pool: PgPool) {
     assert_eq!(removed, Removed { dropped: vec![], deleted: 1 });
     // A run over every cluster with a month's retention removes nothing.
     assert!(store.apply_retention(Clusters::All, now, &days(30)).await.unwrap().is_empty());
-    assert_eq!((store.stats(a).await.unwrap().flows, store.stats(b).await.unwrap().flows), (2, 1));
+    assert_eq!((store.stats(a).await.unwrap().raw_flows, store.stats(b).await.unwrap().raw_flows), (2, 1));
     assert_eq!(store.newest_flow(b).await.unwrap(), Some(ts("2026-11-13T23:00:00Z")));
 
     // a's week passes it too: now nobody keeps anything in 5 November, and its partition goes.
     assert_eq!(store.apply_retention(Clusters::One(a), now, &days(7)).await.unwrap(), dropped(&["20261105"]));
-    assert_eq!((store.stats(a).await.unwrap().flows, store.stats(b).await.unwrap().flows), (1, 1));
+    assert_eq!((store.stats(a).await.unwrap().raw_flows, store.stats(b).await.unwrap().raw_flows), (1, 1));
     // a's file again: its old flow is expired, the other a duplicate; no aggregate moves.
     let before = aggregate_sums(&store, a).await;
     assert_eq!(before, (2, 2));
@@ -715,7 +720,8 @@ async fn reingesting_flows_older_than_the_cutoff_changes_no_aggregate(pool: PgPo
     let now = ts("2026-11-12T00:00:00Z");
     let removed = store.apply_retention(Clusters::One(c), now, &days(7)).await.unwrap();
     assert_eq!(removed, dropped(&["20261101", "20261102"]));
-    assert_eq!(store.stats(c).await.unwrap().flows, 0);
+    assert_eq!(store.stats(c).await.unwrap().raw_flows, 0);
+    assert_eq!(store.stats(c).await.unwrap().flows, 3);
     assert_eq!(endpoints(&store, c, None, None).await.iter().map(|e| e.2).sum::<u64>(), 3);
 
     let r = ingest_at(&store, c, "f", file.clone(), now, days(7)).await;
@@ -829,7 +835,7 @@ async fn background_loops_resume_after_postgresql_comes_back(pool: PgPool) {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut seeded = 0;
-    while seeded == 0 || demo_flows().await <= seeded || store.stats(c).await.unwrap().flows > 0 {
+    while seeded == 0 || demo_flows().await <= seeded || store.stats(c).await.unwrap().raw_flows > 0 {
         assert!(std::time::Instant::now() < deadline, "the loops did not resume: demo {seeded} flows");
         if seeded == 0 {
             seeded = demo_flows().await;

@@ -89,6 +89,7 @@ fn positive(s: &str) -> Result<usize, String> {
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
     let ServeArgs { listen, token, behind_https, demo, retention, limits, kube, relay, db } = args;
+    let write = retention.write_options();
     let retention = retention.parse()?;
     let relay = relay.config()?;
     let watch_interval = parse_duration("--watch-interval", &kube.watch_interval, std::time::Duration::from_secs(1))?;
@@ -165,6 +166,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
         ));
         let mut state = flowgate::web::AppState::new(store, token);
         state.retention = retention;
+        state.write = write;
         state.sessions.secure = behind_https;
         state.ingest_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_ingests));
         state.limits.request_timeout = request_timeout;
@@ -190,7 +192,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, Fail> {
             ));
             // With nothing stored yet, whatever Relay still buffers within the retention.
             let since = Since::Resume { fallback: retention.keep() };
-            let options = StreamOptions::new(id, retention, since, true);
+            let options = StreamOptions { write, ..StreamOptions::new(id, retention, since, true) };
             let meter = flowgate::ingest::Meter::new(&state.metrics, flowgate::metrics::FlowSource::Relay);
             background.spawn(flowgate::relay::follow(state.store.clone(), config, options, meter, relay_stop));
         }

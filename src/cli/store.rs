@@ -66,6 +66,10 @@ pub(crate) struct RetentionArgs {
     /// Reject flows dated later than now plus this (a collector's clock running ahead)
     #[arg(long, default_value = "10m")]
     max_skew: String,
+    /// Also store a raw row per flow (for forensics), removed with --retention; every view reads
+    /// the connection aggregates, which are written either way
+    #[arg(long)]
+    keep_flows: bool,
 }
 
 impl RetentionArgs {
@@ -81,6 +85,11 @@ impl RetentionArgs {
             _ => return Err(Fail(format!("--max-skew {:?}: expected a duration such as 10m or 0s", self.max_skew))),
         };
         Retention::new(keep, skew).map_err(|e| Fail(e.to_string()))
+    }
+
+    /// `--keep-flows`.
+    pub(crate) fn write_options(&self) -> flowgate::store::ingest::WriteOptions {
+        flowgate::store::ingest::WriteOptions { keep_flows: self.keep_flows }
     }
 }
 
@@ -145,13 +154,14 @@ pub(crate) fn run_import(args: ImportArgs) -> Result<ExitCode, Fail> {
 
 pub(crate) fn run_ingest(args: IngestArgs) -> Result<ExitCode, Fail> {
     let IngestArgs { cluster, flow_format, paths, relay, since, retention, threads, db } = args;
+    let write = retention.write_options();
     let retention = retention.parse()?;
     if let Some(config) = relay.config()? {
         let since = match since.parse::<TimeBound>() {
             Ok(TimeBound::Ago(d)) if !d.is_negative() => d,
             _ => return Err(Fail(format!("--since {since:?}: expected a duration such as 1h or 30m"))),
         };
-        return ingest_relay(&cluster, config, since, retention, &db);
+        return ingest_relay(&cluster, config, since, retention, write, &db);
     }
     for p in paths.iter().filter(|p| *p != "-") {
         if !std::path::Path::new(p).exists() {
@@ -167,7 +177,7 @@ pub(crate) fn run_ingest(args: IngestArgs) -> Result<ExitCode, Fail> {
         let inv = store.load_inventory(id).await?;
         let sources = paths.into_iter().map(flowgate::ingest::Source::Path).collect();
         let now = jiff::Timestamp::now();
-        let options = flowgate::ingest::Options { format: flow_format, threads, retention, now };
+        let options = flowgate::ingest::Options { format: flow_format, threads, retention, now, write };
         let report = flowgate::ingest::ingest_sources(&store, id, std::sync::Arc::new(inv), sources, &options).await?;
         let removed = store.apply_retention(Clusters::One(id), now, &retention).await?;
         Ok::<_, flowgate::ingest::IngestError>((report, removed))
@@ -189,6 +199,7 @@ fn ingest_relay(
     config: flowgate::relay::RelayConfig,
     since: jiff::SignedDuration,
     retention: Retention,
+    write: flowgate::store::ingest::WriteOptions,
     db: &DbArgs,
 ) -> Result<ExitCode, Fail> {
     use flowgate::relay::{Ended, Since, StreamOptions, stream_once};
@@ -196,7 +207,7 @@ fn ingest_relay(
     let store = connect(&rt, db)?;
     let (report, removed) = rt.block_on(async {
         let id = store.cluster_id(cluster, true).await.map_err(store_err)?;
-        let options = StreamOptions::new(id, retention, Since::Ago(since), false);
+        let options = StreamOptions { write, ..StreamOptions::new(id, retention, Since::Ago(since), false) };
         // Nothing stops a one-shot ingest but the end of what Relay buffers.
         let (_never, mut stop) = tokio::sync::watch::channel(false);
         let meter = flowgate::ingest::Meter::unread();
@@ -226,26 +237,46 @@ pub(crate) fn run_stats(args: StatsArgs) -> Result<ExitCode, Fail> {
     let StatsArgs { cluster, json, db } = args;
     let rt = runtime()?;
     let store = connect(&rt, &db)?;
-    let stats = rt
+    let (stats, tables) = rt
         .block_on(async {
             let id = store.cluster_id(&cluster, false).await?;
-            store.stats(id).await
+            Ok::<_, flowgate::store::StoreError>((store.stats(id).await?, store.table_sizes().await?))
         })
         .map_err(store_err)?;
     let out = if json {
-        to_json(&stats)?
+        let mut v = serde_json::to_value(&stats).map_err(|e| Fail(e.to_string()))?;
+        v["store_tables"] = serde_json::to_value(&tables).map_err(|e| Fail(e.to_string()))?;
+        to_json(&v)?
     } else {
-        format!(
-            "cluster:        {cluster}\nflows:          {}\nconnections:    {}\nworkloads:      {}\npods:           {}\nunresolved IPs: {}\ntime range:     {} .. {}\n",
+        let mut out = format!(
+            "cluster:        {cluster}\nflows:          {}\nraw flow rows:  {}\nconnections:    {}\nworkloads:      {}\npods:           {}\nunresolved IPs: {}\ntime range:     {} .. {}\n",
             stats.flows,
+            stats.raw_flows,
             stats.connections,
             stats.workloads,
             stats.pods,
             stats.unresolved_ips,
             stats.first_flow.as_deref().unwrap_or("-"),
             stats.last_flow.as_deref().unwrap_or("-")
-        )
+        );
+        out.push_str("store (all clusters):\n");
+        for t in &tables {
+            out.push_str(&format!("  {:<22} {:>10} rows {:>12}\n", t.table, t.rows, human_bytes(t.bytes)));
+        }
+        out
     };
     write_stdout(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A size in bytes as people read it: 8.0 kB, 1.5 MB.
+fn human_bytes(n: i64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
 }

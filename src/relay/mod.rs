@@ -3,12 +3,14 @@
 //! written by the same collector and writers as a file ([`crate::ingest`]).
 //!
 //! An IO shell. What it guarantees:
-//! - **Resume.** Each stream starts at `since` = the newest flow stored for the cluster minus
-//!   [`OVERLAP`] (Relay merges its nodes' buffers by time, so a node's flow can arrive a little
-//!   after a later one of another node). Flows seen twice across the overlap are recognised by
-//!   their key (Hubble's uuid, else a hash of the record) and counted as duplicates, never
-//!   stored twice. What Relay no longer buffers when the stream resumes is lost, and says so in
-//!   its `lost_events`, which are logged and counted as skipped records.
+//! - **Resume.** Every batch moves the cluster's stream mark ([`SOURCE`] in `stream_marks`) to
+//!   its newest flow time, with the keys of the flows at exactly that time, in the batch's own
+//!   transaction. A stream resumes at `since` = the mark, and the flows the mark covers (before
+//!   it, or at it with a key it holds) are counted as duplicates, never twice in the
+//!   aggregates; every later flow counts, in whatever order Relay sends it. Not recovered: a flow
+//!   Relay sends after a later one (it merges its nodes' buffers by time) that had not arrived
+//!   when the stream broke. What Relay no longer buffers when the stream resumes is lost, and
+//!   says so in its `lost_events`, which are logged and counted as skipped records.
 //! - **Backpressure.** The stream is read by the task that writes: while [`WRITERS`] batches are
 //!   being written it reads nothing more, so gRPC's flow control slows Relay down. Memory is
 //!   bounded by the batch being filled plus those in flight plus HTTP/2's window, whatever the
@@ -34,8 +36,8 @@ use crate::ingest::{Clock, Collector, IngestError, IngestReport, Meter, Writer};
 use crate::retention::Retention;
 use crate::store::Store;
 
-/// How far before the newest stored flow a resumed stream starts.
-pub const OVERLAP: SignedDuration = SignedDuration::from_secs(10);
+/// The name of a cluster's Relay stream in `stream_marks`: one Relay serves a whole cluster.
+pub const SOURCE: &str = "hubble-relay";
 
 /// Where Relay is and how to reach it.
 #[derive(Debug, Clone, Default)]
@@ -161,8 +163,8 @@ pub async fn get_flows(
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy)]
 pub enum Since {
-    /// [`OVERLAP`] before the newest stored flow of the cluster; `fallback` before now if none
-    /// is stored.
+    /// At the cluster's stream mark (where the last stream's written flows end); `fallback`
+    /// before now if no stream wrote yet.
     Resume { fallback: SignedDuration },
     /// This long before now (`flowgate ingest --since 1h`).
     Ago(SignedDuration),
@@ -185,6 +187,8 @@ pub struct StreamOptions {
     pub inventory_every: Duration,
     /// First and longest wait before reconnecting.
     pub backoff: (Duration, Duration),
+    /// How batches are written (raw rows kept or not).
+    pub write: crate::store::ingest::WriteOptions,
 }
 
 impl StreamOptions {
@@ -199,6 +203,7 @@ impl StreamOptions {
             batch_rows: crate::ingest::BATCH_ROWS,
             inventory_every: Duration::from_secs(30),
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
+            write: Default::default(),
         }
     }
 }
@@ -240,17 +245,19 @@ async fn stream_inner(
 ) -> Result<Ended, RelayError> {
     let cluster = options.cluster;
     let now = options.clock.now();
-    let since = match options.since {
-        Since::Ago(d) => now.checked_sub(d).unwrap_or(Timestamp::MIN),
-        Since::Resume { fallback } => match store.newest_flow(cluster).await.map_err(IngestError::from)? {
-            Some(newest) => newest.checked_sub(OVERLAP).unwrap_or(newest),
-            None => now.checked_sub(fallback).unwrap_or(Timestamp::MIN),
-        },
+    let mark = store.stream_mark(cluster, SOURCE).await.map_err(IngestError::from)?;
+    let marked = mark.as_ref().and_then(|m| crate::store::from_micros(m.time_us).ok());
+    // Whatever `since` says, the flows the mark covers count as written.
+    let since = match (options.since, marked) {
+        (Since::Ago(d), _) => now.checked_sub(d).unwrap_or(Timestamp::MIN),
+        (Since::Resume { .. }, Some(mark)) => mark,
+        (Since::Resume { fallback }, None) => now.checked_sub(fallback).unwrap_or(Timestamp::MIN),
     };
     let stamp = store.inventory_stamp(cluster).await.map_err(IngestError::from)?;
     let inventory = Arc::new(store.load_inventory(cluster).await.map_err(IngestError::from)?);
     let mut collector = Collector::new(store, cluster, inventory, options.retention, now, meter.clone()).await?;
     collector.batch_rows = options.batch_rows.max(1);
+    collector.for_stream(SOURCE, mark);
     let channel = config.connect().await?;
     let request = proto::GetFlowsRequest {
         follow: options.follow,
@@ -263,7 +270,7 @@ async fn stream_inner(
     tracing::info!("Hubble Relay {}: streaming flows since {since}", config.address);
 
     let name = format!("hubble-relay {}", config.address);
-    let mut writer = Writer::new(store, cluster, meter.clone(), now);
+    let mut writer = Writer::new(store, cluster, meter.clone(), now, options.write);
     let mut tick = tokio::time::interval(options.flush_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut inventory_checked = tokio::time::Instant::now();
@@ -330,7 +337,7 @@ async fn stream_inner(
     }
     let written = writer.finish().await;
     let (summary, expired) = (&collector.summary, collector.expired);
-    report.absorb(summary, expired, *written.as_ref().unwrap_or(&Default::default()));
+    report.absorb(summary, expired, collector.read_twice, *written.as_ref().unwrap_or(&Default::default()));
     if lost > 0 {
         tracing::warn!("{name}: Relay reported {lost} events lost in this stream");
     }

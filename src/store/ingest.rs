@@ -1,7 +1,28 @@
-//! Writing enriched flows: one transaction per batch inserts the flows (a flow already stored is
-//! skipped by its key), and adds exactly the newly inserted ones to the hourly aggregates, so
-//! re-ingesting a file changes no count and a killed ingest leaves nothing half applied. New
-//! batches, the usual case, take a cheaper path: a plain insert, with aggregates folded here.
+//! Writing enriched flows, aggregation first: one transaction per batch folds the batch's new
+//! flows into the hourly and daily connection aggregates (upserts of a row per connection-hour and
+//! -day, not a row per flow). Raw flow rows are written only when asked (`keep_flows`, for
+//! forensics); they never decide what is counted.
+//!
+//! What is new is decided without them, in the same transaction as the aggregates, so that
+//! re-ingesting, resuming a killed ingest, two writers at once and a resumed stream count every
+//! flow once:
+//!
+//! - **Files and request bodies** are cut into chunks at content-defined boundaries
+//!   ([`is_boundary`]: after a flow whose key hashes to 0 modulo [`CHUNK_AVG`], or at
+//!   [`CHUNK_MAX`] flows), so the same flows are cut the same way wherever they arrive. A chunk
+//!   written is recorded in `ingest_ledger` (first key, length, digest of its keys in order); one
+//!   recorded already is skipped; one that began like a recorded chunk that had ended with its
+//!   source (`open`: the end of a file that later grew, a body sent again with more) skips that
+//!   chunk's flows and adds the rest. Writers take a transaction lock per chunk start, so two that
+//!   write the same chunk at once write it once. Not recognised: flows re-sent in a chunk that
+//!   starts elsewhere (two different files that overlap: the overlap counts again up to the first
+//!   boundary inside it) or a shorter copy of an open chunk.
+//! - **Ordered streams** (Hubble Relay) keep a watermark per source (`stream_marks`): the newest
+//!   flow time written and the keys written at that time. A stream that starts again skips the
+//!   flows before its mark; flows after it always count, in whatever order they come.
+//!
+//! Within one ingest, a flow whose key was read before (the same Hubble uuid twice) is counted
+//! once ([`crate::ingest::Collector`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -38,34 +59,228 @@ pub struct FlowRow {
     pub undecided: bool,
 }
 
-/// A batch: rows plus workload labels learned from flow metadata.
-#[derive(Debug, Default, Clone)]
+/// A chunk boundary falls after about one flow in this many.
+pub const CHUNK_AVG: u64 = 4096;
+/// A chunk ends at this many flows even without a boundary.
+pub const CHUNK_MAX: usize = 16_384;
+
+/// Whether a chunk ends after the flow with this key: a property of the key alone, so the same
+/// flows are cut the same way in every file, body and position.
+pub fn is_boundary(key: u128) -> bool {
+    let folded = (key as u64) ^ ((key >> 64) as u64);
+    folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52 == 0
+}
+
+/// One flow of a chunk: its rows in the batch (none when it does not count: expired, read
+/// before in this ingest, or held), and the chunk's digest up to and including it.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    key: u128,
+    rows: (u32, u32),
+    prefix: u128,
+    /// Dated in the future (rejected for now): a later ingest that accepts it counts it then.
+    held: bool,
+}
+
+/// Flows cut at content-defined boundaries: the unit the ledger records.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub first: u128,
+    records: Vec<Record>,
+    /// Ended with its source, not at a boundary.
+    pub open: bool,
+    newest_us: i64,
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+    pub fn digest(&self) -> u128 {
+        self.records.last().map_or(0, |r| r.prefix)
+    }
+}
+
+/// A chunk the ledger holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub first: u128,
+    pub digest: u128,
+    pub records: usize,
+    /// Its flows that were held (dated in the future) and not counted.
+    pub held: Vec<u128>,
+}
+
+/// How many of `chunk`'s first flows were written before, and the entry that says so: all of
+/// them when the chunk is recorded; those of a recorded chunk that it begins with (one that ended
+/// with its source, and this one goes on), which it then replaces; else none.
+pub fn written_before<'a>(chunk: &Chunk, entries: &'a [LedgerEntry]) -> (usize, Option<&'a LedgerEntry>) {
+    let n = chunk.len();
+    let mine = entries.iter().filter(|e| e.first == chunk.first);
+    if let Some(e) = mine.clone().find(|e| e.records == n && e.digest == chunk.digest()) {
+        return (n, Some(e));
+    }
+    let prefix = mine
+        .filter(|e| e.records >= 1 && e.records < n && chunk.records[e.records - 1].prefix == e.digest)
+        .max_by_key(|e| e.records);
+    match prefix {
+        Some(e) => (e.records, Some(e)),
+        None => (0, None),
+    }
+}
+
+/// A stream's watermark after a batch: its newest flow time and the keys of the flows at it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mark {
+    pub time_us: i64,
+    pub keys: Vec<u128>,
+}
+
+impl Mark {
+    /// Keys kept at the mark's time: flows sharing one microsecond are few.
+    const MAX_KEYS: usize = 1024;
+
+    fn note(&mut self, time_us: i64, key: u128) {
+        if time_us > self.time_us {
+            self.time_us = time_us;
+            self.keys.clear();
+        }
+        if time_us == self.time_us && self.keys.len() < Self::MAX_KEYS && !self.keys.contains(&key) {
+            self.keys.push(key);
+        }
+    }
+
+    /// Whether a flow at `time_us` with `key` lies before the mark (was written before it).
+    pub fn covers(&self, time_us: i64, key: u128) -> bool {
+        time_us < self.time_us || time_us == self.time_us && self.keys.contains(&key)
+    }
+}
+
+/// A batch: rows plus workload labels learned from flow metadata, and what tells which of its
+/// flows are new: its chunks (files, bodies) or its stream's mark.
+#[derive(Debug, Clone)]
 pub struct Batch {
     pub rows: Vec<FlowRow>,
     pub learned: BTreeMap<(WorkloadRef, Labels), Timestamp>,
     /// DNS names seen for addresses: the flows' own and the DNS answers read with them.
     pub names: Names,
+    /// Complete chunks, and open ones ended with their source.
+    chunks: Vec<Chunk>,
+    /// The chunk being filled (files and bodies).
+    current: Option<Chunk>,
+    /// The stream this batch belongs to (`None`: files and bodies, chunked), and its mark.
+    stream: Option<(String, Mark)>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            rows: Vec::new(),
+            learned: BTreeMap::new(),
+            names: Names::default(),
+            chunks: Vec::new(),
+            current: None,
+            stream: None,
+        }
+    }
 }
 
 impl Batch {
+    /// A batch of an ordered stream named `source` (a Hubble Relay): not chunked, its flows
+    /// counted against the stream's mark.
+    pub fn for_stream(source: &str) -> Batch {
+        Batch { stream: Some((source.to_string(), Mark { time_us: i64::MIN, keys: Vec::new() })), ..Batch::default() }
+    }
+
+    /// A fresh batch of the same kind (the same stream, or chunked).
+    pub fn next(&self) -> Batch {
+        match &self.stream {
+            Some((s, _)) => Batch::for_stream(s),
+            None => Batch::default(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.is_empty() && self.chunks.is_empty() && self.current.is_none()
+    }
+    /// Whether nothing at all would be written.
+    pub fn is_void(&self) -> bool {
+        self.is_empty() && self.learned.is_empty() && self.names.is_empty()
     }
 
-    /// Adds a flow and its enrichment. A flow that fans out to several workloads (a Service
-    /// backed by more than one) becomes one row each, keyed apart.
-    pub fn push(&mut self, flow: &FlowRecord, enriched: &[Enriched]) {
+    /// Whether the batch may be cut here: no chunk half filled.
+    pub fn at_boundary(&self) -> bool {
+        self.current.is_none()
+    }
+
+    /// Ends the chunk being filled, as its source ended.
+    pub fn end_source(&mut self) {
+        if let Some(mut c) = self.current.take() {
+            c.open = true;
+            self.chunks.push(c);
+        }
+    }
+
+    /// Notes a flow (`key`: [`flow_key`]) in its chunk or the stream's mark, with the rows pushed
+    /// for it since `rows_from`.
+    fn note(&mut self, key: u128, time_us: i64, rows_from: usize) {
+        self.note_held(key, time_us, rows_from, false);
+    }
+
+    fn note_held(&mut self, key: u128, time_us: i64, rows_from: usize, held: bool) {
+        let rows = (rows_from as u32, self.rows.len() as u32);
+        if let Some((_, mark)) = &mut self.stream {
+            mark.note(time_us, key);
+            return;
+        }
+        let chunk = self.current.get_or_insert_with(|| Chunk {
+            first: key,
+            records: Vec::new(),
+            open: false,
+            newest_us: time_us,
+        });
+        let before = chunk.records.last().map_or(CHUNK_SEED, |r| r.prefix);
+        chunk.records.push(Record { key, rows, prefix: chain(before, key), held });
+        chunk.newest_us = chunk.newest_us.max(time_us);
+        if is_boundary(key) || chunk.records.len() >= CHUNK_MAX {
+            let done = self.current.take().expect("the chunk being filled");
+            self.chunks.push(done);
+        }
+    }
+
+    /// A flow that is part of its source but adds nothing (older than the retention, or read
+    /// before in this ingest): it still takes its place in its chunk.
+    pub fn skip(&mut self, key: u128, flow: &FlowRecord) {
+        let from = self.rows.len();
+        self.note(key, micros(flow.time), from);
+    }
+
+    /// A flow rejected for now (dated in the future): it takes its place in its chunk, and the
+    /// ledger remembers it was not counted. Streams have no chunks and keep no mark for it.
+    pub fn hold(&mut self, key: u128, flow: &FlowRecord) {
+        if self.stream.is_none() {
+            let from = self.rows.len();
+            self.note_held(key, micros(flow.time), from, true);
+        }
+    }
+
+    /// Adds a flow (`key`: [`flow_key`]) and its enrichment. A flow that fans out to several
+    /// workloads (a Service backed by more than one) becomes one row each, keyed apart.
+    pub fn push(&mut self, key: u128, flow: &FlowRecord, enriched: &[Enriched]) {
         for (ip, names) in [(flow.dst_ip, &flow.dst_names), (flow.src_ip, &flow.src_names)] {
             for n in names {
                 self.names.add(ip, n, flow.time);
             }
         }
-        let base = flow_key(flow);
+        let from = self.rows.len();
         for (i, e) in enriched.iter().enumerate() {
-            let key = if i == 0 { base } else { mix(base, i as u64) };
+            let row_key = if i == 0 { key } else { mix(key, i as u64) };
             for (w, labels) in &e.learned {
                 let seen = self.learned.entry((w.clone(), labels.clone())).or_insert(flow.time);
                 *seen = (*seen).max(flow.time);
@@ -82,7 +297,7 @@ impl Batch {
                 (end(&e.src, true), end(&e.dst, false));
             self.rows.push(FlowRow {
                 time_us: micros(flow.time),
-                key: uuid_text(key),
+                key: uuid_text(row_key),
                 src_ip: flow.src_ip,
                 src_port: flow.src_port.map(i32::from),
                 dst_ip: flow.dst_ip,
@@ -101,8 +316,24 @@ impl Batch {
                 undecided: flow.role == FlowRole::Undecided,
             });
         }
+        self.note(key, micros(flow.time), from);
+    }
+
+    /// The newest flow time among the batch's rows.
+    pub fn newest_us(&self) -> Option<i64> {
+        self.rows.iter().map(|r| r.time_us).max()
     }
 }
+
+const CHUNK_SEED: u128 = 0x6c62272e07bb014262b821756295c58d;
+
+/// The digest of a chunk's keys in order, one key further.
+fn chain(digest: u128, key: u128) -> u128 {
+    let mut h = Fnv128(digest);
+    h.write(&key.to_le_bytes());
+    h.finish()
+}
+
 
 fn namespace_of(e: &Endpoint) -> String {
     e.workload().map(|w| w.namespace.clone()).unwrap_or_default()
@@ -175,23 +406,15 @@ fn uuid_text(k: u128) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-/// What a writer expects of a batch: new flows (the usual case, and the cheap write), or some
-/// already stored (the batch before had some), which are skipped without a failed first try.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    New,
-    Duplicates,
-}
 
-/// What one batch did.
+/// What one batch did, in rows (a flow that fans out to several workloads is a row each).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub inserted: u64,
     pub duplicates: u64,
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23505")
+    /// Rows written to the aggregate tables (hourly and daily), the ledger and, when kept, the
+    /// raw flows: what the batch cost the store.
+    pub store_rows: u64,
 }
 
 /// One connection-hour of a batch: what its rows add to `conn_hourly`.
@@ -211,7 +434,7 @@ pub struct Hourly<'a> {
 
 /// Folds rows into their connection-hours (hours in UTC), sorted by `conn_hourly`'s key (source,
 /// hour, destination, port, protocol).
-pub fn fold_hourly(rows: &[FlowRow]) -> Vec<Hourly<'_>> {
+pub fn fold_hourly<'a>(rows: impl IntoIterator<Item = &'a FlowRow>) -> Vec<Hourly<'a>> {
     type Key<'a> = (&'a str, i64, &'a str, i32, &'static str);
     let mut map: HashMap<Key<'_>, Hourly<'_>> = HashMap::new();
     for r in rows {
@@ -243,9 +466,8 @@ pub fn fold_hourly(rows: &[FlowRow]) -> Vec<Hourly<'_>> {
     out.into_iter().map(|(_, h)| h).collect()
 }
 
-/// The batch's rows as the columns that `unnest` turns back into rows (and the rows themselves).
+/// Rows as the columns that `unnest` turns back into rows.
 struct FlowColumns<'a> {
-    rows: &'a [FlowRow],
     time: Vec<i64>,
     key: Vec<&'a str>,
     src_ip: Vec<IpAddr>,
@@ -265,9 +487,8 @@ struct FlowColumns<'a> {
 }
 
 impl<'a> FlowColumns<'a> {
-    fn new(rows: &'a [FlowRow]) -> Self {
+    fn new(rows: &[&'a FlowRow]) -> Self {
         FlowColumns {
-            rows,
             time: rows.iter().map(|r| r.time_us).collect(),
             key: rows.iter().map(|r| r.key.as_str()).collect(),
             src_ip: rows.iter().map(|r| r.src_ip).collect(),
@@ -286,52 +507,24 @@ impl<'a> FlowColumns<'a> {
             undecided: rows.iter().map(|r| r.undecided).collect(),
         }
     }
-
-    /// Binds `$2`..`$17` of `insert_flows!`.
-    fn bind<'q, O>(
-        &'q self,
-        q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-        q.bind(&self.time)
-            .bind(&self.key)
-            .bind(&self.src_ip)
-            .bind(&self.src_port)
-            .bind(&self.dst_ip)
-            .bind(&self.dst_port)
-            .bind(&self.protocol)
-            .bind(&self.verdict)
-            .bind(&self.src_ep)
-            .bind(&self.dst_ep)
-            .bind(&self.service)
-            .bind(&self.process)
-            .bind(&self.node)
-            .bind(&self.bytes)
-            .bind(&self.packets)
-            .bind(&self.undecided)
-    }
 }
 
-/// The insert into `flows` (`$1` cluster, `$2`..`$17` the columns), as the first CTE `ins` of
-/// both write statements, with their conflict clause and `RETURNING`.
-macro_rules! insert_flows {
-    ($tail:literal) => {
-        concat!(
-            "with ins as (
-                insert into flows as f (cluster_id, time, flow_key, src_ip, src_port, dst_ip, dst_port, protocol, verdict,
-                                        src_endpoint, dst_endpoint, service, process, node, bytes, packets, undecided)
-                select $1, timestamptz 'epoch' + us * interval '1 microsecond', k::uuid, sip, sport, dip, dport, proto,
-                       verdict, sep, dep, svc, proc, node, bytes, packets, und
-                from unnest($2::bigint[], $3::text[], $4::inet[], $5::int[], $6::inet[], $7::int[], $8::text[], $9::text[],
-                            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[],
-                            $17::boolean[])
-                    as t(us, k, sip, sport, dip, dport, proto, verdict, sep, dep, svc, proc, node, bytes, packets, und)
-                ",
-            $tail,
-            "
-             )"
-        )
-    };
-}
+/// The raw rows (`$1` cluster, `$2`..`$17` the columns), kept only when asked: a flow already
+/// stored is left as it is.
+const INSERT_FLOWS: &str = "with ins as (
+    insert into flows (cluster_id, time, flow_key, src_ip, src_port, dst_ip, dst_port, protocol, verdict,
+                       src_endpoint, dst_endpoint, service, process, node, bytes, packets, undecided)
+    select $1, timestamptz 'epoch' + us * interval '1 microsecond', k::uuid, sip, sport, dip, dport, proto,
+           verdict, sep, dep, svc, proc, node, bytes, packets, und
+    from unnest($2::bigint[], $3::text[], $4::inet[], $5::int[], $6::inet[], $7::int[], $8::text[], $9::text[],
+                $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[],
+                $17::boolean[])
+        as t(us, k, sip, sport, dip, dport, proto, verdict, sep, dep, svc, proc, node, bytes, packets, und)
+    on conflict do nothing
+    returning 1
+ )
+ select count(*) from ins";
+
 
 /// Adds the rows of a CTE (`$from`: bucket, src_endpoint, dst_endpoint, src_namespace,
 /// dst_namespace, dst_port, protocol, flows, dropped, first_seen, last_seen, processes, services,
@@ -407,15 +600,12 @@ macro_rules! upsert_aggregates {
     };
 }
 
-/// The usual write: the flows, and the batch's connection-hours as folded in Rust
-/// ([`fold_hourly`], `$18`..`$32`). A plain insert, which costs the server much less than one
-/// that checks for conflicts first: a flow already stored fails the statement with a unique
-/// violation, and the batch is written again by [`WRITE_FOLDING_RETURNED`]. `$33`: the cap of the
-/// lists ([`MAX_PROCESSES`]).
-const WRITE_ALL_NEW: &str = concat!(
-    insert_flows!("returning 1"),
-    ",
-     hourly as (
+
+/// The batch's connection-hours as folded in Rust ([`fold_hourly`], `$2`..`$16`), added to
+/// `conn_hourly` and, summed per day, to `conn_daily`; `$17`: the cap of the lists
+/// ([`MAX_PROCESSES`]). Answers the rows it upserted.
+const WRITE_AGGREGATES: &str = concat!(
+    "with hourly as (
         select timestamptz 'epoch' + b * interval '1 microsecond' as bucket, src_endpoint, dst_endpoint,
                src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
                timestamptz 'epoch' + fu * interval '1 microsecond' as first_seen,
@@ -424,55 +614,25 @@ const WRITE_ALL_NEW: &str = concat!(
                array(select jsonb_array_elements_text(sj)) as services,
                und as undecided,
                array(select jsonb_array_elements_text(rj)::int) as reply_ports
-        from unnest($18::bigint[], $19::text[], $20::text[], $21::text[], $22::text[], $23::int[], $24::text[],
-                    $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::jsonb[], $30::jsonb[],
-                    $31::bigint[], $32::jsonb[])
+        from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[],
+                    $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::jsonb[], $14::jsonb[],
+                    $15::bigint[], $16::jsonb[])
             as a(b, src_endpoint, dst_endpoint, src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
                  fu, lu, pj, sj, und, rj)
      )",
-    upsert_aggregates!("$33"),
+    upsert_aggregates!("$17"),
     "
-     select count(*) from ins"
+     select (select count(*) from hourly) + (select count(*) from daily)"
 );
 
-/// The write for a batch holding flows already stored: the aggregates are folded from what the
-/// insert returns, i.e. exactly the rows it stored (a flow already in the table, or twice in the
-/// batch, is skipped by `on conflict do nothing` and counted nowhere). `$18`, `$19`: each
-/// endpoint's namespace, sent once per endpoint; `$20`: the cap of the lists ([`MAX_PROCESSES`]).
-const WRITE_FOLDING_RETURNED: &str = concat!(
-    insert_flows!(
-        "on conflict do nothing
-         returning f.time, f.src_endpoint, f.dst_endpoint, f.dst_port, f.protocol, f.verdict, f.service, f.process,
-                   f.src_port, f.undecided"
-    ),
-    ",
-     ns as (
-        select * from unnest($18::text[], $19::text[]) as n(endpoint, namespace)
-     ),
-     hourly as (
-        select date_trunc('hour', i.time, 'UTC') as bucket, i.src_endpoint, i.dst_endpoint, s.namespace as src_namespace,
-               d.namespace as dst_namespace, i.dst_port, i.protocol,
-               count(*) as flows, count(*) filter (where verdict = 'DROPPED') as dropped,
-               min(time) as first_seen, max(time) as last_seen,
-               coalesce((array_agg(distinct process) filter (where process is not null))[1:$20::int], '{}') as processes,
-               coalesce((array_agg(distinct service) filter (where service is not null))[1:$20::int], '{}') as services,
-               count(*) filter (where undecided) as undecided,
-               coalesce((array_agg(distinct src_port order by src_port)
-                         filter (where undecided and src_port is not null))[1:$20::int], '{}') as reply_ports
-        from ins i
-        join ns s on s.endpoint = i.src_endpoint
-        join ns d on d.endpoint = i.dst_endpoint
-        group by date_trunc('hour', i.time, 'UTC'), i.src_endpoint, i.dst_endpoint, s.namespace, d.namespace, i.dst_port, i.protocol
-     )",
-    upsert_aggregates!("$20"),
-    "
-     select count(*) from ins"
-);
-
-/// [`WRITE_ALL_NEW`]: the rows and their connection-hours, or a unique violation.
-async fn write_all_new(tx: &mut sqlx::PgConnection, cluster: i32, cols: &FlowColumns<'_>) -> sqlx::Result<i64> {
-    let hourly = fold_hourly(cols.rows);
-    cols.bind(sqlx::query_scalar(WRITE_ALL_NEW).bind(cluster))
+/// [`WRITE_AGGREGATES`] for `rows`: the rows upserted.
+async fn write_aggregates(tx: &mut sqlx::PgConnection, cluster: i32, rows: &[&FlowRow]) -> sqlx::Result<i64> {
+    let hourly = fold_hourly(rows.iter().copied());
+    if hourly.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query_scalar(WRITE_AGGREGATES)
+        .bind(cluster)
         .bind(hourly.iter().map(|h| h.bucket_us).collect::<Vec<_>>())
         .bind(hourly.iter().map(|h| h.src_endpoint).collect::<Vec<_>>())
         .bind(hourly.iter().map(|h| h.dst_endpoint).collect::<Vec<_>>())
@@ -493,60 +653,223 @@ async fn write_all_new(tx: &mut sqlx::PgConnection, cluster: i32, cols: &FlowCol
         .await
 }
 
-/// [`WRITE_FOLDING_RETURNED`]: the rows not yet stored, and their connection-hours.
-async fn write_skipping_stored(tx: &mut sqlx::PgConnection, cluster: i32, cols: &FlowColumns<'_>) -> sqlx::Result<i64> {
-    let mut namespaces: HashMap<&str, &str> = HashMap::new();
-    for r in cols.rows {
-        namespaces.entry(&r.src_endpoint).or_insert(&r.src_namespace);
-        namespaces.entry(&r.dst_endpoint).or_insert(&r.dst_namespace);
+/// How to write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Also store a raw row per new flow (`--keep-flows`).
+    pub keep_flows: bool,
+}
+
+/// What the ledger says of a batch's chunks: the rows that are new, and the ledger's changes.
+struct Decided<'a> {
+    new: Vec<&'a FlowRow>,
+    duplicates: u64,
+    /// Chunks to record (or record again), with the keys of their flows still held.
+    record: Vec<(&'a Chunk, Vec<u128>)>,
+    /// Open chunks that recorded chunks replace.
+    replace: Vec<LedgerEntry>,
+}
+
+/// Decides, from the entries recorded for its chunks' first keys, which of the batch's rows are
+/// new: those of flows past what was written before, and of flows held then and accepted now.
+/// Pure: the transaction around it reads the entries and applies the changes.
+fn decide<'a>(batch: &'a Batch, entries: &[LedgerEntry]) -> Decided<'a> {
+    let mut d = Decided { new: Vec::new(), duplicates: 0, record: Vec::new(), replace: Vec::new() };
+    for chunk in &batch.chunks {
+        let (before, entry) = written_before(chunk, entries);
+        let was_held = |k: &u128| entry.is_some_and(|e| e.held.contains(k));
+        let mut held = Vec::new();
+        let mut changed = before < chunk.len();
+        for (i, rec) in chunk.records.iter().enumerate() {
+            let rows = &batch.rows[rec.rows.0 as usize..rec.rows.1 as usize];
+            let counted_before = i < before && !was_held(&rec.key);
+            if rec.held && !counted_before {
+                held.push(rec.key);
+            }
+            if counted_before {
+                d.duplicates += rows.len() as u64;
+            } else {
+                d.new.extend(rows);
+                changed |= i < before && !rec.held;
+            }
+        }
+        if changed || entry.is_some_and(|e| e.held.len() != held.len()) {
+            d.record.push((chunk, held));
+        }
+        if let Some(e) = entry.filter(|e| e.records < chunk.len()) {
+            d.replace.push(e.clone());
+        }
     }
-    let (ns_ep, ns_name): (Vec<&str>, Vec<&str>) = namespaces.into_iter().unzip();
-    cols.bind(sqlx::query_scalar(WRITE_FOLDING_RETURNED).bind(cluster))
-        .bind(&ns_ep)
-        .bind(&ns_name)
-        .bind(MAX_PROCESSES as i32)
-        .fetch_one(tx)
-        .await
+    d
 }
 
 impl Store {
-    /// Writes one batch in one transaction. Usually every flow is new, and the batch's aggregates,
-    /// folded here, go with the flows in one statement; when a flow is already stored (or
-    /// `expect` says some may be), the batch is written skipping stored flows, and the aggregates
-    /// are folded from the rows the database actually inserted.
-    pub async fn write_batch(&self, cluster: i32, batch: &Batch, expect: Expect) -> Result<Written> {
-        if batch.is_empty() && batch.learned.is_empty() && batch.names.is_empty() {
+    /// Writes one batch in one transaction: its new flows folded into the aggregates, and what
+    /// says they are written (the ledger's chunks, or the stream's mark).
+    pub async fn write_batch(&self, cluster: i32, batch: &Batch, options: WriteOptions) -> Result<Written> {
+        if batch.is_void() {
             return Ok(Written::default());
         }
-        let n = batch.rows.len() as i64;
-        let cols = FlowColumns::new(&batch.rows);
-        let mut tx = self.begin_batch(batch).await?;
-        let all_new = match expect {
-            Expect::New => Some(write_all_new(&mut tx, cluster, &cols).await),
-            Expect::Duplicates => None,
-        };
-        let inserted = match all_new {
-            Some(Ok(inserted)) => inserted,
-            Some(Err(e)) if !is_unique_violation(&e) => return Err(e.into()),
-            // The plain insert met a stored flow; nothing of it stays.
-            Some(Err(_)) => {
-                tx.rollback().await?;
-                tx = self.begin_batch(batch).await?;
-                write_skipping_stored(&mut tx, cluster, &cols).await?
+        debug_assert!(batch.stream.is_some() || batch.at_boundary(), "a chunked batch is cut at a boundary");
+        let mut tx = self.pool.begin().await?;
+        let mut store_rows = 0u64;
+        let decided = match &batch.stream {
+            Some(_) => Decided {
+                new: batch.rows.iter().collect(),
+                duplicates: 0,
+                record: Vec::new(),
+                replace: Vec::new(),
+            },
+            None => {
+                let entries = self.ledger_entries(&mut tx, cluster, &batch.chunks).await?;
+                decide(batch, &entries)
             }
-            None => write_skipping_stored(&mut tx, cluster, &cols).await?,
         };
+        store_rows += write_aggregates(&mut tx, cluster, &decided.new).await? as u64;
+        if options.keep_flows && !decided.new.is_empty() {
+            store_rows += self.write_raw(&mut tx, cluster, &decided.new).await?;
+        }
+        store_rows += self.record_chunks(&mut tx, cluster, &decided).await?;
+        if let Some((source, mark)) = &batch.stream
+            && !mark.keys.is_empty()
+        {
+            self.advance_mark(&mut tx, cluster, source, mark).await?;
+            store_rows += 1;
+        }
         self.write_learned(&mut tx, cluster, batch).await?;
         super::names::write_names(&mut tx, cluster, &batch.names).await?;
         tx.commit().await?;
-        let inserted = inserted as u64;
-        Ok(Written { inserted, duplicates: n as u64 - inserted })
+        Ok(Written { inserted: decided.new.len() as u64, duplicates: decided.duplicates, store_rows })
     }
 
-    /// Opens a batch's transaction, with the day partitions its rows need.
-    async fn begin_batch(&self, batch: &Batch) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        let mut days: Vec<i64> = batch.rows.iter().map(|r| r.time_us.div_euclid(DAY_US)).collect();
+    /// Locks the chunks' first keys for this transaction (in order, so writers cannot deadlock)
+    /// and reads what the ledger holds for them: a writer that writes the same chunk at the same
+    /// time waits here, then sees this one's entry.
+    async fn ledger_entries(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        cluster: i32,
+        chunks: &[Chunk],
+    ) -> Result<Vec<LedgerEntry>> {
+        if chunks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut locks: Vec<i32> = chunks.iter().map(|c| c.first as u32 as i32).collect();
+        locks.sort_unstable();
+        locks.dedup();
+        sqlx::query("select pg_advisory_xact_lock($1, k) from unnest($2::int[]) as t(k)")
+            .bind(cluster)
+            .bind(&locks)
+            .execute(&mut *tx)
+            .await?;
+        let firsts: Vec<String> = chunks.iter().map(|c| uuid_text(c.first)).collect();
+        let rows: Vec<(String, String, i32, Vec<String>)> = sqlx::query_as(
+            "select first_key::text, digest::text, records, held::text[] from ingest_ledger
+             where cluster_id = $1 and first_key = any($2::text[]::uuid[])",
+        )
+        .bind(cluster)
+        .bind(&firsts)
+        .fetch_all(&mut *tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(f, d, n, held)| {
+                Some(LedgerEntry {
+                    first: parse_uuid(&f)?,
+                    digest: parse_uuid(&d)?,
+                    records: usize::try_from(n).ok()?,
+                    held: held.iter().filter_map(|k| parse_uuid(k)).collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// Records the chunks with new flows, in place of the open chunks they go on from.
+    async fn record_chunks(&self, tx: &mut sqlx::PgConnection, cluster: i32, d: &Decided<'_>) -> Result<u64> {
+        if !d.replace.is_empty() {
+            let first: Vec<String> = d.replace.iter().map(|e| uuid_text(e.first)).collect();
+            let digest: Vec<String> = d.replace.iter().map(|e| uuid_text(e.digest)).collect();
+            sqlx::query(
+                "delete from ingest_ledger l using unnest($2::text[], $3::text[]) as r(f, d)
+                 where l.cluster_id = $1 and l.first_key = r.f::uuid and l.digest = r.d::uuid",
+            )
+            .bind(cluster)
+            .bind(&first)
+            .bind(&digest)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if d.record.is_empty() {
+            return Ok(0);
+        }
+        let first: Vec<String> = d.record.iter().map(|(c, _)| uuid_text(c.first)).collect();
+        let digest: Vec<String> = d.record.iter().map(|(c, _)| uuid_text(c.digest())).collect();
+        let records: Vec<i32> = d.record.iter().map(|(c, _)| c.len() as i32).collect();
+        let open: Vec<bool> = d.record.iter().map(|(c, _)| c.open).collect();
+        let newest: Vec<i64> = d.record.iter().map(|(c, _)| c.newest_us).collect();
+        // Held keys as one text per chunk (`unnest` cannot take an array of arrays of any length).
+        let held: Vec<String> =
+            d.record.iter().map(|(_, h)| h.iter().map(|k| uuid_text(*k)).collect::<Vec<_>>().join(",")).collect();
+        let n = sqlx::query(
+            "insert into ingest_ledger as l (cluster_id, first_key, digest, records, open, newest, held)
+             select $1, f::uuid, d::uuid, n, o, timestamptz 'epoch' + t * interval '1 microsecond',
+                    case when h = '' then '{}'::uuid[] else string_to_array(h, ',')::uuid[] end
+             from unnest($2::text[], $3::text[], $4::int[], $5::boolean[], $6::bigint[], $7::text[])
+                 as c(f, d, n, o, t, h)
+             on conflict (cluster_id, first_key, digest) do update set held = excluded.held",
+        )
+        .bind(cluster)
+        .bind(&first)
+        .bind(&digest)
+        .bind(&records)
+        .bind(&open)
+        .bind(&newest)
+        .bind(&held)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    /// Moves a stream's mark on to the batch's newest flows (never back).
+    async fn advance_mark(&self, tx: &mut sqlx::PgConnection, cluster: i32, source: &str, mark: &Mark) -> Result<()> {
+        let keys: Vec<String> = mark.keys.iter().map(|k| uuid_text(*k)).collect();
+        sqlx::query(
+            "insert into stream_marks as m (cluster_id, source, mark, keys)
+             values ($1, $2, timestamptz 'epoch' + $3::bigint * interval '1 microsecond', $4::text[]::uuid[])
+             on conflict (cluster_id, source) do update set
+                keys = case when excluded.mark > m.mark then excluded.keys
+                            when excluded.mark = m.mark
+                                then (select array_agg(distinct k) from unnest(m.keys || excluded.keys) k)
+                            else m.keys end,
+                mark = greatest(m.mark, excluded.mark),
+                updated_at = now()",
+        )
+        .bind(cluster)
+        .bind(source)
+        .bind(mark.time_us)
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// A stream's mark (`None`: it never wrote).
+    pub async fn stream_mark(&self, cluster: i32, source: &str) -> Result<Option<Mark>> {
+        let row: Option<(i64, Vec<String>)> = sqlx::query_as(
+            "select (extract(epoch from mark) * 1000000)::bigint, keys::text[] from stream_marks
+             where cluster_id = $1 and source = $2",
+        )
+        .bind(cluster)
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(time_us, keys)| Mark { time_us, keys: keys.iter().filter_map(|k| parse_uuid(k)).collect() }))
+    }
+
+    /// The raw rows of the new flows, in their day partitions.
+    async fn write_raw(&self, tx: &mut sqlx::PgConnection, cluster: i32, rows: &[&FlowRow]) -> Result<u64> {
+        let mut days: Vec<i64> = rows.iter().map(|r| r.time_us.div_euclid(DAY_US)).collect();
         days.sort_unstable();
         days.dedup();
         for day in days {
@@ -555,7 +878,28 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        Ok(tx)
+        let c = FlowColumns::new(rows);
+        let n: i64 = sqlx::query_scalar(INSERT_FLOWS)
+            .bind(cluster)
+            .bind(&c.time)
+            .bind(&c.key)
+            .bind(&c.src_ip)
+            .bind(&c.src_port)
+            .bind(&c.dst_ip)
+            .bind(&c.dst_port)
+            .bind(&c.protocol)
+            .bind(&c.verdict)
+            .bind(&c.src_ep)
+            .bind(&c.dst_ep)
+            .bind(&c.service)
+            .bind(&c.process)
+            .bind(&c.node)
+            .bind(&c.bytes)
+            .bind(&c.packets)
+            .bind(&c.undecided)
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(n as u64)
     }
 
     /// Records the workload labels a batch learned from flow metadata.
@@ -586,6 +930,7 @@ impl Store {
         Ok(())
     }
 }
+
 
 #[cfg(test)]
 mod tests {
@@ -632,11 +977,62 @@ mod tests {
         }
     }
 
+    fn chunked(keys: &[u128]) -> Batch {
+        let mut b = Batch::default();
+        for k in keys {
+            b.note(*k, 0, 0);
+        }
+        b.end_source();
+        b
+    }
+
+    /// Keys that end a chunk, found by search: about one in [`CHUNK_AVG`].
+    fn boundary_keys(n: usize) -> Vec<u128> {
+        (1u128..).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834)).filter(|k| is_boundary(*k)).take(n).collect()
+    }
+
+    #[test]
+    fn chunks_are_cut_by_content_not_position() {
+        let b = boundary_keys(2);
+        let keys: Vec<u128> = vec![1, 2, b[0], 3, 4, 5, b[1], 6];
+        let all = chunked(&keys);
+        let lens: Vec<(usize, bool)> = all.chunks.iter().map(|c| (c.len(), c.open)).collect();
+        assert_eq!(lens, [(3, false), (4, false), (1, true)]);
+        // Starting elsewhere, the chunks after the first boundary are the same chunks.
+        let later = chunked(&keys[1..]);
+        assert_eq!(later.chunks[1].first, all.chunks[1].first);
+        assert_eq!(later.chunks[1].digest(), all.chunks[1].digest());
+        assert_ne!(later.chunks[0].digest(), all.chunks[0].digest());
+        // A chunk ends at CHUNK_MAX flows without a boundary.
+        let plain: Vec<u128> = (0..CHUNK_MAX as u128 + 100).map(|k| k * 2 + 1).filter(|k| !is_boundary(*k)).collect();
+        let long = chunked(&plain);
+        assert_eq!(long.chunks[0].len(), CHUNK_MAX);
+        // About one key in CHUNK_AVG ends a chunk.
+        let ends = (0..1_000_000u128).filter(|k| is_boundary(k.wrapping_mul(0x2545_F491_4F6C_DD1D_9E37_79B9))).count();
+        assert!((150..350).contains(&ends), "{ends} boundaries in 1,000,000 keys");
+    }
+
+    #[test]
+    fn the_ledger_recognises_a_chunk_and_the_open_chunk_it_goes_on_from() {
+        let entry = |c: &Chunk| LedgerEntry { first: c.first, digest: c.digest(), records: c.len(), held: Vec::new() };
+        let short = chunked(&[7, 8, 9]);
+        let long = chunked(&[7, 8, 9, 10, 11]);
+        let other = chunked(&[7, 8, 12, 10, 11]);
+        let recorded = [entry(&short.chunks[0])];
+        // Recorded: all of it.
+        assert_eq!(written_before(&short.chunks[0], &recorded), (3, Some(&recorded[0])));
+        // Going on from the open chunk: its three flows (that entry is then replaced).
+        assert_eq!(written_before(&long.chunks[0], &recorded), (3, Some(&recorded[0])));
+        // The same first key, other flows: nothing.
+        assert_eq!(written_before(&other.chunks[0], &recorded), (0, None));
+        assert_eq!(written_before(&long.chunks[0], &[]), (0, None));
+    }
+
     /// Every capped list the SQL keeps is capped by a parameter (bound from [`MAX_PROCESSES`], the
     /// one constant the Rust folds use), never by a number written into the SQL.
     #[test]
     fn the_sql_caps_are_the_rust_cap() {
-        for (sql, param) in [(WRITE_ALL_NEW, "$33"), (WRITE_FOLDING_RETURNED, "$20")] {
+        for (sql, param) in [(WRITE_AGGREGATES, "$17")] {
             let caps = sql.matches("[1:").count();
             assert!(caps >= 4, "{sql}");
             assert_eq!(sql.matches(format!("[1:{param}::int]").as_str()).count(), caps, "{sql}");

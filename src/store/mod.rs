@@ -6,6 +6,7 @@
 //! Queries are written out (runtime-checked `sqlx::query`, so builds need no database).
 
 pub mod decisions;
+#[macro_use]
 pub mod ingest;
 pub mod inventory;
 pub mod names;

@@ -23,7 +23,10 @@ pub enum Scope<'a> {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Stats {
+    /// Flows counted in the aggregates.
     pub flows: i64,
+    /// Raw rows kept (`--keep-flows`).
+    pub raw_flows: i64,
     pub connections: i64,
     pub workloads: i64,
     pub pods: i64,
@@ -196,14 +199,23 @@ impl Store {
     }
 
     pub async fn stats(&self, cluster: i32) -> Result<Stats> {
-        let (flows, first, last): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-            "select count(*), (extract(epoch from min(time)) * 1000000)::bigint,
-                    (extract(epoch from max(time)) * 1000000)::bigint
-             from flows where cluster_id = $1",
+        // From the aggregates (raw rows are kept only when asked): the flows counted, the first
+        // one's time in the oldest day, the last one's in the newest.
+        let (flows, first, last): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "select (select sum(flows)::bigint from conn_daily where cluster_id = $1),
+                    (select (extract(epoch from min(first_seen)) * 1000000)::bigint from conn_daily
+                     where cluster_id = $1 and bucket = (select min(bucket) from conn_daily where cluster_id = $1)),
+                    (select (extract(epoch from max(last_seen)) * 1000000)::bigint from conn_daily
+                     where cluster_id = $1 and bucket = (select max(bucket) from conn_daily where cluster_id = $1))",
         )
         .bind(cluster)
         .fetch_one(&self.pool)
         .await?;
+        let flows = flows.unwrap_or(0);
+        let raw_flows: i64 = sqlx::query_scalar("select count(*) from flows where cluster_id = $1")
+            .bind(cluster)
+            .fetch_one(&self.pool)
+            .await?;
         let (connections,): (i64,) = sqlx::query_as(
             "select count(*) from (select distinct src_endpoint, dst_endpoint, port, protocol
                                    from conn_daily where cluster_id = $1) c",
@@ -243,6 +255,7 @@ impl Store {
             |t: Option<i64>| -> Result<Option<String>> { t.map(|t| from_micros(t).map(|t| t.to_string())).transpose() };
         Ok(Stats {
             flows,
+            raw_flows,
             connections,
             workloads,
             pods,
@@ -252,16 +265,45 @@ impl Store {
         })
     }
 
-    /// The newest flow's time, for relative windows (every page with one asks): the end of
-    /// `flows_identity` in the newest day partition, read backwards, so it costs a few index
-    /// pages however many flows are stored. (Retention drops the oldest days, never the newest.)
+    /// The newest flow's time, for relative windows (every page with one asks): the newest day's
+    /// aggregates (one step down `conn_daily_bucket`), so it costs a few index pages however much
+    /// is stored.
     pub async fn newest_flow(&self, cluster: i32) -> Result<Option<Timestamp>> {
         let t: Option<i64> = sqlx::query_scalar(
-            "select (extract(epoch from max(time)) * 1000000)::bigint from flows where cluster_id = $1",
+            "select (extract(epoch from max(last_seen)) * 1000000)::bigint from conn_daily
+             where cluster_id = $1 and bucket = (select max(bucket) from conn_daily where cluster_id = $1)",
         )
         .bind(cluster)
         .fetch_one(&self.pool)
         .await?;
         t.map(from_micros).transpose()
+    }
+}
+
+/// One table of the store: its size on disk (with indexes and TOAST) and PostgreSQL's estimate of
+/// its rows (partitioned tables summed over their partitions).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TableSize {
+    pub table: String,
+    pub bytes: i64,
+    pub rows: i64,
+}
+
+impl Store {
+    /// The store's tables by size, whole (every cluster): what `stats` shows of the store.
+    pub async fn table_sizes(&self) -> Result<Vec<TableSize>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "select coalesce(parent.relname, c.relname)::text as t,
+                    sum(pg_total_relation_size(c.oid))::bigint, sum(greatest(c.reltuples, 0))::bigint
+             from pg_class c
+             join pg_namespace n on n.oid = c.relnamespace and n.nspname = current_schema()
+             left join pg_inherits i on i.inhrelid = c.oid
+             left join pg_class parent on parent.oid = i.inhparent
+             where c.relkind = 'r' and c.relname not like '\\_sqlx%'
+             group by 1 order by 2 desc, 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(table, bytes, rows)| TableSize { table, bytes, rows }).collect())
     }
 }

@@ -5,9 +5,10 @@
 //!
 //! Only the addresses of the objects an import added or changed are looked at, and only flows from
 //! the earliest of those objects' creation on, so a watch recording a new pod costs a scan of that
-//! pod's lifetime, not of the store. The connection-hours the moved flows left and joined are
-//! recomputed from the raw flows (retention removes whole days, so an hour that still has one raw
-//! flow has all of them), and their days from the hours.
+//! pod's lifetime, not of the store. It works on the connection-hours (raw flows are optional):
+//! an hour moves whole to the workload its address resolves to at its first and its last flow,
+//! merged into what that workload's connection-hour holds; the days are recomputed from the
+//! hours.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -48,50 +49,38 @@ macro_rules! affected {
     };
 }
 
-/// An endpoint key's namespace in SQL, as the write path stores it: a workload's (or an
-/// identity's) namespace, '' for addresses.
-macro_rules! namespace_of {
-    ($col:literal) => {
-        concat!(
-            "case when split_part(",
-            $col,
-            ", '/', 1) in ('node', 'external', 'unresolved') then '' else split_part(",
-            $col,
-            ", '/', 2) end"
-        )
-    };
-}
-
-const DELETE_HOURS: &str = concat!(
-    "delete from conn_hourly c using ",
-    affected!(),
-    " where c.cluster_id = $1 and c.src_endpoint = a.s and c.dst_endpoint = a.d and c.port = a.p
-        and c.protocol = a.pr and c.bucket = timestamptz 'epoch' + a.b * interval '1 microsecond'"
-);
-
-const INSERT_HOURS: &str = concat!(
-    "insert into conn_hourly (cluster_id, bucket, src_endpoint, dst_endpoint, src_namespace, dst_namespace, port,
-                              protocol, flows, dropped, first_seen, last_seen, processes, services, undecided,
-                              reply_ports)
-     select $1, date_trunc('hour', f.time, 'UTC'), f.src_endpoint, f.dst_endpoint, ",
-    namespace_of!("f.src_endpoint"),
-    ", ",
-    namespace_of!("f.dst_endpoint"),
-    ",
-            f.dst_port, f.protocol, count(*), count(*) filter (where f.verdict = 'DROPPED'),
-            min(f.time), max(f.time),
-            coalesce((array_agg(distinct f.process) filter (where f.process is not null))[1:$7::int], '{}'),
-            coalesce((array_agg(distinct f.service) filter (where f.service is not null))[1:$7::int], '{}'),
-            count(*) filter (where f.undecided),
-            coalesce((array_agg(distinct f.src_port order by f.src_port)
-                      filter (where f.undecided and f.src_port is not null))[1:$7::int], '{}')
-     from flows f join ",
-    affected!(),
-    " on f.src_endpoint = a.s and f.dst_endpoint = a.d and f.dst_port = a.p and f.protocol = a.pr
-      and f.time >= timestamptz 'epoch' + a.b * interval '1 microsecond'
-      and f.time < timestamptz 'epoch' + a.b * interval '1 microsecond' + interval '1 hour'
-     where f.cluster_id = $1
-     group by 2, 3, 4, 5, 6, 7, 8"
+/// Moves connection-hours to the endpoints their unresolved ends now resolve to: `$2`..`$10`
+/// the hours (bucket, old source and destination, port, protocol, new source and destination and
+/// their namespaces), `$11` the cap of the lists. The moved hours are deleted and added, summed
+/// per new key, to what that key already holds.
+const MOVE_HOURS: &str = concat!(
+    "with moves as (
+        select * from unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[],
+                             $9::text[], $10::text[])
+            as m(b, s, d, p, pr, ns, nd, nsns, ndns)
+     ),
+     moved as (
+        delete from conn_hourly c using moves m
+        where c.cluster_id = $1 and c.bucket = timestamptz 'epoch' + m.b * interval '1 microsecond'
+          and c.src_endpoint = m.s and c.dst_endpoint = m.d and c.port = m.p and c.protocol = m.pr
+        returning c.*, m.ns, m.nd, m.nsns, m.ndns
+     ),
+     hourly as (
+        select bucket, ns as src_endpoint, nd as dst_endpoint, nsns as src_namespace, ndns as dst_namespace,
+               port as dst_port, protocol, sum(flows)::bigint as flows, sum(dropped)::bigint as dropped,
+               min(first_seen) as first_seen, max(last_seen) as last_seen,
+               (select coalesce((array_agg(distinct x))[1:$11::int], '{}') from unnest(array_cat_agg(processes)) x)
+                   as processes,
+               (select coalesce((array_agg(distinct x))[1:$11::int], '{}') from unnest(array_cat_agg(services)) x)
+                   as services,
+               sum(undecided)::bigint as undecided,
+               (select coalesce((array_agg(distinct x order by x))[1:$11::int], '{}')
+                from unnest(array_cat_agg(reply_ports)) x) as reply_ports
+        from moved
+        group by bucket, ns, nd, nsns, ndns, port, protocol
+     )
+     ",
+    upsert_into!("conn_hourly", "hourly", "$11")
 );
 
 /// The day (UTC) of an affected connection-hour.
@@ -132,119 +121,148 @@ const INSERT_DAYS: &str = concat!(
 );
 
 impl Store {
-    /// Gives the flows of `cluster` whose unresolved ends are among `ips`, from `since` on, the
-    /// workloads the stored inventory now says held them at their time. Returns how many flows
-    /// moved. Flows to a ClusterIP that now fans out to several workloads stay as they are (they
-    /// would need rows of their own).
+    /// Gives the connection-hours of `cluster` whose unresolved ends are among `ips`, from
+    /// `since` on, the workloads the stored inventory now says held those addresses: an hour moves
+    /// when its end resolves to the same workload at the hour's first and at its last flow (an
+    /// address that changed hands within the hour stays unresolved there). Returns how many flows
+    /// moved. Flows to a ClusterIP that now fans out to several workloads, or maps to another
+    /// port, stay as they are. Raw rows (`--keep-flows`) keep the endpoints they were written
+    /// with.
     pub async fn reattribute(&self, cluster: i32, ips: &[IpAddr], since: Timestamp) -> Result<u64> {
         if ips.is_empty() {
             return Ok(0);
         }
-        type Row = (i64, String, IpAddr, Option<i32>, IpAddr, i32, String, String, String, String, Option<String>);
+        let keys: Vec<String> = ips.iter().map(|ip| Endpoint::Unresolved { ip: *ip }.key()).collect();
+        type Row = (i64, String, String, i32, String, i64, i64, i64);
         let rows: Vec<Row> = sqlx::query_as(
-            "select (extract(epoch from time) * 1000000)::bigint, flow_key::text, src_ip, src_port, dst_ip, dst_port,
-                    protocol, verdict, src_endpoint, dst_endpoint, process
-             from flows
-             where cluster_id = $1 and time >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
-               and ((src_ip = any($3::inet[]) and src_endpoint like 'unresolved/%')
-                 or (dst_ip = any($3::inet[]) and dst_endpoint like 'unresolved/%'))",
+            "select (extract(epoch from bucket) * 1000000)::bigint, src_endpoint, dst_endpoint, port, protocol,
+                    (extract(epoch from first_seen) * 1000000)::bigint, (extract(epoch from last_seen) * 1000000)::bigint,
+                    flows
+             from conn_hourly
+             where cluster_id = $1 and bucket >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+               and (src_endpoint = any($3::text[]) or dst_endpoint = any($3::text[]))",
         )
         .bind(cluster)
-        .bind(micros(since))
-        .bind(ips)
+        .bind(micros(since).div_euclid(HOUR_US) * HOUR_US)
+        .bind(&keys)
         .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
             return Ok(0);
         }
         let inv = self.load_inventory(cluster).await?;
-        let (mut times, mut keys, mut srcs, mut dsts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        // (hour, source, destination, port, protocol) of every connection-hour that changes.
-        let mut hours: BTreeSet<(i64, String, String, i32, String)> = BTreeSet::new();
-        for (time_us, key, src_ip, src_port, dst_ip, dst_port, protocol, verdict, src_ep, dst_ep, process) in rows {
-            let (Some(port), Ok(proto)) =
-                (u16::try_from(dst_port).ok().and_then(Port::new), protocol.parse::<Protocol>())
+        // (hour, old source, old destination, port, protocol) -> (new source, new destination)
+        let mut moves: Vec<((i64, String, String, i32, String), (String, String))> = Vec::new();
+        let mut moved_flows = 0u64;
+        for (bucket, src, dst, port, protocol, first_us, last_us, flows) in rows {
+            let (Some(p), Ok(proto)) = (u16::try_from(port).ok().and_then(Port::new), protocol.parse::<Protocol>())
             else {
                 continue;
             };
-            let flow = FlowRecord {
-                time: from_micros(time_us)?,
-                uuid: None,
-                src_ip,
-                src_port: src_port.and_then(|p| u16::try_from(p).ok()),
-                dst_ip,
-                dst_port: port,
-                protocol: proto,
-                verdict: Verdict::parse_lenient(&verdict),
-                process,
-                node: None,
-                cluster: None,
-                bytes: None,
-                packets: None,
-                src_meta: None,
-                dst_meta: None,
-                dst_service: None,
-                role: Default::default(),
-                dst_names: Vec::new(),
-                src_names: Vec::new(),
+            let unresolved = |key: &str| match Endpoint::from_key(key) {
+                Some(Endpoint::Unresolved { ip }) => Some(ip),
+                _ => None,
             };
-            let enriched = enrich(&inv, &flow);
-            let [e] = enriched.as_slice() else { continue };
-            if e.port != port {
-                continue;
-            }
-            // Only an end that was unresolved changes; one the write path resolved stays.
-            let pick = |old: &str, new: &Endpoint| {
-                if old.starts_with("unresolved/") && !matches!(new, Endpoint::Unresolved { .. }) {
-                    new.key()
-                } else {
-                    old.to_string()
+            let (src_ip, dst_ip) = (unresolved(&src), unresolved(&dst));
+            // The end that is not an address to resolve takes a stand-in; its answer is ignored.
+            let stand_in = |other: Option<IpAddr>| match other {
+                Some(IpAddr::V6(_)) => IpAddr::from([0u16; 8]),
+                _ => IpAddr::from([0u8; 4]),
+            };
+            let resolve_at = |us: i64| -> Option<(Option<Endpoint>, Option<Endpoint>)> {
+                let flow = FlowRecord {
+                    time: from_micros(us).ok()?,
+                    uuid: None,
+                    src_ip: src_ip.unwrap_or_else(|| stand_in(dst_ip)),
+                    src_port: None,
+                    dst_ip: dst_ip.unwrap_or_else(|| stand_in(src_ip)),
+                    dst_port: p,
+                    protocol: proto,
+                    verdict: Verdict::Forwarded,
+                    process: None,
+                    node: None,
+                    cluster: None,
+                    bytes: None,
+                    packets: None,
+                    src_meta: None,
+                    dst_meta: None,
+                    dst_service: None,
+                    role: Default::default(),
+                    dst_names: Vec::new(),
+                    src_names: Vec::new(),
+                };
+                let enriched = enrich(&inv, &flow);
+                let [e] = enriched.as_slice() else { return None };
+                if e.port != p {
+                    return None;
                 }
+                let pick = |was: Option<IpAddr>, now: &Endpoint| {
+                    was.filter(|_| !matches!(now, Endpoint::Unresolved { .. })).map(|_| now.clone())
+                };
+                Some((pick(src_ip, &e.src), pick(dst_ip, &e.dst)))
             };
-            let (new_src, new_dst) = (pick(&src_ep, &e.src), pick(&dst_ep, &e.dst));
-            if new_src == src_ep && new_dst == dst_ep {
+            let (Some(first), Some(last)) = (resolve_at(first_us), resolve_at(last_us)) else { continue };
+            // Only an end that resolves to the same endpoint across the whole hour moves.
+            let settle = |old: &str, a: Option<Endpoint>, b: Option<Endpoint>| match (a, b) {
+                (Some(a), Some(b)) if a == b => a.key(),
+                _ => old.to_string(),
+            };
+            let (new_src, new_dst) = (settle(&src, first.0, last.0), settle(&dst, first.1, last.1));
+            if new_src == src && new_dst == dst {
                 continue;
             }
-            let hour = time_us.div_euclid(HOUR_US) * HOUR_US;
-            hours.insert((hour, src_ep, dst_ep, dst_port, protocol.clone()));
-            hours.insert((hour, new_src.clone(), new_dst.clone(), dst_port, protocol));
-            times.push(time_us);
-            keys.push(key);
-            srcs.push(new_src);
-            dsts.push(new_dst);
+            moved_flows += flows as u64;
+            moves.push(((bucket, src, dst, port, protocol), (new_src, new_dst)));
         }
-        if times.is_empty() {
+        if moves.is_empty() {
             return Ok(0);
+        }
+        let namespace = |key: &str| Endpoint::from_key(key).and_then(|e| e.workload().map(|w| w.namespace.clone()));
+        let mut tx = self.pool.begin().await?;
+        let col = |f: fn(&((i64, String, String, i32, String), (String, String))) -> String| -> Vec<String> {
+            moves.iter().map(f).collect()
+        };
+        sqlx::query(MOVE_HOURS)
+            .bind(cluster)
+            .bind(moves.iter().map(|m| m.0.0).collect::<Vec<_>>())
+            .bind(col(|m| m.0.1.clone()))
+            .bind(col(|m| m.0.2.clone()))
+            .bind(moves.iter().map(|m| m.0.3).collect::<Vec<_>>())
+            .bind(col(|m| m.0.4.clone()))
+            .bind(col(|m| m.1.0.clone()))
+            .bind(col(|m| m.1.1.clone()))
+            .bind(moves.iter().map(|m| namespace(&m.1.0).unwrap_or_else(|| namespace_key(&m.1.0))).collect::<Vec<_>>())
+            .bind(moves.iter().map(|m| namespace(&m.1.1).unwrap_or_else(|| namespace_key(&m.1.1))).collect::<Vec<_>>())
+            .bind(crate::topology::MAX_PROCESSES as i32)
+            .execute(&mut *tx)
+            .await?;
+        // The days of the hours that moved, old keys and new, recomputed from their hours.
+        let mut hours: BTreeSet<(i64, String, String, i32, String)> = BTreeSet::new();
+        for ((b, s, d, p, pr), (ns, nd)) in &moves {
+            hours.insert((*b, s.clone(), d.clone(), *p, pr.clone()));
+            hours.insert((*b, ns.clone(), nd.clone(), *p, pr.clone()));
         }
         let h_bucket: Vec<i64> = hours.iter().map(|h| h.0).collect();
         let h_src: Vec<&str> = hours.iter().map(|h| h.1.as_str()).collect();
         let h_dst: Vec<&str> = hours.iter().map(|h| h.2.as_str()).collect();
         let h_port: Vec<i32> = hours.iter().map(|h| h.3).collect();
         let h_proto: Vec<&str> = hours.iter().map(|h| h.4.as_str()).collect();
-        let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "update flows f set src_endpoint = u.s, dst_endpoint = u.d
-             from unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) as u(t, k, s, d)
-             where f.cluster_id = $1 and f.time = timestamptz 'epoch' + u.t * interval '1 microsecond'
-               and f.flow_key = u.k::uuid",
-        )
-        .bind(cluster)
-        .bind(&times)
-        .bind(&keys)
-        .bind(&srcs)
-        .bind(&dsts)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        // The changed connection-hours, recomputed from the flows they now hold, then their days.
-        // The inserts take the cap of the lists as `$7`.
-        for (sql, capped) in [(DELETE_HOURS, false), (INSERT_HOURS, true), (DELETE_DAYS, false), (INSERT_DAYS, true)] {
+        for (sql, capped) in [(DELETE_DAYS, false), (INSERT_DAYS, true)] {
             let q =
                 sqlx::query(sql).bind(cluster).bind(&h_bucket).bind(&h_src).bind(&h_dst).bind(&h_port).bind(&h_proto);
             let q = if capped { q.bind(crate::topology::MAX_PROCESSES as i32) } else { q };
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(moved)
+        Ok(moved_flows)
+    }
+}
+
+/// The namespace the write path stores for an endpoint key it cannot read back as a workload:
+/// an identity's, '' for addresses.
+fn namespace_key(key: &str) -> String {
+    match key.split('/').next() {
+        Some("node" | "external" | "unresolved") | None => String::new(),
+        _ => key.split('/').nth(1).unwrap_or_default().to_string(),
     }
 }

@@ -82,8 +82,18 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut removed = Removed::default();
-        // A name not seen within the retention goes with the flows it came with.
+        // A name not seen within the retention goes with the flows it came with; so does a
+        // ledger entry whose flows an ingest would now count as expired anyway.
         self.expire_names(one, retention.window(now).oldest).await?;
+        sqlx::query(
+            "delete from ingest_ledger
+             where ($1::integer is null or cluster_id = $1)
+               and newest < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'",
+        )
+        .bind(one)
+        .bind(cutoff_day * DAY_US)
+        .execute(&self.pool)
+        .await?;
         for p in parts {
             let Ok(date) = jiff::civil::Date::strptime("%Y%m%d", &p[6..]) else { continue };
             let Ok(start) = date.to_zoned(jiff::tz::TimeZone::UTC) else { continue };

@@ -97,6 +97,8 @@ pub struct AppState {
     pub login_limit: Arc<std::sync::Mutex<limit::LoginLimiter>>,
     /// The flows kept (and the retention `serve` applies to every cluster).
     pub retention: Retention,
+    /// How ingested batches are written (`--keep-flows`).
+    pub write: crate::store::ingest::WriteOptions,
     /// What time it is for ingests, retention runs and sessions.
     pub clock: Clock,
     /// One permit per ingest running ([`DEFAULT_MAX_INGESTS`]; `serve --max-ingests`).
@@ -118,6 +120,7 @@ impl AppState {
             sessions: session::SessionPolicy::default(),
             login_limit: Arc::default(),
             retention: Retention::default(),
+            write: Default::default(),
             clock: Clock::system(),
             ingest_slots: Arc::new(Semaphore::new(DEFAULT_MAX_INGESTS)),
             limits: Limits::default(),
@@ -128,7 +131,7 @@ impl AppState {
 
     /// How this server ingests: what it keeps, counted from its clock now.
     pub fn ingest_options(&self, format: crate::flows::FlowFormat, threads: usize) -> crate::ingest::Options {
-        crate::ingest::Options { format, threads, retention: self.retention, now: self.clock.now() }
+        crate::ingest::Options { format, threads, retention: self.retention, now: self.clock.now(), write: self.write }
     }
 
     /// The id of the cluster a URL names: 400 for a name no cluster can have (checked here, at
