@@ -484,7 +484,7 @@ async fn main() -> anyhow::Result<()> {
     time_queries(&store, cluster, &format!("{} (DNS hub), 7 days", names[0]), &hub, week).await?;
 
     let (sql, arg) = connections_sql(&workloads[0]);
-    let [a, z, d0, d1] = window_buckets(Some(week), None);
+    let [a, z, d0, d1] = window_buckets(Some(week), None, None);
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("explain (analyze, buffers) {sql}")))
         .bind(cluster)
         .bind(a)

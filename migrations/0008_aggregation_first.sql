@@ -35,6 +35,11 @@ create table stream_marks (
     primary key (cluster_id, source)
 );
 
+-- A bounded store: hourly aggregates older than a horizon (default 30 days) are dropped, the daily
+-- ones (written beside them all along) keep those days; windows reaching before it widen to whole
+-- days. Where a cluster's hourly rows were removed up to (the start of a day, UTC; null: never).
+alter table clusters add column hourly_removed_before timestamptz;
+
 -- The newest and oldest flow of a cluster, read from the aggregates now that raw rows are
 -- optional: one step down each end of this index.
 create index conn_daily_bucket on conn_daily (cluster_id, bucket);

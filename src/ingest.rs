@@ -132,6 +132,12 @@ impl std::fmt::Display for IngestReport {
         if self.cleaned > 0 {
             write!(f, ", {} cleaned (invalid names or labels left out, long process names cut)", self.cleaned)?;
         }
+        if self.store_rows > 0 {
+            write!(f, "; {} rows written to the store", self.store_rows)?;
+            if self.accepted > 0 {
+                write!(f, " ({:.4} per accepted flow)", self.store_rows as f64 / self.accepted as f64)?;
+            }
+        }
         Ok(())
     }
 }

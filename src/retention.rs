@@ -21,18 +21,24 @@ pub enum RetentionError {
     Keep(SignedDuration),
     #[error("the clock skew allowance must not be negative, not {0}")]
     Skew(SignedDuration),
+    #[error("hourly aggregates must be kept at least a day, not {0}")]
+    Hourly(SignedDuration),
 }
+
+/// How long hourly aggregates are kept; past it a window reads whole days.
+pub const DEFAULT_HOURLY: SignedDuration = SignedDuration::from_hours(30 * 24);
 
 /// How long flows are kept, and how far ahead of now a flow's time may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     keep: SignedDuration,
     skew: SignedDuration,
+    hourly: SignedDuration,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { keep: DEFAULT_KEEP, skew: DEFAULT_SKEW }
+        Retention { keep: DEFAULT_KEEP, skew: DEFAULT_SKEW, hourly: DEFAULT_HOURLY }
     }
 }
 
@@ -44,7 +50,20 @@ impl Retention {
         if skew.is_negative() {
             return Err(RetentionError::Skew(skew));
         }
-        Ok(Retention { keep, skew })
+        Ok(Retention { keep, skew, hourly: DEFAULT_HOURLY })
+    }
+
+    /// Hourly aggregates kept this long (at least a day); older days are read whole from the
+    /// daily ones.
+    pub fn with_hourly(self, hourly: SignedDuration) -> Result<Retention, RetentionError> {
+        if hourly < SignedDuration::from_hours(24) {
+            return Err(RetentionError::Hourly(hourly));
+        }
+        Ok(Retention { hourly, ..self })
+    }
+
+    pub fn hourly(&self) -> SignedDuration {
+        self.hourly
     }
 
     pub fn keep(&self) -> SignedDuration {

@@ -467,11 +467,13 @@ async fn a_copied_binary_draws_the_map(pool: PgPool) {
     let c = driver.session(profile.path(), (1400, 1000)).await.expect("session");
     c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
     let page = format!("{base}/clusters/demo/namespaces/example-java-app/workloads/deployment/{JAVAAPP}?since=24h");
-    // The demo is seeded in the background: the page exists once it is there.
+    // The demo is seeded in the background, a batch at a time: the page is complete once its
+    // oldest peer (cassandra, last seen 20 h ago) is there.
     let mut tries = 0;
     loop {
         c.goto(&page).await.unwrap();
-        if c.source().await.unwrap().contains(JAVAAPP) || tries > 50 {
+        let source = c.source().await.unwrap();
+        if source.contains(JAVAAPP) && source.contains("cassandra") || tries > 50 {
             break;
         }
         tries += 1;

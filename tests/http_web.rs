@@ -752,14 +752,11 @@ async fn megabyte_process_names_are_cut_and_the_page_stays_small(pool: PgPool) {
     let flows: String = (0..96).map(|i| line(i, 8000 + i, &format!("{i:02}{}", "p".repeat(1_000_000)))).collect();
     let (app, report) = big_cluster(&pool, flows).await;
     assert_eq!((report.accepted, report.cleaned, report.rejected), (96, 96, 0), "{report}");
-    let longest: (i32, i32) = sqlx::query_as(
-        "select (select max(octet_length(process)) from flows),
-                (select max(octet_length(p)) from conn_hourly, unnest(processes) p)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(longest, (256, 256));
+    let longest: i32 = sqlx::query_scalar("select max(octet_length(p)) from conn_hourly, unnest(processes) p")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(longest, 256);
 
     let (status, _, page) = send(&app, bearer(WEB_PAGE)).await;
     assert_eq!(status, StatusCode::OK);

@@ -89,7 +89,7 @@ async fn aggregate_sums(store: &Store, cluster: i32) -> (i64, i64) {
 }
 
 fn dropped(days: &[&str]) -> Removed {
-    Removed { dropped: days.iter().map(|d| format!("flows_{d}")).collect(), deleted: 0 }
+    Removed { dropped: days.iter().map(|d| format!("flows_{d}")).collect(), deleted: 0, hourly: 0 }
 }
 
 async fn endpoints(
@@ -653,7 +653,7 @@ async fn retention_is_per_cluster_and_counted_back_from_now(pool: PgPool) {
 
     // b's week passes 5 November: b's row goes, a's stays, and so does the day they share.
     let removed = store.apply_retention(Clusters::One(b), now, &days(7)).await.unwrap();
-    assert_eq!(removed, Removed { dropped: vec![], deleted: 1 });
+    assert_eq!(removed, Removed { dropped: vec![], deleted: 1, hourly: 0 });
     // A run over every cluster with a month's retention removes nothing.
     assert!(store.apply_retention(Clusters::All, now, &days(30)).await.unwrap().is_empty());
     assert_eq!((store.stats(a).await.unwrap().raw_flows, store.stats(b).await.unwrap().raw_flows), (2, 1));
@@ -731,7 +731,7 @@ async fn reingesting_flows_older_than_the_cutoff_changes_no_aggregate(pool: PgPo
     let r = ingest_at(&store, c, "f", file, now, days(30)).await;
     assert_eq!((r.accepted, r.expired), (0, 3));
     assert_eq!(aggregate_sums(&store, c).await, (3, 3));
-    assert_eq!(store.stats(c).await.unwrap().flows, 0);
+    assert_eq!(store.stats(c).await.unwrap().raw_flows, 0);
 }
 
 /// Flows ingested before the inventory that explains them: the import that records the pods
@@ -874,4 +874,63 @@ async fn learned_labels_stored_unchecked_are_cleaned_on_the_way_out(pool: PgPool
     let sets: Vec<_> = catalog.workloads[&ghost].iter().cloned().collect();
     assert_eq!(sets, [flowgate::model::Labels::from([("app".to_string(), "ghost".to_string())])]);
     assert_eq!(catalog.workloads.len(), 1, "{:?}", catalog.workloads.keys().collect::<Vec<_>>());
+}
+
+/// A bounded store: hourly aggregates older than the hourly horizon are dropped, their days kept
+/// in the daily ones. Windows of whole days answer the same after the roll-up; a window that starts
+/// inside a rolled-up day is read from that day's start (and the page says so).
+#[sqlx::test(migrations = false)]
+async fn the_hourly_roll_up_keeps_whole_day_answers(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    // Forty days, a flow at 03:00 and at 15:00 each, to two destinations in turn.
+    let start = ts("2026-10-01T00:00:00Z");
+    let times: Vec<String> = (0..80).map(|i| (start + SignedDuration::from_hours(3 + 12 * i)).to_string()).collect();
+    let rows: Vec<(&str, &str, &str, u16)> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), "10.244.0.5", if i % 3 == 0 { "10.244.0.7" } else { "10.244.0.8" }, 80))
+        .collect();
+    let now = ts("2026-11-10T00:00:00Z");
+    ingest_at(&store, c, "f", ndjson(&rows), now, days(365)).await;
+    let windows = [
+        (Some("2026-10-02T00:00:00Z"), Some("2026-10-05T23:59:59Z")),
+        (Some("2026-10-08T00:00:00Z"), None),
+        (None, Some("2026-11-01T00:00:00Z")),
+        (None, None),
+    ];
+    let mut before = Vec::new();
+    for (s, u) in windows {
+        before.push(endpoints(&store, c, s, u).await);
+    }
+    let whole_day = endpoints(&store, c, Some("2026-10-03T00:00:00Z"), Some("2026-10-03T23:59:59Z")).await;
+    assert_eq!(whole_day.iter().map(|e| e.2).sum::<u64>(), 2);
+    let hourly_rows = |store: &Store| {
+        let pool = store.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("select count(*) from conn_hourly where cluster_id = $1")
+                .bind(c)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(hourly_rows(&store).await, 80);
+
+    // Hourly detail kept 30 days back from 10 November: from 11 October on.
+    let retention = days(365).with_hourly(SignedDuration::from_hours(24 * 30)).unwrap();
+    let removed = store.apply_retention(Clusters::One(c), now, &retention).await.unwrap();
+    assert_eq!(removed.hourly, 20, "ten days of two flows: {removed}");
+    assert_eq!(hourly_rows(&store).await, 60);
+    assert_eq!(store.hourly_removed_before(c).await.unwrap(), Some(ts("2026-10-11T00:00:00Z")));
+    for ((s, u), want) in windows.into_iter().zip(before) {
+        assert_eq!(endpoints(&store, c, s, u).await, want, "{s:?} .. {u:?}");
+    }
+    // 3 October from 12:00: before the roll-up, only the 15:00 flow; after it, the whole day.
+    let afternoon = endpoints(&store, c, Some("2026-10-03T12:00:00Z"), Some("2026-10-03T23:59:59Z")).await;
+    assert_eq!(afternoon, whole_day);
+    // A second run removes nothing more.
+    assert_eq!(store.apply_retention(Clusters::One(c), now, &retention).await.unwrap().hourly, 0);
+    assert!(flowgate::web::pages::window_note(Some(ts("2026-10-03T12:00:00Z")), Some(ts("2026-10-11T00:00:00Z")))
+        .is_some_and(|n| n.contains("from 2026-10-03 00:00 UTC")));
 }

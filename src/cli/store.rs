@@ -66,6 +66,10 @@ pub(crate) struct RetentionArgs {
     /// Reject flows dated later than now plus this (a collector's clock running ahead)
     #[arg(long, default_value = "10m")]
     max_skew: String,
+    /// Keep hourly connection aggregates this long (at least 1d); older days are kept as daily
+    /// ones, and windows reaching before it are read in whole days
+    #[arg(long, default_value = "30d")]
+    hourly_horizon: String,
     /// Also store a raw row per flow (for forensics), removed with --retention; every view reads
     /// the connection aggregates, which are written either way
     #[arg(long)]
@@ -84,7 +88,13 @@ impl RetentionArgs {
             Ok(TimeBound::Ago(d)) => d,
             _ => return Err(Fail(format!("--max-skew {:?}: expected a duration such as 10m or 0s", self.max_skew))),
         };
-        Retention::new(keep, skew).map_err(|e| Fail(e.to_string()))
+        let hourly = match self.hourly_horizon.parse::<TimeBound>() {
+            Ok(TimeBound::Ago(d)) => d,
+            _ => {
+                return Err(Fail(format!("--hourly-horizon {:?}: expected a duration such as 30d", self.hourly_horizon)));
+            }
+        };
+        Retention::new(keep, skew).and_then(|r| r.with_hourly(hourly)).map_err(|e| Fail(e.to_string()))
     }
 
     /// `--keep-flows`.

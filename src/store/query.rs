@@ -45,9 +45,19 @@ const LATEST_US: i64 = 253_402_300_799_000_000;
 /// start moved back to the hour (buckets overlapping it count whole); the whole days `[d0, d1)`
 /// (UTC) within it come from `conn_daily`, the hours `[a, d0)` and `[d1, z]` from `conn_hourly`.
 /// When no whole day fits, `d0 = d1 = z + 1`: no days, and all of `[a, z]` in the first range.
-pub fn window_buckets(since: Option<Timestamp>, until: Option<Timestamp>) -> [i64; 4] {
-    let a = since.map_or(EARLIEST_US, micros).div_euclid(HOUR_US) * HOUR_US;
-    let z = until.map_or(LATEST_US, micros);
+///
+/// Hours before `rolled` (where the hourly aggregates were rolled up to, a day's start) are gone:
+/// a window edge before it widens to its whole day.
+pub fn window_buckets(since: Option<Timestamp>, until: Option<Timestamp>, rolled: Option<Timestamp>) -> [i64; 4] {
+    let rolled = rolled.map_or(EARLIEST_US, micros);
+    let mut a = since.map_or(EARLIEST_US, micros).div_euclid(HOUR_US) * HOUR_US;
+    let mut z = until.map_or(LATEST_US, micros);
+    if a < rolled {
+        a = a.div_euclid(DAY_US) * DAY_US;
+    }
+    if z < rolled {
+        z = (z.div_euclid(DAY_US) + 1) * DAY_US - HOUR_US;
+    }
     // The first day starting at or after `a`; the end of the last day whose hours all start at or
     // before `z` (its last hour starts at end - 1 h).
     let d0 = (a + DAY_US - 1).div_euclid(DAY_US) * DAY_US;
@@ -146,7 +156,8 @@ impl Store {
         catalog: Catalog,
     ) -> Result<Connections> {
         let (sql, arg) = connections_sql(&scope);
-        let [a, z, d0, d1] = window_buckets(since, until);
+        let rolled = self.hourly_removed_before(cluster).await?;
+        let [a, z, d0, d1] = window_buckets(since, until, rolled);
         let rows: Vec<Row> =
             sqlx::query_as(sql).bind(cluster).bind(a).bind(z).bind(arg).bind(d0).bind(d1).fetch_all(&self.pool).await?;
         let mut conns = Connections::new(catalog);
@@ -305,5 +316,28 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|(table, bytes, rows)| TableSize { table, bytes, rows }).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn windows_read_whole_days_and_widen_past_the_hourly_horizon() {
+        let us = |s: &str| micros(t(s));
+        // 2 Nov 10:30 .. 5 Nov 07:00: hours from 10:00 on the 2nd, days 3 and 4, hours of the 5th.
+        let w = window_buckets(Some(t("2026-11-02T10:30:00Z")), Some(t("2026-11-05T07:00:00Z")), None);
+        assert_eq!(w, [us("2026-11-02T10:00:00Z"), us("2026-11-05T07:00:00Z"), us("2026-11-03T00:00:00Z"), us("2026-11-05T00:00:00Z")]);
+        // Hourly rows rolled up before 4 Nov: the start widens to its day, the end (after it) stays.
+        let w = window_buckets(Some(t("2026-11-02T10:30:00Z")), Some(t("2026-11-05T07:00:00Z")), Some(t("2026-11-04T00:00:00Z")));
+        assert_eq!(w, [us("2026-11-02T00:00:00Z"), us("2026-11-05T07:00:00Z"), us("2026-11-02T00:00:00Z"), us("2026-11-05T00:00:00Z")]);
+        // A window wholly before it: both ends widen, all of it from the days.
+        let w = window_buckets(Some(t("2026-11-02T10:30:00Z")), Some(t("2026-11-02T12:00:00Z")), Some(t("2026-11-04T00:00:00Z")));
+        assert_eq!(w, [us("2026-11-02T00:00:00Z"), us("2026-11-02T23:00:00Z"), us("2026-11-02T00:00:00Z"), us("2026-11-03T00:00:00Z")]);
     }
 }

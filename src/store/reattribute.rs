@@ -132,6 +132,11 @@ impl Store {
         if ips.is_empty() {
             return Ok(0);
         }
+        // Hours rolled up into their days are gone: those days stay as they are.
+        let since = match self.hourly_removed_before(cluster).await? {
+            Some(rolled) if rolled > since => rolled,
+            _ => since,
+        };
         let keys: Vec<String> = ips.iter().map(|ip| Endpoint::Unresolved { ip: *ip }.key()).collect();
         type Row = (i64, String, String, i32, String, i64, i64, i64);
         let rows: Vec<Row> = sqlx::query_as(

@@ -35,22 +35,30 @@ pub struct Removed {
     pub dropped: Vec<String>,
     /// Rows deleted from partitions that other clusters still have rows in.
     pub deleted: u64,
+    /// Hourly aggregate rows past the hourly horizon, whose days the daily rows keep.
+    pub hourly: u64,
 }
 
 impl Removed {
     pub fn is_empty(&self) -> bool {
-        self.dropped.is_empty() && self.deleted == 0
+        self.dropped.is_empty() && self.deleted == 0 && self.hourly == 0
     }
 }
 
 impl std::fmt::Display for Removed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.dropped.is_empty(), self.deleted) {
-            (true, 0) => write!(f, "nothing removed"),
+            (true, 0) if self.hourly == 0 => write!(f, "nothing removed"),
+            (true, 0) => Ok(()),
             (false, 0) => write!(f, "dropped {}", self.dropped.join(", ")),
             (true, n) => write!(f, "deleted {n} flows from shared days"),
             (false, n) => write!(f, "dropped {}; deleted {n} flows from shared days", self.dropped.join(", ")),
+        }?;
+        if self.hourly > 0 {
+            let sep = if self.dropped.is_empty() && self.deleted == 0 { "" } else { "; " };
+            write!(f, "{sep}rolled {} hourly aggregate rows into their days", self.hourly)?;
         }
+        Ok(())
     }
 }
 
@@ -81,7 +89,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut removed = Removed::default();
+        let mut removed = Removed { hourly: self.roll_up(one, now, retention).await?, ..Removed::default() };
         // A name not seen within the retention goes with the flows it came with; so does a
         // ledger entry whose flows an ingest would now count as expired anyway.
         self.expire_names(one, retention.window(now).oldest).await?;
@@ -143,6 +151,45 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(format!("drop table {p}"))).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(None)
+    }
+
+    /// Drops the hourly aggregates of the days that end before `now` minus the hourly horizon:
+    /// `conn_daily` holds those days already (every batch writes both). Recorded first, like the
+    /// raw flows' cutoff, so that windows widen before the rows go.
+    async fn roll_up(&self, one: Option<i32>, now: Timestamp, retention: &Retention) -> Result<u64> {
+        let cut = first_kept_day(now.checked_sub(retention.hourly()).unwrap_or(Timestamp::MIN)) * DAY_US;
+        sqlx::query(
+            "update clusters
+             set hourly_removed_before = greatest(hourly_removed_before, timestamptz 'epoch' + $2::bigint * interval '1 microsecond')
+             where $1::integer is null or id = $1",
+        )
+        .bind(one)
+        .bind(cut)
+        .execute(&self.pool)
+        .await?;
+        let n = sqlx::query(
+            "delete from conn_hourly h using clusters c
+             where c.id = h.cluster_id and ($1::integer is null or c.id = $1)
+               and h.bucket < c.hourly_removed_before",
+        )
+        .bind(one)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    /// Where the cluster's hourly aggregates were rolled up to (`None`: never): windows reaching
+    /// before it are read in whole days.
+    pub async fn hourly_removed_before(&self, cluster: i32) -> Result<Option<Timestamp>> {
+        let us: Option<i64> = sqlx::query_scalar(
+            "select (extract(epoch from hourly_removed_before) * 1000000)::bigint from clusters where id = $1",
+        )
+        .bind(cluster)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten();
+        us.map(from_micros).transpose()
     }
 
     /// Where retention last removed the cluster's raw flows up to (`None`: never). An ingest

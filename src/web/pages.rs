@@ -371,8 +371,24 @@ pub struct WorkloadPage {
     since: String,
     until: String,
     graph_url: String,
+    /// Said when the window reaches before the hourly horizon, and is read in whole days there.
+    window_note: Option<String>,
     /// The review partial, rendered: the page is the partial in its frame, with one review.
     review: String,
+}
+
+/// What to say of a window that starts before the hourly aggregates were rolled up to
+/// (`rolled`): its start is read as the whole day.
+pub fn window_note(since: Option<jiff::Timestamp>, rolled: Option<jiff::Timestamp>) -> Option<String> {
+    let (since, rolled) = (since?, rolled?);
+    if since >= rolled {
+        return None;
+    }
+    let day = since.strftime("%Y-%m-%d");
+    Some(format!(
+        "Hourly detail is kept back to {} UTC: before that the window is read in whole days (UTC), from {day} 00:00 UTC.",
+        rolled.strftime("%Y-%m-%d %H:%M")
+    ))
 }
 
 fn enc(s: &str) -> String {
@@ -552,7 +568,10 @@ pub async fn workload(
     let inv = state.inventory(id).await?;
     let review =
         partial(&inv, &cluster, &w, &q, &r, dialect).render().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (since, _) = window(&state, id, &q).await?;
+    let window_note = window_note(since, state.store.hourly_removed_before(id).await?);
     Ok(WorkloadPage {
+        window_note,
         graph_url: format!("{}/graph?{}", api_base(&cluster, &w), window_query(&q)),
         cluster,
         workload: w,
