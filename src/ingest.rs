@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::dns::DnsAnswer;
-use crate::enrich::enrich;
+use crate::enrich::enrich_learning;
 use crate::flows::{self, FileLineError, FlowFormat, Item, LineError, Summary};
 use crate::inventory::Inventory;
 use crate::metrics::{FlowSource, Metrics};
@@ -330,7 +330,7 @@ pub struct Collector {
     pub expired: u64,
     /// Flows read before in this ingest (the same key twice), or, in a stream, before its mark.
     pub read_twice: u64,
-    seen: std::collections::HashSet<u128>,
+    seen: rustc_hash::FxHashSet<u128>,
     /// A stream's mark when it began: the flows it covers were written before.
     mark: Option<Mark>,
     batch: Batch,
@@ -360,7 +360,7 @@ impl Collector {
             summary: Summary::default(),
             expired: 0,
             read_twice: 0,
-            seen: std::collections::HashSet::new(),
+            seen: Default::default(),
             mark: None,
             batch: Batch::default(),
             batch_rows: BATCH_ROWS,
@@ -414,7 +414,8 @@ impl Collector {
                     self.batch.skip(key, &flow);
                     return self.full();
                 }
-                let mut enriched = enrich(&self.inventory, &flow);
+                let batch = &self.batch;
+                let mut enriched = enrich_learning(&self.inventory, &flow, |w, l| batch.knows(w, l, flow.time));
                 for e in &mut enriched {
                     for (w, labels) in &e.learned {
                         self.identities.learn(w, labels);

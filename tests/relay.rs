@@ -671,6 +671,10 @@ async fn the_commands_stream_from_relay(pool: PgPool) {
         "3650d",
         "--retention",
         "3650d",
+        // The captures are from 2021: keep their hours (the default rolls hours older than 30 days
+        // into their days).
+        "--hourly-horizon",
+        "3650d",
         "--database-url",
         &url,
     ]))

@@ -24,8 +24,9 @@
 //! Within one ingest, a flow whose key was read before (the same Hubble uuid twice) is counted
 //! once ([`crate::ingest::Collector`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -35,21 +36,23 @@ use crate::enrich::{Endpoint, Enriched};
 use crate::model::{FlowRecord, FlowRole, Labels, Verdict, WorkloadRef};
 use crate::topology::{ConnStats, MAX_PROCESSES};
 
-/// One flow row, ready for the database.
+/// One flow row, ready for the database. The endpoint texts are shared by every row of a batch
+/// with the same end (made once per endpoint, not per flow).
 #[derive(Debug, Clone)]
 pub struct FlowRow {
     pub time_us: i64,
-    pub key: String,
+    /// The row's identity ([`flow_key`], mixed for the further rows of a fanned-out flow).
+    pub key: u128,
     pub src_ip: IpAddr,
     pub src_port: Option<i32>,
     pub dst_ip: IpAddr,
     pub dst_port: i32,
     pub protocol: &'static str,
     pub verdict: &'static str,
-    pub src_endpoint: String,
-    pub dst_endpoint: String,
-    pub src_namespace: String,
-    pub dst_namespace: String,
+    pub src_endpoint: Arc<str>,
+    pub dst_endpoint: Arc<str>,
+    pub src_namespace: Arc<str>,
+    pub dst_namespace: Arc<str>,
     pub service: Option<String>,
     pub process: Option<String>,
     pub node: Option<String>,
@@ -57,6 +60,29 @@ pub struct FlowRow {
     pub packets: Option<i64>,
     /// The source did not say which way the flow goes (`FlowRole::Undecided`).
     pub undecided: bool,
+}
+
+/// When a label set was last seen, moved on through a shared reference (the enrichment's `known`
+/// test holds the batch shared while it runs).
+#[derive(Debug, Default)]
+pub struct Seen(std::sync::atomic::AtomicI64);
+
+impl Seen {
+    fn new(t: Timestamp) -> Seen {
+        Seen(std::sync::atomic::AtomicI64::new(micros(t)))
+    }
+    fn at_least(&self, t: Timestamp) {
+        self.0.fetch_max(micros(t), std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn micros(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Clone for Seen {
+    fn clone(&self) -> Seen {
+        Seen(std::sync::atomic::AtomicI64::new(self.micros()))
+    }
 }
 
 /// A chunk boundary falls after about one flow in this many.
@@ -164,7 +190,11 @@ impl Mark {
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub rows: Vec<FlowRow>,
-    pub learned: BTreeMap<(WorkloadRef, Labels), Timestamp>,
+    /// Label sets learned per workload, with when last seen (a cell, so that the enrichment's
+    /// `known` test can move it on without the labels being copied again: see [`Batch::knows`]).
+    pub learned: BTreeMap<WorkloadRef, BTreeMap<Labels, Seen>>,
+    /// Each endpoint's key and namespace text, made once per batch.
+    texts: rustc_hash::FxHashMap<Endpoint, (Arc<str>, Arc<str>)>,
     /// DNS names seen for addresses: the flows' own and the DNS answers read with them.
     pub names: Names,
     /// Complete chunks, and open ones ended with their source.
@@ -180,6 +210,7 @@ impl Default for Batch {
         Batch {
             rows: Vec::new(),
             learned: BTreeMap::new(),
+            texts: Default::default(),
             names: Names::default(),
             chunks: Vec::new(),
             current: None,
@@ -195,12 +226,18 @@ impl Batch {
         Batch { stream: Some((source.to_string(), Mark { time_us: i64::MIN, keys: Vec::new() })), ..Batch::default() }
     }
 
-    /// A fresh batch of the same kind (the same stream, or chunked).
-    pub fn next(&self) -> Batch {
-        match &self.stream {
+    /// A fresh batch of the same kind (the same stream, or chunked), with the endpoint texts
+    /// made so far.
+    pub fn next(&mut self) -> Batch {
+        let mut b = match &self.stream {
             Some((s, _)) => Batch::for_stream(s),
             None => Batch::default(),
+        };
+        // Bounded: a batch's endpoints, not the cluster's history.
+        if self.texts.len() < 65_536 {
+            b.texts = std::mem::take(&mut self.texts);
         }
+        b
     }
 
     pub fn len(&self) -> usize {
@@ -282,22 +319,41 @@ impl Batch {
         for (i, e) in enriched.iter().enumerate() {
             let row_key = if i == 0 { key } else { mix(key, i as u64) };
             for (w, labels) in &e.learned {
-                let seen = self.learned.entry((w.clone(), labels.clone())).or_insert(flow.time);
-                *seen = (*seen).max(flow.time);
+                // Looked up by reference: a workload's labels are cloned once per batch, not per flow.
+                let sets = match self.learned.get_mut(w) {
+                    Some(sets) => sets,
+                    None => self.learned.entry(w.clone()).or_default(),
+                };
+                match sets.get(labels) {
+                    Some(seen) => seen.at_least(flow.time),
+                    None => {
+                        sets.insert(labels.clone(), Seen::new(flow.time));
+                    }
+                }
             }
             // An end known only by its pod identity keeps it in its key, for the review to settle.
-            let end = |ep: &Endpoint, src: bool| match e.identities.iter().find(|i| i.src == src) {
-                Some(id) => (
-                    Endpoint::identity_key(ep.ip().unwrap_or(if src { flow.src_ip } else { flow.dst_ip }), id),
-                    id.namespace.clone(),
-                ),
-                None => (ep.key(), namespace_of(ep)),
+            let texts = &mut self.texts;
+            let mut end = |ep: &Endpoint, src: bool| -> (Arc<str>, Arc<str>) {
+                match e.identities.iter().find(|i| i.src == src) {
+                    Some(id) => (
+                        Endpoint::identity_key(ep.ip().unwrap_or(if src { flow.src_ip } else { flow.dst_ip }), id).into(),
+                        id.namespace.as_str().into(),
+                    ),
+                    None => match texts.get(ep) {
+                        Some((k, ns)) => (k.clone(), ns.clone()),
+                        None => {
+                            let made: (Arc<str>, Arc<str>) = (ep.key().into(), namespace_of(ep).into());
+                            texts.insert(ep.clone(), made.clone());
+                            made
+                        }
+                    },
+                }
             };
             let ((src_endpoint, src_namespace), (dst_endpoint, dst_namespace)) =
                 (end(&e.src, true), end(&e.dst, false));
             self.rows.push(FlowRow {
                 time_us: micros(flow.time),
-                key: uuid_text(row_key),
+                key: row_key,
                 src_ip: flow.src_ip,
                 src_port: flow.src_port.map(i32::from),
                 dst_ip: flow.dst_ip,
@@ -317,6 +373,19 @@ impl Batch {
             });
         }
         self.note(key, micros(flow.time), from);
+    }
+
+    /// Whether the batch has learned `labels` for `w` already; if so, moves its last seen on to
+    /// `time`. For [`crate::enrich::enrich_learning`]: a label set already learned is not copied
+    /// out of every flow again.
+    pub fn knows(&self, w: &WorkloadRef, labels: &Labels, time: Timestamp) -> bool {
+        match self.learned.get(w).and_then(|sets| sets.get(labels)) {
+            Some(seen) => {
+                seen.at_least(time);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The newest flow time among the batch's rows.
@@ -347,9 +416,9 @@ pub fn flow_key(flow: &FlowRecord) -> u128 {
     }
     let mut h = Fnv128::default();
     h.write(&flow.time.as_nanosecond().to_le_bytes());
-    h.write(flow.src_ip.to_string().as_bytes());
+    h.write(ip_text(&flow.src_ip, &mut [0; 48]));
     h.write(&flow.src_port.unwrap_or(0).to_le_bytes());
-    h.write(flow.dst_ip.to_string().as_bytes());
+    h.write(ip_text(&flow.dst_ip, &mut [0; 48]));
     h.write(&flow.dst_port.get().to_le_bytes());
     h.write(flow.protocol.as_str().as_bytes());
     h.write(flow.verdict.as_str().as_bytes());
@@ -359,6 +428,16 @@ pub fn flow_key(flow: &FlowRecord) -> u128 {
     h.write(&flow.bytes.unwrap_or(0).to_le_bytes());
     h.write(&flow.packets.unwrap_or(0).to_le_bytes());
     h.finish()
+}
+
+/// An address as `to_string` prints it, written into `buf` instead of a new string.
+fn ip_text<'b>(ip: &IpAddr, buf: &'b mut [u8; 48]) -> &'b [u8] {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // The longest address text is 45 bytes.
+    let _ = write!(cursor, "{ip}");
+    let n = cursor.position() as usize;
+    &buf[..n]
 }
 
 fn mix(k: u128, i: u64) -> u128 {
@@ -393,12 +472,22 @@ impl Fnv128 {
     }
 }
 
+/// A uuid's 128 bits: 36 characters, 32 of them hex digits, the rest dashes (read without
+/// allocating: every Hubble flow has one).
 fn parse_uuid(s: &str) -> Option<u128> {
-    let hex: String = s.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 || s.len() != 36 {
+    if s.len() != 36 {
         return None;
     }
-    u128::from_str_radix(&hex, 16).ok()
+    let mut v: u128 = 0;
+    let mut digits = 0;
+    for b in s.bytes() {
+        if b == b'-' {
+            continue;
+        }
+        v = (v << 4) | u128::from((b as char).to_digit(16)?);
+        digits += 1;
+    }
+    (digits == 32).then_some(v)
 }
 
 fn uuid_text(k: u128) -> String {
@@ -436,13 +525,13 @@ pub struct Hourly<'a> {
 /// hour, destination, port, protocol).
 pub fn fold_hourly<'a>(rows: impl IntoIterator<Item = &'a FlowRow>) -> Vec<Hourly<'a>> {
     type Key<'a> = (&'a str, i64, &'a str, i32, &'static str);
-    let mut map: HashMap<Key<'_>, Hourly<'_>> = HashMap::new();
+    let mut map: rustc_hash::FxHashMap<Key<'_>, Hourly<'_>> = Default::default();
     for r in rows {
         let bucket_us = r.time_us.div_euclid(HOUR_US) * HOUR_US;
         // The row's time came from a timestamp, to the microsecond: always in range.
         let time = jiff::Timestamp::from_microsecond(r.time_us).unwrap_or_default();
         let h = map
-            .entry((r.src_endpoint.as_str(), bucket_us, r.dst_endpoint.as_str(), r.dst_port, r.protocol))
+            .entry((&*r.src_endpoint, bucket_us, &*r.dst_endpoint, r.dst_port, r.protocol))
             .or_insert_with(|| Hourly {
                 bucket_us,
                 src_endpoint: &r.src_endpoint,
@@ -469,7 +558,7 @@ pub fn fold_hourly<'a>(rows: impl IntoIterator<Item = &'a FlowRow>) -> Vec<Hourl
 /// Rows as the columns that `unnest` turns back into rows.
 struct FlowColumns<'a> {
     time: Vec<i64>,
-    key: Vec<&'a str>,
+    key: Vec<String>,
     src_ip: Vec<IpAddr>,
     src_port: Vec<Option<i32>>,
     dst_ip: Vec<IpAddr>,
@@ -490,15 +579,15 @@ impl<'a> FlowColumns<'a> {
     fn new(rows: &[&'a FlowRow]) -> Self {
         FlowColumns {
             time: rows.iter().map(|r| r.time_us).collect(),
-            key: rows.iter().map(|r| r.key.as_str()).collect(),
+            key: rows.iter().map(|r| uuid_text(r.key)).collect(),
             src_ip: rows.iter().map(|r| r.src_ip).collect(),
             src_port: rows.iter().map(|r| r.src_port).collect(),
             dst_ip: rows.iter().map(|r| r.dst_ip).collect(),
             dst_port: rows.iter().map(|r| r.dst_port).collect(),
             protocol: rows.iter().map(|r| r.protocol).collect(),
             verdict: rows.iter().map(|r| r.verdict).collect(),
-            src_ep: rows.iter().map(|r| r.src_endpoint.as_str()).collect(),
-            dst_ep: rows.iter().map(|r| r.dst_endpoint.as_str()).collect(),
+            src_ep: rows.iter().map(|r| &*r.src_endpoint).collect(),
+            dst_ep: rows.iter().map(|r| &*r.dst_endpoint).collect(),
             service: rows.iter().map(|r| r.service.as_deref()).collect(),
             process: rows.iter().map(|r| r.process.as_deref()).collect(),
             node: rows.iter().map(|r| r.node.as_deref()).collect(),
@@ -910,10 +999,12 @@ impl Store {
         let mut ws = Vec::new();
         let mut ls = Vec::new();
         let mut seen = Vec::new();
-        for ((w, l), t) in &batch.learned {
-            ws.push(w.to_string());
-            ls.push(serde_json::to_value(l).map_err(|e| super::StoreError::Invalid(e.to_string()))?);
-            seen.push(micros(*t));
+        for (w, sets) in &batch.learned {
+            for (l, t) in sets {
+                ws.push(w.to_string());
+                ls.push(serde_json::to_value(l).map_err(|e| super::StoreError::Invalid(e.to_string()))?);
+                seen.push(t.micros());
+            }
         }
         sqlx::query(
             "insert into observed_workloads as o (cluster_id, workload, labels, last_seen)
@@ -957,7 +1048,7 @@ mod tests {
     fn row(time_us: i64, dst: &str, process: &str, verdict: Verdict) -> FlowRow {
         FlowRow {
             time_us,
-            key: String::new(),
+            key: 0,
             src_ip: "10.0.0.1".parse().unwrap(),
             src_port: None,
             dst_ip: "10.0.0.2".parse().unwrap(),
@@ -967,7 +1058,7 @@ mod tests {
             src_endpoint: "deployment/shop/web".into(),
             dst_endpoint: dst.into(),
             src_namespace: "shop".into(),
-            dst_namespace: String::new(),
+            dst_namespace: "".into(),
             service: None,
             process: Some(process.into()),
             node: None,
