@@ -393,6 +393,102 @@ fn an_unresolved_address_that_a_node_rule_admits_is_allowed_and_said_so() {
     assert!(g.review.iter().all(|r| r.status != Status::Allowed || r.key.dst.ip().is_none()), "{:?}", g.review);
 }
 
+/// Found by the pipeline fuzz target (`fuzz/findings/pipeline-node-row-excluded-but-admitted`):
+/// one address seen on the same ephemeral port as an unresolved address, in flows that say they
+/// are requests, and as a node (`remote-node`), in a flow whose direction nothing settled. With
+/// every unresolved address included, the unresolved row gets a /32 rule; the node row, excluded
+/// as a likely reply, is admitted by that very rule (an ipBlock cannot tell the node from the
+/// unresolved address), a verification mismatch. It is now allowed, with a warning naming the
+/// rule; without the inclusion both stay excluded and no rule names the address.
+#[test]
+fn an_undecided_node_row_that_an_included_address_rule_admits_is_allowed_and_said_so() {
+    let inv = Inventory::build(&[]);
+    let mut catalog = Catalog::default();
+    let ratings = WorkloadRef::new(WorkloadKind::Deployment, "bookinfo", "ratings-v1");
+    catalog.learn(&ratings, &Labels::from([("app".to_string(), "ratings".to_string())]));
+    let mut conns = Connections::new(catalog);
+    let ip: IpAddr = "10.244.1.29".parse().unwrap();
+    let mut request = ConnStats::new("2026-11-25T10:00:00Z".parse().unwrap());
+    request.flows = 1;
+    let mut undecided = request.clone();
+    undecided.undecided = 1;
+    for (dst, stats) in
+        [(Endpoint::Unresolved { ip }, request), (Endpoint::Node { ip, name: ip.to_string() }, undecided)]
+    {
+        let key = ConnKey {
+            src: Endpoint::Workload { workload: ratings.clone() },
+            dst,
+            port: Port::new(58634).unwrap(),
+            protocol: Protocol::Tcp,
+        };
+        conns.map.insert(key, stats);
+    }
+    let opts = Options {
+        decisions: Decisions { include_unresolved: BTreeSet::from([ip]), ..Decisions::default() },
+        ..Options::default()
+    };
+    let g = generate(&inv, &conns, &opts);
+    let v = verify(&g, &inv, &conns.catalog);
+    assert!(v.ok(), "{:?}", v.mismatches);
+    assert!(g.review.iter().all(|r| r.status == Status::Allowed), "{:?}", g.review);
+    assert!(
+        g.warnings
+            .iter()
+            .any(|w| w.contains("node/10.244.1.29") && w.contains("the rule for 10.244.1.29/32 admits it")),
+        "{:?}",
+        g.warnings
+    );
+    // Without the inclusion neither row gets a rule, and both say excluded.
+    let g = generate(&inv, &conns, &Options::default());
+    assert!(verify(&g, &inv, &conns.catalog).ok());
+    assert!(g.review.iter().all(|r| matches!(r.status, Status::Excluded(_))), "{:?}", g.review);
+}
+
+/// The same contradiction with a trusted range instead of a /32, in both directions (found
+/// while analysing the finding above): the range's rule, there for an external address on a
+/// port, admits on that port every other address of the range outside its `except`: an external
+/// one whose direction nothing settled, and an unresolved one (a pod identity that matched no
+/// workload, at a public address). Those rows are allowed too, and said so.
+#[test]
+fn addresses_excluded_by_default_that_a_trusted_range_admits_are_allowed_and_said_so() {
+    let inv = Inventory::build(&[]);
+    let mut catalog = Catalog::default();
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "a", "web");
+    catalog.learn(&web, &Labels::from([("app".to_string(), "web".to_string())]));
+    let mut conns = Connections::new(catalog);
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let mut request = ConnStats::new("2026-11-25T10:00:00Z".parse().unwrap());
+    request.flows = 1;
+    let mut undecided = request.clone();
+    undecided.undecided = 1;
+    let me = || Endpoint::Workload { workload: web.clone() };
+    let rows = [
+        // Egress to the range on an ephemeral port: one address decided, one not.
+        (me(), Endpoint::External { ip: ip("8.8.8.8") }, 40000, request.clone()),
+        (me(), Endpoint::External { ip: ip("8.8.4.4") }, 40000, undecided),
+        // Ingress from the range: an external address and an unresolved one.
+        (Endpoint::External { ip: ip("8.8.8.8") }, me(), 443, request.clone()),
+        (Endpoint::Unresolved { ip: ip("8.8.4.4") }, me(), 443, request),
+    ];
+    for (src, dst, port, stats) in rows {
+        conns.map.insert(ConnKey { src, dst, port: Port::new(port).unwrap(), protocol: Protocol::Tcp }, stats);
+    }
+    let opts = Options {
+        decisions: Decisions { trust: BTreeSet::from(["8.8.0.0/16".parse::<Cidr>().unwrap()]), ..Decisions::default() },
+        ..Options::default()
+    };
+    let g = generate(&inv, &conns, &opts);
+    let v = verify(&g, &inv, &conns.catalog);
+    assert!(v.ok(), "{:?}", v.mismatches);
+    assert!(g.review.iter().all(|r| r.status == Status::Allowed), "{:?}", g.review);
+    assert_eq!(
+        g.warnings.iter().filter(|w| w.contains("the rule for 8.8.0.0/16 admits it")).count(),
+        2,
+        "{:?}",
+        g.warnings
+    );
+}
+
 /// Every finding the pipeline fuzz target kept (`fuzz/findings/`) replays clean through the very
 /// case the fuzzer runs, except those fuzz/README.md lists as open.
 #[test]

@@ -671,37 +671,54 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
         }
     }
 
-    // An address excluded by default (unresolved, or external and untrusted) that the egress rule
-    // for a node at the same address admits anyway on that port (a host-network pod shares its
-    // node's address). The policy cannot leave it out, so the row says it is allowed, and a
-    // warning says by what.
+    // A row whose peer is an address and that is excluded by default (unresolved, external and
+    // untrusted, or a likely reply: an undecided direction on an ephemeral port) while an
+    // address rule of its own policy admits that address on that port, as NetworkPolicy spells
+    // the rule: a node's /32 (a host-network pod shares its node's address), an included
+    // unresolved address's /32 (the same address also seen as a node), a trusted range, a
+    // trusted name's addresses. An ipBlock cannot tell a node, an unresolved and an external
+    // address apart, and the rule is there for rows that are allowed, so the policy cannot leave
+    // this one out: the row says it is allowed, and a warning says by which rule. Exclusions by
+    // decision never get here: an excluded address gets no rule and is cut out of every range
+    // (`carve_out`, `name_addresses`). A node's rule spells no peer on ingress (`kube_peers`),
+    // so it admits nothing there.
     for row in &mut out.review {
-        if row.direction != Direction::Egress
-            || !matches!(row.status, Status::Excluded(ExcludeReason::Unresolved | ExcludeReason::UntrustedExternal))
-        {
-            continue;
-        }
-        let Some(ip) = row.peer().ip() else { continue };
+        let Status::Excluded(reason) = &row.status else { continue };
+        let was = match reason {
+            ExcludeReason::Unresolved => "unresolved",
+            ExcludeReason::UntrustedExternal => "untrusted",
+            ExcludeReason::UndecidedDirection => "undecided (likely a reply)",
+            ExcludeReason::ByDecision(_) | ExcludeReason::NoSelector(_) => continue,
+        };
+        // As the evaluator reads it: an IPv4 address written as ::ffff:a.b.c.d is that address.
+        let Some(ip) = row.peer().ip().map(|ip| ip.to_canonical()) else { continue };
         let port = (row.key.protocol, row.key.port.get());
-        let admitted =
-            egress.get(&row.workload).into_iter().flatten().any(|(sel, ports)| {
-                ports.contains(&port) && matches!(sel, PeerSel::Node { ip: node, .. } if *node == ip)
-            });
-        if admitted {
-            out.warnings.push(format!(
-                "{}: {} on {}/{} is {}, but the rule for the node at {ip} admits it: allowed",
-                row.workload,
-                row.peer(),
-                row.key.port.get(),
-                row.key.protocol,
-                if matches!(row.status, Status::Excluded(ExcludeReason::Unresolved)) {
-                    "unresolved"
-                } else {
-                    "untrusted"
-                }
-            ));
-            row.status = Status::Allowed;
-        }
+        let rules = match row.direction {
+            Direction::Ingress => ingress.get(&row.workload),
+            Direction::Egress => egress.get(&row.workload),
+        };
+        let admitting = rules.into_iter().flatten().find_map(|(sel, ports)| {
+            let admits = ports.contains(&port)
+                && kube_peers(sel, row.direction).iter().any(|p| {
+                    matches!(p, KubePeer::Block(c, except) if c.contains(&ip) && !except.iter().any(|e| e.contains(&ip)))
+                });
+            admits.then_some(sel)
+        });
+        let Some(sel) = admitting else { continue };
+        let by = match sel {
+            PeerSel::Node { ip, .. } => format!("the rule for the node at {ip}"),
+            PeerSel::Block(c, _) => format!("the rule for {c}"),
+            PeerSel::Name { name, .. } => format!("the rule for the trusted name {name}"),
+            PeerSel::Pods { .. } | PeerSel::AllPods => unreachable!("only address rules admit an address"),
+        };
+        out.warnings.push(format!(
+            "{}: {} on {}/{} is {was}, but {by} admits it: allowed",
+            row.workload,
+            row.peer(),
+            row.key.port.get(),
+            row.key.protocol,
+        ));
+        row.status = Status::Allowed;
     }
 
     // Names are counted over every workload known in the namespace, not only the targets, so a
