@@ -112,15 +112,16 @@ async fn reingesting_and_resuming_leave_the_aggregates_of_one_ingest(pool: PgPoo
     assert_eq!((second.accepted, second.duplicate), (0, 80_000));
     assert_eq!(aggregates(&store, again).await, want);
 
-    // An ingest that breaks off after 50,000 lines keeps the batches it wrote; the whole file
-    // again adds exactly the rest.
+    // An ingest that breaks off after 70,000 lines keeps the batches it wrote (the first is cut at
+    // the first chunk boundary past `BATCH_ROWS`); the whole file again adds exactly the rest.
     let resumed = store.cluster_id("resumed", true).await.unwrap();
-    let head = bytes(&all[..50_000]);
+    assert!(flowgate::ingest::BATCH_ROWS + flowgate::store::ingest::CHUNK_MAX < 70_000);
+    let head = bytes(&all[..70_000]);
     let reader = Box::new(io::BufReader::new(BreaksOff(io::Cursor::new(head))));
     let broke = ingest(&store, resumed, vec![Source::Reader { name: "body".into(), reader }], WriteOptions::default()).await;
     assert!(matches!(broke, Err(IngestError::Read { .. })), "{broke:?}");
     let written = flows_in(&aggregates(&store, resumed).await);
-    assert!(written > 0 && written < 50_000, "{written} flows written before the break");
+    assert!(written > 0 && written < 70_000, "{written} flows written before the break");
     let rest = ingest(&store, resumed, vec![file("f", &all)], WriteOptions::default()).await.unwrap();
     assert_eq!((rest.accepted as i64, rest.duplicate as i64), (80_000 - written, written));
     assert_eq!(aggregates(&store, resumed).await, want);
