@@ -585,27 +585,16 @@ mod tests {
 ]}"#;
 
     fn flow(src: &str, dst: &str, port: u16, time: &str) -> FlowRecord {
-        FlowRecord {
-            time: time.parse().unwrap(),
-            uuid: None,
-            src_ip: src.parse().unwrap(),
-            src_port: Some(40000),
-            dst_ip: dst.parse().unwrap(),
-            dst_port: Port::new(port).unwrap(),
-            protocol: Protocol::Tcp,
-            verdict: Default::default(),
-            process: None,
-            node: None,
-            cluster: None,
-            bytes: None,
-            packets: None,
-            src_meta: None,
-            dst_meta: None,
-            dst_service: None,
-            role: Default::default(),
-            dst_names: Vec::new(),
-            src_names: Vec::new(),
-        }
+        let mut f = FlowRecord::between(
+            time.parse().unwrap(),
+            src.parse().unwrap(),
+            dst.parse().unwrap(),
+            Port::new(port).unwrap(),
+            Protocol::Tcp,
+        );
+        f.src_port = Some(40000);
+        f.verdict = Default::default();
+        f
     }
 
     #[test]

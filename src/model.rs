@@ -474,6 +474,34 @@ pub struct FlowRecord {
     pub src_names: Vec<DnsName>,
 }
 
+impl FlowRecord {
+    /// A forwarded flow between two addresses and nothing else known about it (no uuid, source
+    /// port, process, metadata): what a stored connection-hour can still say of its flows.
+    pub fn between(time: Timestamp, src_ip: IpAddr, dst_ip: IpAddr, dst_port: Port, protocol: Protocol) -> FlowRecord {
+        FlowRecord {
+            time,
+            uuid: None,
+            src_ip,
+            src_port: None,
+            dst_ip,
+            dst_port,
+            protocol,
+            verdict: Verdict::Forwarded,
+            process: None,
+            node: None,
+            cluster: None,
+            bytes: None,
+            packets: None,
+            src_meta: None,
+            dst_meta: None,
+            dst_service: None,
+            role: Default::default(),
+            dst_names: Vec::new(),
+            src_names: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

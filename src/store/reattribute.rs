@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use super::{HOUR_US, Result, Store, from_micros, micros};
 use crate::enrich::{Endpoint, enrich};
 use crate::inventory::KubeObject;
-use crate::model::{FlowRecord, Port, Protocol, Verdict};
+use crate::model::{FlowRecord, Port, Protocol};
 
 /// The addresses an object holds: a pod's, a node's, a Service's cluster IPs.
 pub fn addresses(obj: &KubeObject) -> Vec<IpAddr> {
@@ -175,27 +175,13 @@ impl Store {
                 _ => IpAddr::from([0u8; 4]),
             };
             let resolve_at = |us: i64| -> Option<(Option<Endpoint>, Option<Endpoint>)> {
-                let flow = FlowRecord {
-                    time: from_micros(us).ok()?,
-                    uuid: None,
-                    src_ip: src_ip.unwrap_or_else(|| stand_in(dst_ip)),
-                    src_port: None,
-                    dst_ip: dst_ip.unwrap_or_else(|| stand_in(src_ip)),
-                    dst_port: p,
-                    protocol: proto,
-                    verdict: Verdict::Forwarded,
-                    process: None,
-                    node: None,
-                    cluster: None,
-                    bytes: None,
-                    packets: None,
-                    src_meta: None,
-                    dst_meta: None,
-                    dst_service: None,
-                    role: Default::default(),
-                    dst_names: Vec::new(),
-                    src_names: Vec::new(),
-                };
+                let flow = FlowRecord::between(
+                    from_micros(us).ok()?,
+                    src_ip.unwrap_or_else(|| stand_in(dst_ip)),
+                    dst_ip.unwrap_or_else(|| stand_in(src_ip)),
+                    p,
+                    proto,
+                );
                 let enriched = enrich(&inv, &flow);
                 let [e] = enriched.as_slice() else { return None };
                 if e.port != p {

@@ -182,26 +182,27 @@ impl Store {
     /// Where the cluster's hourly aggregates were rolled up to (`None`: never): windows reaching
     /// before it are read in whole days.
     pub async fn hourly_removed_before(&self, cluster: i32) -> Result<Option<Timestamp>> {
-        let us: Option<i64> = sqlx::query_scalar(
+        self.cluster_cutoff(
+            cluster,
             "select (extract(epoch from hourly_removed_before) * 1000000)::bigint from clusters where id = $1",
         )
-        .bind(cluster)
-        .fetch_optional(&self.pool)
-        .await?
-        .flatten();
-        us.map(from_micros).transpose()
+        .await
     }
 
     /// Where retention last removed the cluster's raw flows up to (`None`: never). An ingest
     /// takes no older flow.
     pub async fn flows_removed_before(&self, cluster: i32) -> Result<Option<Timestamp>> {
-        let us: Option<i64> = sqlx::query_scalar(
+        self.cluster_cutoff(
+            cluster,
             "select (extract(epoch from flows_removed_before) * 1000000)::bigint from clusters where id = $1",
         )
-        .bind(cluster)
-        .fetch_optional(&self.pool)
-        .await?
-        .flatten();
+        .await
+    }
+
+    /// One of a cluster's cutoffs, read by `sql` (`$1` the cluster) in microseconds.
+    async fn cluster_cutoff(&self, cluster: i32, sql: &'static str) -> Result<Option<Timestamp>> {
+        let us: Option<i64> =
+            sqlx::query_scalar(sql).bind(cluster).fetch_optional(&self.pool).await?.flatten();
         us.map(from_micros).transpose()
     }
 }
