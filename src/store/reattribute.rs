@@ -208,7 +208,6 @@ impl Store {
         if moves.is_empty() {
             return Ok(0);
         }
-        let namespace = |key: &str| Endpoint::from_key(key).and_then(|e| e.workload().map(|w| w.namespace.clone()));
         let mut tx = self.pool.begin().await?;
         let col = |f: fn(&((i64, String, String, i32, String), (String, String))) -> String| -> Vec<String> {
             moves.iter().map(f).collect()
@@ -222,8 +221,8 @@ impl Store {
             .bind(col(|m| m.0.4.clone()))
             .bind(col(|m| m.1.0.clone()))
             .bind(col(|m| m.1.1.clone()))
-            .bind(moves.iter().map(|m| namespace(&m.1.0).unwrap_or_else(|| namespace_key(&m.1.0))).collect::<Vec<_>>())
-            .bind(moves.iter().map(|m| namespace(&m.1.1).unwrap_or_else(|| namespace_key(&m.1.1))).collect::<Vec<_>>())
+            .bind(moves.iter().map(|m| namespace_key(&m.1.0)).collect::<Vec<_>>())
+            .bind(moves.iter().map(|m| namespace_key(&m.1.1)).collect::<Vec<_>>())
             .bind(crate::topology::MAX_PROCESSES as i32)
             .execute(&mut *tx)
             .await?;
@@ -249,8 +248,8 @@ impl Store {
     }
 }
 
-/// The namespace the write path stores for an endpoint key it cannot read back as a workload:
-/// an identity's, '' for addresses.
+/// The namespace the write path stores for an endpoint key: a workload's or an identity's (its
+/// second part), '' for addresses.
 fn namespace_key(key: &str) -> String {
     match key.split('/').next() {
         Some("node" | "external" | "unresolved") | None => String::new(),
