@@ -343,7 +343,7 @@ pub fn enrich_learning(
     let (mut learned, mut inferred, mut identities) = (Vec::new(), Vec::new(), Vec::new());
     let t = flow.time;
     let src =
-        side(inv, flow.src_ip, t, flow.src_meta.as_ref(), true, &mut learned, &mut inferred, &mut identities, &known);
+        side(inv, flow.src_ip, t, flow.src_meta.as_deref(), true, &mut learned, &mut inferred, &mut identities, &known);
     let mut out = Vec::with_capacity(1);
     // A ClusterIP is only ever a destination; pods never hold one, so check Services first.
     if inv.pod_at(&flow.dst_ip, t).is_none()
@@ -404,7 +404,7 @@ pub fn enrich_learning(
         return out;
     }
     let dst =
-        side(inv, flow.dst_ip, t, flow.dst_meta.as_ref(), false, &mut learned, &mut inferred, &mut identities, &known);
+        side(inv, flow.dst_ip, t, flow.dst_meta.as_deref(), false, &mut learned, &mut inferred, &mut identities, &known);
     let service = flow.dst_service.as_ref().map(|(ns, name)| {
         // Hubble reports the Service but the already-translated backend port; find the Service port.
         let svc_port = inv
@@ -526,7 +526,7 @@ mod tests {
         };
         let src_of = |m: ObservedEndpoint, ip: &str| {
             let mut f = flow(ip, "10.244.0.9", 8080, "2024-01-01T03:00:00Z");
-            f.src_meta = Some(m);
+            f.src_meta = Some(m.into());
             enrich(&inv, &f).remove(0)
         };
         // (labels, namespace, pod, address, the source as enrichment names it)
@@ -636,8 +636,8 @@ mod tests {
             workload: None,
         };
         let mut f = flow("10.250.0.1", "10.250.0.2", 8080, "2024-01-01T03:00:00Z");
-        f.src_meta = Some(meta("b", "api-7d9f8b6c5d-x2x9q", "api"));
-        f.dst_meta = Some(meta("b", "db-0", "db"));
+        f.src_meta = Some(meta("b", "api-7d9f8b6c5d-x2x9q", "api").into());
+        f.dst_meta = Some(meta("b", "db-0", "db").into());
         let all = enrich(&inv, &f);
         assert_eq!(all[0].learned.len(), 2);
         assert_eq!(enrich_learning(&inv, &f, |_, _| false), all);

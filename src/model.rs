@@ -462,8 +462,10 @@ pub struct FlowRecord {
     pub cluster: Option<String>,
     pub bytes: Option<u64>,
     pub packets: Option<u64>,
-    pub src_meta: Option<ObservedEndpoint>,
-    pub dst_meta: Option<ObservedEndpoint>,
+    /// Shared: a reader converts each distinct endpoint once and hands the same one to every flow
+    /// it is an end of.
+    pub src_meta: Option<std::sync::Arc<ObservedEndpoint>>,
+    pub dst_meta: Option<std::sync::Arc<ObservedEndpoint>>,
     /// Hubble's `destination_service` (namespace, name) when the flow went through a Service.
     pub dst_service: Option<(String, String)>,
     pub role: FlowRole,

@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use memchr::memchr;
@@ -40,10 +41,12 @@ struct Flow<'a> {
     #[serde(borrow, rename = "IP")]
     ip: Option<Ip<'a>>,
     l4: Option<L4>,
+    /// Endpoints stay raw JSON until the record is known to be a flow; then [`side`] converts
+    /// them, once per distinct endpoint text and parser thread.
     #[serde(borrow)]
-    source: Option<Endpoint<'a>>,
+    source: Option<Side<'a>>,
     #[serde(borrow)]
-    destination: Option<Endpoint<'a>>,
+    destination: Option<Side<'a>>,
     #[serde(borrow, rename = "Type", alias = "type")]
     kind: Option<Scalar<'a>>,
     #[serde(borrow)]
@@ -149,6 +152,71 @@ struct Endpoint<'a> {
     cluster_name: Option<Str<'a>>,
     #[serde(borrow)]
     workloads: Option<Vec<Workload<'a>>>,
+}
+
+/// A flow end as read: the JSON text of a line's endpoint object, or a Relay message's fields.
+enum Side<'a> {
+    Raw(&'a serde_json::value::RawValue),
+    Parsed(Endpoint<'a>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Side<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a serde_json::value::RawValue>::deserialize(d).map(Side::Raw)
+    }
+}
+
+/// One endpoint's conversion, kept for the next flow with the same endpoint text.
+struct Converted {
+    meta: Arc<ObservedEndpoint>,
+    cluster: Option<Arc<str>>,
+    dropped: u32,
+}
+
+/// Distinct endpoint texts a parser thread remembers; past this many it starts again. A busy
+/// capture repeats a few thousand pods' endpoints over and over, so most flows find both ends here
+/// and cost no label parsing, checking or allocation.
+const ENDPOINT_CACHE: usize = 8192;
+/// Longer endpoint texts are converted every time rather than kept.
+const ENDPOINT_CACHE_MAX_TEXT: usize = 4096;
+
+thread_local! {
+    static CONVERTED: std::cell::RefCell<rustc_hash::FxHashMap<Box<str>, Converted>> = Default::default();
+}
+
+/// Converts one flow end ([`endpoint`]), from the thread's cache when its text was seen before.
+/// `field` names it in errors: `source`, `destination`.
+fn side(s: &Side<'_>, field: &str, cleaned: &mut Cleaned) -> Result<(Arc<ObservedEndpoint>, Option<Arc<str>>), String> {
+    let raw = match s {
+        Side::Parsed(ep) => {
+            let (meta, cluster) = endpoint(ep, cleaned);
+            return Ok((Arc::new(meta), cluster.map(Arc::from)));
+        }
+        Side::Raw(raw) => raw.get(),
+    };
+    let hit = CONVERTED.with_borrow(|cache| {
+        cache.get(raw).map(|c| {
+            cleaned.dropped += c.dropped;
+            (c.meta.clone(), c.cluster.clone())
+        })
+    });
+    if let Some(hit) = hit {
+        return Ok(hit);
+    }
+    let ep: Endpoint = serde_json::from_str(raw).map_err(|e| format!("{field}: {}", json_reason(&e)))?;
+    let mut own = Cleaned::default();
+    let (meta, cluster) = endpoint(&ep, &mut own);
+    cleaned.dropped += own.dropped;
+    let (meta, cluster) = (Arc::new(meta), cluster.map(Arc::<str>::from));
+    if raw.len() <= ENDPOINT_CACHE_MAX_TEXT {
+        CONVERTED.with_borrow_mut(|cache| {
+            if cache.len() >= ENDPOINT_CACHE {
+                cache.clear();
+            }
+            cache.insert(raw.into(), Converted { meta: meta.clone(), cluster: cluster.clone(), dropped: own.dropped });
+        });
+    }
+    Ok((meta, cluster))
 }
 
 /// An endpoint's `labels`, collected with one allocation: a plain `Vec` grows three or four times
@@ -297,15 +365,16 @@ fn convert<'a>(f: Flow<'a>, outer_node: Option<Str<'a>>, outer_time: Option<Str<
     };
 
     let mut cleaned = Cleaned::default();
-    let (src_meta, src_cluster) = f.source.as_ref().map(|e| endpoint(e, &mut cleaned)).unzip();
-    let (dst_meta, dst_cluster) = f.destination.as_ref().map(|e| endpoint(e, &mut cleaned)).unzip();
+    let (src_meta, src_cluster) = f.source.as_ref().map(|e| side(e, "source", &mut cleaned)).transpose()?.unzip();
+    let (dst_meta, dst_cluster) =
+        f.destination.as_ref().map(|e| side(e, "destination", &mut cleaned)).transpose()?.unzip();
     // A flow is reported by the node that saw it: the destination's for ingress, else the source's.
     let ingress = f
         .traffic_direction
         .as_ref()
         .is_some_and(|d| matches!(d, Scalar::Str(s) if s == "INGRESS") || matches!(d, Scalar::Uint(1)));
     let (first, second) = if ingress { (dst_cluster, src_cluster) } else { (src_cluster, dst_cluster) };
-    let cluster = first.flatten().or(second.flatten()).map(str::to_string);
+    let cluster = first.flatten().or(second.flatten());
 
     let dst_service = f.destination_service.as_ref().and_then(|s| {
         let name = s.name.as_ref().map(Str::as_str).filter(|n| !n.is_empty())?;
@@ -433,8 +502,8 @@ pub fn parse_hubble_proto(
         verdict: Some(number(f.verdict)),
         ip: f.ip.as_ref().map(|ip| Ip { source: opt(&ip.source), destination: opt(&ip.destination) }),
         l4,
-        source: f.source.as_ref().map(endpoint),
-        destination: f.destination.as_ref().map(endpoint),
+        source: f.source.as_ref().map(|e| Side::Parsed(endpoint(e))),
+        destination: f.destination.as_ref().map(|e| Side::Parsed(endpoint(e))),
         kind: Some(number(f.kind)),
         l7: f.l7.as_ref().map(|l| L7 {
             kind: Some(number(l.kind)),
@@ -1013,6 +1082,35 @@ mod tests {
         assert_eq!(cleaned, Cleaned { dropped: 1 + 1 + 5 + 1 + 36 + 1 + 1, truncated: 0 });
         let Ok(Item::Flow(_, cleaned)) = parse_hubble_line(&with(|_| {})) else { panic!() };
         assert!(cleaned.is_empty());
+    }
+
+    #[test]
+    fn a_repeated_endpoint_is_converted_once_and_counted_every_time() {
+        let line = with(|v| {
+            v["source"]["labels"] = json!(["k8s:app=web", "k8s:tier=<b>", "k8s:other=x"]);
+            v["uuid"] = json!("first");
+        });
+        let again = with(|v| {
+            v["source"]["labels"] = json!(["k8s:app=web", "k8s:tier=<b>", "k8s:other=x"]);
+            v["uuid"] = json!("second");
+        });
+        let Ok(Item::Flow(a, ca)) = parse_hubble_line(&line) else { panic!("not a flow") };
+        let Ok(Item::Flow(b, cb)) = parse_hubble_line(&again) else { panic!("not a flow") };
+        // The second flow shares the first one's conversion of the same endpoint text...
+        assert!(Arc::ptr_eq(a.src_meta.as_ref().unwrap(), b.src_meta.as_ref().unwrap()));
+        assert_eq!(a.src_meta.as_ref().unwrap().labels.len(), 2);
+        // ...and its bad label is still counted for it.
+        assert_eq!((ca.dropped, cb.dropped), (1, 1));
+        // A different text is a different endpoint, and a broken one is its record's error,
+        // every time it comes (errors are not kept).
+        let other = with(|v| v["source"]["labels"] = json!(["k8s:app=api"]));
+        let Ok(Item::Flow(c, _)) = parse_hubble_line(&other) else { panic!("not a flow") };
+        assert_eq!(c.src_meta.as_ref().unwrap().labels.get("app").map(String::as_str), Some("api"));
+        let broken = with(|v| v["source"]["labels"] = json!(7));
+        for _ in 0..2 {
+            let err = parse_hubble_line(&broken).unwrap_err();
+            assert!(err.starts_with("source: "), "{err}");
+        }
     }
 
     #[test]
