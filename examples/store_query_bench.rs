@@ -164,6 +164,7 @@ fn world(args: &Args, rng: &mut Rng) -> World {
                         labels,
                         reserved: None,
                         workload: Some((kind, name.clone())),
+                        owner: Default::default(),
                     },
                     node: format!("gke-prod-pool-{}-node-{}", rng.below(3), rng.below(40)),
                 }

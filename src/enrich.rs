@@ -130,27 +130,7 @@ pub struct PendingIdentity {
     pub labels: Labels,
 }
 
-/// How a workload the inventory does not know was recognised from a flow source's metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Inference {
-    /// Hubble's `workloads` field (Hubble 1.15+) named it.
-    HubbleWorkloads,
-    /// `<deployment>-<pod-template-hash>-<suffix>`.
-    PodTemplateHash,
-    /// `<statefulset>-<ordinal>`.
-    Ordinal,
-    /// A `job-name` label, and the name `<job>-<suffix>`.
-    JobName,
-    /// A `job-name` label `<cronjob>-<scheduled time>`.
-    CronJobName,
-    /// `<daemonset>-<suffix>` with `controller-revision-hash` or `pod-template-generation`.
-    RevisionHash,
-    /// Several `<name>-<suffix>` pods with one label set: one DaemonSet's pods on several nodes.
-    SameLabels,
-    /// Nothing told it from a bare pod.
-    BarePod,
-}
+pub use crate::model::Inference;
 
 impl Inference {
     pub fn describe(self) -> &'static str {
@@ -203,12 +183,12 @@ fn side(
     }
     if let Some(ns) = &meta.namespace {
         if let Some(pod) = &meta.pod_name {
-            if let Some((w, how)) = observed_workload(ns, pod, meta) {
-                if !meta.labels.is_empty() && !known(&w, &meta.labels) {
+            if let Some((w, how)) = meta.owner.get_or_init(|| observed_workload(ns, pod, meta)) {
+                if !meta.labels.is_empty() && !known(w, &meta.labels) {
                     learned.push((w.clone(), meta.labels.clone()));
-                    inferred.push((w.clone(), how));
+                    inferred.push((w.clone(), *how));
                 }
-                return Endpoint::Workload { workload: w };
+                return Endpoint::Workload { workload: w.clone() };
             }
         } else if !meta.labels.is_empty() && meta.reserved.is_none() && crate::model::Name::namespace(ns).is_ok() {
             identities.push(PendingIdentity { src: is_src, namespace: ns.clone(), labels: meta.labels.clone() });
@@ -634,6 +614,7 @@ mod tests {
             labels: Labels::from([("app".to_string(), app.to_string())]),
             reserved: None,
             workload: None,
+            owner: Default::default(),
         };
         let mut f = flow("10.250.0.1", "10.250.0.2", 8080, "2024-01-01T03:00:00Z");
         f.src_meta = Some(meta("b", "api-7d9f8b6c5d-x2x9q", "api").into());

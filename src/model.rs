@@ -417,6 +417,54 @@ pub enum Reserved {
     Unknown,
 }
 
+/// How a workload the inventory does not know was recognised from a flow source's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Inference {
+    /// Hubble's `workloads` field (Hubble 1.15+) named it.
+    HubbleWorkloads,
+    /// `<deployment>-<pod-template-hash>-<suffix>`.
+    PodTemplateHash,
+    /// `<statefulset>-<ordinal>`.
+    Ordinal,
+    /// A `job-name` label, and the name `<job>-<suffix>`.
+    JobName,
+    /// A `job-name` label `<cronjob>-<scheduled time>`.
+    CronJobName,
+    /// `<daemonset>-<suffix>` with `controller-revision-hash` or `pod-template-generation`.
+    RevisionHash,
+    /// Several `<name>-<suffix>` pods with one label set: one DaemonSet's pods on several nodes.
+    SameLabels,
+    /// Nothing told it from a bare pod.
+    BarePod,
+}
+
+/// A value worked out from the rest of its struct at most once, the first time it is asked for:
+/// it takes no part in comparisons, and a clone carries it. Only for structs that are not changed
+/// once shared (a flow's endpoints, behind their `Arc`).
+#[derive(Clone, Default)]
+pub struct Memo<T>(std::sync::OnceLock<T>);
+
+impl<T> Memo<T> {
+    pub fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(f)
+    }
+}
+
+impl<T> PartialEq for Memo<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for Memo<T> {}
+
+impl<T> std::fmt::Debug for Memo<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
+
 /// What a flow source says about one end of a flow besides its address (Hubble's endpoint fields).
 /// Enrichment prefers the inventory and falls back to this.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -429,6 +477,10 @@ pub struct ObservedEndpoint {
     pub reserved: Option<Reserved>,
     /// Hubble 1.15+ `workloads[{name, kind}]`: the pod's top-level owner.
     pub workload: Option<(WorkloadKind, String)>,
+    /// The workload these fields name ([`crate::enrich::observed_workload`]), worked out once per
+    /// endpoint however many flows share it.
+    #[serde(skip)]
+    pub owner: Memo<Option<(WorkloadRef, Inference)>>,
 }
 
 /// Which way a flow goes relative to its connection. Replies never become a `FlowRecord` (the

@@ -94,7 +94,7 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
             Record::Flow(flow) if window.contains(flow.time) => {
                 let catalog = &connections.catalog;
                 let enriched = enrich_learning(&inv, &flow, |w, labels| catalog.knows(w, labels));
-                connections.add(&flow, &enriched);
+                connections.add(&flow, enriched);
             }
             Record::Flow(_) => connections.outside_window += 1,
             // Answers up to the window's end count (see `Connections::add_answer`).

@@ -216,9 +216,14 @@ impl Window {
     }
 }
 
+/// Connections by key. FxHash: the fold looks a key up for every flow, and SipHash's protection
+/// against chosen collisions buys nothing where an attacker who controls the flows' endpoints can
+/// only make the run slower, which [`crate::flows`]' bounds on record size already limit.
+pub type ConnMap = rustc_hash::FxHashMap<ConnKey, ConnStats>;
+
 #[derive(Debug, Clone, Default)]
 pub struct Connections {
-    pub map: HashMap<ConnKey, ConnStats>,
+    pub map: ConnMap,
     pub catalog: Catalog,
     /// Flows folded in, and flows outside the window that were left out.
     pub flows: u64,
@@ -254,7 +259,7 @@ impl Connections {
     }
 
     /// Folds one flow in (after enrichment). The caller applies the window, before enriching.
-    pub fn add(&mut self, flow: &FlowRecord, enriched: &[Enriched]) {
+    pub fn add(&mut self, flow: &FlowRecord, enriched: Vec<Enriched>) {
         // Times are kept to the microsecond, as the store keeps them (PostgreSQL's precision), so
         // a connection reads the same from files and from the store.
         let time = jiff::Timestamp::from_microsecond(flow.time.as_microsecond()).unwrap_or(flow.time);
@@ -274,24 +279,28 @@ impl Connections {
                     self.inferred.insert(w.clone(), *how);
                 }
             }
-            for end in [&e.src, &e.dst] {
-                if let Some(w) = end.workload()
-                    && !self.catalog.workloads.contains_key(w)
-                {
-                    self.catalog.note_workload(w);
+            let service = e.service;
+            let key = ConnKey { src: e.src, dst: e.dst, port: e.port, protocol: e.protocol };
+            // The ends of a connection seen before are in the catalog already.
+            if !e.identities.is_empty() || !self.map.contains_key(&key) {
+                for end in [&key.src, &key.dst] {
+                    if let Some(w) = end.workload()
+                        && !self.catalog.workloads.contains_key(w)
+                    {
+                        self.catalog.note_workload(w);
+                    }
                 }
             }
-            let key = ConnKey { src: e.src.clone(), dst: e.dst.clone(), port: e.port, protocol: e.protocol };
             let stats = if e.identities.is_empty() {
                 self.map.entry(key).or_insert_with(|| ConnStats::new(time))
             } else {
-                self.pending.entry((key, e.identities.clone())).or_insert_with(|| ConnStats::new(time))
+                self.pending.entry((key, e.identities)).or_insert_with(|| ConnStats::new(time))
             };
             stats.count(time, flow.verdict == Verdict::Dropped, flow.role == FlowRole::Undecided, flow.src_port);
             if let Some(p) = &flow.process {
                 ConnStats::note(&mut stats.processes, p.as_str(), str::to_owned);
             }
-            if let Some((ns, name, port)) = &e.service
+            if let Some((ns, name, port)) = &service
                 && !stats.services.iter().any(|s| is_service(s, ns, name, *port))
             {
                 keep_smallest(&mut stats.services, format!("{ns}/{name}:{port}"));
@@ -569,8 +578,8 @@ fn rekeyed(k: &ConnKey, f: &impl Fn(&Endpoint) -> Option<Endpoint>) -> Option<Co
 }
 
 /// The map with some keys replaced; connections that now share a key are merged.
-fn rekey(map: HashMap<ConnKey, ConnStats>, f: impl Fn(&ConnKey) -> Option<ConnKey>) -> HashMap<ConnKey, ConnStats> {
-    let mut out: HashMap<ConnKey, ConnStats> = HashMap::with_capacity(map.len());
+fn rekey(map: ConnMap, f: impl Fn(&ConnKey) -> Option<ConnKey>) -> ConnMap {
+    let mut out = ConnMap::with_capacity_and_hasher(map.len(), Default::default());
     for (k, st) in map {
         let k = f(&k).unwrap_or(k);
         match out.get_mut(&k) {

@@ -55,7 +55,7 @@ pub fn run(data: &[u8]) -> Result<(), String> {
             if let Ok(Item::Flow(flow, _)) = parse_hubble_line(line) {
                 let catalog = &conns.catalog;
                 let enriched = enrich_learning(&inv, &flow, |w, labels| catalog.knows(w, labels));
-                conns.add(&flow, &enriched);
+                conns.add(&flow, enriched);
             }
             continue;
         }

@@ -702,6 +702,7 @@ fn endpoint<'e>(ep: &'e Endpoint<'_>, cleaned: &mut Cleaned) -> (ObservedEndpoin
         labels,
         reserved,
         workload: workload.map(|(kind, name)| (kind, name.to_string())),
+        owner: Default::default(),
     };
     let cluster = ep.cluster_name.as_ref().map(Str::as_str).or(cluster).filter(|s| !s.is_empty());
     (meta, cluster)

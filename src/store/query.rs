@@ -1,6 +1,5 @@
 //! Window queries, answered from the hourly aggregates (never from raw flows), and counts.
 
-use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -162,7 +161,7 @@ impl Store {
             sqlx::query_as(sql).bind(cluster).bind(a).bind(z).bind(arg).bind(d0).bind(d1).fetch_all(&self.pool).await?;
         let mut conns = Connections::new(catalog);
         conns.names = self.names(cluster, until).await?;
-        let mut map = HashMap::with_capacity(rows.len());
+        let mut map = crate::topology::ConnMap::with_capacity_and_hasher(rows.len(), Default::default());
         // A key this version cannot read (a name an older version stored unchecked, say) costs
         // its row, not the page: the row is left out and counted, and the first is logged.
         let mut unreadable: (usize, Option<String>) = (0, None);
