@@ -1,10 +1,11 @@
 //! Which flows the store takes: those younger than the retention and not from the future. Pure:
 //! "now" is a value the caller passes in, so tests (and replays) decide what time it is.
 //!
-//! Both bounds protect the aggregates. The store keeps `conn_hourly`/`conn_daily` after the raw
-//! flows are gone, and a flow is recognised as already stored only by its raw row; so a flow older
-//! than the retention, stored again, would be counted twice. It is `Expired` instead, and never
-//! stored. A flow from far in the future (a broken clock, a typo) would otherwise sit in the store
+//! Both bounds protect the aggregates. The store keeps `conn_hourly`/`conn_daily` after the
+//! retention has passed, and a flow is recognised as already counted only by the ingest ledger,
+//! whose entries go with the retention; so a flow older than the retention, stored again, would
+//! be counted twice. It is `Expired` instead, and never stored. Raw rows (`--keep-flows`) may go
+//! sooner ([`Retention::with_raw_flows`]): they decide nothing. A flow from far in the future (a broken clock, a typo) would otherwise sit in the store
 //! as its newest flow, which windows such as "the last 3 hours" count back from; it is `Future`,
 //! a rejected line.
 
@@ -23,6 +24,8 @@ pub enum RetentionError {
     Skew(SignedDuration),
     #[error("hourly aggregates must be kept at least a day, not {0}")]
     Hourly(SignedDuration),
+    #[error("raw flows are kept a positive time no longer than the retention ({keep}), not {raw}")]
+    Raw { raw: SignedDuration, keep: SignedDuration },
 }
 
 /// How long hourly aggregates are kept; past it a window reads whole days.
@@ -34,11 +37,13 @@ pub struct Retention {
     keep: SignedDuration,
     skew: SignedDuration,
     hourly: SignedDuration,
+    /// Raw flow rows (`--keep-flows=RETENTION`) are removed past this; `None`: with the retention.
+    raw: Option<SignedDuration>,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { keep: DEFAULT_KEEP, skew: DEFAULT_SKEW, hourly: DEFAULT_HOURLY }
+        Retention { keep: DEFAULT_KEEP, skew: DEFAULT_SKEW, hourly: DEFAULT_HOURLY, raw: None }
     }
 }
 
@@ -50,7 +55,7 @@ impl Retention {
         if skew.is_negative() {
             return Err(RetentionError::Skew(skew));
         }
-        Ok(Retention { keep, skew, hourly: DEFAULT_HOURLY })
+        Ok(Retention { keep, skew, hourly: DEFAULT_HOURLY, raw: None })
     }
 
     /// Hourly aggregates kept this long (at least a day); older days are read whole from the
@@ -64,6 +69,20 @@ impl Retention {
 
     pub fn hourly(&self) -> SignedDuration {
         self.hourly
+    }
+
+    /// Raw flow rows kept only this long (positive, at most the retention): forensics for the
+    /// last hours or days, while the aggregates keep the whole retention.
+    pub fn with_raw_flows(self, raw: SignedDuration) -> Result<Retention, RetentionError> {
+        if !raw.is_positive() || raw > self.keep {
+            return Err(RetentionError::Raw { raw, keep: self.keep });
+        }
+        Ok(Retention { raw: Some(raw), ..self })
+    }
+
+    /// How long raw flow rows are kept: their own time, or the retention.
+    pub fn raw_flows(&self) -> SignedDuration {
+        self.raw.unwrap_or(self.keep)
     }
 
     pub fn keep(&self) -> SignedDuration {
@@ -180,6 +199,21 @@ mod tests {
         let w = forever.window(ts("2026-12-01T12:00:00Z"));
         assert_eq!(w.oldest, Timestamp::MIN);
         assert_eq!(w.age(ts("2026-12-01T12:00:00.001Z")), Age::Future);
+    }
+
+    #[test]
+    fn raw_flows_are_kept_at_most_the_retention() {
+        let r = Retention::default();
+        assert_eq!(r.raw_flows(), DEFAULT_KEEP);
+        let day = SignedDuration::from_hours(24);
+        assert_eq!(r.with_raw_flows(day).unwrap().raw_flows(), day);
+        assert_eq!(r.with_raw_flows(DEFAULT_KEEP).unwrap().raw_flows(), DEFAULT_KEEP);
+        let long = DEFAULT_KEEP + day;
+        assert_eq!(r.with_raw_flows(long), Err(RetentionError::Raw { raw: long, keep: DEFAULT_KEEP }));
+        assert!(r.with_raw_flows(SignedDuration::ZERO).is_err());
+        // The window of flows taken is the retention's either way.
+        let now = ts("2026-12-01T12:00:00Z");
+        assert_eq!(r.with_raw_flows(day).unwrap().window(now), r.window(now));
     }
 
     #[test]

@@ -688,7 +688,14 @@ async fn ingest_counts_expired_flows_and_rejects_future_ones(pool: sqlx::PgPool)
     let run = ingest(&["--max-skew", "500d"]).ok();
     assert!(run.stderr.contains("1 accepted, 1 duplicate, 1 expired"), "{}", run.stderr);
     assert!(run.stderr.contains(", 0 rejected"), "{}", run.stderr);
-    for bad in [&["--max-skew", "soon"][..], &["--retention", "0d"][..]] {
+    // Raw rows for a day (and, bare, for the retention): taken, with nothing new to write.
+    for keep in ["--keep-flows=1d", "--keep-flows"] {
+        let run = ingest(&[keep]).ok();
+        assert!(run.stderr.contains("0 accepted, 1 duplicate, 1 expired"), "{keep}: {}", run.stderr);
+    }
+    let bad: [&[&str]; 4] =
+        [&["--max-skew", "soon"], &["--retention", "0d"], &["--keep-flows=30d"], &["--keep-flows=soon"]];
+    for bad in bad {
         let run = ingest(bad).expect_code(2);
         assert!(run.stderr.contains(bad[0]), "{}", run.stderr);
     }

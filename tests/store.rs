@@ -700,6 +700,39 @@ async fn a_flow_from_the_future_is_rejected_with_its_line_and_the_rest_lands(poo
     assert_eq!(r.errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 4, 5]);
 }
 
+/// `--keep-flows=1d`: raw rows go after a day, while the aggregates, the ledger and what an ingest
+/// takes follow the week's retention.
+#[sqlx::test(migrations = false)]
+async fn raw_flows_kept_shorter_than_the_retention_go_first(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let file = ndjson(&[
+        ("2026-11-01T10:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-02T10:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-03T10:00:00Z", "10.244.0.5", "10.244.0.8", 443),
+    ]);
+    let now = ts("2026-11-03T12:00:00Z");
+    let week = days(7);
+    let one_day = week.with_raw_flows(SignedDuration::from_hours(24)).unwrap();
+    let r = ingest_at(&store, c, "f", file.clone(), now, one_day).await;
+    assert_eq!((r.accepted, r.expired), (3, 0));
+    assert_eq!(store.stats(c).await.unwrap().raw_flows, 3);
+    // A day back from 3 November 12:00 is 2 November 12:00: the 1 November partition is wholly
+    // older; 2 November's is not, and stays until all of it is past.
+    let removed = store.apply_retention(Clusters::One(c), now, &one_day).await.unwrap();
+    assert_eq!(removed, dropped(&["20261101"]));
+    assert_eq!(store.stats(c).await.unwrap().raw_flows, 2);
+    assert_eq!(aggregate_sums(&store, c).await, (3, 3));
+    assert_eq!(endpoints(&store, c, None, None).await.iter().map(|e| e.2).sum::<u64>(), 3);
+    // The week still decides what is taken and what was taken before: the same file again is
+    // all duplicates, none expired, and the aggregates do not change.
+    let r = ingest_at(&store, c, "f", file, now, one_day).await;
+    assert_eq!((r.accepted, r.duplicate, r.expired), (0, 3, 0));
+    assert_eq!(aggregate_sums(&store, c).await, (3, 3));
+    // With the retention's own time for raw rows, the same run removes nothing more.
+    assert!(store.apply_retention(Clusters::One(c), now, &week).await.unwrap().is_empty());
+}
+
 /// Flows older than the retention cutoff are counted as expired and never stored: a file ingested
 /// again after retention removed its days changes no aggregate, even under a longer retention
 /// than the one that removed them.

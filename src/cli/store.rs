@@ -70,10 +70,11 @@ pub(crate) struct RetentionArgs {
     /// ones, and windows reaching before it are read in whole days
     #[arg(long, default_value = "30d")]
     hourly_horizon: String,
-    /// Also store a raw row per flow (for forensics), removed with --retention; every view reads
-    /// the connection aggregates, which are written either way
-    #[arg(long)]
-    keep_flows: bool,
+    /// Also store a raw row per flow, for forensics: kept for RETENTION (e.g. 24h; at most
+    /// --retention), or with --retention when no value is given. Every view reads the connection
+    /// aggregates, which are written either way
+    #[arg(long, value_name = "RETENTION", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    keep_flows: Option<String>,
 }
 
 impl RetentionArgs {
@@ -94,12 +95,21 @@ impl RetentionArgs {
                 return Err(Fail(format!("--hourly-horizon {:?}: expected a duration such as 30d", self.hourly_horizon)));
             }
         };
-        Retention::new(keep, skew).and_then(|r| r.with_hourly(hourly)).map_err(|e| Fail(e.to_string()))
+        let retention = Retention::new(keep, skew).and_then(|r| r.with_hourly(hourly)).map_err(|e| Fail(e.to_string()))?;
+        match self.keep_flows.as_deref() {
+            None | Some("") => Ok(retention),
+            Some(raw) => match raw.parse::<TimeBound>() {
+                Ok(TimeBound::Ago(d)) => {
+                    retention.with_raw_flows(d).map_err(|e| Fail(format!("--keep-flows={raw}: {e}")))
+                }
+                _ => Err(Fail(format!("--keep-flows={raw}: expected a duration such as 24h or 2d"))),
+            },
+        }
     }
 
     /// `--keep-flows`.
     pub(crate) fn write_options(&self) -> flowgate::store::ingest::WriteOptions {
-        flowgate::store::ingest::WriteOptions { keep_flows: self.keep_flows }
+        flowgate::store::ingest::WriteOptions { keep_flows: self.keep_flows.is_some() }
     }
 }
 

@@ -63,9 +63,13 @@ impl std::fmt::Display for Removed {
 }
 
 impl Store {
-    /// Removes the raw flows of `clusters` from the days that end before `now - retention`.
+    /// Removes the raw flows of `clusters` from the days that end before `now` minus their
+    /// retention ([`Retention::raw_flows`]), rolls up the hourly aggregates past their horizon and
+    /// forgets names and ledger entries older than the retention.
     pub async fn apply_retention(&self, clusters: Clusters, now: Timestamp, retention: &Retention) -> Result<Removed> {
         let cutoff_day = first_kept_day(retention.window(now).oldest);
+        // Raw rows may go sooner than the rest (`--keep-flows=1d`); never later.
+        let raw_cutoff_day = first_kept_day(now.checked_sub(retention.raw_flows()).unwrap_or(Timestamp::MIN)).max(cutoff_day);
         let one = match clusters {
             Clusters::All => None,
             Clusters::One(id) => Some(id),
@@ -107,7 +111,7 @@ impl Store {
             let Ok(start) = date.to_zoned(jiff::tz::TimeZone::UTC) else { continue };
             let day = start.timestamp().as_second().div_euclid(86_400);
             // The partition holds [day, day + 1): only when all of it is older than the cutoff.
-            if day >= cutoff_day {
+            if day >= raw_cutoff_day {
                 continue;
             }
             match self.expire_partition(&p, one).await? {
