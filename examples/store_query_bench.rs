@@ -316,7 +316,8 @@ fn generate(args: &Args, tx: tokio::sync::mpsc::Sender<Batch>) {
             };
             let enriched = enrich(&inventory, &flow);
             batch.push(flow_key(&flow), &flow, &enriched);
-            if batch.len() >= BATCH_ROWS && batch.at_boundary() && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+            if batch.len() >= BATCH_ROWS && batch.at_boundary() && tx.blocking_send(std::mem::take(&mut batch)).is_err()
+            {
                 return;
             }
         }

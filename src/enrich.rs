@@ -383,8 +383,17 @@ pub fn enrich_learning(
         }
         return out;
     }
-    let dst =
-        side(inv, flow.dst_ip, t, flow.dst_meta.as_deref(), false, &mut learned, &mut inferred, &mut identities, &known);
+    let dst = side(
+        inv,
+        flow.dst_ip,
+        t,
+        flow.dst_meta.as_deref(),
+        false,
+        &mut learned,
+        &mut inferred,
+        &mut identities,
+        &known,
+    );
     let service = flow.dst_service.as_ref().map(|(ns, name)| {
         // Hubble reports the Service but the already-translated backend port; find the Service port.
         let svc_port = inv

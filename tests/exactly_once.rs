@@ -46,7 +46,12 @@ fn options(write: WriteOptions) -> Options {
     Options { format: FlowFormat::Ndjson, threads: 1, retention, now: NOW.parse().unwrap(), write }
 }
 
-async fn ingest(store: &Store, cluster: i32, sources: Vec<Source>, write: WriteOptions) -> Result<IngestReport, IngestError> {
+async fn ingest(
+    store: &Store,
+    cluster: i32,
+    sources: Vec<Source>,
+    write: WriteOptions,
+) -> Result<IngestReport, IngestError> {
     let inv = Arc::new(store.load_inventory(cluster).await.unwrap());
     ingest_sources(store, cluster, inv, sources, &options(write)).await
 }
@@ -66,7 +71,9 @@ async fn aggregates(store: &Store, cluster: i32) -> Vec<Row> {
                     first_seen::text, last_seen::text, processes, undecided, reply_ports
              from {table} where cluster_id = $1 order by 1, 2, 3, 4, 5"
         );
-        out.extend(sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)).bind(cluster).fetch_all(&store.pool).await.unwrap());
+        out.extend(
+            sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)).bind(cluster).fetch_all(&store.pool).await.unwrap(),
+        );
     }
     out
 }
@@ -118,7 +125,8 @@ async fn reingesting_and_resuming_leave_the_aggregates_of_one_ingest(pool: PgPoo
     assert!(flowgate::ingest::BATCH_ROWS + flowgate::store::ingest::CHUNK_MAX < 70_000);
     let head = bytes(&all[..70_000]);
     let reader = Box::new(io::BufReader::new(BreaksOff(io::Cursor::new(head))));
-    let broke = ingest(&store, resumed, vec![Source::Reader { name: "body".into(), reader }], WriteOptions::default()).await;
+    let broke =
+        ingest(&store, resumed, vec![Source::Reader { name: "body".into(), reader }], WriteOptions::default()).await;
     assert!(matches!(broke, Err(IngestError::Read { .. })), "{broke:?}");
     let written = flows_in(&aggregates(&store, resumed).await);
     assert!(written > 0 && written < 70_000, "{written} flows written before the break");

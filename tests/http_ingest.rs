@@ -196,7 +196,11 @@ async fn the_ninth_ingest_at_once_is_refused_with_retry_after(pool: PgPool) {
     // The slots take posts again: one of the eight bodies sent again, then a new one.
     let again = format!("{}\n", body.lines().next().unwrap());
     let (status, json) = post(app.clone(), Some(TOKEN), false, again.into_bytes()).await;
-    assert_eq!((status, json["accepted"].as_u64(), json["duplicate"].as_u64()), (StatusCode::OK, Some(0), Some(1)), "{json}");
+    assert_eq!(
+        (status, json["accepted"].as_u64(), json["duplicate"].as_u64()),
+        (StatusCode::OK, Some(0), Some(1)),
+        "{json}"
+    );
     let ninth = format!("{}\n", lines(9).lines().last().unwrap());
     let (status, json) = post(app, Some(TOKEN), false, ninth.into_bytes()).await;
     assert_eq!((status, json["accepted"].as_u64()), (StatusCode::OK, Some(1)), "{json}");

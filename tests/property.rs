@@ -180,23 +180,38 @@ fn every_generated_set_verifies() {
         let g = generate(&inv, &c.conns, &c.opts);
         let v = verify(&g, &inv, &c.conns.catalog);
         policies += g.policies.len();
-        if !v.ok() {
-            let rows: Vec<String> = v
-                .mismatches
-                .iter()
-                .map(|(r, d)| {
-                    format!(
-                        "{} {:?} {} -> {} {}: {} but allowed={}",
-                        r.workload, r.direction, r.key.src, r.key.dst, r.key.port, r.status, d.allowed
-                    )
-                })
-                .collect();
-            let labels: BTreeMap<String, String> = c
-                .workloads
-                .iter()
-                .map(|w| (w.to_string(), format!("{:?}", c.conns.catalog.workloads.get(w))))
-                .collect();
-            failures.push(format!("seed {seed}:\n  {}\n  labels: {labels:?}", rows.join("\n  ")));
+        // The same rules spelled as CiliumNetworkPolicies, read as Cilium reads them.
+        let cilium = flowgate::policy::cilium::render(&g);
+        let vc = flowgate::policy::verify::verify_cilium(&g, &cilium.policies, &inv, &c.conns.catalog, &c.conns.names);
+        for (dialect, v) in [("NetworkPolicy", v), ("CiliumNetworkPolicy", vc)] {
+            if !v.ok() {
+                let rows: Vec<String> = v
+                    .mismatches
+                    .iter()
+                    .map(|(r, d)| {
+                        format!(
+                            "{} {:?} {} -> {} {}: {} but allowed={}",
+                            r.workload,
+                            r.direction,
+                            r.key.src,
+                            r.key.dst,
+                            r.key.port,
+                            r.status_in(if dialect == "NetworkPolicy" {
+                                flowgate::policy::Dialect::Kubernetes
+                            } else {
+                                flowgate::policy::Dialect::Cilium
+                            }),
+                            d.allowed
+                        )
+                    })
+                    .collect();
+                let labels: BTreeMap<String, String> = c
+                    .workloads
+                    .iter()
+                    .map(|w| (w.to_string(), format!("{:?}", c.conns.catalog.workloads.get(w))))
+                    .collect();
+                failures.push(format!("seed {seed}, {dialect}:\n  {}\n  labels: {labels:?}", rows.join("\n  ")));
+            }
         }
     }
     assert!(policies > 3000, "the cases produce policies ({policies})");
@@ -371,10 +386,12 @@ fn an_unresolved_address_that_a_node_rule_admits_is_allowed_and_said_so() {
         conns.map.insert(key, stats.clone());
     }
     let g = generate(&inv, &conns, &Options::default());
-    let v = verify(&g, &inv, &conns.catalog);
-    assert!(v.ok(), "{:?}", v.mismatches);
+    verify_in_both_dialects(&g, &inv, &conns);
     let row = g.review.iter().find(|r| matches!(r.key.dst, Endpoint::Unresolved { .. })).unwrap();
     assert_eq!(row.status, Status::Allowed);
+    // Cilium's node rule is an entity, which an address does not match: there it stays excluded.
+    assert!(matches!(row.cilium, Some(Status::Excluded(_))), "{:?}", row.cilium);
+    assert!(g.warnings.iter().any(|w| w.contains("as a CiliumNetworkPolicy it stays excluded")), "{:?}", g.warnings);
     assert!(
         g.warnings.iter().any(|w| w.contains("the rule for the node at 10.244.1.193 admits it")),
         "{:?}",
@@ -428,9 +445,11 @@ fn an_undecided_node_row_that_an_included_address_rule_admits_is_allowed_and_sai
         ..Options::default()
     };
     let g = generate(&inv, &conns, &opts);
-    let v = verify(&g, &inv, &conns.catalog);
-    assert!(v.ok(), "{:?}", v.mismatches);
+    verify_in_both_dialects(&g, &inv, &conns);
     assert!(g.review.iter().all(|r| r.status == Status::Allowed), "{:?}", g.review);
+    // Cilium's /32 is a CIDR rule, which a node does not match: there the node row stays excluded.
+    let node = g.review.iter().find(|r| matches!(r.key.dst, Endpoint::Node { .. })).unwrap();
+    assert!(matches!(node.cilium, Some(Status::Excluded(_))), "{:?}", node.cilium);
     assert!(
         g.warnings
             .iter()
@@ -478,15 +497,26 @@ fn addresses_excluded_by_default_that_a_trusted_range_admits_are_allowed_and_sai
         ..Options::default()
     };
     let g = generate(&inv, &conns, &opts);
-    let v = verify(&g, &inv, &conns.catalog);
-    assert!(v.ok(), "{:?}", v.mismatches);
+    verify_in_both_dialects(&g, &inv, &conns);
     assert!(g.review.iter().all(|r| r.status == Status::Allowed), "{:?}", g.review);
+    // Addresses admitted by a range are admitted by Cilium's CIDR rule for it too.
+    assert!(g.review.iter().all(|r| r.cilium.is_none()), "{:?}", g.review);
     assert_eq!(
         g.warnings.iter().filter(|w| w.contains("the rule for 8.8.0.0/16 admits it")).count(),
         2,
         "{:?}",
         g.warnings
     );
+}
+
+/// The generation verifies as NetworkPolicies and as CiliumNetworkPolicies, each against its own
+/// reading of the rules.
+fn verify_in_both_dialects(g: &flowgate::policy::generate::Generation, inv: &Inventory, conns: &Connections) {
+    let v = verify(g, inv, &conns.catalog);
+    assert!(v.ok(), "NetworkPolicy: {:?}", v.mismatches);
+    let cilium = flowgate::policy::cilium::render(g);
+    let v = flowgate::policy::verify::verify_cilium(g, &cilium.policies, inv, &conns.catalog, &conns.names);
+    assert!(v.ok(), "CiliumNetworkPolicy: {:?}", v.mismatches);
 }
 
 /// Every finding the pipeline fuzz target kept (`fuzz/findings/`) replays clean through the very

@@ -316,11 +316,12 @@ async fn stored(store: &Store, cluster: i32) -> (Vec<Hour>, i64, i64) {
     .fetch_all(&store.pool)
     .await
     .unwrap();
-    let flows: i64 = sqlx::query_scalar("select coalesce(sum(flows), 0)::bigint from conn_hourly where cluster_id = $1")
-        .bind(cluster)
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    let flows: i64 =
+        sqlx::query_scalar("select coalesce(sum(flows), 0)::bigint from conn_hourly where cluster_id = $1")
+            .bind(cluster)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
     let names: i64 = sqlx::query_scalar("select count(*) from dns_names where cluster_id = $1")
         .bind(cluster)
         .fetch_one(&store.pool)
@@ -333,7 +334,13 @@ async fn stored(store: &Store, cluster: i32) -> (Vec<Hour>, i64, i64) {
 async fn reference(store: &Store, name: &str) -> (Vec<Hour>, i64, i64) {
     let id = store.cluster_id(name, true).await.unwrap();
     let inv = Arc::new(store.load_inventory(id).await.unwrap());
-    let options = Options { format: FlowFormat::Hubble, threads: 1, retention: retention(), now: now(), write: Default::default() };
+    let options = Options {
+        format: FlowFormat::Hubble,
+        threads: 1,
+        retention: retention(),
+        now: now(),
+        write: Default::default(),
+    };
     let source = Source::Bytes { name: "samples".into(), bytes: sample_text().into_bytes() };
     let r = ingest_sources(store, id, inv, vec![source], &options).await.unwrap();
     assert_eq!(r.rejected, 0, "{r}");

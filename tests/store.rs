@@ -964,6 +964,8 @@ async fn the_hourly_roll_up_keeps_whole_day_answers(pool: PgPool) {
     assert_eq!(afternoon, whole_day);
     // A second run removes nothing more.
     assert_eq!(store.apply_retention(Clusters::One(c), now, &retention).await.unwrap().hourly, 0);
-    assert!(flowgate::web::pages::window_note(Some(ts("2026-10-03T12:00:00Z")), Some(ts("2026-10-11T00:00:00Z")))
-        .is_some_and(|n| n.contains("from 2026-10-03 00:00 UTC")));
+    assert!(
+        flowgate::web::pages::window_note(Some(ts("2026-10-03T12:00:00Z")), Some(ts("2026-10-11T00:00:00Z")))
+            .is_some_and(|n| n.contains("from 2026-10-03 00:00 UTC"))
+    );
 }

@@ -92,10 +92,14 @@ impl RetentionArgs {
         let hourly = match self.hourly_horizon.parse::<TimeBound>() {
             Ok(TimeBound::Ago(d)) => d,
             _ => {
-                return Err(Fail(format!("--hourly-horizon {:?}: expected a duration such as 30d", self.hourly_horizon)));
+                return Err(Fail(format!(
+                    "--hourly-horizon {:?}: expected a duration such as 30d",
+                    self.hourly_horizon
+                )));
             }
         };
-        let retention = Retention::new(keep, skew).and_then(|r| r.with_hourly(hourly)).map_err(|e| Fail(e.to_string()))?;
+        let retention =
+            Retention::new(keep, skew).and_then(|r| r.with_hourly(hourly)).map_err(|e| Fail(e.to_string()))?;
         match self.keep_flows.as_deref() {
             None | Some("") => Ok(retention),
             Some(raw) => match raw.parse::<TimeBound>() {

@@ -169,9 +169,23 @@ pub struct ReviewRow {
     pub status: Status,
     /// Nothing said which end opened this connection (see `ConnStats::undecided`).
     pub undecided: bool,
+    /// The row's status in the Cilium dialect, where it differs from `status`: a row that an
+    /// address rule admits as NetworkPolicy reads it (an ipBlock matches a node's address) but
+    /// Cilium's reading does not (its CIDR rules never match a node, its node entities never an
+    /// address). See the address-rule pass in [`generate`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cilium: Option<Status>,
 }
 
 impl ReviewRow {
+    /// The status in `dialect`.
+    pub fn status_in(&self, dialect: super::Dialect) -> &Status {
+        match (dialect, &self.cilium) {
+            (super::Dialect::Cilium, Some(s)) => s,
+            _ => &self.status,
+        }
+    }
+
     /// The other end: the source of an ingress row, the destination of an egress row.
     pub fn peer(&self) -> &Endpoint {
         match self.direction {
@@ -667,7 +681,14 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
                 };
                 map.entry(sel).or_default().insert((key.protocol, key.port.get()));
             }
-            out.review.push(ReviewRow { workload: target.clone(), direction, key: key.clone(), status, undecided });
+            out.review.push(ReviewRow {
+                workload: target.clone(),
+                direction,
+                key: key.clone(),
+                status,
+                undecided,
+                cilium: None,
+            });
         }
     }
 
@@ -711,13 +732,25 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             PeerSel::Name { name, .. } => format!("the rule for the trusted name {name}"),
             PeerSel::Pods { .. } | PeerSel::AllPods => unreachable!("only address rules admit an address"),
         };
+        // Cilium spells a node rule as entities (`host`, `remote-node`) and an address rule as
+        // CIDRs, which match only addresses outside the cluster's identities: there the rule
+        // admits the row only when both are addresses.
+        let in_cilium = !matches!(sel, PeerSel::Node { .. }) && !matches!(row.peer(), Endpoint::Node { .. });
         out.warnings.push(format!(
-            "{}: {} on {}/{} is {was}, but {by} admits it: allowed",
+            "{}: {} on {}/{} is {was}, but {by} admits it: allowed{}",
             row.workload,
             row.peer(),
             row.key.port.get(),
             row.key.protocol,
+            if in_cilium {
+                ""
+            } else {
+                " (as a CiliumNetworkPolicy it stays excluded: Cilium's address rules do not match nodes, nor its node rules an address)"
+            },
         ));
+        if !in_cilium {
+            row.cilium = Some(row.status.clone());
+        }
         row.status = Status::Allowed;
     }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use super::Dialect;
 use super::cilium::CiliumNetworkPolicy;
 use super::eval::{Decision, EvalWarning, Evaluator, NamedPort, NodeRole, Peer, PodView};
 use super::generate::{Generation, ReviewRow, Status};
@@ -116,7 +117,7 @@ pub fn verify(generation: &Generation, inv: &Inventory, catalog: &Catalog) -> Ve
     // The cluster's admin policies decide before (and after) the generated ones.
     let (evaluator, admin_warnings) = evaluator.with_admin(&inv.admin);
     warnings.extend(admin_warnings);
-    verify_with(generation, &evaluator, warnings, inv, catalog)
+    verify_with(generation, &evaluator, warnings, inv, catalog, Dialect::Kubernetes)
 }
 
 /// The generation spelled as CiliumNetworkPolicies (`policies`, from [`super::cilium::render`])
@@ -131,7 +132,7 @@ pub fn verify_cilium(
     let (evaluator, mut warnings) = Evaluator::with_cilium(&[], policies, &inv.namespaces, names);
     let (evaluator, admin_warnings) = evaluator.with_admin(&inv.admin);
     warnings.extend(admin_warnings);
-    verify_with(generation, &evaluator, warnings, inv, catalog)
+    verify_with(generation, &evaluator, warnings, inv, catalog, Dialect::Cilium)
 }
 
 fn verify_with(
@@ -140,6 +141,7 @@ fn verify_with(
     warnings: Vec<EvalWarning>,
     inv: &Inventory,
     catalog: &Catalog,
+    dialect: Dialect,
 ) -> Verification {
     let ports = PortIndex::new(inv);
     let mut v = Verification { warnings: warnings.into_iter().map(|w| w.to_string()).collect(), ..Default::default() };
@@ -164,8 +166,9 @@ fn verify_with(
                 slot.get_or_insert(decision);
             }
         }
-        let partial_ok = matches!(&row.status, Status::Excluded(super::generate::ExcludeReason::NoSelector(_)));
-        match (row.status == Status::Allowed, allowed, blocked) {
+        let status = row.status_in(dialect);
+        let partial_ok = matches!(status, Status::Excluded(super::generate::ExcludeReason::NoSelector(_)));
+        match (*status == Status::Allowed, allowed, blocked) {
             (true, Some(_), None) => v.allowed += 1,
             (false, None, Some(_)) => v.blocked += 1,
             (false, Some(_), Some(_)) if partial_ok => v.blocked += 1,

@@ -336,7 +336,8 @@ impl Batch {
             let mut end = |ep: &Endpoint, src: bool| -> (Arc<str>, Arc<str>) {
                 match e.identities.iter().find(|i| i.src == src) {
                     Some(id) => (
-                        Endpoint::identity_key(ep.ip().unwrap_or(if src { flow.src_ip } else { flow.dst_ip }), id).into(),
+                        Endpoint::identity_key(ep.ip().unwrap_or(if src { flow.src_ip } else { flow.dst_ip }), id)
+                            .into(),
                         id.namespace.as_str().into(),
                     ),
                     None => match texts.get(ep) {
@@ -402,7 +403,6 @@ fn chain(digest: u128, key: u128) -> u128 {
     h.write(&key.to_le_bytes());
     h.finish()
 }
-
 
 fn namespace_of(e: &Endpoint) -> String {
     e.workload().map(|w| w.namespace.clone()).unwrap_or_default()
@@ -495,7 +495,6 @@ fn uuid_text(k: u128) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-
 /// What one batch did, in rows (a flow that fans out to several workloads is a row each).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
@@ -530,17 +529,18 @@ pub fn fold_hourly<'a>(rows: impl IntoIterator<Item = &'a FlowRow>) -> Vec<Hourl
         let bucket_us = r.time_us.div_euclid(HOUR_US) * HOUR_US;
         // The row's time came from a timestamp, to the microsecond: always in range.
         let time = jiff::Timestamp::from_microsecond(r.time_us).unwrap_or_default();
-        let h = map
-            .entry((&*r.src_endpoint, bucket_us, &*r.dst_endpoint, r.dst_port, r.protocol))
-            .or_insert_with(|| Hourly {
-                bucket_us,
-                src_endpoint: &r.src_endpoint,
-                dst_endpoint: &r.dst_endpoint,
-                src_namespace: &r.src_namespace,
-                dst_namespace: &r.dst_namespace,
-                port: r.dst_port,
-                protocol: r.protocol,
-                stats: ConnStats::new(time),
+        let h =
+            map.entry((&*r.src_endpoint, bucket_us, &*r.dst_endpoint, r.dst_port, r.protocol)).or_insert_with(|| {
+                Hourly {
+                    bucket_us,
+                    src_endpoint: &r.src_endpoint,
+                    dst_endpoint: &r.dst_endpoint,
+                    src_namespace: &r.src_namespace,
+                    dst_namespace: &r.dst_namespace,
+                    port: r.dst_port,
+                    protocol: r.protocol,
+                    stats: ConnStats::new(time),
+                }
             });
         let src_port = r.src_port.and_then(|p| u16::try_from(p).ok());
         h.stats.count(time, r.verdict == Verdict::Dropped.as_str(), r.undecided, src_port);
@@ -613,7 +613,6 @@ const INSERT_FLOWS: &str = "with ins as (
     returning 1
  )
  select count(*) from ins";
-
 
 /// Adds the rows of a CTE (`$from`: bucket, src_endpoint, dst_endpoint, src_namespace,
 /// dst_namespace, dst_port, protocol, flows, dropped, first_seen, last_seen, processes, services,
@@ -688,7 +687,6 @@ macro_rules! upsert_aggregates {
         )
     };
 }
-
 
 /// The batch's connection-hours as folded in Rust ([`fold_hourly`], `$2`..`$16`), added to
 /// `conn_hourly` and, summed per day, to `conn_daily`; `$17`: the cap of the lists
@@ -803,12 +801,9 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut store_rows = 0u64;
         let decided = match &batch.stream {
-            Some(_) => Decided {
-                new: batch.rows.iter().collect(),
-                duplicates: 0,
-                record: Vec::new(),
-                replace: Vec::new(),
-            },
+            Some(_) => {
+                Decided { new: batch.rows.iter().collect(), duplicates: 0, record: Vec::new(), replace: Vec::new() }
+            }
             None => {
                 let entries = self.ledger_entries(&mut tx, cluster, &batch.chunks).await?;
                 decide(batch, &entries)
@@ -1022,7 +1017,6 @@ impl Store {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1079,7 +1073,11 @@ mod tests {
 
     /// Keys that end a chunk, found by search: about one in [`CHUNK_AVG`].
     fn boundary_keys(n: usize) -> Vec<u128> {
-        (1u128..).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834)).filter(|k| is_boundary(*k)).take(n).collect()
+        (1u128..)
+            .map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834))
+            .filter(|k| is_boundary(*k))
+            .take(n)
+            .collect()
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Window queries, answered from the hourly aggregates (never from raw flows), and counts.
 
-
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -331,12 +330,44 @@ mod tests {
         let us = |s: &str| micros(t(s));
         // 2 Nov 10:30 .. 5 Nov 07:00: hours from 10:00 on the 2nd, days 3 and 4, hours of the 5th.
         let w = window_buckets(Some(t("2026-11-02T10:30:00Z")), Some(t("2026-11-05T07:00:00Z")), None);
-        assert_eq!(w, [us("2026-11-02T10:00:00Z"), us("2026-11-05T07:00:00Z"), us("2026-11-03T00:00:00Z"), us("2026-11-05T00:00:00Z")]);
+        assert_eq!(
+            w,
+            [
+                us("2026-11-02T10:00:00Z"),
+                us("2026-11-05T07:00:00Z"),
+                us("2026-11-03T00:00:00Z"),
+                us("2026-11-05T00:00:00Z")
+            ]
+        );
         // Hourly rows rolled up before 4 Nov: the start widens to its day, the end (after it) stays.
-        let w = window_buckets(Some(t("2026-11-02T10:30:00Z")), Some(t("2026-11-05T07:00:00Z")), Some(t("2026-11-04T00:00:00Z")));
-        assert_eq!(w, [us("2026-11-02T00:00:00Z"), us("2026-11-05T07:00:00Z"), us("2026-11-02T00:00:00Z"), us("2026-11-05T00:00:00Z")]);
+        let w = window_buckets(
+            Some(t("2026-11-02T10:30:00Z")),
+            Some(t("2026-11-05T07:00:00Z")),
+            Some(t("2026-11-04T00:00:00Z")),
+        );
+        assert_eq!(
+            w,
+            [
+                us("2026-11-02T00:00:00Z"),
+                us("2026-11-05T07:00:00Z"),
+                us("2026-11-02T00:00:00Z"),
+                us("2026-11-05T00:00:00Z")
+            ]
+        );
         // A window wholly before it: both ends widen, all of it from the days.
-        let w = window_buckets(Some(t("2026-11-02T10:30:00Z")), Some(t("2026-11-02T12:00:00Z")), Some(t("2026-11-04T00:00:00Z")));
-        assert_eq!(w, [us("2026-11-02T00:00:00Z"), us("2026-11-02T23:00:00Z"), us("2026-11-02T00:00:00Z"), us("2026-11-03T00:00:00Z")]);
+        let w = window_buckets(
+            Some(t("2026-11-02T10:30:00Z")),
+            Some(t("2026-11-02T12:00:00Z")),
+            Some(t("2026-11-04T00:00:00Z")),
+        );
+        assert_eq!(
+            w,
+            [
+                us("2026-11-02T00:00:00Z"),
+                us("2026-11-02T23:00:00Z"),
+                us("2026-11-02T00:00:00Z"),
+                us("2026-11-03T00:00:00Z")
+            ]
+        );
     }
 }

@@ -69,7 +69,8 @@ impl Store {
     pub async fn apply_retention(&self, clusters: Clusters, now: Timestamp, retention: &Retention) -> Result<Removed> {
         let cutoff_day = first_kept_day(retention.window(now).oldest);
         // Raw rows may go sooner than the rest (`--keep-flows=1d`); never later.
-        let raw_cutoff_day = first_kept_day(now.checked_sub(retention.raw_flows()).unwrap_or(Timestamp::MIN)).max(cutoff_day);
+        let raw_cutoff_day =
+            first_kept_day(now.checked_sub(retention.raw_flows()).unwrap_or(Timestamp::MIN)).max(cutoff_day);
         let one = match clusters {
             Clusters::All => None,
             Clusters::One(id) => Some(id),
@@ -205,8 +206,7 @@ impl Store {
 
     /// One of a cluster's cutoffs, read by `sql` (`$1` the cluster) in microseconds.
     async fn cluster_cutoff(&self, cluster: i32, sql: &'static str) -> Result<Option<Timestamp>> {
-        let us: Option<i64> =
-            sqlx::query_scalar(sql).bind(cluster).fetch_optional(&self.pool).await?.flatten();
+        let us: Option<i64> = sqlx::query_scalar(sql).bind(cluster).fetch_optional(&self.pool).await?.flatten();
         us.map(from_micros).transpose()
     }
 }
