@@ -85,5 +85,13 @@ pub fn run(data: &[u8]) -> Result<(), String> {
         return Err(format!("{} mismatches: {:#?}", v.mismatches.len(), v.mismatches));
     }
     to_yaml(&generation.policies).map_err(|e| format!("the policies do not serialise: {e}"))?;
+    // The same rules as CiliumNetworkPolicies, read as Cilium reads them.
+    let cilium = flowgate::policy::cilium::render(&generation);
+    let v = flowgate::policy::verify::verify_cilium(&generation, &cilium.policies, &inv, &conns.catalog, &conns.names);
+    if !v.ok() {
+        return Err(format!("{} Cilium mismatches: {:#?}", v.mismatches.len(), v.mismatches));
+    }
+    flowgate::policy::cilium::to_yaml(&cilium.policies)
+        .map_err(|e| format!("the Cilium policies do not serialise: {e}"))?;
     Ok(())
 }
