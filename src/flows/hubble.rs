@@ -173,15 +173,21 @@ struct Converted {
     dropped: u32,
 }
 
-/// Distinct endpoint texts a parser thread remembers; past this many it starts again. A busy
-/// capture repeats a few thousand pods' endpoints over and over, so most flows find both ends here
-/// and cost no label parsing, checking or allocation.
-const ENDPOINT_CACHE: usize = 8192;
+/// Bytes of endpoint text a parser thread remembers (the conversions they key take about as much
+/// again); past this it starts again. A busy capture repeats a few thousand pods' endpoints over
+/// and over, so most flows find both ends here and cost no label parsing, checking or allocation.
+const ENDPOINT_CACHE_BYTES: usize = 4 << 20;
 /// Longer endpoint texts are converted every time rather than kept.
 const ENDPOINT_CACHE_MAX_TEXT: usize = 4096;
 
+#[derive(Default)]
+struct Cache {
+    converted: rustc_hash::FxHashMap<Box<str>, Converted>,
+    bytes: usize,
+}
+
 thread_local! {
-    static CONVERTED: std::cell::RefCell<rustc_hash::FxHashMap<Box<str>, Converted>> = Default::default();
+    static CONVERTED: std::cell::RefCell<Cache> = Default::default();
 }
 
 /// Converts one flow end ([`endpoint`]), from the thread's cache when its text was seen before.
@@ -195,7 +201,7 @@ fn side(s: &Side<'_>, field: &str, cleaned: &mut Cleaned) -> Result<(Arc<Observe
         Side::Raw(raw) => raw.get(),
     };
     let hit = CONVERTED.with_borrow(|cache| {
-        cache.get(raw).map(|c| {
+        cache.converted.get(raw).map(|c| {
             cleaned.dropped += c.dropped;
             (c.meta.clone(), c.cluster.clone())
         })
@@ -210,10 +216,12 @@ fn side(s: &Side<'_>, field: &str, cleaned: &mut Cleaned) -> Result<(Arc<Observe
     let (meta, cluster) = (Arc::new(meta), cluster.map(Arc::<str>::from));
     if raw.len() <= ENDPOINT_CACHE_MAX_TEXT {
         CONVERTED.with_borrow_mut(|cache| {
-            if cache.len() >= ENDPOINT_CACHE {
-                cache.clear();
+            if cache.bytes + raw.len() > ENDPOINT_CACHE_BYTES {
+                *cache = Cache::default();
             }
-            cache.insert(raw.into(), Converted { meta: meta.clone(), cluster: cluster.clone(), dropped: own.dropped });
+            cache.bytes += raw.len();
+            let converted = Converted { meta: meta.clone(), cluster: cluster.clone(), dropped: own.dropped };
+            cache.converted.insert(raw.into(), converted);
         });
     }
     Ok((meta, cluster))
