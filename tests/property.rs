@@ -183,7 +183,7 @@ fn every_generated_set_verifies() {
         // The same rules spelled as CiliumNetworkPolicies, read as Cilium reads them.
         let cilium = flowgate::policy::cilium::render(&g);
         let vc = flowgate::policy::verify::verify_cilium(&g, &cilium.policies, &inv, &c.conns.catalog, &c.conns.names);
-        for (dialect, v) in [("NetworkPolicy", v), ("CiliumNetworkPolicy", vc)] {
+        for (dialect, v) in [(flowgate::policy::Dialect::Kubernetes, v), (flowgate::policy::Dialect::Cilium, vc)] {
             if !v.ok() {
                 let rows: Vec<String> = v
                     .mismatches
@@ -196,11 +196,7 @@ fn every_generated_set_verifies() {
                             r.key.src,
                             r.key.dst,
                             r.key.port,
-                            r.status_in(if dialect == "NetworkPolicy" {
-                                flowgate::policy::Dialect::Kubernetes
-                            } else {
-                                flowgate::policy::Dialect::Cilium
-                            }),
+                            r.status_in(dialect),
                             d.allowed
                         )
                     })
@@ -210,7 +206,7 @@ fn every_generated_set_verifies() {
                     .iter()
                     .map(|w| (w.to_string(), format!("{:?}", c.conns.catalog.workloads.get(w))))
                     .collect();
-                failures.push(format!("seed {seed}, {dialect}:\n  {}\n  labels: {labels:?}", rows.join("\n  ")));
+                failures.push(format!("seed {seed}, {dialect:?}:\n  {}\n  labels: {labels:?}", rows.join("\n  ")));
             }
         }
     }
