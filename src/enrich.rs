@@ -52,6 +52,28 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The end `spec` names, as the inventory classifies it: a workload, or one address (a
+    /// node's, one inside the cluster's ranges that matches nothing: unresolved, else external).
+    /// A range is not one end: an error naming `what`.
+    pub fn named(inv: &Inventory, spec: &crate::model::PeerSpec, what: &str) -> Result<Endpoint, String> {
+        use crate::model::PeerSpec;
+        match spec {
+            PeerSpec::Workload(w) => Ok(Endpoint::Workload { workload: w.clone() }),
+            PeerSpec::Net(c) if c.net().prefix_len() == c.net().max_prefix_len() => {
+                let ip = c.net().addr();
+                if let Some(n) = inv.nodes.iter().find(|n| n.ips.contains(&ip)) {
+                    return Ok(Endpoint::Node { name: n.name.clone(), ip });
+                }
+                Ok(if inv.cluster_cidrs.iter().any(|r| r.contains(&ip)) {
+                    Endpoint::Unresolved { ip }
+                } else {
+                    Endpoint::External { ip }
+                })
+            }
+            PeerSpec::Net(c) => Err(format!("{what} {c}: expected one address, not a range")),
+        }
+    }
+
     pub fn workload(&self) -> Option<&WorkloadRef> {
         match self {
             Endpoint::Workload { workload } => Some(workload),

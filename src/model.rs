@@ -339,6 +339,14 @@ impl FromStr for PeerSpec {
     }
 }
 
+/// `8080/TCP`: a destination port and its protocol, as `flowgate explain` and the explain API
+/// take them.
+pub fn parse_port_proto(s: &str) -> Result<(Port, Protocol), String> {
+    s.split_once('/')
+        .and_then(|(p, proto)| Some((p.parse::<Port>().ok()?, proto.parse::<Protocol>().ok()?)))
+        .ok_or_else(|| format!("{s:?}: expected a port and a protocol such as 8080/TCP"))
+}
+
 impl TryFrom<String> for PeerSpec {
     type Error = ModelError;
     fn try_from(s: String) -> Result<Self, Self::Error> {

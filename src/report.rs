@@ -21,7 +21,7 @@ use crate::inventory::Inventory;
 use crate::model::{Cidr, WorkloadRef};
 use crate::policy::eval::SideDecision;
 use crate::policy::generate::{Decisions, Direction, ExcludeReason, Generated, Generation, ReviewRow, Status, to_yaml};
-use crate::policy::simulate::{Effect, Simulated, Simulation};
+use crate::policy::simulate::{Effect, Simulated, Simulation, side_words};
 use crate::policy::verify::{self, Verification};
 use crate::policy::{Dialect, cilium};
 use crate::review::Reviewed;
@@ -63,6 +63,9 @@ pub struct Row {
     pub editable: bool,
     /// Nothing said which end opened the connection: it may be a reply read backwards.
     pub undecided: bool,
+    /// Not seen in the later half of the connections' span ([`crate::policy::safety::stale`]): a
+    /// dependency that is gone?
+    pub stale: bool,
     /// What applying the proposed policy does to it, when the review was simulated
     /// ([`with_simulation`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,10 +153,11 @@ pub fn when(t: jiff::Timestamp) -> String {
 /// The rows of a review, of one workload or (`None`) of all, sorted by workload, direction (ingress
 /// first), peer, port and protocol. A row whose connection is not in `conns` is left out.
 pub fn rows(review: &[ReviewRow], conns: &Connections, workload: Option<&WorkloadRef>) -> Vec<Row> {
+    let span = crate::policy::safety::span(conns, None);
     let mut out: Vec<Row> = review
         .iter()
         .filter(|r| workload.is_none_or(|w| &r.workload == w))
-        .filter_map(|r| Some(row(r, conns.map.get(&r.key)?, &conns.names)))
+        .filter_map(|r| Some(row(r, conns.map.get(&r.key)?, &conns.names, span)))
         .collect();
     out.sort_by(|a, b| {
         (&a.workload, a.direction, &a.peer, a.port, a.protocol).cmp(&(
@@ -167,7 +171,7 @@ pub fn rows(review: &[ReviewRow], conns: &Connections, workload: Option<&Workloa
     out
 }
 
-fn row(r: &ReviewRow, stats: &ConnStats, names: &Names) -> Row {
+fn row(r: &ReviewRow, stats: &ConnStats, names: &Names, span: Option<(jiff::Timestamp, jiff::Timestamp)>) -> Row {
     let peer = r.peer();
     let names = match peer {
         Endpoint::External { ip } | Endpoint::Unresolved { ip } => names.of(ip).map(|n| n.to_string()).collect(),
@@ -197,6 +201,7 @@ fn row(r: &ReviewRow, stats: &ConnStats, names: &Names) -> Row {
         allowed: r.status == Status::Allowed,
         editable,
         undecided: r.undecided,
+        stale: span.is_some_and(|s| crate::policy::safety::stale(stats.last_seen, s)),
         effect: None,
         effect_reason: None,
         names,
@@ -445,7 +450,7 @@ fn side(s: &SideDecision) -> String {
     match s {
         SideDecision::NotApplicable => "-".into(),
         SideDecision::NotIsolated => "not isolated".into(),
-        SideDecision::AllowedBy(p) => format!("allowed by {}", p.join(",")),
+        SideDecision::AllowedBy(p) => format!("allowed by {}", crate::policy::eval::join_allowing(p)),
         SideDecision::Blocked { isolated_by } => format!("blocked (isolated by {})", isolated_by.join(",")),
         SideDecision::Admin(a) => a.to_string(),
     }
@@ -556,6 +561,7 @@ pub fn graph(
 ) -> Value {
     let mut nodes: BTreeMap<String, Value> = BTreeMap::new();
     let mut edges: BTreeMap<String, Value> = BTreeMap::new();
+    let span = crate::policy::safety::span(conns, None);
     let add_node = |nodes: &mut BTreeMap<String, Value>, e: &Endpoint| -> String {
         let id = node_id(e);
         if !nodes.contains_key(&id) {
@@ -626,6 +632,25 @@ pub fn graph(
         if let Some(s) = simulated {
             detail["If applied"] =
                 Value::String(shown(&format!("{}: {}", s.effect.as_str().replace('_', " "), s.reason())));
+            // Explained side by side, as `flowgate explain` does: who selects each end, whether
+            // that direction is isolated, which rule allows it or why nothing does.
+            for (title, today, after, dir) in [
+                ("Source's egress", &s.before.egress, &s.after.egress, "egress"),
+                ("Destination's ingress", &s.before.ingress, &s.after.ingress, "ingress"),
+            ] {
+                let (today, after) = (side_words(today, dir), side_words(after, dir));
+                detail[title] = Value::String(shown(&if today == after {
+                    format!("today and if applied: {today}")
+                } else {
+                    format!("today: {today}; if applied: {after}")
+                }));
+            }
+        }
+        if span.is_some_and(|sp| crate::policy::safety::stale(stats.last_seen, sp)) {
+            detail["Stale"] = Value::String("not seen in the later half of the window".into());
+        }
+        if stats.dropped > 0 {
+            detail["Dropped"] = Value::String(format!("{} of {} flows", stats.dropped, stats.flows));
         }
         // A connection through a Service is drawn client -> Service -> backend.
         let via = stats.services.iter().next().and_then(|s| {

@@ -352,8 +352,11 @@ fn article_scenario_generate_then_check() {
     let rows = check.json();
     let row = |key: &str| rows.iter().find(|r| conn_key(r) == key).unwrap().clone();
     let to_javaapp = row("~jclient -> ~javaapp 8080/TCP");
-    assert_eq!(to_javaapp["egress"], "allowed by example-java-app/example-java-app-jclient");
-    assert_eq!(to_javaapp["ingress"], "allowed by example-java-app/example-java-app-javaapp");
+    // And by which rule: jclient's first egress rule names javaapp, its second is DNS.
+    assert_eq!(to_javaapp["egress"], "allowed by example-java-app/example-java-app-jclient spec.egress[0]");
+    assert_eq!(to_javaapp["ingress"], "allowed by example-java-app/example-java-app-javaapp spec.ingress[0]");
+    let to_dns = row("~jclient -> deployment/kube-system/coredns 53/UDP");
+    assert_eq!(to_dns["egress"], "allowed by example-java-app/example-java-app-jclient spec.egress[1]");
     let to_cassandra = row("~javaapp -> ~cassandra 9042/TCP");
     assert_eq!(to_cassandra["egress"], "blocked (isolated by example-java-app/example-java-app-javaapp)");
     assert_eq!(to_cassandra["ingress"], "blocked (isolated by example-java-app/example-java-app-cassandra)");

@@ -901,6 +901,24 @@ async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
     let safety = &page[start..start + page[start..].find("</ul>").unwrap()];
     assert!(safety.contains("example-java-app-cassandra:9042/TCP: allowed, but last seen"), "{safety}");
     assert!(!safety.contains("reachable from outside"), "{safety}");
+    // In the tables, the stale row carries the mark, and only it.
+    let stale_rows: Vec<&str> =
+        page.split("<tr class=").filter(|row| row.contains(r#"class="badge stale""#)).collect();
+    assert_eq!(stale_rows.len(), 1, "{stale_rows:?}");
+    assert!(stale_rows[0].contains("deployment/example-java-app/example-java-app-cassandra"), "{}", stale_rows[0]);
+    // So does its edge on the map, whose details explain both ends as `flowgate explain` does.
+    let (_, _, graph) = send(&app, bearer(&format!("{W}/graph?since=24h"))).await;
+    let graph: serde_json::Value = serde_json::from_str(&graph).unwrap();
+    let edges = graph["edges"].as_array().unwrap();
+    let stale: Vec<&serde_json::Value> = edges.iter().filter(|e| e["detail"]["Stale"].is_string()).collect();
+    assert!(!stale.is_empty() && stale.iter().all(|e| e["label"] == "9042/TCP"), "{stale:?}");
+    let api = edges.iter().find(|e| e["target"] == "ip:192.229.173.207").expect("the external API's edge");
+    assert_eq!(
+        api["detail"]["Source's egress"],
+        "today: not isolated: no policy selects it for egress; if applied: isolated for egress by example-java-app/example-java-app-javaapp and no rule of theirs allows it (their default deny)",
+        "{api}"
+    );
+    assert_eq!(api["detail"]["Destination's ingress"], "today and if applied: not a pod: no policy applies", "{api}");
     // The semantic diff against today's policies (the demo has none): the external API and the
     // unresolved statsd address are newly blocked, the rest unchanged.
     let start = page.find(r#"<p id="compared">"#).expect("the comparison");
@@ -971,6 +989,8 @@ async fn drift_lists_what_the_downloaded_revision_would_block_since(pool: PgPool
     };
     let v = drift(app.clone()).await;
     assert_eq!(v["revision"], serde_json::Value::Null, "{v}");
+    let (_, _, body) = send(&app, bearer("/clusters/demo")).await;
+    assert!(!body.contains(r#"<section id="drift">"#), "nothing downloaded yet: {body}");
     let (status, _, _) = send(&app, bearer(&format!("{W}/policy.yaml"))).await;
     assert_eq!(status, StatusCode::OK);
     let v = drift(app.clone()).await;
@@ -1010,6 +1030,92 @@ async fn drift_lists_what_the_downloaded_revision_would_block_since(pool: PgPool
     assert_eq!(blocked[0]["dst"]["ip"], "203.0.113.5");
     assert_eq!(blocked[0]["effect"], "would_break");
     assert!(blocked[0]["reason"].as_str().unwrap().contains("example-java-app/example-java-app-javaapp"), "{v}");
+    // The cluster page lists the same, for the namespace and for the whole cluster.
+    for page in ["/clusters/demo", "/clusters/demo?ns=example-java-app"] {
+        let (status, _, body) = send(&app, bearer(page)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let start = body.find(r#"<section id="drift">"#).unwrap_or_else(|| panic!("{page}: no drift section"));
+        let section = &body[start..start + body[start..].find("</section>").unwrap()];
+        assert!(section.contains("deployment/example-java-app/example-java-app-javaapp"), "{section}");
+        assert!(section.contains("203.0.113.5 (external) 443/TCP"), "{section}");
+        assert!(section.contains(&format!(r#"<a href="{W}/drift">1</a>"#)), "{section}");
+    }
+    // Another namespace has no downloaded revision.
+    let (_, _, body) = send(&app, bearer("/clusters/demo?ns=ingress-nginx")).await;
+    assert!(!body.contains(r#"<section id="drift">"#), "{body}");
+}
+
+/// `GET .../explain`: one connection, explained as `flowgate explain` does, today (the demo has no
+/// policies) and with the workload's proposed policy applied; the allowing rule is named by its
+/// place in the proposed YAML, and that place holds the rule for that peer.
+#[sqlx::test(migrations = false)]
+async fn the_explain_api_names_the_deciding_rule(pool: PgPool) {
+    let app = app(pool).await;
+    let javaapp = "deployment/example-java-app/example-java-app-javaapp";
+    let explain = |q: String| {
+        let app = app.clone();
+        async move {
+            let (status, _, body) = send(&app, bearer(&format!("{W}/explain?since=24h&{q}"))).await;
+            (status, body)
+        }
+    };
+    let cassandra = "deployment/example-java-app/example-java-app-cassandra";
+    let (status, body) = explain(format!("src={javaapp}&dst={cassandra}&port=9042/TCP")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["today"]["allowed"], true, "{v}");
+    assert_eq!(v["today"]["reason"], "allowed: no policy isolates either end", "{v}");
+    assert_eq!(v["if_applied"]["allowed"], true, "{v}");
+    assert_eq!(v["observed"]["processes"], serde_json::json!(["java"]), "{v}");
+    let egress = v["if_applied"]["egress"].as_str().unwrap();
+    let prefix = "allowed by example-java-app/example-java-app-javaapp spec.egress[";
+    let index: usize = egress
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("{egress}"));
+    // That rule of the proposed policy is the one naming cassandra on 9042.
+    let (_, _, yaml) = send(&app, bearer(&format!("{W}/policy.yaml?since=24h"))).await;
+    let policy: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+    let rule = &policy["spec"]["egress"][index];
+    assert_eq!(rule["ports"], serde_json::json!([{"port": 9042, "protocol": "TCP"}]), "{rule}");
+    assert!(rule["to"].to_string().contains("example-java-app-cassandra"), "{rule}");
+
+    // The external API: open today, cut off by the proposal's egress isolation.
+    let (status, body) = explain(format!("src={javaapp}&dst=192.229.173.207&port=443/TCP")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["today"]["allowed"].as_bool(), v["if_applied"]["allowed"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        v["if_applied"]["reason"],
+        "blocked by the default deny of example-java-app/example-java-app-javaapp (egress: no rule allows it)"
+    );
+    assert_eq!(v["if_applied"]["ingress"], "not a pod: no policy applies", "{v}");
+    // A connection never seen is explained too, with nothing observed.
+    let (status, body) = explain(format!("src={javaapp}&dst=198.51.100.7&port=25/TCP")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(r#""observed":null"#), "{body}");
+
+    // Mistakes are 400 and say which field.
+    let cases = [
+        (format!("src={javaapp}&dst={cassandra}&port=9042"), "port: "),
+        (format!("src={javaapp}&port=9042/TCP"), "dst: missing"),
+        (format!("src={javaapp}&dst=10.0.0.0/8&port=53/UDP"), "not a range"),
+        (format!("src=deployment/x&dst={cassandra}&port=1/TCP"), "src: "),
+        (
+            format!("src={javaapp}&dst=statefulset/example-java-app/example-java-app-cassandra&port=9042/TCP"),
+            "dst: no workload statefulset/example-java-app/example-java-app-cassandra in this cluster",
+        ),
+        (format!("src={cassandra}&dst=192.229.173.207&port=443/TCP"), "neither src nor dst is"),
+    ];
+    for (q, says) in cases {
+        let (status, body) = explain(q.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert!(body.contains(says), "{q}: {body}");
+    }
+    // Nobody unauthenticated gets an explanation.
+    let req = Request::get(format!("{W}/explain?src={javaapp}&dst={cassandra}&port=9042/TCP")).body(Body::empty());
+    assert_eq!(send(&app, req.unwrap()).await.0, StatusCode::UNAUTHORIZED);
 }
 
 /// Reset: a workload's decisions go back to the defaults in one step, as a new version.

@@ -104,7 +104,7 @@ fn the_proposal_over_the_clusters_policies_says_what_it_breaks_and_why() {
     let jclient = &rows["~jclient -> ~javaapp 8080/TCP"];
     assert_eq!(
         jclient["reason"],
-        "allowed by example-java-app/example-java-app-javaapp, example-java-app/example-java-app-jclient"
+        "allowed by example-java-app/example-java-app-javaapp spec.ingress[0]; example-java-app/example-java-app-jclient spec.egress[0]"
     );
 
     // Without the proposal, the cluster's own policies decide: nothing changes, and what they

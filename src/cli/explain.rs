@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use flowgate::enrich::Endpoint;
-use flowgate::inventory::Inventory;
-use flowgate::model::{PeerSpec, Port, Protocol};
+use flowgate::model::{PeerSpec, parse_port_proto};
 use flowgate::policy::simulate::{self, explain, side_words};
 use flowgate::report::visible;
 use flowgate::topology::ConnKey;
@@ -31,33 +30,11 @@ pub(crate) struct ExplainArgs {
     policies: Vec<PathBuf>,
 }
 
-fn endpoint(inv: &Inventory, spec: &PeerSpec, what: &str) -> Result<Endpoint, Fail> {
-    match spec {
-        PeerSpec::Workload(w) => Ok(Endpoint::Workload { workload: w.clone() }),
-        PeerSpec::Net(c) if c.net().prefix_len() == c.net().max_prefix_len() => {
-            let ip = c.net().addr();
-            if let Some(n) = inv.nodes.iter().find(|n| n.ips.contains(&ip)) {
-                return Ok(Endpoint::Node { name: n.name.clone(), ip });
-            }
-            Ok(if inv.cluster_cidrs.iter().any(|r| r.contains(&ip)) {
-                Endpoint::Unresolved { ip }
-            } else {
-                Endpoint::External { ip }
-            })
-        }
-        PeerSpec::Net(c) => Err(Fail(format!("{what} {c}: expected one address, not a range"))),
-    }
-}
-
 pub(crate) fn run(args: ExplainArgs) -> Result<ExitCode, Fail> {
-    let (port, protocol) = args
-        .port
-        .split_once('/')
-        .and_then(|(p, proto)| Some((p.parse::<Port>().ok()?, proto.parse::<Protocol>().ok()?)))
-        .ok_or_else(|| Fail(format!("PORT/PROTO {:?}: expected a port and a protocol such as 8080/TCP", args.port)))?;
+    let (port, protocol) = parse_port_proto(&args.port).map_err(|e| Fail(format!("PORT/PROTO {e}")))?;
     let (inv, conns) = args.source.connections()?;
-    let key =
-        ConnKey { src: endpoint(&inv, &args.src, "SRC")?, dst: endpoint(&inv, &args.dst, "DST")?, port, protocol };
+    let end = |spec, what| Endpoint::named(&inv, spec, what).map_err(Fail);
+    let key = ConnKey { src: end(&args.src, "SRC")?, dst: end(&args.dst, "DST")?, port, protocol };
     let files = policy_files(&args.policies)?;
     let e = simulate::explain_one(&inv, &conns, &files, &key);
     let verdict = |allowed: bool| if allowed { "allowed" } else { "BLOCKED" };

@@ -98,8 +98,8 @@ pub enum SideDecision {
     NotApplicable,
     /// No policy selects the pod for this direction: everything is allowed.
     NotIsolated,
-    /// Allowed by these policies (`ns/name`, sorted).
-    AllowedBy(Vec<String>),
+    /// Allowed by these rules, one entry per policy (sorted by policy).
+    AllowedBy(Vec<AllowingRules>),
     /// The pod is isolated by these policies (`ns/name`, sorted) and none of them allows it.
     Blocked { isolated_by: Vec<String> },
     /// A rule of a cluster-scoped admin or baseline policy decided ([`super::admin`]).
@@ -114,6 +114,37 @@ impl SideDecision {
             SideDecision::NotApplicable | SideDecision::NotIsolated | SideDecision::AllowedBy(_) => true,
         }
     }
+}
+
+/// The rules of one policy that allow one side of a connection: the policy (`ns/name`) and the
+/// places of its rules in its spec (`spec.ingress[1]`), in spec order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AllowingRules {
+    pub policy: String,
+    pub rules: Vec<String>,
+}
+
+impl AllowingRules {
+    /// The policy alone, for callers that name no rule (tests, attributions by policy).
+    pub fn policy(policy: &str, rules: &[&str]) -> Self {
+        AllowingRules { policy: policy.to_string(), rules: rules.iter().map(|r| r.to_string()).collect() }
+    }
+}
+
+impl std::fmt::Display for AllowingRules {
+    /// `ns/web spec.ingress[0]`, `ns/web spec.ingress[0], spec.ingress[2]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.policy)?;
+        for (i, r) in self.rules.iter().enumerate() {
+            write!(f, "{}{r}", if i == 0 { " " } else { ", " })?;
+        }
+        Ok(())
+    }
+}
+
+/// Allowing rules in words: `ns/a spec.ingress[0]; ns/b spec.ingress[1], spec.ingress[2]`.
+pub fn join_allowing(by: &[AllowingRules]) -> String {
+    by.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// The admin-tier or baseline-tier rule that decided one side of a connection.
@@ -138,6 +169,16 @@ impl std::fmt::Display for AdminDecision {
 enum Direction {
     Ingress,
     Egress,
+}
+
+impl Direction {
+    /// The spec field holding this direction's rules.
+    fn field(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
 }
 
 /// Where a selector looks up labels: a pod's label map, or a namespace's labels plus its name.
@@ -704,11 +745,14 @@ impl Evaluator {
             let Some(rules) = policy.rules(dir) else { continue };
             isolating.push(policy.id.clone());
             let ns = subject.namespace;
-            if rules
+            let matching: Vec<String> = rules
                 .iter()
-                .any(|r| self.rule_matches_peer(r, ns, peer) && rule_allows_port(r, target_ports, port, proto))
-            {
-                allowing.push(policy.id.clone());
+                .enumerate()
+                .filter(|(_, r)| self.rule_matches_peer(r, ns, peer) && rule_allows_port(r, target_ports, port, proto))
+                .map(|(i, _)| format!("spec.{}[{i}]", dir.field()))
+                .collect();
+            if !matching.is_empty() {
+                allowing.push(AllowingRules { policy: policy.id.clone(), rules: matching });
             }
         }
         if isolating.is_empty() {
@@ -2258,7 +2302,7 @@ spec: {{podSelector: {{}}, policyTypes: [Egress], egress: [{{ports: {ports}}}]}}
         let yaml = "
 kind: NetworkPolicy
 metadata: {name: zz-web, namespace: shop}
-spec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]}
+spec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: cache}}}]}, {from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}, {from: [{podSelector: {matchLabels: {app: web}}}]}]}
 ---
 kind: NetworkPolicy
 metadata: {name: deny-all, namespace: shop}
@@ -2277,7 +2321,11 @@ spec: {podSelector: {matchLabels: {tier: data}}, ingress: [{from: [{podSelector:
             Decision {
                 allowed: true,
                 egress: SideDecision::NotIsolated,
-                ingress: SideDecision::AllowedBy(vec!["shop/aa-web".into(), "shop/zz-web".into()]),
+                ingress: SideDecision::AllowedBy(vec![
+                    AllowingRules::policy("shop/aa-web", &["spec.ingress[0]"]),
+                    // The rule for another app is not named; the second and third match.
+                    AllowingRules::policy("shop/zz-web", &["spec.ingress[1]", "spec.ingress[2]"]),
+                ]),
             }
         );
         let d = ev.check(&fx.peer("ops/mon"), &fx.peer("shop/db"), p(5432), Protocol::Tcp);

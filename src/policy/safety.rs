@@ -71,6 +71,22 @@ fn ingress_from_outside(p: &NetworkPolicy) -> bool {
         .any(|r| r.from.as_ref().is_none_or(|f| f.iter().any(|peer| peer.ip_block.is_some())))
 }
 
+/// The span staleness is judged over: `window` (the reviewed window's start and end), else the
+/// connections' own (the first first-seen to the newest flow).
+pub fn span(conns: &Connections, window: Option<(Timestamp, Timestamp)>) -> Option<(Timestamp, Timestamp)> {
+    window.or_else(|| {
+        let first = conns.map.values().map(|s| s.first_seen).min()?;
+        Some((first, conns.newest?))
+    })
+}
+
+/// Whether a connection last seen at `last_seen` is stale over `(start, end)`: not seen in the
+/// later half of a span of an hour or more (a dependency that is gone?).
+pub fn stale(last_seen: Timestamp, (start, end): (Timestamp, Timestamp)) -> bool {
+    let half = (end.as_second() - start.as_second()) / 2;
+    half >= 1800 && last_seen.as_second() < end.as_second() - half
+}
+
 /// The warnings for every policy of `generation`, over the connections it came from. `window` is
 /// the reviewed window (its start, its end); without it, the connections' own span.
 pub fn warnings(
@@ -80,10 +96,7 @@ pub fn warnings(
     window: Option<(Timestamp, Timestamp)>,
 ) -> Vec<Safety> {
     let mut out = Vec::new();
-    let span = window.or_else(|| {
-        let first = conns.map.values().map(|s| s.first_seen).min()?;
-        Some((first, conns.newest?))
-    });
+    let span = span(conns, window);
     for g in &generation.policies {
         let name = g.workload.to_string();
         let mut warn = |kind, loud, message: String| {
@@ -134,9 +147,8 @@ pub fn warnings(
         let Some(stats) = conns.map.get(&r.key) else { continue };
         let peer = r.peer().label();
         let what = format!("{} {} {}:{}/{}", r.workload, r.direction.as_str(), peer, r.key.port, r.key.protocol);
-        if let Some((start, end)) = span {
-            let half = (end.as_second() - start.as_second()) / 2;
-            if half >= 1800 && stats.last_seen.as_second() < end.as_second() - half {
+        if let Some(span) = span {
+            if stale(stats.last_seen, span) {
                 out.push(Safety {
                     workload: r.workload.to_string(),
                     kind: "stale",

@@ -10,7 +10,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Serialize;
 
 use super::admin::Tier;
-use super::eval::{Decision, Evaluator, SideDecision};
+use super::eval::{Decision, Evaluator, SideDecision, join_allowing};
 use super::generate::Generation;
 use super::verify::{PortIndex, peer_of};
 use crate::enrich::Endpoint;
@@ -81,7 +81,7 @@ pub fn explain(d: &Decision) -> String {
     let by: BTreeSet<String> = [&d.egress, &d.ingress]
         .into_iter()
         .flat_map(|s| match s {
-            SideDecision::AllowedBy(p) => p.clone(),
+            SideDecision::AllowedBy(p) => p.iter().map(ToString::to_string).collect(),
             SideDecision::Admin(a) => vec![format!("{}, rule {:?}", a.policy, a.rule)],
             _ => Vec::new(),
         })
@@ -89,7 +89,7 @@ pub fn explain(d: &Decision) -> String {
     if by.is_empty() {
         "allowed: no policy isolates either end".to_string()
     } else {
-        format!("allowed by {}", by.into_iter().collect::<Vec<_>>().join(", "))
+        format!("allowed by {}", by.into_iter().collect::<Vec<_>>().join("; "))
     }
 }
 
@@ -150,9 +150,8 @@ impl Simulation<'_> {
         for r in &self.rows {
             for side in [&r.before.egress, &r.before.ingress] {
                 match side {
-                    SideDecision::AllowedBy(p) | SideDecision::Blocked { isolated_by: p } => {
-                        out.extend(p.iter().cloned())
-                    }
+                    SideDecision::AllowedBy(p) => out.extend(p.iter().map(|a| a.policy.clone())),
+                    SideDecision::Blocked { isolated_by: p } => out.extend(p.iter().cloned()),
                     SideDecision::Admin(a) => {
                         out.insert(a.policy.clone());
                     }
@@ -231,7 +230,7 @@ pub fn side_words(s: &SideDecision, dir: &str) -> String {
     match s {
         SideDecision::NotApplicable => "not a pod: no policy applies".into(),
         SideDecision::NotIsolated => format!("not isolated: no policy selects it for {dir}"),
-        SideDecision::AllowedBy(p) => format!("allowed by {}", p.join(", ")),
+        SideDecision::AllowedBy(p) => format!("allowed by {}", join_allowing(p)),
         SideDecision::Admin(a) => match a.tier {
             Tier::Admin => format!("{a} (admin tier, before NetworkPolicies)"),
             Tier::Baseline => format!("{a} (baseline tier: no NetworkPolicy selects it for {dir})"),
@@ -267,6 +266,7 @@ pub fn proposal<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::eval::AllowingRules;
 
     fn policy(ns: &str, name: &str, json: serde_json::Value) -> NetworkPolicy {
         let mut v = json;
@@ -291,16 +291,22 @@ mod tests {
     fn explain_names_the_blocking_side_or_the_allowing_policies() {
         let blocked = Decision {
             allowed: false,
-            egress: SideDecision::AllowedBy(vec!["shop/web".into()]),
+            egress: SideDecision::AllowedBy(vec![AllowingRules::policy("shop/web", &["spec.egress[0]"])]),
             ingress: SideDecision::Blocked { isolated_by: vec!["db/deny".into(), "db/x".into()] },
         };
         assert_eq!(explain(&blocked), "blocked by the default deny of db/deny, db/x (ingress: no rule allows it)");
         let allowed = Decision {
             allowed: true,
-            egress: SideDecision::AllowedBy(vec!["shop/web".into()]),
-            ingress: SideDecision::AllowedBy(vec!["db/db".into(), "shop/web".into()]),
+            egress: SideDecision::AllowedBy(vec![AllowingRules::policy("shop/web", &["spec.egress[1]"])]),
+            ingress: SideDecision::AllowedBy(vec![
+                AllowingRules::policy("db/db", &["spec.ingress[0]", "spec.ingress[2]"]),
+                AllowingRules::policy("shop/web", &["spec.ingress[0]"]),
+            ]),
         };
-        assert_eq!(explain(&allowed), "allowed by db/db, shop/web");
+        assert_eq!(
+            explain(&allowed),
+            "allowed by db/db spec.ingress[0], spec.ingress[2]; shop/web spec.egress[1]; shop/web spec.ingress[0]"
+        );
         let open = Decision { allowed: true, egress: SideDecision::NotIsolated, ingress: SideDecision::NotApplicable };
         assert_eq!(explain(&open), "allowed: no policy isolates either end");
     }

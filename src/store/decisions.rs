@@ -204,6 +204,37 @@ impl Store {
 
     /// The latest recorded revision of a workload's policy (what was last downloaded): its number,
     /// its YAML and when it was first recorded.
+    /// The workloads with a downloaded revision (of `namespace`, or of the cluster), the most
+    /// recently downloaded first, at most `limit`; stored names this version cannot read are left
+    /// out with a warning.
+    pub async fn revised_workloads(
+        &self,
+        cluster: i32,
+        namespace: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<WorkloadRef>> {
+        let raw: Vec<String> = sqlx::query_scalar(
+            "select workload from policy_revisions
+             where cluster_id = $1 and ($2::text is null or split_part(workload, '/', 2) = $2)
+             group by workload order by max(created_at) desc, workload limit $3",
+        )
+        .bind(cluster)
+        .bind(namespace)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|w| match w.parse::<WorkloadRef>() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!("policy revisions of cluster {cluster}: stored workload {w:?} left out: {e}");
+                    None
+                }
+            })
+            .collect())
+    }
+
     pub async fn latest_policy(&self, cluster: i32, w: &WorkloadRef) -> Result<Option<(i32, String, jiff::Timestamp)>> {
         let row: Option<(i32, String, i64)> = sqlx::query_as(
             "select revision, yaml, (extract(epoch from created_at) * 1000000)::bigint from policy_revisions

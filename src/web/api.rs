@@ -29,6 +29,7 @@ pub fn router() -> axum::Router<AppState> {
         .route(&format!("{W}/graph"), get(graph))
         .route(&format!("{W}/simulation"), get(simulation))
         .route(&format!("{W}/drift"), get(drift))
+        .route(&format!("{W}/explain"), get(explain))
         .route(&format!("{W}/policy.yaml"), get(policy_yaml))
         .route(&format!("{W}/decisions"), get(get_decisions).put(put_decisions))
         .route(&format!("{NS}/policy.yaml"), get(namespace_policy_yaml))
@@ -92,8 +93,56 @@ pub async fn drift(
         },
     };
     let id = state.cluster(&cluster).await?;
-    let Some((revision, yaml, at)) = state.store.latest_policy(id, &w).await? else {
+    let inv = state.inventory(id).await?;
+    let Some(d) = drift_of(&state, id, &inv, &w, unused_for).await? else {
         return Ok(Json(json!({ "workload": w.to_string(), "revision": null, "would_block": [], "unused_rules": [] })));
+    };
+    let unused: Vec<_> =
+        d.unused_rules().map(|r| json!({ "policy": r.policy, "direction": r.direction, "rule": r.rule })).collect();
+    Ok(Json(json!({
+        "workload": w.to_string(),
+        "revision": d.revision,
+        "recorded_at": d.recorded_at,
+        "connections_since": d.connections_since,
+        "would_block": d.would_block,
+        "unused_for": unused_for.to_string(),
+        "rules_used_since": d.rules_used_since,
+        "rules": d.rules,
+        "unused_rules": unused,
+    })))
+}
+
+/// A downloaded revision against the traffic seen since ([`drift`]).
+pub struct Drift {
+    pub revision: i32,
+    pub recorded_at: jiff::Timestamp,
+    /// Connections of the workload seen since the revision was recorded.
+    pub connections_since: usize,
+    /// Those it would block (not from a node).
+    pub would_block: Vec<report::CheckRow>,
+    /// Rule use counted from here to the newest flow.
+    pub rules_used_since: jiff::Timestamp,
+    pub rules: Vec<crate::policy::provenance::RuleProvenance>,
+}
+
+impl Drift {
+    /// The rules that admitted nothing since [`Drift::rules_used_since`]: candidates to remove.
+    pub fn unused_rules(&self) -> impl Iterator<Item = &crate::policy::provenance::RuleProvenance> {
+        self.rules.iter().filter(|r| r.connections.is_empty())
+    }
+}
+
+/// The latest downloaded revision of `w`'s policy against the traffic seen since; `None` when
+/// nothing was downloaded yet.
+pub async fn drift_of(
+    state: &AppState,
+    id: i32,
+    inv: &crate::inventory::Inventory,
+    w: &crate::model::WorkloadRef,
+    unused_for: jiff::SignedDuration,
+) -> Result<Option<Drift>, ApiError> {
+    let Some((revision, yaml, at)) = state.store.latest_policy(id, w).await? else {
+        return Ok(None);
     };
     let loaded = crate::inventory::parse_text(&yaml, "the recorded revision");
     let policies: Vec<_> = loaded
@@ -104,14 +153,13 @@ pub async fn drift(
             _ => None,
         })
         .collect();
-    let inv = state.inventory(id).await?;
     let no_decisions = Decisions::default();
     let review_since = |since| {
         crate::review::review(
             &state.store,
             id,
-            &inv,
-            crate::review::Target::Workload(&w),
+            inv,
+            crate::review::Target::Workload(w),
             Some(since),
             None,
             &no_decisions,
@@ -119,10 +167,9 @@ pub async fn drift(
         )
     };
     let r = review_since(at).await?;
-    let touches = |e: &crate::enrich::Endpoint| e.workload() == Some(&w);
-    let sim =
-        crate::policy::simulate::simulate(&inv, &r.connections, &policies, |k| touches(&k.src) || touches(&k.dst));
-    let rows: Vec<report::CheckRow> = sim
+    let touches = |e: &crate::enrich::Endpoint| e.workload() == Some(w);
+    let sim = crate::policy::simulate::simulate(inv, &r.connections, &policies, |k| touches(&k.src) || touches(&k.dst));
+    let would_block: Vec<report::CheckRow> = sim
         .rows
         .iter()
         .filter(|s| !s.after.allowed && s.effect != crate::policy::simulate::Effect::NotSubject)
@@ -133,22 +180,94 @@ pub async fn drift(
     let newest = state.store.newest_flow(id).await?.unwrap_or(at);
     let since = newest.checked_sub(unused_for).unwrap_or(newest);
     let recent = review_since(since).await?;
-    let rules = crate::policy::provenance::rule_usage(&policies, &w.to_string(), &inv, &recent.connections);
-    let unused: Vec<_> = rules
-        .iter()
-        .filter(|r| r.connections.is_empty())
-        .map(|r| json!({ "policy": r.policy, "direction": r.direction, "rule": r.rule }))
-        .collect();
+    let rules = crate::policy::provenance::rule_usage(&policies, &w.to_string(), inv, &recent.connections);
+    Ok(Some(Drift {
+        revision,
+        recorded_at: at,
+        connections_since: sim.rows.len(),
+        would_block,
+        rules_used_since: since,
+        rules,
+    }))
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExplainQuery {
+    src: Option<String>,
+    dst: Option<String>,
+    port: Option<String>,
+}
+
+/// `…/explain?src=&dst=&port=8080/TCP`: one connection, seen or not, as `flowgate explain` gives
+/// it: for today's policies and with the workload's proposed policy applied over them, the
+/// verdict, each side's deciding policies and rules (or who isolates it and that no rule allows
+/// it), and what the window's flows showed. `src` and `dst` are `kind/namespace/name` or one
+/// address; one of them must be the workload.
+pub async fn explain(
+    r: WorkloadReview,
+    q: Result<Query<ExplainQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::enrich::Endpoint;
+    use crate::policy::simulate::{explain as in_words, side_words};
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let field = |v: Option<String>, name: &str| {
+        v.map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::BadRequest(format!("{name}: missing (kind/namespace/name or an address)")))
+    };
+    let end = |v: Option<String>, name: &str| -> Result<Endpoint, ApiError> {
+        let text = field(v, name)?;
+        let spec: crate::model::PeerSpec =
+            text.parse().map_err(|e| ApiError::BadRequest(format!("{name}: {text:?}: {e}")))?;
+        let e = Endpoint::named(&r.inventory, &spec, name).map_err(ApiError::BadRequest)?;
+        match e.workload() {
+            Some(w)
+                if !r.inventory.workloads.contains_key(w)
+                    && !r.review.connections.catalog.workloads.contains_key(w) =>
+            {
+                Err(ApiError::BadRequest(format!("{name}: no workload {w} in this cluster")))
+            }
+            _ => Ok(e),
+        }
+    };
+    let (src, dst) = (end(q.src, "src")?, end(q.dst, "dst")?);
+    let port = field(q.port, "port")?;
+    let (port, protocol) =
+        crate::model::parse_port_proto(&port).map_err(|e| ApiError::BadRequest(format!("port: {e}")))?;
+    if src.workload() != Some(&r.workload) && dst.workload() != Some(&r.workload) {
+        return Err(ApiError::BadRequest(format!("neither src nor dst is {}", r.workload)));
+    }
+    let key = crate::topology::ConnKey { src, dst, port, protocol };
+    let proposed: Vec<_> =
+        r.review.generation.policies.iter().filter(|g| g.workload == r.workload).map(|g| g.policy.clone()).collect();
+    let e = crate::policy::simulate::explain_one(&r.inventory, &r.review.connections, &proposed, &key);
+    let decision = |d: &crate::policy::eval::Decision| {
+        json!({
+            "allowed": d.allowed,
+            "reason": report::visible(&in_words(d)),
+            "egress": report::visible(&side_words(&d.egress, "egress")),
+            "ingress": report::visible(&side_words(&d.ingress, "ingress")),
+        })
+    };
+    let observed = e.observed.as_ref().map(|s| {
+        json!({
+            "flows": s.flows,
+            "dropped": s.dropped,
+            "first_seen": s.first_seen,
+            "last_seen": s.last_seen,
+            "processes": s.processes.iter().map(|p| report::visible(p).into_owned()).collect::<Vec<_>>(),
+        })
+    });
     Ok(Json(json!({
-        "workload": w.to_string(),
-        "revision": revision,
-        "recorded_at": at,
-        "connections_since": sim.rows.len(),
-        "would_block": rows,
-        "unused_for": unused_for.to_string(),
-        "rules_used_since": since,
-        "rules": rules,
-        "unused_rules": unused,
+        "workload": r.workload.to_string(),
+        "src": key.src.to_string(),
+        "dst": key.dst.to_string(),
+        "port": key.port.get(),
+        "protocol": key.protocol.as_str(),
+        "today": decision(&e.before),
+        "if_applied": decision(&e.after),
+        "observed": observed,
+        "not_subject": matches!(key.src, Endpoint::Node { .. }),
     })))
 }
 

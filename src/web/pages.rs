@@ -173,7 +173,25 @@ pub struct ClusterPage {
     kinds: Vec<(&'static str, &'static str)>,
     kind: String,
     workloads: Vec<WorkloadLink>,
+    /// The downloaded revisions against the traffic since (the namespace's, or the cluster's),
+    /// the most recently downloaded first.
+    drift: Vec<DriftLine>,
 }
+
+/// One workload's downloaded revision on the cluster page: what it would block in the traffic
+/// seen since it was downloaded, and its rules unused for the last week.
+pub struct DriftLine {
+    link: WorkloadLink,
+    revision: i32,
+    recorded_at: jiff::Timestamp,
+    connections_since: usize,
+    would_block: Vec<String>,
+    unused_rules: Vec<String>,
+    drift_url: String,
+}
+
+/// How many downloaded revisions the cluster page compares with the traffic (each is a review).
+const MAX_DRIFT_LINES: i64 = 20;
 
 #[derive(Deserialize)]
 pub struct ClusterQuery {
@@ -239,7 +257,30 @@ pub async fn cluster(
             }
         }
     }
+    let mut drift = Vec::new();
+    for w in state.store.revised_workloads(id, namespace.as_deref(), MAX_DRIFT_LINES).await? {
+        let week = jiff::SignedDuration::from_hours(24 * 7);
+        let Some(d) = super::api::drift_of(&state, id, &inv, &w, week).await? else { continue };
+        drift.push(DriftLine {
+            revision: d.revision,
+            recorded_at: d.recorded_at,
+            connections_since: d.connections_since,
+            would_block: d.would_block.iter().map(|c| c.summary()).collect(),
+            unused_rules: d
+                .unused_rules()
+                .map(|r| format!("{} spec.{}[{}]", r.policy, r.direction.as_str(), r.rule))
+                .collect(),
+            drift_url: format!("{}/drift", api_base(&cluster, &w)),
+            link: WorkloadLink {
+                kind: w.kind.as_str(),
+                namespace: w.namespace.clone(),
+                name: w.name.clone(),
+                via: String::new(),
+            },
+        });
+    }
     Ok(ClusterPage {
+        drift,
         scripts: SCRIPTS,
         cluster,
         namespaces: namespaces
@@ -759,6 +800,7 @@ mod tests {
             allowed: true,
             editable: true,
             undecided: false,
+            stale: false,
             effect: None,
             effect_reason: None,
             names: vec![],
