@@ -24,7 +24,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::runtime::reflector::{self, Store as Reader};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -269,6 +269,7 @@ impl Watcher {
             reflect::<Job>(client, metrics, KubeObject::Job),
             reflect::<CronJob>(client, metrics, KubeObject::CronJob),
             reflect::<NetworkPolicy>(client, metrics, KubeObject::NetworkPolicy),
+            reflect::<Ingress>(client, metrics, KubeObject::Ingress),
             reflect_optional::<AdminNetworkPolicy>(client, metrics, anp),
             reflect_optional::<BaselineAdminNetworkPolicy>(client, metrics, banp),
             reflect_optional::<ClusterNetworkPolicy>(client, metrics, cnp),

@@ -901,9 +901,20 @@ async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
     let safety = &page[start..start + page[start..].find("</ul>").unwrap()];
     assert!(safety.contains("example-java-app-cassandra:9042/TCP: allowed, but last seen"), "{safety}");
     assert!(!safety.contains("reachable from outside"), "{safety}");
+    // javaapp is an Ingress backend (by the Service port's name, to a named container port), and
+    // its policy admits the controller's observed requests on 8080: nothing to say.
+    assert!(!safety.contains("backend of Ingress"), "{safety}");
+    // Grafana is one too, but nothing came through the controller in the window: said loudly.
+    let (_, _, grafana) = send(&app, bearer("/clusters/demo/namespaces/monitoring/workloads/deployment/grafana")).await;
+    let start = grafana.find(r#"<ul id="safety">"#).expect("grafana's warnings");
+    let warned = &grafana[start..start + grafana[start..].find("</ul>").unwrap()];
+    assert!(
+        warned.contains(r#"class="error""#)
+            && warned.contains("deployment/monitoring/grafana is a backend of Ingress monitoring/grafana (Service grafana:80, pod port 3000/TCP), but its policy admits nothing on 3000/TCP"),
+        "{warned}"
+    );
     // In the tables, the stale row carries the mark, and only it.
-    let stale_rows: Vec<&str> =
-        page.split("<tr class=").filter(|row| row.contains(r#"class="badge stale""#)).collect();
+    let stale_rows: Vec<&str> = page.split("<tr class=").filter(|row| row.contains(r#"class="badge stale""#)).collect();
     assert_eq!(stale_rows.len(), 1, "{stale_rows:?}");
     assert!(stale_rows[0].contains("deployment/example-java-app/example-java-app-cassandra"), "{}", stale_rows[0]);
     // So does its edge on the map, whose details explain both ends as `flowgate explain` does.

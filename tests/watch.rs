@@ -47,6 +47,7 @@ fn plural(kind: &str) -> String {
     match kind {
         "Endpoints" => "endpoints".into(),
         "NetworkPolicy" => "networkpolicies".into(),
+        "Ingress" => "ingresses".into(),
         "AdminNetworkPolicy" => "adminnetworkpolicies".into(),
         "BaselineAdminNetworkPolicy" => "baselineadminnetworkpolicies".into(),
         "ClusterNetworkPolicy" => "clusternetworkpolicies".into(),
@@ -119,6 +120,7 @@ fn java_app_objects() -> (HashMap<String, Vec<Value>>, usize) {
         "jobs",
         "cronjobs",
         "networkpolicies",
+        "ingresses",
         "adminnetworkpolicies",
         "baselineadminnetworkpolicies",
         "clusternetworkpolicies",

@@ -14,7 +14,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
@@ -39,6 +39,9 @@ pub enum KubeObject {
     Job(Job),
     CronJob(CronJob),
     NetworkPolicy(NetworkPolicy),
+    /// A `networking.k8s.io/v1` Ingress: its backend Services' pods are reached from outside the
+    /// cluster, through the ingress controller ([`crate::policy::safety::exposure`]).
+    Ingress(Ingress),
     /// The cluster-scoped policies of `policy.networking.k8s.io` ([`crate::policy::admin`]).
     AdminNetworkPolicy(AdminNetworkPolicy),
     BaselineAdminNetworkPolicy(BaselineAdminNetworkPolicy),
@@ -335,6 +338,8 @@ pub fn object_from_value(kind: &str, doc: Value) -> Option<Result<KubeObject, St
         "Job" => typed(doc).map(KubeObject::Job),
         "CronJob" => typed(doc).map(KubeObject::CronJob),
         "NetworkPolicy" if is_core_netpol(&doc) => typed(doc).map(KubeObject::NetworkPolicy),
+        // The v1beta1 Ingresses of old clusters have another shape; they are not read.
+        "Ingress" if is_core_netpol(&doc) => typed(doc).map(KubeObject::Ingress),
         admin::ANP_KIND if api_version_is(&doc, admin::V1ALPHA1, true) => {
             typed(doc).map(KubeObject::AdminNetworkPolicy)
         }
@@ -366,6 +371,7 @@ impl KubeObject {
             KubeObject::Job(_) => "Job",
             KubeObject::CronJob(_) => "CronJob",
             KubeObject::NetworkPolicy(_) => "NetworkPolicy",
+            KubeObject::Ingress(_) => "Ingress",
             KubeObject::AdminNetworkPolicy(_) => admin::ANP_KIND,
             KubeObject::BaselineAdminNetworkPolicy(_) => admin::BANP_KIND,
             KubeObject::ClusterNetworkPolicy(_) => admin::CNP_KIND,
@@ -387,6 +393,7 @@ impl KubeObject {
             KubeObject::Job(o) => &o.metadata,
             KubeObject::CronJob(o) => &o.metadata,
             KubeObject::NetworkPolicy(o) => &o.metadata,
+            KubeObject::Ingress(o) => &o.metadata,
             KubeObject::AdminNetworkPolicy(o) => &o.metadata,
             KubeObject::BaselineAdminNetworkPolicy(o) => &o.metadata,
             KubeObject::ClusterNetworkPolicy(o) => &o.metadata,
@@ -408,6 +415,7 @@ impl KubeObject {
             KubeObject::Job(o) => &mut o.metadata,
             KubeObject::CronJob(o) => &mut o.metadata,
             KubeObject::NetworkPolicy(o) => &mut o.metadata,
+            KubeObject::Ingress(o) => &mut o.metadata,
             KubeObject::AdminNetworkPolicy(o) => &mut o.metadata,
             KubeObject::BaselineAdminNetworkPolicy(o) => &mut o.metadata,
             KubeObject::ClusterNetworkPolicy(o) => &mut o.metadata,
@@ -430,6 +438,7 @@ impl KubeObject {
             KubeObject::Job(o) => serde_json::to_value(o),
             KubeObject::CronJob(o) => serde_json::to_value(o),
             KubeObject::NetworkPolicy(o) => serde_json::to_value(o),
+            KubeObject::Ingress(o) => serde_json::to_value(o),
             KubeObject::AdminNetworkPolicy(o) => serde_json::to_value(o),
             KubeObject::BaselineAdminNetworkPolicy(o) => serde_json::to_value(o),
             KubeObject::ClusterNetworkPolicy(o) => serde_json::to_value(o),
@@ -437,7 +446,8 @@ impl KubeObject {
     }
 }
 
-/// Only `networking.k8s.io/v1` NetworkPolicies; Calico's and Cilium's own kinds share the name.
+/// Only `networking.k8s.io/v1` NetworkPolicies (and Ingresses); Calico's and Cilium's own kinds
+/// share the name.
 fn is_core_netpol(doc: &Value) -> bool {
     matches!(doc.get("apiVersion").and_then(Value::as_str), None | Some("networking.k8s.io/v1"))
 }

@@ -65,6 +65,23 @@ pub struct ServicePortInfo {
     pub target: TargetPort,
 }
 
+/// The Service port an Ingress backend names: by number or by the Service port's name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BackendPort {
+    Number(u16),
+    Name(String),
+}
+
+/// An Ingress and the Services it sends to (its default backend and every path's), in its own
+/// namespace as Ingress backends always are.
+#[derive(Debug, Clone)]
+pub struct IngressInfo {
+    pub namespace: String,
+    pub name: String,
+    /// (Service name, Service port), sorted, once each.
+    pub backends: Vec<(String, BackendPort)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServiceInfo {
     pub namespace: String,
@@ -127,6 +144,7 @@ pub struct Inventory {
     pub workloads: BTreeMap<WorkloadRef, WorkloadInfo>,
     pub namespaces: BTreeMap<String, Labels>,
     pub policies: Vec<NetworkPolicy>,
+    pub ingresses: Vec<IngressInfo>,
     /// The cluster-scoped AdminNetworkPolicies, BaselineAdminNetworkPolicy and
     /// ClusterNetworkPolicies, evaluated around `policies`.
     pub admin: crate::policy::admin::AdminPolicies,
@@ -398,6 +416,33 @@ impl Inventory {
                     o.spec.as_ref().and_then(|s| s.template.as_ref()),
                 ),
                 KubeObject::NetworkPolicy(np) => inv.policies.push(np.clone()),
+                KubeObject::Ingress(ing) => {
+                    let (Some(ns), Some(name)) = (&ing.metadata.namespace, &ing.metadata.name) else { continue };
+                    let spec = ing.spec.as_ref();
+                    let default = spec.and_then(|s| s.default_backend.as_ref());
+                    let paths = spec
+                        .into_iter()
+                        .flat_map(|s| s.rules.iter().flatten())
+                        .flat_map(|r| r.http.iter().flat_map(|h| h.paths.iter()))
+                        .map(|p| &p.backend);
+                    let mut backends: Vec<(String, BackendPort)> = default
+                        .into_iter()
+                        .chain(paths)
+                        .filter_map(|b| {
+                            let svc = b.service.as_ref()?;
+                            let port = svc.port.as_ref()?;
+                            let port = match (port.number, &port.name) {
+                                (Some(n), _) => BackendPort::Number(u16::try_from(n).ok().filter(|n| *n != 0)?),
+                                (None, Some(n)) if !n.is_empty() => BackendPort::Name(n.clone()),
+                                _ => return None,
+                            };
+                            Some((svc.name.clone(), port))
+                        })
+                        .collect();
+                    backends.sort();
+                    backends.dedup();
+                    inv.ingresses.push(IngressInfo { namespace: ns.clone(), name: name.clone(), backends });
+                }
                 KubeObject::AdminNetworkPolicy(p) => inv.admin.admin.push(p.clone()),
                 KubeObject::BaselineAdminNetworkPolicy(p) => inv.admin.baseline.push(p.clone()),
                 KubeObject::ClusterNetworkPolicy(p) => inv.admin.cluster.push(p.clone()),

@@ -4,6 +4,8 @@
 //! - An exposed workload (a LoadBalancer or NodePort Service, externalIPs, a hostPort) whose
 //!   policy isolates ingress without any rule from outside the cluster: in the window nothing came
 //!   from outside, but its clients are there (loud).
+//! - A backend of an Ingress whose policy isolates ingress and admits nothing on the pod port the
+//!   Ingress reaches: no request came through the ingress controller in the window (loud).
 //! - An ipBlock inside the cluster's own ranges: pod addresses change, a pod that gets one tomorrow
 //!   inherits the access.
 //! - An ipBlock that covers the whole internet (`/0`) or the cluster's ranges.
@@ -16,15 +18,15 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Serialize;
 
 use super::generate::{Generation, Status};
-use crate::inventory::Inventory;
-use crate::model::WorkloadRef;
+use crate::inventory::{BackendPort, Inventory, TargetPort};
+use crate::model::{Protocol, WorkloadRef};
 use crate::topology::Connections;
 
 /// One warning about one workload's policy.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Safety {
     pub workload: String,
-    /// `exposed`, `ipblock-in-cluster`, `ipblock-too-wide`, `stale`, `dropped`.
+    /// `exposed`, `ingress-backend`, `ipblock-in-cluster`, `ipblock-too-wide`, `stale`, `dropped`.
     pub kind: &'static str,
     /// Said first and loudest: applying would likely cut off real clients.
     pub loud: bool,
@@ -51,6 +53,72 @@ pub fn exposure(inv: &Inventory, conns: &Connections, w: &WorkloadRef) -> Vec<St
     out.sort();
     out.dedup();
     out
+}
+
+/// The Ingress backends `w` serves: (Ingress `ns/name`, Service `name:port`, the pod port and
+/// protocol it reaches), sorted. An Ingress reaches its backends through the ingress
+/// controller's pods, so a policy must admit the controller on that pod port.
+pub fn ingress_backends(inv: &Inventory, conns: &Connections, w: &WorkloadRef) -> Vec<(String, String, u16, Protocol)> {
+    let label_sets = conns.catalog.workloads.get(w);
+    let template = inv.workloads.get(w).and_then(|i| i.template_labels.as_ref());
+    let backs = |sel: &crate::model::Labels| {
+        let matches = |l: &crate::model::Labels| sel.iter().all(|(k, v)| l.get(k) == Some(v));
+        label_sets.is_some_and(|sets| sets.iter().any(matches)) || template.is_some_and(matches)
+    };
+    let container_ports = inv.workloads.get(w).map(|i| i.ports.as_slice()).unwrap_or_default();
+    let mut out = Vec::new();
+    for ing in inv.ingresses.iter().filter(|i| i.namespace == w.namespace) {
+        for (svc_name, port) in &ing.backends {
+            let Some(svc) = inv.services.iter().find(|s| s.namespace == w.namespace && &s.name == svc_name) else {
+                continue;
+            };
+            if !svc.selector.as_ref().is_some_and(backs) {
+                continue;
+            }
+            let svc_port = svc.ports.iter().find(|p| match port {
+                BackendPort::Number(n) => p.port == *n,
+                BackendPort::Name(n) => p.name.as_deref() == Some(n.as_str()),
+            });
+            let Some(sp) = svc_port else { continue };
+            let target = match &sp.target {
+                TargetPort::Number(n) => Some(*n),
+                TargetPort::Name(name) => {
+                    container_ports.iter().find(|c| c.name.as_deref() == Some(name.as_str())).map(|c| c.port)
+                }
+            };
+            if let Some(target) = target {
+                out.push((
+                    format!("{}/{}", ing.namespace, ing.name),
+                    format!("{}:{}", svc.name, sp.port),
+                    target,
+                    sp.protocol,
+                ));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether some ingress rule of `p` admits `port`/`proto` on the pods it selects, from any peer
+/// (`named` are the pods' container port names for that number).
+fn admits_port(p: &NetworkPolicy, port: u16, proto: Protocol, named: &[&str]) -> bool {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    p.spec.iter().flat_map(|s| s.ingress.iter().flatten()).any(|r| match r.ports.as_deref() {
+        None | Some([]) => true,
+        Some(ports) => ports.iter().any(|pp| {
+            pp.protocol.as_deref().unwrap_or("TCP") == proto.as_str()
+                && match &pp.port {
+                    None => true,
+                    Some(IntOrString::Int(n)) => {
+                        let end = pp.end_port.unwrap_or(*n);
+                        (*n..=end).contains(&i32::from(port))
+                    }
+                    Some(IntOrString::String(name)) => named.contains(&name.as_str()),
+                }
+        }),
+    })
 }
 
 fn ip_blocks(p: &NetworkPolicy) -> impl Iterator<Item = &str> {
@@ -114,6 +182,26 @@ pub fn warnings(
                 ),
             );
         }
+        if isolates_ingress(&g.policy) {
+            let container_ports = inv.workloads.get(&g.workload).map(|i| i.ports.as_slice()).unwrap_or_default();
+            for (ingress, svc, port, proto) in ingress_backends(inv, conns, &g.workload) {
+                let named: Vec<&str> = container_ports
+                    .iter()
+                    .filter(|c| c.port == port && c.protocol == proto)
+                    .filter_map(|c| c.name.as_deref())
+                    .collect();
+                if !admits_port(&g.policy, port, proto, &named) {
+                    warn(
+                        "ingress-backend",
+                        true,
+                        format!(
+                            "{} is a backend of Ingress {ingress} (Service {svc}, pod port {port}/{proto}), but its policy admits nothing on {port}/{proto}: no request came through the ingress controller in this window, yet they will. Allow the controller's connection, or leave Ingress out of this policy.",
+                            g.workload
+                        ),
+                    );
+                }
+            }
+        }
         for cidr in ip_blocks(&g.policy) {
             let Ok(net) = cidr.parse::<IpNet>() else { continue };
             if net.prefix_len() == 0 {
@@ -175,4 +263,33 @@ pub fn warnings(
     out.sort_by(|a, b| (!a.loud, &a.workload, a.kind, &a.message).cmp(&(!b.loud, &b.workload, b.kind, &b.message)));
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's two Ingresses: one names its Service port by name and reaches a named container
+    /// port, the other by number; a workload behind no Ingress has none.
+    #[test]
+    fn ingress_backends_resolve_service_and_container_ports() {
+        let loaded = crate::inventory::parse_text(crate::web::demo::INVENTORY, "demo");
+        let inv = Inventory::build(&loaded.objects);
+        let conns = Connections::default();
+        let w = |s: &str| s.parse::<WorkloadRef>().unwrap();
+        assert_eq!(
+            ingress_backends(&inv, &conns, &w("deployment/example-java-app/example-java-app-javaapp")),
+            [(
+                "example-java-app/example-java-app".to_string(),
+                "example-java-app-javaapp:80".to_string(),
+                8080,
+                Protocol::Tcp
+            )]
+        );
+        assert_eq!(
+            ingress_backends(&inv, &conns, &w("deployment/monitoring/grafana")),
+            [("monitoring/grafana".to_string(), "grafana:80".to_string(), 3000, Protocol::Tcp)]
+        );
+        assert!(ingress_backends(&inv, &conns, &w("deployment/example-java-app/example-java-app-redis")).is_empty());
+    }
 }
