@@ -177,7 +177,8 @@ fn row(r: &ReviewRow, stats: &ConnStats, names: &Names, span: Option<(jiff::Time
         Endpoint::External { ip } | Endpoint::Unresolved { ip } => names.of(ip).map(|n| n.to_string()).collect(),
         _ => Vec::new(),
     };
-    let editable = !matches!(r.status, Status::NoRuleNeeded | Status::Excluded(ExcludeReason::NoSelector(_)));
+    let editable =
+        !matches!(r.status, Status::NoRuleNeeded | Status::LeftOut | Status::Excluded(ExcludeReason::NoSelector(_)));
     Row {
         workload: r.workload.to_string(),
         direction: r.direction,
@@ -198,7 +199,7 @@ fn row(r: &ReviewRow, stats: &ConnStats, names: &Names, span: Option<(jiff::Time
         status: r.status.kind(),
         reason: r.status.reason(),
         decision: r.status.to_string(),
-        allowed: r.status == Status::Allowed,
+        allowed: matches!(r.status, Status::Allowed | Status::LeftOut),
         editable,
         undecided: r.undecided,
         stale: span.is_some_and(|s| crate::policy::safety::stale(stats.last_seen, s)),
@@ -543,6 +544,7 @@ fn status_class(s: &Status, peer: &Endpoint) -> &'static str {
     match s {
         Status::Allowed => "allowed",
         Status::NoRuleNeeded => "no-rule",
+        Status::LeftOut => "allowed",
         Status::Excluded(_) if matches!(peer, Endpoint::Unresolved { .. }) => "unresolved",
         Status::Excluded(_) => "excluded",
     }

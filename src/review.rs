@@ -37,6 +37,7 @@ fn merged(stored: &Decisions, extra: &Decisions) -> Decisions {
     d.include_unresolved.extend(extra.include_unresolved.iter().copied());
     d.include_all_unresolved |= extra.include_all_unresolved;
     d.trust_names.extend(extra.trust_names.iter().cloned());
+    d.leave_out.extend(extra.leave_out.iter().copied());
     d
 }
 

@@ -418,6 +418,34 @@ fn the_same_input_gives_the_same_bytes() {
 // 3. Flags
 // ---------------------------------------------------------------------------------------------
 
+/// `--leave-out ingress`: every policy isolates Egress only and keeps its egress rules exactly;
+/// `--leave-out egress` the other way round (the added DNS rule goes with egress); a direction
+/// that is neither is refused.
+#[test]
+fn leave_out_drops_one_direction_and_keeps_the_other() {
+    let full = parse_policies(&flowgate(&java("generate", &[], &ARTICLE)).ok().stdout);
+    for (dir, kept, gone, types) in
+        [("ingress", "egress", "ingress", ["Egress"]), ("egress", "ingress", "egress", ["Ingress"])]
+    {
+        let mut args = ARTICLE.to_vec();
+        args.extend(["--leave-out", dir]);
+        let run = flowgate(&java("generate", &[], &args)).ok();
+        assert!(run.stderr.contains(" 0 mismatches"), "{}", run.stderr);
+        let left = parse_policies(&run.stdout);
+        assert_eq!(names(&left), names(&full));
+        for (l, f) in left.iter().zip(&full) {
+            assert_eq!(l["spec"]["policyTypes"], serde_json::json!(types), "{l}");
+            assert!(l["spec"][gone].is_null(), "{l}");
+            assert_eq!(l["spec"][kept], f["spec"][kept], "{dir}: {l}");
+        }
+    }
+    let mut args = ARTICLE.to_vec();
+    args.extend(["--leave-out", "sideways"]);
+    let run = flowgate(&java("generate", &[], &args));
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("not a direction: ingress or egress"), "{}", run.stderr);
+}
+
 #[test]
 fn no_dns_leaves_out_the_added_dns_rule() {
     let with = parse_policies(&flowgate(&java("generate", &[], &ARTICLE)).ok().stdout);

@@ -1159,6 +1159,77 @@ async fn decisions_reset_to_the_defaults(pool: PgPool) {
     assert!(partial.contains("example-java-app-cassandra") && partial.contains("Reset this workload"));
 }
 
+/// Leaving a direction out: the ingress controller is exposed (a LoadBalancer) and nothing came
+/// from outside in the window, so its page offers leaving Ingress out; taken, the policy isolates
+/// Egress only (in both dialects), the Ingress rows say so, the loud warning is gone, and it can
+/// be undone. Both directions at once is refused.
+#[sqlx::test(migrations = false)]
+async fn ingress_can_be_left_out_of_an_exposed_workloads_policy(pool: PgPool) {
+    let app = app(pool).await;
+    const NGINX: &str = "/clusters/demo/namespaces/ingress-nginx/workloads/deployment/ingress-nginx-controller";
+    const NGINX_API: &str =
+        "/api/v1/clusters/demo/namespaces/ingress-nginx/workloads/deployment/ingress-nginx-controller";
+    let post = |form: String| {
+        Request::post(format!("{NGINX}/decisions"))
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header("hx-request", "true")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap()
+    };
+    let yaml = |app: axum::Router, dialect: &'static str| async move {
+        let (status, _, yaml) = send(&app, bearer(&format!("{NGINX_API}/policy.yaml?dialect={dialect}"))).await;
+        assert_eq!(status, StatusCode::OK, "{yaml}");
+        serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap()
+    };
+    let (_, _, page) = send(&app, bearer(NGINX)).await;
+    let start = page.find(r#"<ul id="safety">"#).expect("the exposed warning");
+    let safety = &page[start..start + page[start..].find("</ul>").unwrap()];
+    assert!(safety.contains(r#"<button type="submit" name="leave_out" value="ingress">"#), "{safety}");
+    let before = yaml(app.clone(), "kubernetes").await;
+    assert_eq!(before["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]), "{before}");
+
+    let (status, _, partial) = send(&app, post("version=0&leave_out=ingress".into())).await;
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    assert!(partial.contains("Ingress is left out of this policy"), "{partial}");
+    assert!(partial.contains(r#"name="isolate" value="ingress""#), "{partial}");
+    assert!(!partial.contains("reachable from outside the cluster"), "the warning is answered: {partial}");
+    assert!(partial.contains(" 0 mismatches."), "{partial}");
+    let after = yaml(app.clone(), "kubernetes").await;
+    assert_eq!(after["spec"]["policyTypes"], serde_json::json!(["Egress"]), "{after}");
+    assert!(after["spec"]["ingress"].is_null(), "{after}");
+    assert_eq!(after["spec"]["egress"], before["spec"]["egress"], "egress is as it was");
+    let cilium = yaml(app.clone(), "cilium").await;
+    assert!(cilium["spec"]["ingress"].is_null() && cilium["spec"]["egress"].is_array(), "{cilium}");
+    let (_, _, body) = send(&app, bearer(&format!("{NGINX_API}/connections?since=24h"))).await;
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ingress: Vec<&serde_json::Value> =
+        rows["connections"].as_array().unwrap().iter().filter(|r| r["direction"] == "ingress").collect();
+    assert!(ingress.iter().all(|r| r["status"] == "left_out" && r["editable"] == false), "{ingress:?}");
+    let (_, _, body) = send(&app, bearer(&format!("{NGINX_API}/decisions"))).await;
+    assert!(body.contains(r#""leave_out":["ingress"]"#), "{body}");
+
+    // Not both: a policy with no type would isolate Ingress.
+    let (status, _, body) = send(&app, post("version=1&leave_out=egress".into())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let req = Request::put(format!("{NGINX_API}/decisions"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"leave_out":["ingress","egress"]}"#))
+        .unwrap();
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("leave_out"), "{body}");
+    let (status, _, body) = send(&app, post("version=1&leave_out=sideways".into())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // And undone.
+    let (status, _, partial) = send(&app, post("version=1&isolate=ingress".into())).await;
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    assert!(partial.contains("reachable from outside the cluster"), "{partial}");
+    assert_eq!(yaml(app.clone(), "kubernetes").await, before);
+}
+
 /// The cluster's guardrails page: the demo's namespace pairs, a Deny that changes the YAML in both
 /// API versions and is kept (versioned: a stale form is refused), bad input refused with why.
 #[sqlx::test(migrations = false)]

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use flowgate::enrich::Endpoint;
 use flowgate::inventory::Inventory;
 use flowgate::model::{Cidr, Labels, PeerSpec, Port, Protocol, WorkloadKind, WorkloadRef};
-use flowgate::policy::generate::{Decisions, Options, Status, generate};
+use flowgate::policy::generate::{Decisions, Direction, Options, Status, generate};
 use flowgate::policy::verify::verify;
 use flowgate::topology::{Catalog, ConnKey, ConnStats, Connections};
 
@@ -154,6 +154,9 @@ fn case(seed: u64) -> Case {
             d.include_unresolved.insert(ip("10.244.9.9"));
         }
         d.include_all_unresolved = rng.chance(5);
+        if rng.chance(15) {
+            d.leave_out.insert(if rng.chance(50) { Direction::Ingress } else { Direction::Egress });
+        }
         d
     };
     let mut opts = Options { decisions: random_decisions(&mut rng), dns: rng.chance(80), ..Default::default() };

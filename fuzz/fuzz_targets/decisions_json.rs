@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use flowgate::model::{Cidr, DnsName, PeerSpec};
-use flowgate::policy::generate::Decisions;
+use flowgate::policy::generate::{Decisions, Direction};
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 
@@ -29,6 +29,8 @@ struct PutDecisions {
     include_unresolved: BTreeSet<IpAddr>,
     #[serde(default)]
     trust_names: BTreeSet<DnsName>,
+    #[serde(default)]
+    leave_out: BTreeSet<Direction>,
     version: Option<i32>,
 }
 
@@ -38,7 +40,8 @@ fn stored(d: &Decisions) -> Decisions {
     let trust: Vec<String> = d.trust.iter().map(|c| c.to_string()).collect();
     let unresolved: Vec<String> = d.include_unresolved.iter().map(|ip| ip.to_string()).collect();
     let names: Vec<String> = d.trust_names.iter().map(|n| n.to_string()).collect();
-    for s in exclude.iter().chain(&trust).chain(&unresolved).chain(&names) {
+    let leave_out: Vec<String> = d.leave_out.iter().map(|d| d.as_str().to_string()).collect();
+    for s in exclude.iter().chain(&trust).chain(&unresolved).chain(&names).chain(&leave_out) {
         // PostgreSQL text cannot hold NUL.
         assert!(!s.contains('\0'), "{s:?}");
     }
@@ -51,6 +54,7 @@ fn stored(d: &Decisions) -> Decisions {
             .collect(),
         include_all_unresolved: false,
         trust_names: names.iter().map(|n| n.parse().unwrap_or_else(|e| panic!("stored {n:?}: {e}"))).collect(),
+        leave_out: leave_out.iter().map(|d| d.parse().unwrap_or_else(|e| panic!("stored {d:?}: {e}"))).collect(),
     }
 }
 
@@ -62,17 +66,18 @@ fuzz_target!(|data: &[u8]| {
             include_unresolved: put.include_unresolved,
             include_all_unresolved: false,
             trust_names: put.trust_names,
+            leave_out: put.leave_out,
         };
         assert_eq!(stored(&d), d);
         // And what GET …/decisions answers reads back as the same decisions.
         let json = serde_json::json!({
             "exclude": d.exclude, "trust": d.trust, "include_unresolved": d.include_unresolved,
-            "trust_names": d.trust_names
+            "trust_names": d.trust_names, "leave_out": d.leave_out
         });
         let back: PutDecisions = serde_json::from_value(json).expect("GET's answer is a valid PUT");
         assert_eq!(
-            (back.exclude, back.trust, back.include_unresolved, back.trust_names),
-            (d.exclude, d.trust, d.include_unresolved, d.trust_names)
+            (back.exclude, back.trust, back.include_unresolved, back.trust_names, back.leave_out),
+            (d.exclude, d.trust, d.include_unresolved, d.trust_names, d.leave_out)
         );
     }
     if let Ok(d) = serde_json::from_slice::<Decisions>(data) {

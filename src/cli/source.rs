@@ -76,6 +76,11 @@ pub(crate) struct Selection {
     /// Allow unresolved in-cluster addresses too (as /32)
     #[arg(long)]
     include_unresolved: bool,
+    /// Leave this direction out of the policies (ingress or egress): not isolated, everything
+    /// that way allowed; for a workload exposed outside the cluster whose clients the flows do
+    /// not show
+    #[arg(long, value_name = "DIRECTION")]
+    leave_out: Option<flowgate::policy::generate::Direction>,
     /// Do not add the DNS rule (53/UDP and 53/TCP to the cluster DNS)
     #[arg(long)]
     no_dns: bool,
@@ -159,9 +164,10 @@ impl Selection {
             || !self.exclude.is_empty()
             || !self.trust.is_empty()
             || !self.trust_name.is_empty()
+            || self.leave_out.is_some()
         {
             return Err(Fail(
-                "--workload, --exclude, --trust and --trust-name are workload decisions; guardrails take --exclude-pair and --include-pair".into(),
+                "--workload, --exclude, --trust, --trust-name and --leave-out are workload decisions; guardrails take --exclude-pair and --include-pair".into(),
             ));
         }
         self.source.connections()
@@ -194,6 +200,7 @@ impl Selection {
             include_unresolved: Default::default(),
             include_all_unresolved: self.include_unresolved,
             trust_names: self.trust_name.iter().cloned().collect(),
+            leave_out: self.leave_out.into_iter().collect(),
         }
     }
 
@@ -209,6 +216,7 @@ impl Selection {
             trust: Vec::new(),
             trust_name: Vec::new(),
             include_unresolved: false,
+            leave_out: None,
             no_dns: false,
         }
     }

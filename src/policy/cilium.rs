@@ -371,8 +371,9 @@ fn policy(gp: &Generated, dns: Option<&PeerSel>, warnings: &mut Vec<String>) -> 
         },
         spec: Some(Spec {
             endpoint_selector: Some(selector(&gp.selector, None)),
-            ingress: Some(ingress),
-            egress: Some(egress),
+            // A direction left out has no rules at all: in Cilium that does not isolate it.
+            ingress: (!gp.leave_out.contains(&Direction::Ingress)).then_some(ingress),
+            egress: (!gp.leave_out.contains(&Direction::Egress)).then_some(egress),
             ..Spec::default()
         }),
     }

@@ -46,6 +46,11 @@ pub struct Decisions {
     /// list those addresses.
     #[serde(default)]
     pub trust_names: BTreeSet<DnsName>,
+    /// Directions the policy leaves out: not isolated, every connection that way allowed (the
+    /// choice for an exposed workload whose outside clients the window did not show). Not both:
+    /// a policy with no type would isolate Ingress.
+    #[serde(default)]
+    pub leave_out: BTreeSet<Direction>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +94,18 @@ pub enum Direction {
     Egress,
 }
 
+impl std::str::FromStr for Direction {
+    type Err = String;
+    /// `ingress` or `egress` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "ingress" => Ok(Direction::Ingress),
+            "egress" => Ok(Direction::Egress),
+            _ => Err(format!("{s:?} is not a direction: ingress or egress")),
+        }
+    }
+}
+
 impl Direction {
     /// `ingress` or `egress`, as JSON spells it.
     pub fn as_str(self) -> &'static str {
@@ -107,6 +124,8 @@ pub enum Status {
     Excluded(ExcludeReason),
     /// Traffic that needs no rule (from the node: kubelet probes, host-network pods).
     NoRuleNeeded,
+    /// The policy leaves this direction out ([`Decisions::leave_out`]): nothing isolates it.
+    LeftOut,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -128,6 +147,7 @@ impl Status {
             Status::Allowed => "allowed",
             Status::Excluded(_) => "excluded",
             Status::NoRuleNeeded => "no_rule_needed",
+            Status::LeftOut => "left_out",
         }
     }
 
@@ -149,6 +169,7 @@ impl std::fmt::Display for Status {
         match self {
             Status::Allowed => f.write_str("allowed"),
             Status::NoRuleNeeded => f.write_str("no rule needed (node)"),
+            Status::LeftOut => f.write_str("allowed (direction left out of the policy)"),
             Status::Excluded(ExcludeReason::ByDecision(p)) => write!(f, "excluded ({p})"),
             Status::Excluded(ExcludeReason::Unresolved) => f.write_str("excluded (unresolved)"),
             Status::Excluded(ExcludeReason::UntrustedExternal) => f.write_str("excluded (external, not trusted)"),
@@ -204,6 +225,8 @@ pub struct Generated {
     /// The rules, merged, before a dialect spells them; `policy` is their NetworkPolicy.
     pub ingress: Vec<Rule>,
     pub egress: Vec<Rule>,
+    /// The directions it leaves out (not isolated); its rules for them are empty.
+    pub leave_out: BTreeSet<Direction>,
     pub policy: NetworkPolicy,
 }
 
@@ -657,12 +680,29 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
                     _ => false,
                 };
             // When the peer gets a policy too, the connection needs both: the peer's own review
-            // excluding this workload blocks it as surely as this one's would.
+            // excluding this workload blocks it as surely as this one's would, unless the peer's
+            // policy leaves its side of it (the other direction) out.
+            let peer_side = match direction {
+                Direction::Ingress => Direction::Egress,
+                Direction::Egress => Direction::Ingress,
+            };
             let peer_review = peer.workload().filter(|w| *w != target && target_set.contains(w)).and_then(|w| {
                 let d = opts.decisions_of(w);
+                if d.leave_out.contains(&peer_side) {
+                    return None;
+                }
                 peer_excluded(d, own).or_else(|| peer_excluded(d, peer)).map(|spec| format!("{spec} in {w}'s review"))
             });
-            let (status, sel) = if dns_query {
+            let (status, sel) = if opts.decisions_of(target).leave_out.contains(&direction) {
+                // Not isolated here; the peer's own policy may still exclude it, when it gets one.
+                let peer_has_policy = peer.workload().is_some_and(|w| sels.get(w).is_ok());
+                match &peer_review {
+                    Some(why) if !dns_query && peer_has_policy => {
+                        (Status::Excluded(ExcludeReason::ByDecision(why.clone())), None)
+                    }
+                    _ => (Status::LeftOut, None),
+                }
+            } else if dns_query {
                 (Status::Allowed, None)
             } else if undecided && key.port.get() >= EPHEMERAL_START {
                 (Status::Excluded(ExcludeReason::UndecidedDirection), None)
@@ -774,14 +814,22 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
                 selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
             ));
         }
+        let leave_out = &opts.decisions_of(target).leave_out;
+        if leave_out.len() == 2 {
+            out.warnings.push(format!(
+                "no policy for {target}: both directions are left out (a policy with no type would isolate Ingress)"
+            ));
+            continue;
+        }
         let mut eg = egress.remove(target).unwrap_or_default();
-        if let Some((peer, ports)) = &dns {
+        if let Some((peer, ports)) = dns.as_ref().filter(|_| !leave_out.contains(&Direction::Egress)) {
             eg.entry(peer.clone()).or_default().extend(ports.iter().copied());
         }
         let mut ing = ingress.remove(target).unwrap_or_default();
         // The DNS server itself must answer every pod that gets the DNS egress rule, on every
         // DNS port, not only the clients and protocols that happened to be observed.
         if let Some((PeerSel::Pods { namespace, selector: dns_sel }, ports)) = &dns
+            && !leave_out.contains(&Direction::Ingress)
             && namespace == &target.namespace
             && dns_sel == &selector
         {
@@ -840,7 +888,13 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             },
             spec: Some(NetworkPolicySpec {
                 pod_selector: Some(LabelSelector { match_labels: Some(selector.clone()), match_expressions: None }),
-                policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+                policy_types: Some(
+                    [Direction::Ingress, Direction::Egress]
+                        .into_iter()
+                        .filter(|d| !leave_out.contains(d))
+                        .map(|d| if d == Direction::Ingress { "Ingress".into() } else { "Egress".into() })
+                        .collect(),
+                ),
                 ingress: (!ingress_rules.is_empty()).then_some(ingress_rules),
                 egress: (!egress_rules.is_empty()).then_some(egress_rules),
             }),
@@ -851,6 +905,7 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             name: policy.metadata.name.clone().unwrap_or_default(),
             ingress: ing,
             egress: eg,
+            leave_out: leave_out.clone(),
             policy,
         });
         for name in &opts.decisions_of(target).trust_names {

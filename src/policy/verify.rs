@@ -147,7 +147,9 @@ fn verify_with(
     let mut v = Verification { warnings: warnings.into_iter().map(|w| w.to_string()).collect(), ..Default::default() };
     let generated: std::collections::BTreeSet<&WorkloadRef> = generation.policies.iter().map(|g| &g.workload).collect();
     for row in &generation.review {
-        if row.status == Status::NoRuleNeeded || !generated.contains(&row.workload) {
+        // A direction left out is not isolated: what happens to the connection is the other
+        // end's policy's doing, verified on that end's row.
+        if matches!(row.status, Status::NoRuleNeeded | Status::LeftOut) || !generated.contains(&row.workload) {
             v.not_evaluated += 1;
             continue;
         }

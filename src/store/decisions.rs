@@ -18,9 +18,9 @@ pub struct Versioned {
     pub updated_at: Option<String>,
 }
 
-type DecisionRow = (i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, String, String);
+type DecisionRow = (i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>, String, String);
 /// A [`DecisionRow`] with its workload first.
-type NamedDecisionRow = (String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, String, String);
+type NamedDecisionRow = (String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>, String, String);
 
 /// The values of a stored list that this version can read. One it cannot (a peer whose name an
 /// older version accepted, say) is left out with a warning rather than failing every page that
@@ -41,13 +41,14 @@ where
 }
 
 fn parse_row(w: &WorkloadRef, row: DecisionRow) -> Versioned {
-    let (version, exclude, trust, unresolved, trust_names, author, updated_at) = row;
+    let (version, exclude, trust, unresolved, trust_names, leave_out, author, updated_at) = row;
     let decisions = Decisions {
         exclude: readable::<PeerSpec>(w, "exclusion", &exclude),
         trust: readable::<Cidr>(w, "trusted range", &trust),
         include_unresolved: readable::<IpAddr>(w, "unresolved address", &unresolved),
         include_all_unresolved: false,
         trust_names: readable::<DnsName>(w, "trusted name", &trust_names),
+        leave_out: readable::<crate::policy::generate::Direction>(w, "direction left out", &leave_out),
     };
     Versioned { decisions, version, author: Some(author), updated_at: Some(updated_at) }
 }
@@ -63,7 +64,7 @@ impl Store {
     pub async fn decisions_of(&self, cluster: i32, workloads: &[WorkloadRef]) -> Result<Vec<Versioned>> {
         let names: Vec<String> = workloads.iter().map(|w| w.to_string()).collect();
         let rows: Vec<NamedDecisionRow> = sqlx::query_as(
-            "select workload, version, exclude, trust, include_unresolved, trust_names, author,
+            "select workload, version, exclude, trust, include_unresolved, trust_names, leave_out, author,
                     to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
              from decisions where cluster_id = $1 and workload = any($2)",
         )
@@ -72,7 +73,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut stored: std::collections::HashMap<String, DecisionRow> =
-            rows.into_iter().map(|(w, v, e, t, u, n, a, at)| (w, (v, e, t, u, n, a, at))).collect();
+            rows.into_iter().map(|(w, v, e, t, u, n, l, a, at)| (w, (v, e, t, u, n, l, a, at))).collect();
         Ok(workloads
             .iter()
             .zip(&names)
@@ -96,6 +97,7 @@ impl Store {
         let trust: Vec<String> = d.trust.iter().map(|c| c.to_string()).collect();
         let unresolved: Vec<String> = d.include_unresolved.iter().map(|ip| ip.to_string()).collect();
         let trust_names: Vec<String> = d.trust_names.iter().map(|n| n.to_string()).collect();
+        let leave_out: Vec<String> = d.leave_out.iter().map(|d| d.as_str().to_string()).collect();
         let mut tx = self.pool.begin().await?;
         // Lock the row (or the gap) so two writers with the same expected version cannot both win.
         let current: Option<(i32, String)> =
@@ -115,12 +117,12 @@ impl Store {
         }
         let next = current_version + 1;
         let inserted = sqlx::query(
-            "insert into decisions (cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, author)
-             values ($1, $2, $3, $4, $5, $6, $7, $8)
+            "insert into decisions (cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, author, leave_out)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              on conflict (cluster_id, workload) do update set
                 version = excluded.version, exclude = excluded.exclude, trust = excluded.trust,
                 include_unresolved = excluded.include_unresolved, trust_names = excluded.trust_names,
-                author = excluded.author, updated_at = now()
+                leave_out = excluded.leave_out, author = excluded.author, updated_at = now()
              where decisions.version = $3 - 1",
         )
         .bind(cluster)
@@ -131,6 +133,7 @@ impl Store {
         .bind(&unresolved)
         .bind(&trust_names)
         .bind(author)
+        .bind(&leave_out)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -144,8 +147,8 @@ impl Store {
             });
         }
         sqlx::query(
-            "insert into decision_history (cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, author, updated_at)
-             select cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, author, updated_at
+            "insert into decision_history (cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, leave_out, author, updated_at)
+             select cluster_id, workload, version, exclude, trust, include_unresolved, trust_names, leave_out, author, updated_at
              from decisions where cluster_id = $1 and workload = $2",
         )
         .bind(cluster)

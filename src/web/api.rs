@@ -353,6 +353,7 @@ pub async fn get_decisions(
         "trust": d.decisions.trust,
         "include_unresolved": d.decisions.include_unresolved,
         "trust_names": d.decisions.trust_names,
+        "leave_out": d.decisions.leave_out,
     })))
 }
 
@@ -367,6 +368,9 @@ struct PutDecisions {
     include_unresolved: std::collections::BTreeSet<std::net::IpAddr>,
     #[serde(default)]
     trust_names: std::collections::BTreeSet<crate::model::DnsName>,
+    /// `ingress` or `egress`, not both: directions the policy leaves out.
+    #[serde(default)]
+    leave_out: std::collections::BTreeSet<crate::policy::generate::Direction>,
     /// The version this change is based on; without it the change applies to whatever is stored.
     version: Option<i32>,
 }
@@ -385,7 +389,13 @@ pub async fn put_decisions(
         include_unresolved: put.include_unresolved,
         include_all_unresolved: false,
         trust_names: put.trust_names,
+        leave_out: put.leave_out,
     };
+    if decisions.leave_out.len() > 1 {
+        return Err(ApiError::Unprocessable(
+            "invalid decisions: leave_out: at most one direction (a policy with no type would isolate Ingress)".into(),
+        ));
+    }
     let id = state.cluster(&cluster).await?;
     let expected = match put.version {
         Some(v) => v,

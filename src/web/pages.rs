@@ -83,13 +83,23 @@ pub struct Table {
     pub rows: Vec<Row>,
     /// How many rows were left out.
     pub more: usize,
+    /// `ingress` or `egress`: what the leave-out form sends.
+    pub direction: &'static str,
+    /// The policy leaves this direction out ([`Decisions::leave_out`]).
+    pub left_out: bool,
 }
 
 impl Table {
     pub fn new(title: &'static str, tab: &'static str, mut rows: Vec<Row>, max: usize) -> Table {
         let more = rows.len().saturating_sub(max);
         rows.truncate(max);
-        Table { title, tab, rows, more }
+        let direction = if tab == "tab-ingress" { "ingress" } else { "egress" };
+        Table { title, tab, rows, more, direction, left_out: false }
+    }
+
+    fn leaving_out(mut self, d: &Decisions, direction: Direction) -> Table {
+        self.left_out = d.leave_out.contains(&direction);
+        self
     }
 }
 
@@ -381,7 +391,8 @@ pub struct ReviewPartial {
     pub compared: String,
     pub breaks: Vec<String>,
     /// Safety warnings about this policy (loud first): `policy::safety`.
-    pub safety: Vec<(bool, String)>,
+    /// (loud, the warning, whether it offers leaving Ingress out: an exposed workload's).
+    pub safety: Vec<(bool, String, bool)>,
 }
 
 /// One choice of the Generated Policy tab's dialect switch: a plain link to the page in that
@@ -561,8 +572,8 @@ pub fn partial(
         .collect();
     ReviewPartial {
         tables: vec![
-            Table::new("Ingress", "tab-ingress", ingress, MAX_TABLE_ROWS),
-            Table::new("Egress", "tab-egress", egress, MAX_TABLE_ROWS),
+            Table::new("Ingress", "tab-ingress", ingress, MAX_TABLE_ROWS).leaving_out(&decisions, Direction::Ingress),
+            Table::new("Egress", "tab-egress", egress, MAX_TABLE_ROWS).leaving_out(&decisions, Direction::Egress),
         ],
         decisions_url: format!("{base}/decisions?{}", dialect_query(q, dialect)),
         policy_url: format!("{}/policy.yaml?{}", api_base(cluster, w), dialect_query(q, dialect)),
@@ -595,7 +606,11 @@ pub fn partial(
         safety: crate::policy::safety::warnings(&r.generation, state_inv, &r.connections, None)
             .into_iter()
             .filter(|s| s.workload == w.to_string())
-            .map(|s| (s.loud, s.message))
+            .map(|s| {
+                let offer = matches!(s.kind, "exposed" | "ingress-backend")
+                    && !decisions.leave_out.contains(&Direction::Ingress);
+                (s.loud, s.message, offer)
+            })
             .collect(),
     }
 }
@@ -636,6 +651,10 @@ pub struct DecisionForm {
     reset: Option<String>,
     trust_name: Option<String>,
     untrust_name: Option<String>,
+    /// `ingress` or `egress`: leave that direction out of the policy.
+    leave_out: Option<String>,
+    /// `ingress` or `egress`: isolate that direction again.
+    isolate: Option<String>,
 }
 
 /// A value typed into a trust field: the decisions with it added, or `None` with the error and
@@ -704,11 +723,28 @@ pub async fn post_decision(
         let mut d = current.decisions.clone();
         d.trust_names.remove(&n);
         Some(d)
+    } else if let Some(raw) = form.leave_out.as_deref() {
+        let dir: Direction = raw.parse().map_err(|e: String| ApiError::BadRequest(format!("leave_out: {e}")))?;
+        if current.decisions.leave_out.iter().any(|d| *d != dir) {
+            return Err(ApiError::Unprocessable(
+                "leave_out: the other direction is left out already; a policy cannot leave out both (isolate it again first)"
+                    .to_string(),
+            ));
+        }
+        let mut d = current.decisions.clone();
+        d.leave_out.insert(dir);
+        Some(d)
+    } else if let Some(raw) = form.isolate.as_deref() {
+        let dir: Direction = raw.parse().map_err(|e: String| ApiError::BadRequest(format!("isolate: {e}")))?;
+        let mut d = current.decisions.clone();
+        d.leave_out.remove(&dir);
+        Some(d)
     } else if form.reset.is_some() {
         Some(Decisions::default())
     } else {
         return Err(ApiError::BadRequest(
-            "nothing to change: expected peer, trust_cidr, untrust, trust_name, untrust_name or reset".into(),
+            "nothing to change: expected peer, trust_cidr, untrust, trust_name, untrust_name, leave_out, isolate or reset"
+                .into(),
         ));
     };
     let mut message = None;
