@@ -1230,6 +1230,69 @@ async fn ingress_can_be_left_out_of_an_exposed_workloads_policy(pool: PgPool) {
     assert_eq!(yaml(app.clone(), "kubernetes").await, before);
 }
 
+/// The proposal beside the policies selecting the same pods today, rule by rule and as YAML:
+/// the demo with the simulation tests' policies in force (a namespace default deny, another
+/// team's policy on redis that lets only the monitoring namespace in).
+#[sqlx::test(migrations = false)]
+async fn the_proposal_is_diffed_against_the_policies_selecting_its_pods(pool: PgPool) {
+    let store = Store::from_pool(pool).await.unwrap();
+    let state = AppState::new(store, TOKEN);
+    let seeded: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    let id = seed_demo(&state, seeded).await.unwrap();
+    let mut objects = flowgate::inventory::parse_text(flowgate::web::demo::INVENTORY, "demo").objects;
+    let existing = std::fs::read_to_string("tests/fixtures/java-app-extra/existing-policies.yaml").unwrap();
+    objects.extend(flowgate::inventory::parse_text(&existing, "existing").objects);
+    state.store.import(id, &objects, seeded - SignedDuration::from_hours(24)).await.unwrap();
+    let app = router(state);
+    const REDIS: &str = "/api/v1/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-redis";
+    let (status, _, body) = send(&app, bearer(&format!("{REDIS}/diff?since=24h"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["today"],
+        serde_json::json!(["example-java-app/default-deny-ingress", "example-java-app/redis-from-monitoring"]),
+        "{v}"
+    );
+    let ingress = &v["directions"][0];
+    assert_eq!((ingress["direction"].as_str(), ingress["isolated_today"].as_bool()), (Some("ingress"), Some(true)));
+    // The whole monitoring namespace goes; the two clients seen (javaapp, and prometheus in
+    // monitoring) come in, each on 6379 only.
+    assert_eq!(
+        ingress["removed"],
+        serde_json::json!(["pods all in namespaces kubernetes.io/metadata.name=monitoring on 6379/TCP"]),
+        "{v}"
+    );
+    let added: Vec<&str> = ingress["added"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    assert!(added.iter().all(|e| e.ends_with(" on 6379/TCP")) && added.len() == 2, "{added:?}");
+    assert!(added.iter().any(|e| e.contains("example-java-app-javaapp")), "{added:?}");
+    // Egress was open (neither policy has the type); the proposal isolates it.
+    let egress = &v["directions"][1];
+    assert_eq!((egress["isolated_today"].as_bool(), egress["isolated_proposed"].as_bool()), (Some(false), Some(true)));
+    let lines = v["yaml_diff"].as_array().unwrap();
+    assert!(lines.iter().any(|l| l["op"] == "-" && l["text"] == "  name: redis-from-monitoring"), "{v}");
+    assert!(lines.iter().any(|l| l["op"] == "+" && l["text"] == "  name: example-java-app-redis"), "{v}");
+    assert!(lines.iter().any(|l| l["op"] == " "), "{v}");
+
+    // The page shows the same, under the simulation.
+    let (_, _, page) =
+        send(&app, bearer("/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-redis"))
+            .await;
+    let start = page.find(r#"<details id="policy-diff">"#).expect("the diff on the page");
+    let section = &page[start..];
+    assert!(
+        section.contains(
+            "Rule by rule against example-java-app/default-deny-ingress, example-java-app/redis-from-monitoring"
+        ),
+        "{section}"
+    );
+    assert!(section.contains(r#"<li class="removed"><span class="op">−</span> pods all in namespaces kubernetes.io/metadata.name=monitoring on 6379/TCP</li>"#), "{section}");
+    assert!(section.contains(r#"<details id="yaml-diff">"#), "{section}");
+    // Where nothing selects the pods today, every rule is new and there is no YAML diff.
+    let (_, _, page) = send(&app, bearer("/clusters/demo/namespaces/monitoring/workloads/deployment/grafana")).await;
+    assert!(page.contains("no policy selects these pods: every rule is new"), "grafana");
+    assert!(!page.contains(r#"<details id="yaml-diff">"#));
+}
+
 /// The cluster's guardrails page: the demo's namespace pairs, a Deny that changes the YAML in both
 /// API versions and is kept (versioned: a stale form is refused), bad input refused with why.
 #[sqlx::test(migrations = false)]

@@ -697,6 +697,14 @@ impl Evaluator {
         iso
     }
 
+    /// The ids (`ns/name`) of the policies selecting `pod`, sorted, once each.
+    pub fn selecting_ids(&self, pod: &PodView) -> Vec<String> {
+        let mut ids: Vec<String> = self.selecting(pod).map(|p| p.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// The policies selecting `pod`, in no particular order.
     fn selecting<'s>(&'s self, pod: &PodView<'s>) -> impl Iterator<Item = &'s CompiledPolicy> {
         let labels = pod.labels;

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod cilium;
+pub mod diff;
 pub mod eval;
 pub mod generate;
 pub mod guardrails;

@@ -30,6 +30,7 @@ pub fn router() -> axum::Router<AppState> {
         .route(&format!("{W}/simulation"), get(simulation))
         .route(&format!("{W}/drift"), get(drift))
         .route(&format!("{W}/explain"), get(explain))
+        .route(&format!("{W}/diff"), get(diff))
         .route(&format!("{W}/policy.yaml"), get(policy_yaml))
         .route(&format!("{W}/decisions"), get(get_decisions).put(put_decisions))
         .route(&format!("{NS}/policy.yaml"), get(namespace_policy_yaml))
@@ -188,6 +189,20 @@ pub async fn drift_of(
         would_block,
         rules_used_since: since,
         rules,
+    }))
+}
+
+/// `…/diff`: the workload's proposed NetworkPolicy beside the cluster's policies selecting its
+/// pods today: per direction, whether each isolates it and the peer/port entries the proposal
+/// adds, removes and keeps; then the YAML line diff (`[]` when nothing selects them today).
+pub async fn diff(r: WorkloadReview) -> Json<serde_json::Value> {
+    let (d, lines) = super::pages::proposal_diff(&r.inventory, &r.review, &r.workload);
+    Json(json!({
+        "workload": r.workload.to_string(),
+        "decisions_version": r.version(),
+        "today": d.today,
+        "directions": d.directions,
+        "yaml_diff": lines,
     }))
 }
 

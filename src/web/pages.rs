@@ -389,6 +389,10 @@ pub struct ReviewPartial {
     pub simulation: String,
     /// The proposal against the policies deciding today, in counts.
     pub compared: String,
+    /// The proposal beside the policies selecting these pods today, rule by rule
+    /// ([`crate::policy::diff`]), and as a YAML line diff.
+    pub policy_diff: crate::policy::diff::PolicyDiff,
+    pub yaml_diff: Vec<crate::policy::diff::DiffLine>,
     pub breaks: Vec<String>,
     /// Safety warnings about this policy (loud first): `policy::safety`.
     /// (loud, the warning, whether it offers leaving Ingress out: an exposed workload's).
@@ -473,6 +477,22 @@ fn dialect_query(q: &WindowQuery, dialect: Dialect) -> String {
     }
 }
 
+/// `w`'s proposed NetworkPolicy beside the cluster's policies selecting its pods: rule entries
+/// added, removed and kept, and the YAML line diff (empty when nothing selects them today).
+pub fn proposal_diff(
+    inv: &crate::inventory::Inventory,
+    r: &Reviewed,
+    w: &WorkloadRef,
+) -> (crate::policy::diff::PolicyDiff, Vec<crate::policy::diff::DiffLine>) {
+    use crate::policy::diff;
+    let today = diff::selecting(inv, &r.connections.catalog, w);
+    let proposed: Vec<_> = r.generation.policies.iter().filter(|g| &g.workload == w).map(|g| &g.policy).collect();
+    let d = diff::diff(&today, &proposed);
+    let lines =
+        if today.is_empty() { Vec::new() } else { diff::text_diff(&diff::yaml_of(&today), &diff::yaml_of(&proposed)) };
+    (d, lines)
+}
+
 /// Builds the review partial from a review, its policy in `dialect`.
 pub fn partial(
     state_inv: &crate::inventory::Inventory,
@@ -538,6 +558,7 @@ pub fn partial(
             n(Effect::Blocked),
         )
     };
+    let (policy_diff, yaml_diff) = proposal_diff(state_inv, r, w);
     let (ingress, egress): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| r.direction == Direction::Ingress);
     let (decisions, version) =
         r.decisions.iter().find(|(t, _, _)| t == w).map(|(_, d, v)| (d.clone(), *v)).unwrap_or_default();
@@ -602,6 +623,8 @@ pub fn partial(
         graph_json: script_json(&report::graph(&r.generation.review, &r.connections, Some(w), Some(&sim))),
         simulation,
         compared,
+        policy_diff,
+        yaml_diff,
         breaks,
         safety: crate::policy::safety::warnings(&r.generation, state_inv, &r.connections, None)
             .into_iter()
