@@ -57,6 +57,9 @@ pub struct Row {
     pub reason: Option<&'static str>,
     /// The decision in words ([`Status`]'s Display).
     pub decision: String,
+    /// The decision as a CiliumNetworkPolicy has it, where that differs ([`ReviewRow::cilium`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cilium_decision: Option<String>,
     /// Ticked: the policy allows it.
     pub allowed: bool,
     /// Whether a person can change it (node traffic and unselectable peers cannot).
@@ -199,6 +202,7 @@ fn row(r: &ReviewRow, stats: &ConnStats, names: &Names, span: Option<(jiff::Time
         status: r.status.kind(),
         reason: r.status.reason(),
         decision: r.status.to_string(),
+        cilium_decision: r.cilium.as_ref().map(ToString::to_string),
         allowed: matches!(r.status, Status::Allowed | Status::LeftOut),
         editable,
         undecided: r.undecided,

@@ -391,6 +391,10 @@ fn an_unresolved_address_that_a_node_rule_admits_is_allowed_and_said_so() {
     // Cilium's node rule is an entity, which an address does not match: there it stays excluded.
     assert!(matches!(row.cilium, Some(Status::Excluded(_))), "{:?}", row.cilium);
     assert!(g.warnings.iter().any(|w| w.contains("as a CiliumNetworkPolicy it stays excluded")), "{:?}", g.warnings);
+    // The table row says both: allowed, and excluded as Cilium has it; the node's row one.
+    let rows = flowgate::report::rows(&g.review, &conns, None);
+    let shown: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.peer_class, r.cilium_decision.as_deref())).collect();
+    assert_eq!(shown, [("unresolved", Some("excluded (unresolved)")), ("node", None)], "{shown:?}");
     assert!(
         g.warnings.iter().any(|w| w.contains("the rule for the node at 10.244.1.193 admits it")),
         "{:?}",

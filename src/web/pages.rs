@@ -856,6 +856,7 @@ mod tests {
             status: "allowed",
             reason: None,
             decision: String::new(),
+            cilium_decision: None,
             allowed: true,
             editable: true,
             undecided: false,
