@@ -116,18 +116,20 @@ impl SideDecision {
     }
 }
 
-/// The rules of one policy that allow one side of a connection: the policy (`ns/name`) and the
-/// places of its rules in its spec (`spec.ingress[1]`), in spec order.
+/// The rules of one policy that allow one side of a connection: the policy (`ns/name`), the spec
+/// field of that side's rules (`ingress`, `egress`) and the rules' places in it, in spec order.
+/// Spelled out only when shown: evaluation records indices.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AllowingRules {
     pub policy: String,
-    pub rules: Vec<String>,
+    pub field: &'static str,
+    pub rules: Vec<usize>,
 }
 
 impl AllowingRules {
-    /// The policy alone, for callers that name no rule (tests, attributions by policy).
-    pub fn policy(policy: &str, rules: &[&str]) -> Self {
-        AllowingRules { policy: policy.to_string(), rules: rules.iter().map(|r| r.to_string()).collect() }
+    /// `field` is `ingress` or `egress`.
+    pub fn new(policy: &str, field: &'static str, rules: &[usize]) -> Self {
+        AllowingRules { policy: policy.to_string(), field, rules: rules.to_vec() }
     }
 }
 
@@ -136,7 +138,7 @@ impl std::fmt::Display for AllowingRules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.policy)?;
         for (i, r) in self.rules.iter().enumerate() {
-            write!(f, "{}{r}", if i == 0 { " " } else { ", " })?;
+            write!(f, "{}spec.{}[{r}]", if i == 0 { " " } else { ", " }, self.field)?;
         }
         Ok(())
     }
@@ -753,14 +755,14 @@ impl Evaluator {
             let Some(rules) = policy.rules(dir) else { continue };
             isolating.push(policy.id.clone());
             let ns = subject.namespace;
-            let matching: Vec<String> = rules
+            let matching: Vec<usize> = rules
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| self.rule_matches_peer(r, ns, peer) && rule_allows_port(r, target_ports, port, proto))
-                .map(|(i, _)| format!("spec.{}[{i}]", dir.field()))
+                .map(|(i, _)| i)
                 .collect();
             if !matching.is_empty() {
-                allowing.push(AllowingRules { policy: policy.id.clone(), rules: matching });
+                allowing.push(AllowingRules { policy: policy.id.clone(), field: dir.field(), rules: matching });
             }
         }
         if isolating.is_empty() {
@@ -2330,9 +2332,9 @@ spec: {podSelector: {matchLabels: {tier: data}}, ingress: [{from: [{podSelector:
                 allowed: true,
                 egress: SideDecision::NotIsolated,
                 ingress: SideDecision::AllowedBy(vec![
-                    AllowingRules::policy("shop/aa-web", &["spec.ingress[0]"]),
+                    AllowingRules::new("shop/aa-web", "ingress", &[0]),
                     // The rule for another app is not named; the second and third match.
-                    AllowingRules::policy("shop/zz-web", &["spec.ingress[1]", "spec.ingress[2]"]),
+                    AllowingRules::new("shop/zz-web", "ingress", &[1, 2]),
                 ]),
             }
         );

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
-use super::selector::{SelectorError, is_identity_key, only_shared, select_exactly};
+use super::selector::{SelectorError, is_identity_key, only_shared, select_exactly, select_exactly_with};
 use crate::dns::Names;
 use crate::enrich::Endpoint;
 pub use crate::enrich::NodeRole;
@@ -282,20 +282,60 @@ pub type Rule = (Vec<PeerSel>, Ports);
 pub(crate) struct Selectors<'a> {
     catalog: &'a Catalog,
     cache: BTreeMap<WorkloadRef, Result<Labels, SelectorError>>,
+    /// `(namespace, key, value)` -> the workloads with a pod carrying that label, built on the
+    /// first lookup: a selector can only select pods that share a label with its workload, so
+    /// only those are compared, not the whole namespace for every workload.
+    carrying: Option<std::collections::HashMap<(&'a str, &'a str, &'a str), Vec<&'a WorkloadRef>>>,
 }
 
 impl<'a> Selectors<'a> {
     pub(crate) fn new(catalog: &'a Catalog) -> Selectors<'a> {
-        Selectors { catalog, cache: BTreeMap::new() }
+        Selectors { catalog, cache: BTreeMap::new(), carrying: None }
     }
 
     pub(crate) fn get(&mut self, w: &WorkloadRef) -> Result<Labels, SelectorError> {
         if let Some(r) = self.cache.get(w) {
             return r.clone();
         }
-        let empty = BTreeSet::new();
-        let sets = self.catalog.workloads.get(w).unwrap_or(&empty);
-        let r = select_exactly(w, sets, self.catalog.in_namespace(&w.namespace));
+        let catalog = self.catalog;
+        let r = match catalog.workloads.get_key_value(w) {
+            None => select_exactly(w, &BTreeSet::new(), catalog.in_namespace(&w.namespace)),
+            Some((key, sets)) => {
+                let carrying = self.carrying.get_or_insert_with(|| {
+                    let mut m: std::collections::HashMap<_, Vec<&WorkloadRef>> = std::collections::HashMap::new();
+                    for (w, sets) in &catalog.workloads {
+                        let pairs: BTreeSet<(&str, &str)> =
+                            sets.iter().flat_map(|l| l.iter()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        for (k, v) in pairs {
+                            m.entry((w.namespace.as_str(), k, v)).or_default().push(w);
+                        }
+                    }
+                    m
+                });
+                // A workload `sel` selects carries each of its labels: the first (in catalog
+                // order) among the carriers of its rarest label that has a pod `sel` selects.
+                let carrying = &*carrying;
+                let selected = |sel: &Labels| -> Option<&'a WorkloadRef> {
+                    if sel.is_empty() {
+                        // Selects every pod of the namespace.
+                        return catalog.in_namespace(&key.namespace).map(|(o, _)| o).find(|o| *o != key);
+                    }
+                    let rarest = sel
+                        .iter()
+                        .map(|(k, v)| {
+                            carrying
+                                .get(&(key.namespace.as_str(), k.as_str(), v.as_str()))
+                                .map(Vec::as_slice)
+                                .unwrap_or_default()
+                        })
+                        .min_by_key(|c| c.len())?;
+                    rarest.iter().copied().filter(|o| *o != key).find(|o| {
+                        catalog.workloads.get(*o).is_some_and(|ls| ls.iter().any(|l| super::selector::matches(sel, l)))
+                    })
+                };
+                select_exactly_with(w, sets, selected)
+            }
+        };
         self.cache.insert(w.clone(), r.clone());
         r
     }
@@ -563,6 +603,38 @@ fn merge_rules(peers: BTreeMap<PeerSel, PortSet>) -> Vec<(Vec<PeerSel>, PortSet)
     rules
 }
 
+/// The workloads carrying each identity label, by namespace: `(namespace, key, value)` -> every
+/// workload any of whose pods carries it, with whether all of its pods do. Built once per
+/// generation, so [`collapse`] looks a label up instead of scanning the namespace for every
+/// candidate of every rule.
+struct Carriers<'a> {
+    by_label: std::collections::HashMap<(String, String, String), Vec<(&'a WorkloadRef, bool)>>,
+}
+
+impl<'a> Carriers<'a> {
+    fn new(catalog: &'a Catalog) -> Carriers<'a> {
+        let mut by_label: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+        for (w, sets) in &catalog.workloads {
+            let labels: BTreeSet<(&str, &str)> = sets
+                .iter()
+                .flat_map(|l| l.iter())
+                .filter(|(k, _)| is_identity_key(k))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            for (k, v) in labels {
+                let all = sets.iter().all(|l| l.get(k).map(String::as_str) == Some(v));
+                by_label.entry((w.namespace.clone(), k.to_string(), v.to_string())).or_default().push((w, all));
+            }
+        }
+        Carriers { by_label }
+    }
+
+    /// `label` is `(namespace, key, value)`.
+    fn of(&self, label: &(String, String, String)) -> &[(&'a WorkloadRef, bool)] {
+        self.by_label.get(label).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
 /// Where a rule's pod peers in one namespace are exactly the workloads that one identity label
 /// selects (reviews-v1, -v2 and -v3 are all the workloads with `app: reviews`), that one label
 /// replaces them: what a person would write, and what still holds when a fourth version rolls out.
@@ -570,7 +642,7 @@ fn merge_rules(peers: BTreeMap<PeerSel, PortSet>) -> Vec<(Vec<PeerSel>, PortSet)
 /// selects no pod the rule did not already admit.
 fn collapse(
     rules: Vec<(Vec<PeerSel>, PortSet)>,
-    catalog: &Catalog,
+    carriers: &Carriers<'_>,
     sels: &mut Selectors,
 ) -> Vec<(Vec<PeerSel>, PortSet)> {
     let mut out = Vec::with_capacity(rules.len());
@@ -585,20 +657,16 @@ fn collapse(
                 }
             }
         }
-        for (ns, k, v) in candidates {
-            let carrying: Vec<(&WorkloadRef, bool)> = catalog
-                .in_namespace(&ns)
-                .filter(|(_, sets)| sets.iter().any(|l| l.get(&k) == Some(&v)))
-                .map(|(w, sets)| (w, sets.iter().all(|l| l.get(&k) == Some(&v))))
-                .collect();
+        for label in candidates {
+            let carrying = carriers.of(&label);
+            let (ns, k, v) = label;
             // The one label must cover every pod of every workload it stands for: a workload with
             // some pods without it (another label set) would lose them.
             if carrying.len() < 2 || carrying.iter().any(|(_, all)| !all) {
                 continue;
             }
-            let carriers: Vec<&WorkloadRef> = carrying.into_iter().map(|(w, _)| w).collect();
             let mut theirs = Vec::new();
-            for w in carriers {
+            for &(w, _) in carrying {
                 match sels.get(w) {
                     Ok(selector) => theirs.push(PeerSel::Pods { namespace: ns.clone(), selector }),
                     Err(_) => {
@@ -624,7 +692,7 @@ fn collapse(
 /// Generates the policies for every target workload.
 pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generation {
     let mut out = Generation::default();
-    let mut sels = Selectors { catalog: &conns.catalog, cache: BTreeMap::new() };
+    let mut sels = Selectors::new(&conns.catalog);
     let external = conns
         .map
         .keys()
@@ -796,6 +864,7 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
 
     // Names are counted over every workload known in the namespace, not only the targets, so a
     // policy's name does not depend on which workloads were asked for.
+    let carriers = Carriers::new(&conns.catalog);
     let mut names: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for w in conns.catalog.workloads.keys() {
         *names.entry((w.namespace.as_str(), w.name.as_str())).or_default() += 1;
@@ -845,8 +914,8 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             });
         }
         let ns = target.namespace.as_str();
-        let ing = collapse(merge_rules(ing), &conns.catalog, &mut sels);
-        let eg = collapse(merge_rules(eg), &conns.catalog, &mut sels);
+        let ing = collapse(merge_rules(ing), &carriers, &mut sels);
+        let eg = collapse(merge_rules(eg), &carriers, &mut sels);
         let ingress_rules: Vec<NetworkPolicyIngressRule> = kube_rules(&ing, Direction::Ingress)
             .into_iter()
             .map(|(peers, ports)| NetworkPolicyIngressRule {

@@ -64,7 +64,7 @@ pub enum SelectorError {
     Ambiguous { workload: WorkloadRef, other: WorkloadRef },
 }
 
-fn matches(selector: &Labels, labels: &Labels) -> bool {
+pub(crate) fn matches(selector: &Labels, labels: &Labels) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -123,12 +123,23 @@ pub fn select_exactly<'a>(
     sets: &BTreeSet<Labels>,
     others: impl IntoIterator<Item = (&'a WorkloadRef, &'a BTreeSet<Labels>)>,
 ) -> Result<Labels, SelectorError> {
+    let others: Vec<(&WorkloadRef, &Labels)> =
+        others.into_iter().filter(|(w, _)| *w != target).flat_map(|(w, ls)| ls.iter().map(move |l| (w, l))).collect();
+    select_exactly_with(target, sets, |sel| others.iter().find(|(_, l)| matches(sel, l)).map(|(w, _)| *w))
+}
+
+/// [`select_exactly`] with the other workloads behind a question: `selected(sel)` is the first
+/// other workload (in catalog order) with a pod `sel` selects, if any. An index of who carries
+/// which label answers it without comparing against every workload of the namespace.
+pub fn select_exactly_with<'a>(
+    target: &WorkloadRef,
+    sets: &BTreeSet<Labels>,
+    selected: impl Fn(&Labels) -> Option<&'a WorkloadRef>,
+) -> Result<Labels, SelectorError> {
     let common = common_stable_labels(sets);
     if common.is_empty() {
         return Err(SelectorError::NoLabels(target.clone()));
     }
-    let others: Vec<(&WorkloadRef, &Labels)> =
-        others.into_iter().filter(|(w, _)| *w != target).flat_map(|(w, ls)| ls.iter().map(move |l| (w, l))).collect();
     let mut keys: Vec<(&String, &String)> = common.iter().collect();
     keys.sort_by(|a, b| (class(a.0), a.0).cmp(&(class(b.0), b.0)));
     let n = keys.len().min(MAX_SEARCH);
@@ -147,7 +158,7 @@ pub fn select_exactly<'a>(
             };
             if best[tier].is_none() {
                 let sel: Labels = idx.iter().map(|&i| (keys[i].0.clone(), keys[i].1.clone())).collect();
-                if !others.iter().any(|(_, l)| matches(&sel, l)) {
+                if selected(&sel).is_none() {
                     best[tier] = Some(sel);
                     if tier == 0 {
                         break 'sizes;
@@ -172,8 +183,8 @@ pub fn select_exactly<'a>(
         return Ok(sel);
     }
     // Even all common labels select another workload's pods (or there were too many to search).
-    match others.iter().find(|(_, l)| matches(&common, l)) {
-        Some((w, _)) => Err(SelectorError::Ambiguous { workload: target.clone(), other: (*w).clone() }),
+    match selected(&common) {
+        Some(w) => Err(SelectorError::Ambiguous { workload: target.clone(), other: w.clone() }),
         None => Ok(common),
     }
 }

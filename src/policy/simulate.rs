@@ -291,16 +291,16 @@ mod tests {
     fn explain_names_the_blocking_side_or_the_allowing_policies() {
         let blocked = Decision {
             allowed: false,
-            egress: SideDecision::AllowedBy(vec![AllowingRules::policy("shop/web", &["spec.egress[0]"])]),
+            egress: SideDecision::AllowedBy(vec![AllowingRules::new("shop/web", "egress", &[0])]),
             ingress: SideDecision::Blocked { isolated_by: vec!["db/deny".into(), "db/x".into()] },
         };
         assert_eq!(explain(&blocked), "blocked by the default deny of db/deny, db/x (ingress: no rule allows it)");
         let allowed = Decision {
             allowed: true,
-            egress: SideDecision::AllowedBy(vec![AllowingRules::policy("shop/web", &["spec.egress[1]"])]),
+            egress: SideDecision::AllowedBy(vec![AllowingRules::new("shop/web", "egress", &[1])]),
             ingress: SideDecision::AllowedBy(vec![
-                AllowingRules::policy("db/db", &["spec.ingress[0]", "spec.ingress[2]"]),
-                AllowingRules::policy("shop/web", &["spec.ingress[0]"]),
+                AllowingRules::new("db/db", "ingress", &[0, 2]),
+                AllowingRules::new("shop/web", "ingress", &[0]),
             ]),
         };
         assert_eq!(
