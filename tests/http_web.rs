@@ -1092,6 +1092,15 @@ async fn the_explain_api_names_the_deciding_rule(pool: PgPool) {
     let rule = &policy["spec"]["egress"][index];
     assert_eq!(rule["ports"], serde_json::json!([{"port": 9042, "protocol": "TCP"}]), "{rule}");
     assert!(rule["to"].to_string().contains("example-java-app-cassandra"), "{rule}");
+    // Under the YAML, that rule expands to the connection that justifies it.
+    let (_, _, page) = send(&app, bearer(&format!("{PAGE}?since=24h"))).await;
+    let summary = format!(
+        "<code>spec.egress[{index}]</code> of example-java-app/example-java-app-javaapp: 1 connection</summary>"
+    );
+    let start = page.find(&summary).unwrap_or_else(|| panic!("no {summary} in the page"));
+    let rule_html = &page[start..start + page[start..].find("</details>").unwrap()];
+    assert!(rule_html.contains("deployment/example-java-app/example-java-app-cassandra 9042/TCP: "), "{rule_html}");
+    assert!(rule_html.contains("process java"), "{rule_html}");
 
     // The external API: open today, cut off by the proposal's egress isolation.
     let (status, body) = explain(format!("src={javaapp}&dst=192.229.173.207&port=443/TCP")).await;

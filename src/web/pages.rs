@@ -392,6 +392,9 @@ pub struct ReviewPartial {
     /// The proposal beside the policies selecting these pods today, rule by rule
     /// ([`crate::policy::diff`]), and as a YAML line diff.
     pub policy_diff: crate::policy::diff::PolicyDiff,
+    /// Each rule of the workload's NetworkPolicy with the observed connections that justify it
+    /// ([`crate::policy::provenance`]), expandable under the YAML.
+    pub provenance: Vec<crate::policy::provenance::RuleProvenance>,
     pub yaml_diff: Vec<crate::policy::diff::DiffLine>,
     pub breaks: Vec<String>,
     /// Safety warnings about this policy (loud first): `policy::safety`.
@@ -625,6 +628,10 @@ pub fn partial(
         compared,
         policy_diff,
         yaml_diff,
+        provenance: crate::policy::provenance::provenance(&r.generation, state_inv, &r.connections)
+            .into_iter()
+            .filter(|p| p.workload == w.to_string())
+            .collect(),
         breaks,
         safety: crate::policy::safety::warnings(&r.generation, state_inv, &r.connections, None)
             .into_iter()
