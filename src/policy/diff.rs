@@ -37,6 +37,11 @@ pub struct PolicyDiff {
     pub directions: Vec<DirectionDiff>,
 }
 
+/// `namespace/name`, as the evaluator names a policy.
+fn id(p: &NetworkPolicy) -> String {
+    format!("{}/{}", p.metadata.namespace.as_deref().unwrap_or("default"), p.metadata.name.as_deref().unwrap_or(""))
+}
+
 /// The cluster's NetworkPolicies that select any pod `w` is known by (its label sets).
 pub fn selecting<'a>(inv: &'a Inventory, catalog: &Catalog, w: &WorkloadRef) -> Vec<&'a NetworkPolicy> {
     let (eval, _) = Evaluator::new(&inv.policies, &inv.namespaces);
@@ -45,9 +50,6 @@ pub fn selecting<'a>(inv: &'a Inventory, catalog: &Catalog, w: &WorkloadRef) -> 
         let pod = PodView { namespace: &w.namespace, name: &w.name, labels, ports: &[] };
         ids.extend(eval.selecting_ids(&pod));
     }
-    let id = |p: &NetworkPolicy| {
-        format!("{}/{}", p.metadata.namespace.as_deref().unwrap_or("default"), p.metadata.name.as_deref().unwrap_or(""))
-    };
     let mut out: Vec<&NetworkPolicy> = inv.policies.iter().filter(|p| ids.contains(&id(p))).collect();
     out.sort_by_key(|p| id(p));
     out
@@ -109,7 +111,8 @@ pub fn entries(p: &NetworkPolicy, direction: Direction) -> Vec<String> {
     }
     let ns = p.metadata.namespace.as_deref().unwrap_or("default");
     let Some(spec) = &p.spec else { return Vec::new() };
-    let rules: Vec<(Option<&Vec<NetworkPolicyPeer>>, Option<&Vec<NetworkPolicyPort>>)> = match direction {
+    type PeersAndPorts<'p> = (Option<&'p Vec<NetworkPolicyPeer>>, Option<&'p Vec<NetworkPolicyPort>>);
+    let rules: Vec<PeersAndPorts<'_>> = match direction {
         Direction::Ingress => spec.ingress.iter().flatten().map(|r| (r.from.as_ref(), r.ports.as_ref())).collect(),
         Direction::Egress => spec.egress.iter().flatten().map(|r| (r.to.as_ref(), r.ports.as_ref())).collect(),
     };

@@ -279,13 +279,16 @@ type PortSet = Ports;
 /// A rule before a dialect spells it: its peers (sorted) and the ports they share.
 pub type Rule = (Vec<PeerSel>, Ports);
 
+/// `(namespace, key, value)`: one label as it occurs in one namespace.
+type NsLabel<'a> = (&'a str, &'a str, &'a str);
+
 pub(crate) struct Selectors<'a> {
     catalog: &'a Catalog,
     cache: BTreeMap<WorkloadRef, Result<Labels, SelectorError>>,
     /// `(namespace, key, value)` -> the workloads with a pod carrying that label, built on the
     /// first lookup: a selector can only select pods that share a label with its workload, so
     /// only those are compared, not the whole namespace for every workload.
-    carrying: Option<std::collections::HashMap<(&'a str, &'a str, &'a str), Vec<&'a WorkloadRef>>>,
+    carrying: Option<std::collections::HashMap<NsLabel<'a>, Vec<&'a WorkloadRef>>>,
 }
 
 impl<'a> Selectors<'a> {
@@ -607,8 +610,10 @@ fn merge_rules(peers: BTreeMap<PeerSel, PortSet>) -> Vec<(Vec<PeerSel>, PortSet)
 /// workload any of whose pods carries it, with whether all of its pods do. Built once per
 /// generation, so [`collapse`] looks a label up instead of scanning the namespace for every
 /// candidate of every rule.
+type OwnedNsLabel = (String, String, String);
+
 struct Carriers<'a> {
-    by_label: std::collections::HashMap<(String, String, String), Vec<(&'a WorkloadRef, bool)>>,
+    by_label: std::collections::HashMap<OwnedNsLabel, Vec<(&'a WorkloadRef, bool)>>,
 }
 
 impl<'a> Carriers<'a> {
@@ -630,7 +635,7 @@ impl<'a> Carriers<'a> {
     }
 
     /// `label` is `(namespace, key, value)`.
-    fn of(&self, label: &(String, String, String)) -> &[(&'a WorkloadRef, bool)] {
+    fn of(&self, label: &OwnedNsLabel) -> &[(&'a WorkloadRef, bool)] {
         self.by_label.get(label).map(Vec::as_slice).unwrap_or_default()
     }
 }

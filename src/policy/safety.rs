@@ -235,18 +235,18 @@ pub fn warnings(
         let Some(stats) = conns.map.get(&r.key) else { continue };
         let peer = r.peer().label();
         let what = format!("{} {} {}:{}/{}", r.workload, r.direction.as_str(), peer, r.key.port, r.key.protocol);
-        if let Some(span) = span {
-            if stale(stats.last_seen, span) {
-                out.push(Safety {
-                    workload: r.workload.to_string(),
-                    kind: "stale",
-                    loud: false,
-                    message: format!(
-                        "{what}: allowed, but last seen {}, not in the later half of the window: a dependency that is gone?",
-                        stats.last_seen
-                    ),
-                });
-            }
+        if let Some(span) = span
+            && stale(stats.last_seen, span)
+        {
+            out.push(Safety {
+                workload: r.workload.to_string(),
+                kind: "stale",
+                loud: false,
+                message: format!(
+                    "{what}: allowed, but last seen {}, not in the later half of the window: a dependency that is gone?",
+                    stats.last_seen
+                ),
+            });
         }
         if stats.dropped > 0 {
             out.push(Safety {
