@@ -1303,6 +1303,59 @@ async fn the_proposal_is_diffed_against_the_policies_selecting_its_pods(pool: Pg
     assert!(!page.contains(r#"<details id="yaml-diff">"#));
 }
 
+/// Undo: the decisions go back to the version before the current one, as a new version (the
+/// history keeps everything, and undoing twice undoes the undo); each saved change says its
+/// version.
+#[sqlx::test(migrations = false)]
+async fn the_last_decision_can_be_undone(pool: PgPool) {
+    let app = app(pool).await;
+    let post = |form: &'static str| {
+        Request::post(format!("{PAGE}/decisions"))
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header("hx-request", "true")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap()
+    };
+    let decisions = |app: axum::Router| async move {
+        let (_, _, body) = send(&app, bearer(&format!("{W}/decisions"))).await;
+        let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (d["version"].as_i64().unwrap(), d["exclude"].clone(), d["trust"].clone())
+    };
+    let (status, _, body) = send(&app, post("version=0&undo=1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "nothing to undo yet: {body}");
+    let (status, _, partial) =
+        send(&app, post("version=0&peer=deployment/example-java-app/example-java-app-cassandra&allow=false")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(partial.contains("Saved as version 1."), "{partial}");
+    assert!(partial.contains(r#"name="undo""#), "a changed workload offers undo");
+    let (_, _, partial) = send(&app, post("version=1&trust_cidr=192.229.173.0%2F24")).await;
+    assert!(partial.contains("Saved as version 2."), "{partial}");
+    let cassandra = serde_json::json!(["deployment/example-java-app/example-java-app-cassandra"]);
+    assert_eq!(decisions(app.clone()).await, (2, cassandra.clone(), serde_json::json!(["192.229.173.0/24"])));
+
+    let (status, _, partial) = send(&app, post("version=2&undo=1")).await;
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    assert!(partial.contains("Undone: version 3 has the decisions of version 1 again."), "{partial}");
+    assert_eq!(decisions(app.clone()).await, (3, cassandra, serde_json::json!([])));
+    // The button says where it goes; pressed again it goes back to the version before the
+    // current one, which is version 2's decisions: the undo undone.
+    assert!(partial.contains("Undo the last change (back to version 2)"), "{partial}");
+    let (_, _, _) = send(&app, post("version=3&undo=1")).await;
+    assert_eq!(decisions(app.clone()).await, (4, cassandra_and_trust().0, cassandra_and_trust().1));
+    // A stale form is refused as every change is.
+    let (status, _, partial) = send(&app, post("version=3&undo=1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(partial.contains("Someone else changed these decisions"), "{partial}");
+}
+
+fn cassandra_and_trust() -> (serde_json::Value, serde_json::Value) {
+    (
+        serde_json::json!(["deployment/example-java-app/example-java-app-cassandra"]),
+        serde_json::json!(["192.229.173.0/24"]),
+    )
+}
+
 /// The cluster's guardrails page: the demo's namespace pairs, a Deny that changes the YAML in both
 /// API versions and is kept (versioned: a stale form is refused), bad input refused with why.
 #[sqlx::test(migrations = false)]

@@ -84,6 +84,25 @@ impl Store {
             .collect())
     }
 
+    /// The decisions `w` had at `version`, from the history (`None` when that version was never
+    /// stored); version 0 is the defaults.
+    pub async fn decisions_at(&self, cluster: i32, w: &WorkloadRef, version: i32) -> Result<Option<Decisions>> {
+        if version == 0 {
+            return Ok(Some(Decisions::default()));
+        }
+        let row: Option<DecisionRow> = sqlx::query_as(
+            "select version, exclude, trust, include_unresolved, trust_names, leave_out, author,
+                    to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             from decision_history where cluster_id = $1 and workload = $2 and version = $3",
+        )
+        .bind(cluster)
+        .bind(w.to_string())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| parse_row(w, r).decisions))
+    }
+
     /// Stores new decisions if the stored version is still `expected`; returns the new version.
     pub async fn put_decisions(
         &self,

@@ -685,6 +685,8 @@ pub struct DecisionForm {
     leave_out: Option<String>,
     /// `ingress` or `egress`: isolate that direction again.
     isolate: Option<String>,
+    /// Undo the last change: the decisions of the version before, as a new version.
+    undo: Option<String>,
 }
 
 /// A value typed into a trust field: the decisions with it added, or `None` with the error and
@@ -769,11 +771,19 @@ pub async fn post_decision(
         let mut d = current.decisions.clone();
         d.leave_out.remove(&dir);
         Some(d)
+    } else if form.undo.is_some() {
+        if current.version == 0 {
+            return Err(ApiError::Unprocessable("undo: nothing was decided yet".into()));
+        }
+        let before = state.store.decisions_at(id, &w, current.version - 1).await?.ok_or_else(|| {
+            ApiError::Unprocessable(format!("undo: version {} is not in the history", current.version - 1))
+        })?;
+        Some(before)
     } else if form.reset.is_some() {
         Some(Decisions::default())
     } else {
         return Err(ApiError::BadRequest(
-            "nothing to change: expected peer, trust_cidr, untrust, trust_name, untrust_name, leave_out, isolate or reset"
+            "nothing to change: expected peer, trust_cidr, untrust, trust_name, untrust_name, leave_out, isolate, undo or reset"
                 .into(),
         ));
     };
@@ -781,7 +791,13 @@ pub async fn post_decision(
     let mut conflict = false;
     if let Some(next) = next {
         match state.store.put_decisions(id, &w, &next, form.version, &writer.name).await {
-            Ok(_) => {}
+            Ok(version) => {
+                message = Some(if form.undo.is_some() {
+                    format!("Undone: version {version} has the decisions of version {} again.", current.version - 1)
+                } else {
+                    format!("Saved as version {version}.")
+                });
+            }
             Err(crate::store::StoreError::Conflict { .. }) if htmx => {
                 conflict = true;
                 message = Some(
