@@ -76,6 +76,28 @@
     rows.forEach(function (r) { table.tBodies[0].appendChild(r); });
   }
 
+  // Beside each absolute time in the tables, how long ago it was ("20 h ago"), from this
+  // browser's clock; the absolute time (UTC) stays what is sorted and copied.
+  function ago(ms) {
+    var s = Math.round(ms / 1000);
+    if (s < 60) return 'just now';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    if (s < 48 * 3600) return Math.floor(s / 3600) + ' h ago';
+    return Math.floor(s / 86400) + ' d ago';
+  }
+  function relativeTimes() {
+    document.querySelectorAll('td > time[datetime]').forEach(function (t) {
+      var at = Date.parse(t.getAttribute('datetime'));
+      if (isNaN(at)) return;
+      var span = t.nextElementSibling && t.nextElementSibling.classList.contains('ago') ? t.nextElementSibling : null;
+      if (!span) {
+        span = document.createElement('span');
+        span.className = 'ago';
+        t.insertAdjacentElement('afterend', span);
+      }
+      span.textContent = ago(Date.now() - at);
+    });
+  }
   document.addEventListener('click', function (e) {
     var tab = e.target.closest('.tabs a[role="tab"]');
     if (tab) {
@@ -158,9 +180,11 @@
       }
       kept = null;
     }
+    relativeTimes();
     applyFilters();
   });
   document.addEventListener('DOMContentLoaded', function () {
     if (document.querySelector('.tabs')) showTab(currentTab());
+    relativeTimes();
   });
 })();

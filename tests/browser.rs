@@ -133,6 +133,14 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
     filter.clear().await.unwrap();
     filter.send_keys("cassandra").await.unwrap();
     let cb = c.find(Locator::Css(&checkbox)).await.expect("cassandra row");
+    // Its last use, 20 hours back, is said so beside the absolute time (UTC).
+    let ago = wait_for(
+        &c,
+        &format!("(() => {{ const cb = document.querySelector('{checkbox}'); const s = cb && cb.closest('tr').querySelector('td:nth-child(8) span.ago'); return s && s.textContent; }})()"),
+        5,
+    )
+    .await;
+    assert_eq!(ago.as_str(), Some("20 h ago"), "{ago}");
     assert_eq!(cb.prop("checked").await.unwrap().as_deref(), Some("true"));
     cb.click().await.unwrap();
     wait_for(&c, "!document.getElementById('policy-yaml').textContent.includes('example-java-app-cassandra')", 15)

@@ -898,6 +898,13 @@ async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
         "{safety}"
     );
     let (_, _, page) = send(&app, bearer(PAGE)).await;
+    // The window as resolved: the last 24 h, counted back from the newest flow (the demo's last
+    // backfilled one, 10 minutes before its seed at 12:00).
+    assert!(
+        page.contains(r#"<p class="muted" id="window-resolved">Showing 2026-11-25 11:50 – 2026-11-26 11:50 UTC (the newest flow)</p>"#),
+        "{}",
+        &page[..page.len().min(3000)]
+    );
     let start = page.find(r#"<ul id="safety">"#).expect("javaapp's warnings");
     let safety = &page[start..start + page[start..].find("</ul>").unwrap()];
     assert!(safety.contains("example-java-app-cassandra:9042/TCP: allowed, but last seen"), "{safety}");

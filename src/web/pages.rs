@@ -432,8 +432,27 @@ pub struct WorkloadPage {
     graph_url: String,
     /// Said when the window reaches before the hourly horizon, and is read in whole days there.
     window_note: Option<String>,
+    /// The window as it was resolved, in UTC ([`resolved_window`]).
+    window_text: String,
     /// The review partial, rendered: the page is the partial in its frame, with one review.
     review: String,
+}
+
+/// The window a query resolved to, in words: `2026-11-30 20:20 – 2026-12-01 20:20 UTC`, its end
+/// the newest flow when the query gives none (relative windows count back from it).
+pub fn resolved_window(
+    since: Option<jiff::Timestamp>,
+    until: Option<jiff::Timestamp>,
+    newest: Option<jiff::Timestamp>,
+) -> String {
+    let at = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M").to_string();
+    let start = since.map_or_else(|| "the first flow".to_string(), at);
+    let end = match (until, newest) {
+        (Some(u), _) => format!("{} UTC", at(u)),
+        (None, Some(n)) => format!("{} UTC (the newest flow)", at(n)),
+        (None, None) => "now (no flow stored yet)".to_string(),
+    };
+    format!("Showing {start} – {end}")
 }
 
 /// What to say of a window that starts before the hourly aggregates were rolled up to
@@ -654,10 +673,12 @@ pub async fn workload(
     let inv = state.inventory(id).await?;
     let review =
         partial(&inv, &cluster, &w, &q, &r, dialect).render().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (since, _) = window(&state, id, &q).await?;
+    let (since, until) = window(&state, id, &q).await?;
     let window_note = window_note(since, state.store.hourly_removed_before(id).await?);
+    let window_text = resolved_window(since, until, state.store.newest_flow(id).await?);
     Ok(WorkloadPage {
         window_note,
+        window_text,
         graph_url: format!("{}/graph?{}", api_base(&cluster, &w), window_query(&q)),
         cluster,
         workload: w,
@@ -856,6 +877,20 @@ pub async fn review_namespace(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resolved_window_is_said_in_utc() {
+        let t = |s: &str| Some(s.parse::<jiff::Timestamp>().unwrap());
+        assert_eq!(
+            resolved_window(t("2026-11-30T20:20:00Z"), None, t("2026-12-01T20:20:31Z")),
+            "Showing 2026-11-30 20:20 – 2026-12-01 20:20 UTC (the newest flow)"
+        );
+        assert_eq!(
+            resolved_window(t("2026-11-30T00:00:00Z"), t("2026-11-30T06:00:00Z"), t("2026-12-01T20:20:31Z")),
+            "Showing 2026-11-30 00:00 – 2026-11-30 06:00 UTC"
+        );
+        assert_eq!(resolved_window(None, None, None), "Showing the first flow – now (no flow stored yet)");
+    }
 
     #[test]
     fn tables_render_at_most_their_cap() {
