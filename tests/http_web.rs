@@ -921,6 +921,15 @@ async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
             && warned.contains("deployment/monitoring/grafana is a backend of Ingress monitoring/grafana (Service grafana:80, pod port 3000/TCP), but its policy admits nothing on 3000/TCP"),
         "{warned}"
     );
+    // The rows say which Service a client used: jclient reached javaapp through its Service's
+    // port 80, and the pod's port 8080 is what the row (and the rule) names.
+    let jclient = page
+        .split("<tr class=")
+        .skip(1)
+        .map(|row| &row[..row.find("</tr>").unwrap_or(row.len())])
+        .find(|row| row.contains("deployment/example-java-app/example-java-app-jclient") && row.contains("8080/TCP"))
+        .expect("jclient's ingress row");
+    assert!(jclient.contains("via Service example-java-app/example-java-app-javaapp:80</span>"), "{jclient}");
     // In the tables, the stale row carries the mark, and only it.
     let stale_rows: Vec<&str> = page.split("<tr class=").filter(|row| row.contains(r#"class="badge stale""#)).collect();
     assert_eq!(stale_rows.len(), 1, "{stale_rows:?}");
