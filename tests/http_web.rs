@@ -475,6 +475,16 @@ async fn responses_are_not_cached_and_send_no_referrer_away(pool: PgPool) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// A form as htmx posts it (`hx-request`), with the token.
+fn htmx_form(path: &str, form: impl Into<String>) -> Request<Body> {
+    Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header("hx-request", "true")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.into()))
+        .unwrap()
+}
+
 fn bearer(path: &str) -> Request<Body> {
     Request::get(path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}")).body(Body::empty()).unwrap()
 }
@@ -1159,14 +1169,7 @@ async fn the_explain_api_names_the_deciding_rule(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn decisions_reset_to_the_defaults(pool: PgPool) {
     let app = app(pool).await;
-    let post = |form: &'static str| {
-        Request::post(format!("{PAGE}/decisions"))
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-            .header("hx-request", "true")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(form))
-            .unwrap()
-    };
+    let post = |form: &'static str| htmx_form(&format!("{PAGE}/decisions"), form);
     let (status, _, partial) =
         send(&app, post("version=0&peer=deployment/example-java-app/example-java-app-cassandra&allow=false")).await;
     assert_eq!(status, StatusCode::OK);
@@ -1195,14 +1198,7 @@ async fn ingress_can_be_left_out_of_an_exposed_workloads_policy(pool: PgPool) {
     const NGINX: &str = "/clusters/demo/namespaces/ingress-nginx/workloads/deployment/ingress-nginx-controller";
     const NGINX_API: &str =
         "/api/v1/clusters/demo/namespaces/ingress-nginx/workloads/deployment/ingress-nginx-controller";
-    let post = |form: String| {
-        Request::post(format!("{NGINX}/decisions"))
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-            .header("hx-request", "true")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(form))
-            .unwrap()
-    };
+    let post = |form: String| htmx_form(&format!("{NGINX}/decisions"), form);
     let yaml = |app: axum::Router, dialect: &'static str| async move {
         let (status, _, yaml) = send(&app, bearer(&format!("{NGINX_API}/policy.yaml?dialect={dialect}"))).await;
         assert_eq!(status, StatusCode::OK, "{yaml}");
@@ -1325,14 +1321,7 @@ async fn the_proposal_is_diffed_against_the_policies_selecting_its_pods(pool: Pg
 #[sqlx::test(migrations = false)]
 async fn the_last_decision_can_be_undone(pool: PgPool) {
     let app = app(pool).await;
-    let post = |form: &'static str| {
-        Request::post(format!("{PAGE}/decisions"))
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-            .header("hx-request", "true")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(form))
-            .unwrap()
-    };
+    let post = |form: &'static str| htmx_form(&format!("{PAGE}/decisions"), form);
     let decisions = |app: axum::Router| async move {
         let (_, _, body) = send(&app, bearer(&format!("{W}/decisions"))).await;
         let d: serde_json::Value = serde_json::from_str(&body).unwrap();

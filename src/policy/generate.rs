@@ -296,6 +296,39 @@ impl<'a> Selectors<'a> {
         Selectors { catalog, cache: BTreeMap::new(), carrying: None }
     }
 
+    /// The label index ([`Selectors::carrying`]), built on first use.
+    fn index(&mut self) -> &std::collections::HashMap<NsLabel<'a>, Vec<&'a WorkloadRef>> {
+        let catalog = self.catalog;
+        self.carrying.get_or_insert_with(|| {
+            let mut m: std::collections::HashMap<_, Vec<&WorkloadRef>> = std::collections::HashMap::new();
+            for (w, sets) in &catalog.workloads {
+                let pairs: BTreeSet<(&str, &str)> =
+                    sets.iter().flat_map(|l| l.iter()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                for (k, v) in pairs {
+                    m.entry((w.namespace.as_str(), k, v)).or_default().push(w);
+                }
+            }
+            m
+        })
+    }
+
+    /// The workloads of `ns` with a pod carrying `k=v`, in catalog order, each with whether all
+    /// of its pods carry it.
+    fn carriers(&mut self, ns: &str, k: &str, v: &str) -> Vec<(&'a WorkloadRef, bool)> {
+        let catalog = self.catalog;
+        let found: Vec<&'a WorkloadRef> = self.index().get(&(ns, k, v)).cloned().unwrap_or_default();
+        found
+            .into_iter()
+            .map(|w| {
+                let all = catalog
+                    .workloads
+                    .get(w)
+                    .is_some_and(|sets| sets.iter().all(|l| l.get(k).map(String::as_str) == Some(v)));
+                (w, all)
+            })
+            .collect()
+    }
+
     pub(crate) fn get(&mut self, w: &WorkloadRef) -> Result<Labels, SelectorError> {
         if let Some(r) = self.cache.get(w) {
             return r.clone();
@@ -304,20 +337,9 @@ impl<'a> Selectors<'a> {
         let r = match catalog.workloads.get_key_value(w) {
             None => select_exactly(w, &BTreeSet::new(), catalog.in_namespace(&w.namespace)),
             Some((key, sets)) => {
-                let carrying = self.carrying.get_or_insert_with(|| {
-                    let mut m: std::collections::HashMap<_, Vec<&WorkloadRef>> = std::collections::HashMap::new();
-                    for (w, sets) in &catalog.workloads {
-                        let pairs: BTreeSet<(&str, &str)> =
-                            sets.iter().flat_map(|l| l.iter()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                        for (k, v) in pairs {
-                            m.entry((w.namespace.as_str(), k, v)).or_default().push(w);
-                        }
-                    }
-                    m
-                });
                 // A workload `sel` selects carries each of its labels: the first (in catalog
                 // order) among the carriers of its rarest label that has a pod `sel` selects.
-                let carrying = &*carrying;
+                let carrying = self.index();
                 let selected = |sel: &Labels| -> Option<&'a WorkloadRef> {
                     if sel.is_empty() {
                         // Selects every pod of the namespace.
@@ -606,50 +628,12 @@ fn merge_rules(peers: BTreeMap<PeerSel, PortSet>) -> Vec<(Vec<PeerSel>, PortSet)
     rules
 }
 
-/// The workloads carrying each identity label, by namespace: `(namespace, key, value)` -> every
-/// workload any of whose pods carries it, with whether all of its pods do. Built once per
-/// generation, so [`collapse`] looks a label up instead of scanning the namespace for every
-/// candidate of every rule.
-type OwnedNsLabel = (String, String, String);
-
-struct Carriers<'a> {
-    by_label: std::collections::HashMap<OwnedNsLabel, Vec<(&'a WorkloadRef, bool)>>,
-}
-
-impl<'a> Carriers<'a> {
-    fn new(catalog: &'a Catalog) -> Carriers<'a> {
-        let mut by_label: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
-        for (w, sets) in &catalog.workloads {
-            let labels: BTreeSet<(&str, &str)> = sets
-                .iter()
-                .flat_map(|l| l.iter())
-                .filter(|(k, _)| is_identity_key(k))
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            for (k, v) in labels {
-                let all = sets.iter().all(|l| l.get(k).map(String::as_str) == Some(v));
-                by_label.entry((w.namespace.clone(), k.to_string(), v.to_string())).or_default().push((w, all));
-            }
-        }
-        Carriers { by_label }
-    }
-
-    /// `label` is `(namespace, key, value)`.
-    fn of(&self, label: &OwnedNsLabel) -> &[(&'a WorkloadRef, bool)] {
-        self.by_label.get(label).map(Vec::as_slice).unwrap_or_default()
-    }
-}
-
 /// Where a rule's pod peers in one namespace are exactly the workloads that one identity label
 /// selects (reviews-v1, -v2 and -v3 are all the workloads with `app: reviews`), that one label
 /// replaces them: what a person would write, and what still holds when a fourth version rolls out.
 /// Only when every workload any of whose pods carries the label is among the peers, so the label
 /// selects no pod the rule did not already admit.
-fn collapse(
-    rules: Vec<(Vec<PeerSel>, PortSet)>,
-    carriers: &Carriers<'_>,
-    sels: &mut Selectors,
-) -> Vec<(Vec<PeerSel>, PortSet)> {
+fn collapse(rules: Vec<(Vec<PeerSel>, PortSet)>, sels: &mut Selectors) -> Vec<(Vec<PeerSel>, PortSet)> {
     let mut out = Vec::with_capacity(rules.len());
     for (peers, ports) in rules {
         let mut peers: BTreeSet<PeerSel> = peers.into_iter().collect();
@@ -662,16 +646,16 @@ fn collapse(
                 }
             }
         }
-        for label in candidates {
-            let carrying = carriers.of(&label);
-            let (ns, k, v) = label;
+        for (ns, k, v) in candidates {
+            // Looked up, not scanned: who carries each label is indexed once per generation.
+            let carrying = sels.carriers(&ns, &k, &v);
             // The one label must cover every pod of every workload it stands for: a workload with
             // some pods without it (another label set) would lose them.
             if carrying.len() < 2 || carrying.iter().any(|(_, all)| !all) {
                 continue;
             }
             let mut theirs = Vec::new();
-            for &(w, _) in carrying {
+            for (w, _) in carrying {
                 match sels.get(w) {
                     Ok(selector) => theirs.push(PeerSel::Pods { namespace: ns.clone(), selector }),
                     Err(_) => {
@@ -869,7 +853,6 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
 
     // Names are counted over every workload known in the namespace, not only the targets, so a
     // policy's name does not depend on which workloads were asked for.
-    let carriers = Carriers::new(&conns.catalog);
     let mut names: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for w in conns.catalog.workloads.keys() {
         *names.entry((w.namespace.as_str(), w.name.as_str())).or_default() += 1;
@@ -919,8 +902,8 @@ pub fn generate(inv: &Inventory, conns: &Connections, opts: &Options) -> Generat
             });
         }
         let ns = target.namespace.as_str();
-        let ing = collapse(merge_rules(ing), &carriers, &mut sels);
-        let eg = collapse(merge_rules(eg), &carriers, &mut sels);
+        let ing = collapse(merge_rules(ing), &mut sels);
+        let eg = collapse(merge_rules(eg), &mut sels);
         let ingress_rules: Vec<NetworkPolicyIngressRule> = kube_rules(&ing, Direction::Ingress)
             .into_iter()
             .map(|(peers, ports)| NetworkPolicyIngressRule {
