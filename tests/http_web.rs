@@ -105,6 +105,18 @@ async fn login_sets_a_strict_session_cookie_and_pages_need_it(pool: PgPool) {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("deployment/example-java-app-javaapp"));
     assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
+    // The namespace map takes the same windows as a workload's page: 24 h unless asked.
+    assert!(body.contains("/namespaces/example-java-app/graph?since=24h\""), "{body}");
+    let (status, _, body) = send(&app, get("/clusters/demo?ns=example-java-app&since=7d")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Map of example-java-app (last 7d)") && body.contains("/graph?since=7d\""), "{body}");
+    assert!(body.contains(r#"since=7d" aria-current="true" class="current">7d</a>"#), "{body}");
+    let (status, _, body) = send(&app, get("/clusters/demo?ns=example-java-app&since=yesterday")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("since: &#34;yesterday&#34; is not one of the map&#39;s windows (1h, 3h, 24h, 7d)"),
+        "{body}"
+    );
 
     // A decision from another site, even with the cookie, is refused; from this one it lands.
     let form = "version=0&peer=deployment/example-java-app/example-java-app-cassandra&allow=false";

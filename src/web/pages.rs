@@ -186,6 +186,9 @@ pub struct ClusterPage {
     /// The downloaded revisions against the traffic since (the namespace's, or the cluster's),
     /// the most recently downloaded first.
     drift: Vec<DriftLine>,
+    /// The namespace map's window: one of [`WINDOWS`], as the workload page offers them.
+    windows: &'static [&'static str],
+    since: &'static str,
 }
 
 /// One workload's downloaded revision on the cluster page: what it would block in the traffic
@@ -207,6 +210,8 @@ const MAX_DRIFT_LINES: i64 = 20;
 pub struct ClusterQuery {
     ns: Option<String>,
     kind: Option<String>,
+    /// The namespace map's window (`1h`, `3h`, `24h`, `7d`); anything else is refused.
+    since: Option<String>,
 }
 
 const KINDS: &[(&str, &str)] = &[
@@ -289,7 +294,15 @@ pub async fn cluster(
             },
         });
     }
+    let since = match q.since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => DEFAULT_WINDOW,
+        Some(s) => WINDOWS.iter().copied().find(|w| *w == s).ok_or_else(|| {
+            ApiError::BadRequest(format!("since: {s:?} is not one of the map's windows ({})", WINDOWS.join(", ")))
+        })?,
+    };
     Ok(ClusterPage {
+        windows: WINDOWS,
+        since,
         drift,
         scripts: SCRIPTS,
         cluster,
