@@ -230,6 +230,14 @@ pub struct Generated {
     pub policy: NetworkPolicy,
 }
 
+impl Generation {
+    /// The NetworkPolicies generated for `workload` (for every workload, with `None`): the
+    /// proposal that simulation, explain and the diff put beside the cluster's policies.
+    pub fn policies_of<'g>(&'g self, workload: Option<&'g WorkloadRef>) -> impl Iterator<Item = &'g NetworkPolicy> {
+        self.policies.iter().filter(move |g| workload.is_none_or(|w| &g.workload == w)).map(|g| &g.policy)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Generation {
     pub policies: Vec<Generated>,

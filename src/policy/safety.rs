@@ -129,7 +129,7 @@ fn ip_blocks(p: &NetworkPolicy) -> impl Iterator<Item = &str> {
 }
 
 fn isolates_ingress(p: &NetworkPolicy) -> bool {
-    p.spec.as_ref().and_then(|s| s.policy_types.as_ref()).is_some_and(|t| t.iter().any(|t| t == "Ingress"))
+    super::diff::isolates(p, super::generate::Direction::Ingress)
 }
 
 fn ingress_from_outside(p: &NetworkPolicy) -> bool {

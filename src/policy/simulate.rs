@@ -253,12 +253,7 @@ pub fn proposal<'a>(
     generation: &Generation,
     workload: Option<&WorkloadRef>,
 ) -> Simulation<'a> {
-    let proposed: Vec<NetworkPolicy> = generation
-        .policies
-        .iter()
-        .filter(|g| workload.is_none_or(|w| &g.workload == w))
-        .map(|g| g.policy.clone())
-        .collect();
+    let proposed: Vec<NetworkPolicy> = generation.policies_of(workload).cloned().collect();
     let touches = |e: &Endpoint| workload.is_none_or(|w| e.workload() == Some(w));
     simulate(inv, conns, &proposed, |k| touches(&k.src) || touches(&k.dst))
 }

@@ -253,8 +253,7 @@ pub async fn explain(
         return Err(ApiError::BadRequest(format!("neither src nor dst is {}", r.workload)));
     }
     let key = crate::topology::ConnKey { src, dst, port, protocol };
-    let proposed: Vec<_> =
-        r.review.generation.policies.iter().filter(|g| g.workload == r.workload).map(|g| g.policy.clone()).collect();
+    let proposed: Vec<_> = r.review.generation.policies_of(Some(&r.workload)).cloned().collect();
     let e = crate::policy::simulate::explain_one(&r.inventory, &r.review.connections, &proposed, &key);
     let decision = |d: &crate::policy::eval::Decision| {
         json!({

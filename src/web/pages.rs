@@ -90,16 +90,16 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(title: &'static str, tab: &'static str, mut rows: Vec<Row>, max: usize) -> Table {
+    /// The table of one direction's rows (at most `max` of them), and whether `d` leaves that
+    /// direction out.
+    pub fn new(direction: Direction, mut rows: Vec<Row>, max: usize, d: &Decisions) -> Table {
         let more = rows.len().saturating_sub(max);
         rows.truncate(max);
-        let direction = if tab == "tab-ingress" { "ingress" } else { "egress" };
-        Table { title, tab, rows, more, direction, left_out: false }
-    }
-
-    fn leaving_out(mut self, d: &Decisions, direction: Direction) -> Table {
-        self.left_out = d.leave_out.contains(&direction);
-        self
+        let (title, tab) = match direction {
+            Direction::Ingress => ("Ingress", "tab-ingress"),
+            Direction::Egress => ("Egress", "tab-egress"),
+        };
+        Table { title, tab, rows, more, direction: direction.as_str(), left_out: d.leave_out.contains(&direction) }
     }
 }
 
@@ -521,7 +521,7 @@ pub fn proposal_diff(
 ) -> (crate::policy::diff::PolicyDiff, Vec<crate::policy::diff::DiffLine>) {
     use crate::policy::diff;
     let today = diff::selecting(inv, &r.connections.catalog, w);
-    let proposed: Vec<_> = r.generation.policies.iter().filter(|g| &g.workload == w).map(|g| &g.policy).collect();
+    let proposed: Vec<_> = r.generation.policies_of(Some(w)).collect();
     let d = diff::diff(&today, &proposed);
     let lines =
         if today.is_empty() { Vec::new() } else { diff::text_diff(&diff::yaml_of(&today), &diff::yaml_of(&proposed)) };
@@ -628,8 +628,8 @@ pub fn partial(
         .collect();
     ReviewPartial {
         tables: vec![
-            Table::new("Ingress", "tab-ingress", ingress, MAX_TABLE_ROWS).leaving_out(&decisions, Direction::Ingress),
-            Table::new("Egress", "tab-egress", egress, MAX_TABLE_ROWS).leaving_out(&decisions, Direction::Egress),
+            Table::new(Direction::Ingress, ingress, MAX_TABLE_ROWS, &decisions),
+            Table::new(Direction::Egress, egress, MAX_TABLE_ROWS, &decisions),
         ],
         decisions_url: format!("{base}/decisions?{}", dialect_query(q, dialect)),
         policy_url: format!("{}/policy.yaml?{}", api_base(cluster, w), dialect_query(q, dialect)),
@@ -936,9 +936,10 @@ mod tests {
             effect_reason: None,
             names: vec![],
         };
-        let t = Table::new("Ingress", "tab-ingress", vec![row.clone(); 5], 3);
+        let none = Decisions::default();
+        let t = Table::new(Direction::Ingress, vec![row.clone(); 5], 3, &none);
         assert_eq!((t.rows.len(), t.more), (3, 2));
-        let t = Table::new("Ingress", "tab-ingress", vec![row; 2], 3);
+        let t = Table::new(Direction::Ingress, vec![row; 2], 3, &none);
         assert_eq!((t.rows.len(), t.more), (2, 0));
     }
 }
