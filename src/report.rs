@@ -81,7 +81,18 @@ pub struct Row {
     pub names: Vec<String>,
 }
 
+/// What names one table row across the page: `direction|peer key|port/protocol`. The table's
+/// `<tr data-row>` and the map's edges (`rows`) carry it, so the map's drawer can act on the row.
+pub fn row_key(direction: Direction, peer_key: &str, port: u16, protocol: &str) -> String {
+    format!("{}|{peer_key}|{port}/{protocol}", direction.as_str())
+}
+
 impl Row {
+    /// This row's [`row_key`].
+    pub fn key(&self) -> String {
+        row_key(self.direction, &self.peer_key, self.port, self.protocol)
+    }
+
     /// The effect as the table says it.
     pub fn effect_text(&self) -> &'static str {
         match self.effect {
@@ -554,6 +565,16 @@ fn status_class(s: &Status, peer: &Endpoint) -> &'static str {
     }
 }
 
+/// Notes on an edge that it draws the table row `row` ([`row_key`]); an edge through a Service may
+/// draw several.
+fn add_row(edge: &mut Value, row: &str) {
+    if let Some(rows) = edge["rows"].as_array_mut() {
+        if !rows.iter().any(|r| r.as_str() == Some(row)) {
+            rows.push(Value::String(row.to_string()));
+        }
+    }
+}
+
 /// The map: the review's workloads and peers (namespaces as groups, Services between client and
 /// backend when the connection went through one), edges labelled port/protocol with a status.
 ///
@@ -626,6 +647,7 @@ pub fn graph(
             _ => status_class(&r.status, peer),
         };
         let label = format!("{}/{}", r.key.port, r.key.protocol);
+        let row = row_key(r.direction, &peer.key(), r.key.port.get(), r.key.protocol.as_str());
         let processes: Vec<String> =
             stats.processes.iter().map(|p| shown(&cap_text(p.clone(), MAX_PROCESS_LEN).0)).collect();
         let mut detail = json!({
@@ -675,19 +697,19 @@ pub fn graph(
                     json!({"id": sid, "kind": "service", "label": format!("svc {name}"), "detail": {"Service": format!("{ns}/{name}")}, "parent": parent})
                 });
                 let e1 = format!("{src}>{sid}:{svc_port}/{}", r.key.protocol);
-                edges.entry(e1.clone()).or_insert_with(|| {
-                    json!({"id": e1, "source": src, "target": sid, "label": format!("{svc_port}/{}", r.key.protocol), "status": status, "detail": detail})
-                });
+                add_row(edges.entry(e1.clone()).or_insert_with(|| {
+                    json!({"id": e1, "source": src, "target": sid, "label": format!("{svc_port}/{}", r.key.protocol), "status": status, "detail": detail, "rows": []})
+                }), &row);
                 let e2 = format!("{sid}>{dst}:{label}");
-                edges.entry(e2.clone()).or_insert_with(|| {
-                    json!({"id": e2, "source": sid, "target": dst, "label": label, "status": status, "detail": detail})
-                });
+                add_row(edges.entry(e2.clone()).or_insert_with(|| {
+                    json!({"id": e2, "source": sid, "target": dst, "label": label, "status": status, "detail": detail, "rows": []})
+                }), &row);
             }
             None => {
                 let id = format!("{src}>{dst}:{label}");
-                edges.entry(id.clone()).or_insert_with(|| {
-                    json!({"id": id, "source": src, "target": dst, "label": label, "status": status, "detail": detail})
-                });
+                add_row(edges.entry(id.clone()).or_insert_with(|| {
+                    json!({"id": id, "source": src, "target": dst, "label": label, "status": status, "detail": detail, "rows": []})
+                }), &row);
             }
         }
     }

@@ -3,13 +3,29 @@
 (function () {
   'use strict';
 
+  // On a wide screen the map is always shown above the tabs (its own tab is hidden), so that the
+  // map and the tables are seen together; a narrower one shows one tab at a time.
+  var WIDE = window.matchMedia ? window.matchMedia('(min-width: 1200px)') : null;
+  function wide() {
+    return !!(WIDE && WIDE.matches) && !!document.getElementById('tab-map');
+  }
+
   function showTab(id) {
+    var w = wide();
+    document.body.classList.toggle('layout-wide', w);
+    if (w && id === 'tab-map') id = 'tab-ingress';
     var tabs = document.querySelectorAll('.tabs a[role="tab"]');
     tabs.forEach(function (a) {
       var target = a.getAttribute('href').slice(1);
       var on = target === id;
       a.setAttribute('aria-selected', on ? 'true' : 'false');
+      a.tabIndex = on ? 0 : -1;
       var panel = document.getElementById(target);
+      if (target === 'tab-map') {
+        a.hidden = w;
+        if (panel) panel.hidden = !(on || w);
+        return;
+      }
       if (panel) panel.hidden = !on;
     });
     // The trusted CIDRs and names belong with the Egress table.
@@ -132,7 +148,9 @@
     }
     var tab = e.target.closest && e.target.closest('.tabs a[role="tab"]');
     if (tab && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
-      var tabs = Array.prototype.slice.call(document.querySelectorAll('.tabs a[role="tab"]'));
+      var tabs = Array.prototype.slice.call(document.querySelectorAll('.tabs a[role="tab"]')).filter(function (a) {
+        return !a.hidden;
+      });
       var next = tabs[(tabs.indexOf(tab) + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
       e.preventDefault();
       next.focus();
@@ -185,6 +203,11 @@
   });
   document.addEventListener('DOMContentLoaded', function () {
     if (document.querySelector('.tabs')) showTab(currentTab());
+    if (WIDE && document.querySelector('.tabs')) {
+      var relayout = function () { showTab(currentTab()); };
+      if (WIDE.addEventListener) WIDE.addEventListener('change', relayout);
+      else if (WIDE.addListener) WIDE.addListener(relayout);
+    }
     relativeTimes();
   });
 })();
