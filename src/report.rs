@@ -79,12 +79,17 @@ pub struct Row {
     /// The DNS names an external or unresolved peer's address was resolved from (DNS answers,
     /// the flows' destination names), smallest first, at most [`crate::dns::MAX_NAMES_PER_ADDRESS`].
     pub names: Vec<String>,
+    /// Flows per bin across the window, where the page read them ([`Strip`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity: Option<Strip>,
 }
 
 /// What names one table row across the page: `direction|peer key|port/protocol`. The table's
 /// `<tr data-row>` and the map's edges (`rows`) carry it, so the map's drawer can act on the row.
 pub fn row_key(direction: Direction, peer_key: &str, port: u16, protocol: &str) -> String {
-    format!("{}|{peer_key}|{port}/{protocol}", direction.as_str())
+    // Shown characters only ([`visible`]), as everything else in the page's attributes and the
+    // graph; both ends spell it the same way, so they still match.
+    format!("{}|{}|{port}/{protocol}", direction.as_str(), visible(peer_key))
 }
 
 impl Row {
@@ -103,6 +108,93 @@ impl Row {
             Some(Effect::NewlyAllowed) => "newly allowed",
             Some(Effect::NotSubject) => "not subject (node)",
         }
+    }
+}
+
+/// Most bins an activity strip has: a week of hours is drawn 4 hours a bin, not 168 bars.
+pub const MAX_STRIP_BINS: usize = 48;
+
+const HOUR_US: i64 = 3_600_000_000;
+
+/// How a window `[start, end]` (microseconds since the epoch) is cut into a strip's bins: the
+/// start moved back to its hour (the aggregates' buckets), whole hours a bin, at most
+/// [`MAX_STRIP_BINS`] bins, the last one holding `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StripBins {
+    /// The first bin's start (an hour's).
+    pub start_us: i64,
+    pub bin_hours: i64,
+    pub bins: usize,
+}
+
+impl StripBins {
+    /// `None` for a window that ends before it starts.
+    pub fn new(start_us: i64, end_us: i64) -> Option<StripBins> {
+        let start_us = start_us.div_euclid(HOUR_US) * HOUR_US;
+        if end_us < start_us {
+            return None;
+        }
+        // The hours the window touches, its last one included.
+        let hours = (end_us - start_us) / HOUR_US + 1;
+        let bin_hours = (hours + MAX_STRIP_BINS as i64 - 1) / MAX_STRIP_BINS as i64;
+        let bins = ((hours + bin_hours - 1) / bin_hours) as usize;
+        Some(StripBins { start_us, bin_hours, bins })
+    }
+
+    /// The bin an hourly bucket starting at `bucket_us` falls in, if inside the window.
+    pub fn bin_of(&self, bucket_us: i64) -> Option<usize> {
+        if bucket_us < self.start_us {
+            return None;
+        }
+        let i = ((bucket_us - self.start_us) / HOUR_US / self.bin_hours) as usize;
+        (i < self.bins).then_some(i)
+    }
+}
+
+/// A connection's flows per bin across the window, read from the hourly aggregates: the row's
+/// activity strip, so that a dependency that went quiet is seen rather than worked out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Strip {
+    pub bin_hours: i64,
+    pub counts: Vec<u64>,
+}
+
+impl Strip {
+    pub fn new(bins: &StripBins) -> Strip {
+        Strip { bin_hours: bins.bin_hours, counts: vec![0; bins.bins] }
+    }
+
+    /// The bars to draw: (bin, height 1..=10) for every bin with flows, the height by the square
+    /// root of its share of the busiest bin (so one flow beside thousands still shows).
+    pub fn bars(&self) -> Vec<(usize, u32)> {
+        let max = self.counts.iter().copied().max().unwrap_or(0);
+        if max == 0 {
+            return Vec::new();
+        }
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (i, ((((*c as f64) / (max as f64)).sqrt() * 10.0).round() as u32).clamp(1, 10)))
+            .collect()
+    }
+
+    /// The strip in words, for its title and screen readers.
+    pub fn describe(&self) -> String {
+        let unit = if self.bin_hours == 1 { "hour".to_string() } else { format!("{} hours", self.bin_hours) };
+        let quiet = self.counts.iter().rev().take_while(|c| **c == 0).count();
+        let busy = self.counts.iter().filter(|c| **c > 0).count();
+        let tail = match quiet {
+            _ if busy == 0 => "no flows in the hourly detail".to_string(),
+            0 => "active in the last bin".to_string(),
+            q => format!("none in the last {} h", q as i64 * self.bin_hours),
+        };
+        format!("Flows per {unit} across the window, {} bins, {busy} with flows: {tail}", self.counts.len())
+    }
+
+    /// The strip's width in its own units (one per bin).
+    pub fn width(&self) -> usize {
+        self.counts.len()
     }
 }
 
@@ -221,6 +313,7 @@ fn row(r: &ReviewRow, stats: &ConnStats, names: &Names, span: Option<(jiff::Time
         effect: None,
         effect_reason: None,
         names,
+        activity: None,
     }
 }
 
@@ -726,6 +819,40 @@ pub fn graph(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strip_bins_cut_a_window_into_whole_hours() {
+        let h = HOUR_US;
+        // 24 h from 10:20: the start moves back to 10:00, 25 hours are touched, one a bin is too
+        // many, so two hours a bin.
+        let b = StripBins::new(10 * h + 20 * 60_000_000, 34 * h + 20 * 60_000_000).unwrap();
+        assert_eq!(b, StripBins { start_us: 10 * h, bin_hours: 1, bins: 25 });
+        assert_eq!(b.bin_of(10 * h), Some(0));
+        assert_eq!(b.bin_of(34 * h), Some(24));
+        assert_eq!(b.bin_of(35 * h), None);
+        assert_eq!(b.bin_of(9 * h), None);
+        // A week: 169 hours, 4 a bin, 43 bins.
+        let w = StripBins::new(0, 168 * h).unwrap();
+        assert_eq!((w.bin_hours, w.bins), (4, 43));
+        assert_eq!(w.bin_of(167 * h), Some(41));
+        assert_eq!(w.bin_of(168 * h), Some(42));
+        assert!(StripBins::new(5 * h, 4 * h).is_none());
+    }
+
+    #[test]
+    fn strip_bars_and_words() {
+        let s = Strip { bin_hours: 1, counts: vec![0, 1000, 1, 0, 0] };
+        assert_eq!(s.bars(), vec![(1, 10), (2, 1)]);
+        assert_eq!(s.describe(), "Flows per hour across the window, 5 bins, 2 with flows: none in the last 2 h");
+        let quiet = Strip { bin_hours: 4, counts: vec![0; 3] };
+        assert!(quiet.bars().is_empty());
+        assert!(quiet.describe().ends_with("no flows in the hourly detail"), "{}", quiet.describe());
+        let busy = Strip { bin_hours: 4, counts: vec![3, 0, 9] };
+        assert_eq!(busy.bars(), vec![(0, 6), (2, 10)]);
+        assert!(
+            busy.describe().starts_with("Flows per 4 hours") && busy.describe().ends_with("active in the last bin")
+        );
+    }
 
     #[test]
     fn visible_spells_out_what_would_reorder_or_hide_text() {

@@ -10,9 +10,21 @@
     return !!(WIDE && WIDE.matches) && !!document.getElementById('tab-map');
   }
 
+  // Wide, the map comes first, then the tabs and their panels; narrow, it is the first tab's panel,
+  // after the tabs. Moved in the document, not only drawn elsewhere, so that reading and Tab order
+  // follow what is seen.
+  function placeMap(w) {
+    var map = document.getElementById('tab-map');
+    var tabs = document.querySelector('.tabs');
+    if (!map || !tabs) return;
+    if (w && map.nextElementSibling !== tabs) tabs.parentNode.insertBefore(map, tabs);
+    if (!w && tabs.nextElementSibling !== map) tabs.parentNode.insertBefore(map, tabs.nextElementSibling);
+  }
+
   function showTab(id) {
     var w = wide();
     document.body.classList.toggle('layout-wide', w);
+    placeMap(w);
     if (w && id === 'tab-map') id = 'tab-ingress';
     var tabs = document.querySelectorAll('.tabs a[role="tab"]');
     tabs.forEach(function (a) {
@@ -40,14 +52,16 @@
     return document.getElementById(h) && h.indexOf('tab-') === 0 ? h : 'tab-map';
   }
 
-  // What a row says, without its <noscript> fallback buttons ("Allow" would match every row).
+  // What a cell shows, without its <noscript> fallback buttons ("Allow" would match every row)
+  // and the words of its activity strip ("Flows per hour" is in every row).
+  function cellText(c) {
+    var s = c.textContent;
+    c.querySelectorAll('noscript, svg').forEach(function (n) { s = s.replace(n.textContent, ''); });
+    return s;
+  }
   function rowText(tr) {
     var t = '';
-    Array.prototype.forEach.call(tr.cells, function (c) {
-      var s = c.textContent;
-      c.querySelectorAll('noscript').forEach(function (n) { s = s.replace(n.textContent, ''); });
-      t += ' ' + s;
-    });
+    Array.prototype.forEach.call(tr.cells, function (c) { t += ' ' + cellText(c); });
     return t.toLowerCase();
   }
 
@@ -85,7 +99,8 @@
     th.setAttribute('aria-sort', dir === 'asc' ? 'ascending' : 'descending');
     var rows = Array.prototype.slice.call(table.tBodies[0].rows);
     rows.sort(function (a, b) {
-      var x = a.cells[idx].textContent.trim(), y = b.cells[idx].textContent.trim();
+      var ca = a.cells[idx], cb = b.cells[idx];
+      var x = (ca.dataset.value || cellText(ca)).trim(), y = (cb.dataset.value || cellText(cb)).trim();
       var c = numeric ? (parseFloat(x) || 0) - (parseFloat(y) || 0) : x.localeCompare(y);
       return dir === 'asc' ? c : -c;
     });

@@ -783,10 +783,10 @@ async fn megabyte_process_names_are_cut_and_the_page_stays_small(pool: PgPool) {
     let (status, _, page) = send(&app, bearer(WEB_PAGE)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page.matches("<tr class=").count(), 96, "one row per connection");
-    // About 2.5 KB a row (the cut name in the table and the map, the decision, what applying the
-    // policy does and why, the map edge's explanation of both ends): the page grows with rows,
-    // not with the names' megabytes.
-    assert!(page.len() < 96 * 3_000, "the page is {} bytes", page.len());
+    // About 3.3 KB a row (the cut name in the table and the map, the decision, what applying the
+    // policy does and why, the map edge's explanation of both ends, the row's key in the table and
+    // on its edge, its activity strip): the page grows with rows, not with the names' megabytes.
+    assert!(page.len() < 96 * 3_500, "the page is {} bytes", page.len());
     let (status, _, body) = send(&app, bearer(&format!("{WEB_API}/connections"))).await;
     assert_eq!(status, StatusCode::OK);
     let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -987,19 +987,37 @@ async fn exposed_and_stale_are_said_above_the_yaml(pool: PgPool) {
 async fn page_errors_are_pages_with_a_way_on(pool: PgPool) {
     let app = app(pool).await;
     let html = |h: &axum::http::HeaderMap| h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html");
-    let cases = [
-        (format!("{PAGE}?since=yesterday"), StatusCode::BAD_REQUEST, "since: "),
-        (
-            format!("{PAGE}?since=2026-11-26T12:00:00Z&until=2026-11-25T00:00:00Z"),
-            StatusCode::BAD_REQUEST,
-            "swap since and until",
-        ),
-        (
-            "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javapp".to_string(),
-            StatusCode::NOT_FOUND,
-            "no workload deployment/example-java-app/example-java-app-javapp",
-        ),
-    ];
+    // A window the page cannot read is said beside its fields (which keep what was typed, and
+    // are marked invalid), over the default window's review: a page, no JSON.
+    for (query, says, since_invalid, until_invalid) in [
+        ("since=yesterday", "since: ", true, false),
+        ("since=24h&until=tomorrow", "until: ", false, true),
+        ("since=2026-11-26T12:00:00Z&until=2026-11-25T00:00:00Z", "swap since and until", true, true),
+        ("since=2026-11-26T12:00:00Z&until=2026-11-26T12:00:00Z", "the window is empty", true, true),
+    ] {
+        let (status, headers, body) = send(&app, bearer(&format!("{PAGE}?{query}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(html(&headers), "{query}: {headers:?}");
+        let start = body.find(r#"<p class="error field-error" id="window-error" role="alert">"#).expect(query);
+        let error = &body[start..start + body[start..].find("</p>").unwrap()];
+        assert!(error.contains(says), "{query}: {error}");
+        assert!(!body.contains(r#"{"error""#), "{query}");
+        let field = |id: &str| {
+            let at = body.find(&format!(r#"<input id="{id}""#)).unwrap();
+            body[at..at + body[at..].find('>').unwrap()].to_string()
+        };
+        assert_eq!(field("since").contains(r#"aria-invalid="true""#), since_invalid, "{query}: {}", field("since"));
+        assert_eq!(field("until").contains(r#"aria-invalid="true""#), until_invalid, "{query}: {}", field("until"));
+        // What was typed stays in the field; the tables show the default window meanwhile.
+        let typed = query.split('&').next().unwrap().trim_start_matches("since=");
+        assert!(field("since").contains(&format!(r#"value="{typed}""#)), "{}", field("since"));
+        assert!(body.contains("until the window above is mended") && body.contains("<tr class="), "{query}");
+    }
+    let cases = [(
+        "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javapp".to_string(),
+        StatusCode::NOT_FOUND,
+        "no workload deployment/example-java-app/example-java-app-javapp",
+    )];
     for (path, want, says) in cases {
         let (status, headers, body) = send(&app, bearer(&path)).await;
         assert_eq!(status, want, "{path}: {body}");

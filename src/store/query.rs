@@ -207,6 +207,46 @@ impl Store {
         Ok(conns)
     }
 
+    /// Flows per strip bin of each connection of `w` within `bins`, from the hourly aggregates
+    /// (hours rolled up into days have no hourly detail and are not drawn). Summed per bin in
+    /// SQL, so a week reads at most [`crate::report::MAX_STRIP_BINS`] rows a connection. Keys
+    /// stored by pod identity (their workload still pending) are left out: those rows get no
+    /// strip rather than a wrong one.
+    pub async fn activity(
+        &self,
+        cluster: i32,
+        w: &WorkloadRef,
+        bins: &crate::report::StripBins,
+    ) -> Result<std::collections::HashMap<ConnKey, crate::report::Strip>> {
+        let end = bins.start_us + bins.bins as i64 * bins.bin_hours * HOUR_US;
+        let rows: Vec<(String, String, i32, String, i64, i64)> = sqlx::query_as(
+            "select src_endpoint, dst_endpoint, port, protocol,
+                    ((extract(epoch from bucket) * 1000000)::bigint - $2) / $4 as bin, sum(flows)::bigint
+             from conn_hourly
+             where cluster_id = $1 and (src_endpoint = $5 or dst_endpoint = $5)
+               and bucket >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+               and bucket < timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+             group by 1, 2, 3, 4, 5",
+        )
+        .bind(cluster)
+        .bind(bins.start_us)
+        .bind(end)
+        .bind(bins.bin_hours * HOUR_US)
+        .bind(w.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: std::collections::HashMap<ConnKey, crate::report::Strip> = Default::default();
+        for (src, dst, port, proto, bin, flows) in rows {
+            let Some((key, pending)) = conn_key(&src, &dst, port, &proto) else { continue };
+            let Some(i) = usize::try_from(bin).ok().filter(|i| *i < bins.bins) else { continue };
+            if !pending.is_empty() {
+                continue;
+            }
+            out.entry(key).or_insert_with(|| crate::report::Strip::new(bins)).counts[i] += flows.max(0) as u64;
+        }
+        Ok(out)
+    }
+
     pub async fn stats(&self, cluster: i32) -> Result<Stats> {
         // From the aggregates (raw rows are kept only when asked): the flows counted, the first
         // one's time in the oldest day, the last one's in the newest.

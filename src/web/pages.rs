@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::{ClientIp, Viewer, Writer, check_token, login_redirect};
-use super::context::{DialectQuery, Window, WorkloadPath, WorkloadReview};
+use super::context::{DialectQuery, Window, WorkloadPath};
 use super::error::ApiError;
 use super::session;
 use crate::enrich::Endpoint;
@@ -342,12 +342,15 @@ pub async fn window(
     let until = parse(&q.until, "until")?;
     let newest = state.store.newest_flow(cluster).await?;
     let (since, until) = (since.and_then(|b| b.resolve(newest)), until.and_then(|b| b.resolve(newest)));
-    if let (Some(s), Some(u)) = (since, until)
-        && s > u
-    {
-        return Err(ApiError::BadRequest(format!(
-            "the window ends ({u}) before it starts ({s}): swap since and until"
-        )));
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return Err(ApiError::BadRequest(format!(
+                "the window ends ({u}) before it starts ({s}): swap since and until"
+            )));
+        }
+        if s == u {
+            return Err(ApiError::BadRequest(format!("the window is empty: it starts and ends at {s}")));
+        }
     }
     Ok((since, until))
 }
@@ -447,6 +450,10 @@ pub struct WorkloadPage {
     window_note: Option<String>,
     /// The window as it was resolved, in UTC ([`resolved_window`]).
     window_text: String,
+    /// Why the window asked for could not be read, said beside its fields; which field is wrong.
+    window_error: Option<String>,
+    since_invalid: bool,
+    until_invalid: bool,
     /// The review partial, rendered: the page is the partial in its frame, with one review.
     review: String,
 }
@@ -528,7 +535,44 @@ pub fn proposal_diff(
     (d, lines)
 }
 
-/// Builds the review partial from a review, its policy in `dialect`.
+/// The activity strips of `w`'s connections over the window `q` resolves to (none before the
+/// first flow is stored).
+pub async fn strips(
+    state: &AppState,
+    id: i32,
+    w: &WorkloadRef,
+    q: &WindowQuery,
+) -> Result<HashMap<crate::topology::ConnKey, report::Strip>, ApiError> {
+    let (since, until) = window(state, id, q).await?;
+    let end = match until {
+        Some(u) => Some(u),
+        None => state.store.newest_flow(id).await?,
+    };
+    let bins = match (since, end) {
+        (Some(s), Some(e)) => report::StripBins::new(crate::store::micros(s), crate::store::micros(e)),
+        _ => None,
+    };
+    match bins {
+        Some(b) => Ok(state.store.activity(id, w, &b).await?),
+        None => Ok(HashMap::new()),
+    }
+}
+
+/// Each row's strip, found by its connection.
+fn with_strips(mut rows: Vec<Row>, strips: &HashMap<crate::topology::ConnKey, report::Strip>) -> Vec<Row> {
+    if strips.is_empty() {
+        return rows;
+    }
+    for row in &mut rows {
+        let (Some(port), Ok(protocol)) = (crate::model::Port::new(row.port), row.protocol.parse()) else { continue };
+        let key = crate::topology::ConnKey { src: row.src.clone(), dst: row.dst.clone(), port, protocol };
+        row.activity = strips.get(&key).cloned();
+    }
+    rows
+}
+
+/// Builds the review partial from a review, its policy in `dialect`, its rows with their activity
+/// strips ([`strips`]).
 pub fn partial(
     state_inv: &crate::inventory::Inventory,
     cluster: &str,
@@ -536,14 +580,18 @@ pub fn partial(
     q: &WindowQuery,
     r: &Reviewed,
     dialect: Dialect,
+    strips: &HashMap<crate::topology::ConnKey, report::Strip>,
 ) -> ReviewPartial {
     // What applying this workload's policy over the cluster's own would do, shown in the tables,
     // on the map and above the YAML.
     let sim = crate::policy::simulate::proposal(state_inv, &r.connections, &r.generation, Some(w));
-    let rows = report::with_simulation(
-        report::rows(&r.generation.review, &r.connections, Some(w)),
-        &r.generation.review,
-        &sim,
+    let rows = with_strips(
+        report::with_simulation(
+            report::rows(&r.generation.review, &r.connections, Some(w)),
+            &r.generation.review,
+            &sim,
+        ),
+        strips,
     );
     // The first few are listed; the tables' "If applied" column has them all.
     let mut breaks: Vec<String> =
@@ -679,29 +727,51 @@ pub fn partial(
 
 pub async fn workload(
     State(state): State<AppState>,
+    _viewer: Viewer,
     DialectQuery(dialect): DialectQuery,
-    r: WorkloadReview,
+    WorkloadPath { cluster, workload: w }: WorkloadPath,
+    super::context::Window(asked): super::context::Window,
 ) -> Result<Response, ApiError> {
-    let WorkloadReview { cluster, id, workload: w, window: q, review: r, .. } = r;
+    // A window the page cannot read (a typo, a reversed or empty range) is said beside its
+    // fields, which keep what was typed, and the default window is shown meanwhile.
+    let id = state.cluster(&cluster).await?;
+    let (q, window_error) = match window(&state, id, &asked).await {
+        Ok(_) => (asked.clone(), None),
+        Err(ApiError::BadRequest(m)) => (WindowQuery::default(), Some(m)),
+        Err(e) => return Err(e),
+    };
+    let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
     let inv = state.inventory(id).await?;
-    let review =
-        partial(&inv, &cluster, &w, &q, &r, dialect).render().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let strips = strips(&state, id, &w, &q).await?;
+    let review = partial(&inv, &cluster, &w, &q, &r, dialect, &strips)
+        .render()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let (since, until) = window(&state, id, &q).await?;
     let window_note = window_note(since, state.store.hourly_removed_before(id).await?);
-    let window_text = resolved_window(since, until, state.store.newest_flow(id).await?);
-    Ok(WorkloadPage {
+    let mut window_text = resolved_window(since, until, state.store.newest_flow(id).await?);
+    if window_error.is_some() {
+        window_text = format!("{window_text} (the last {DEFAULT_WINDOW}, until the window above is mended)");
+    }
+    let field_error = |field: &str| {
+        window_error.as_deref().is_some_and(|e| !e.starts_with(if field == "since" { "until:" } else { "since:" }))
+    };
+    let page = WorkloadPage {
         window_note,
         window_text,
         graph_url: format!("{}/graph?{}", api_base(&cluster, &w), window_query(&q)),
+        since_invalid: field_error("since"),
+        until_invalid: field_error("until"),
+        window_error: window_error.clone(),
         cluster,
         workload: w,
         scripts: SCRIPTS,
         windows: WINDOWS,
-        since: q.since.clone().unwrap_or_else(|| DEFAULT_WINDOW.to_string()),
-        until: q.until.clone().unwrap_or_default(),
+        since: asked.since.clone().unwrap_or_else(|| DEFAULT_WINDOW.to_string()),
+        until: asked.until.clone().unwrap_or_default(),
         review,
-    }
-    .into_response())
+    };
+    let status = if window_error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    Ok((status, page).into_response())
 }
 
 #[derive(Deserialize)]
@@ -858,7 +928,8 @@ pub async fn post_decision(
     }
     let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
     let inv = state.inventory(id).await?;
-    let mut p = partial(&inv, &cluster, &w, &q, &r, dialect);
+    let strips = strips(&state, id, &w, &q).await?;
+    let mut p = partial(&inv, &cluster, &w, &q, &r, dialect, &strips);
     p.trust_error = trust_error;
     p.trust_input = trust_input;
     p.name_error = name_error;
@@ -935,6 +1006,7 @@ mod tests {
             effect: None,
             effect_reason: None,
             names: vec![],
+            activity: None,
         };
         let none = Decisions::default();
         let t = Table::new(Direction::Ingress, vec![row.clone(); 5], 3, &none);

@@ -39,9 +39,24 @@ impl Chromedriver {
     }
 
     /// A headless Chromium session with its own profile in `profile`.
-    pub async fn session(&self, profile: &Path, (w, h): (u32, u32)) -> Result<Client, String> {
+    pub async fn session(&self, profile: &Path, size: (u32, u32)) -> Result<Client, String> {
+        self.session_with(profile, size, &[], false).await
+    }
+
+    /// The same with more command-line switches (`--blink-settings=preferredColorScheme=0` for a
+    /// dark system theme, say), and with `exact` a viewport of exactly `w` x `h` CSS pixels
+    /// (chromedriver's device metrics; a headless window is never narrower than 500 px and its
+    /// viewport is shorter than the window).
+    #[allow(dead_code)]
+    pub async fn session_with(
+        &self,
+        profile: &Path,
+        (w, h): (u32, u32),
+        extra: &[&str],
+        exact: bool,
+    ) -> Result<Client, String> {
         self.profiles.lock().unwrap_or_else(|p| p.into_inner()).push(profile.display().to_string());
-        let args = vec![
+        let mut args = vec![
             "--headless".to_string(),
             "--no-sandbox".to_string(),
             "--disable-gpu".to_string(),
@@ -54,12 +69,16 @@ impl Chromedriver {
             format!("--window-size={w},{h}"),
             format!("--user-data-dir={}", profile.display()),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut chrome = json!({ "args": args });
         let binary = std::env::var("CHROME")
             .ok()
             .or_else(|| Path::new("/usr/bin/chromium").exists().then(|| "/usr/bin/chromium".to_string()));
         if let Some(b) = binary {
             chrome["binary"] = json!(b);
+        }
+        if exact {
+            chrome["mobileEmulation"] = json!({ "deviceMetrics": { "width": w, "height": h, "pixelRatio": 1.0, "touch": false, "mobile": false } });
         }
         let mut caps = serde_json::Map::new();
         caps.insert("goog:chromeOptions".to_string(), chrome);
