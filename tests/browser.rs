@@ -152,7 +152,10 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
         .execute(
             r#"const f = document.querySelector('#tab-egress input.row-filter');
                const shown = [...document.querySelectorAll('#tab-egress tbody tr')].filter(r => !r.hidden).length;
-               return [f.value, shown, document.activeElement.getAttribute('aria-label') || ''];"#,
+               const sorted = document.querySelector('#tab-egress-table th[data-sort=num]').getAttribute('aria-sort');
+               const flows = [...document.querySelectorAll('#tab-egress-table tbody tr')].map(r => Number(r.cells[5].dataset.value));
+               const ordered = flows.every((v, i) => i === 0 || flows[i - 1] <= v);
+               return [f.value, shown, document.activeElement.getAttribute('aria-label') || '', sorted, ordered];"#,
             vec![],
         )
         .await
@@ -160,6 +163,8 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
     assert_eq!(kept[0], "cassandra", "{kept}");
     assert_eq!(kept[1], 1, "{kept}");
     assert!(kept[2].as_str().unwrap().starts_with(&format!("allow {CASSANDRA} ")), "{kept}");
+    // And the sort: still by flows, ascending, rows in that order.
+    assert_eq!((&kept[3], &kept[4]), (&Value::from("ascending"), &Value::Bool(true)), "{kept}");
     c.find(Locator::Css(r#"#tab-egress input.row-filter"#)).await.unwrap().clear().await.unwrap();
     c.execute(
         "document.querySelector('#tab-egress input.row-filter').dispatchEvent(new Event('input', {bubbles: true}))",

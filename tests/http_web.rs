@@ -1464,3 +1464,46 @@ async fn guardrails_are_reviewed_per_namespace_pair(pool: PgPool) {
         send(&app, Request::get("/api/v1/clusters/demo/guardrails.yaml").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// The landing page sums up each cluster: flows, the newest flow, namespaces, workloads seen, the
+/// ones nobody reviewed yet (linked), and the reviewed ones whose policy would break the last
+/// day's traffic (linked, with how many connections).
+#[sqlx::test(migrations = false)]
+async fn the_landing_page_sums_up_each_cluster(pool: PgPool) {
+    let app = app(pool).await;
+    let figure = |body: &str, name: &str| -> String {
+        let at = body.find(&format!("<dt>{name}</dt>")).unwrap_or_else(|| panic!("no {name}: {body}"));
+        let dd = &body[at + body[at..].find("<dd").unwrap()..];
+        let dd = &dd[dd.find('>').unwrap() + 1..];
+        dd[..dd.find("</dd>").unwrap()].to_string()
+    };
+    let (status, _, body) = send(&app, bearer("/")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(r#"<a href="/clusters/demo">demo</a>"#), "{body}");
+    assert!(figure(&body, "Newest flow").contains("2026-11-26"), "{}", figure(&body, "Newest flow"));
+    let seen: usize = figure(&body, "Workloads seen").parse().unwrap();
+    assert!(seen >= 8, "{seen}");
+    // Nobody decided anything yet: every workload seen is unreviewed, none simulated.
+    assert_eq!(figure(&body, "Not reviewed yet"), seen.to_string());
+    assert_eq!(figure(&body, "Would break"), "0");
+    assert!(body.contains(&format!(r#"<a href="{PAGE}">deployment/example-java-app/example-java-app-javaapp</a>"#)), "{body}");
+
+    // Untick cassandra for javaapp: it is reviewed now, and its policy blocks the external API,
+    // the unresolved statsd address and cassandra (stale, but seen within the day).
+    let form = "version=0&peer=deployment/example-java-app/example-java-app-cassandra&allow=false";
+    let (status, _, _) = send(&app, htmx_form(&format!("{PAGE}/decisions"), form)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, body) = send(&app, bearer("/")).await;
+    assert_eq!(figure(&body, "Not reviewed yet"), (seen - 1).to_string());
+    assert!(!body.contains(&format!(r#"<a href="{PAGE}">"#)), "javaapp is reviewed");
+    let broken = figure(&body, "Would break");
+    assert!(broken.starts_with("1 ") && broken.contains("of 1 reviewed"), "{broken}");
+    let listed = &body[body.find(r#"<ul class="would-break-list">"#).expect("the list")..];
+    let listed = &listed[..listed.find("</ul>").unwrap()];
+    assert!(
+        listed.contains(&format!(r##"<a href="{PAGE}#tab-policy">deployment/example-java-app/example-java-app-javaapp</a>: "##)),
+        "{listed}"
+    );
+    let n: usize = listed.split("</a>: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 2, "{listed}");
+}

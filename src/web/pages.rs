@@ -119,7 +119,89 @@ pub struct LoginPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "index.html")]
 pub struct IndexPage {
-    clusters: Vec<String>,
+    overviews: Vec<Overview>,
+    /// Clusters past [`MAX_OVERVIEW_CLUSTERS`], listed by name only.
+    more: Vec<String>,
+}
+
+/// Clusters the landing page sums up; the rest are listed by name.
+pub const MAX_OVERVIEW_CLUSTERS: usize = 20;
+/// Decided workloads (the most recently changed first) whose proposal the landing page simulates
+/// against the last day's traffic; each costs one review of its namespace.
+pub const MAX_OVERVIEW_SIMULATED: i64 = 20;
+/// Workloads listed by name under "not reviewed yet".
+pub const MAX_OVERVIEW_LISTED: usize = 10;
+
+/// One cluster on the landing page: what is stored, and what needs a person's look.
+pub struct Overview {
+    pub cluster: String,
+    pub flows: i64,
+    pub newest: Option<jiff::Timestamp>,
+    pub namespaces: usize,
+    pub workloads: usize,
+    /// Seen workloads nobody decided about yet: the first few, and how many.
+    pub unreviewed: Vec<WorkloadRef>,
+    pub unreviewed_count: usize,
+    /// Decided workloads whose proposal would block connections seen in the last 24 h: the
+    /// workload and how many.
+    pub would_break: Vec<(WorkloadRef, usize)>,
+    /// How many decided workloads were simulated, and how many there are.
+    pub simulated: usize,
+    pub decided: i64,
+}
+
+impl Overview {
+    pub fn link(&self, w: &WorkloadRef) -> String {
+        format!("/clusters/{}/namespaces/{}/workloads/{}/{}", enc(&self.cluster), enc(&w.namespace), w.kind, enc(&w.name))
+    }
+}
+
+/// The landing page's summary of one cluster.
+async fn overview(state: &AppState, cluster: String) -> Result<Overview, ApiError> {
+    let id = state.cluster(&cluster).await?;
+    let inv = state.inventory(id).await?;
+    let catalog = state.store.load_catalog(id, &inv).await?;
+    let stats = state.store.stats(id).await?;
+    let newest = state.store.newest_flow(id).await?;
+    let mut namespaces: BTreeSet<String> = inv.namespaces.keys().cloned().collect();
+    namespaces.extend(catalog.namespaces().into_iter().map(str::to_string));
+    let (decided, total) = state.store.decided_workloads(id, i64::MAX).await?;
+    let decided_set: BTreeSet<&WorkloadRef> = decided.iter().collect();
+    let unreviewed: Vec<WorkloadRef> =
+        catalog.workloads.keys().filter(|w| !decided_set.contains(w)).cloned().collect();
+    // The most recently decided workloads, each against the last day's traffic, grouped by
+    // namespace so that a namespace is reviewed once.
+    let mut by_ns: std::collections::BTreeMap<&str, BTreeSet<WorkloadRef>> = Default::default();
+    for w in decided.iter().take(MAX_OVERVIEW_SIMULATED as usize) {
+        by_ns.entry(w.namespace.as_str()).or_default().insert(w.clone());
+    }
+    let since = newest.map(|n| n - jiff::SignedDuration::from_hours(24));
+    let mut would_break = Vec::new();
+    let mut simulated = 0;
+    for (ns, only) in &by_ns {
+        let target = Target::Namespace { namespace: ns, only: Some(only) };
+        let r = review(&state.store, id, &inv, target, since, None, &Decisions::default(), true).await?;
+        for w in only {
+            simulated += 1;
+            let sim = crate::policy::simulate::proposal(&inv, &r.connections, &r.generation, Some(w));
+            let n = sim.would_break().count();
+            if n > 0 {
+                would_break.push((w.clone(), n));
+            }
+        }
+    }
+    Ok(Overview {
+        flows: stats.flows,
+        newest,
+        namespaces: namespaces.len(),
+        workloads: catalog.workloads.len(),
+        unreviewed_count: unreviewed.len(),
+        unreviewed: unreviewed.into_iter().take(MAX_OVERVIEW_LISTED).collect(),
+        would_break,
+        simulated,
+        decided: total,
+        cluster,
+    })
 }
 
 #[derive(Deserialize)]
@@ -162,7 +244,13 @@ pub async fn index(
         let page = LoginPage { failed: false, retry_after: None, next: local_next(&q.next) };
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     }
-    Ok(IndexPage { clusters: state.store.clusters().await? }.into_response())
+    let mut clusters = state.store.clusters().await?;
+    let more = clusters.split_off(clusters.len().min(MAX_OVERVIEW_CLUSTERS));
+    let mut overviews = Vec::with_capacity(clusters.len());
+    for c in clusters {
+        overviews.push(overview(&state, c).await?);
+    }
+    Ok(IndexPage { overviews, more }.into_response())
 }
 
 pub struct WorkloadLink {
