@@ -82,10 +82,15 @@ async fn every_width_and_the_dark_scheme_fit_the_screen(pool: PgPool) {
         let name = if dark { "dark".to_string() } else { w.to_string() };
         c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
         assert_eq!(overflow_x(&c).await, 0, "{name}: the cluster list scrolls sideways");
+        save(&c, &format!("landing-{name}.png")).await;
         c.goto(&format!("{base}/clusters/demo?ns=example-java-app")).await.unwrap();
         wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
         assert_eq!(overflow_x(&c).await, 0, "{name}: the namespace page scrolls sideways");
         save(&c, &format!("namespace-{name}.png")).await;
+        c.goto(&format!("{base}/clusters/demo/namespaces/example-java-app/services/example-java-app-javaapp")).await.unwrap();
+        assert!(js(&c, "return document.getElementById('service-ports') !== null").await == Value::Bool(true), "{name}");
+        assert_eq!(overflow_x(&c).await, 0, "{name}: the Service page scrolls sideways");
+        save(&c, &format!("service-{name}.png")).await;
         c.goto(&format!("{base}{PAGE}")).await.unwrap();
         wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
         save(&c, &format!("review-{name}.png")).await;

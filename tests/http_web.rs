@@ -1486,7 +1486,10 @@ async fn the_landing_page_sums_up_each_cluster(pool: PgPool) {
     // Nobody decided anything yet: every workload seen is unreviewed, none simulated.
     assert_eq!(figure(&body, "Not reviewed yet"), seen.to_string());
     assert_eq!(figure(&body, "Would break"), "0");
-    assert!(body.contains(&format!(r#"<a href="{PAGE}">deployment/example-java-app/example-java-app-javaapp</a>"#)), "{body}");
+    assert!(
+        body.contains(&format!(r#"<a href="{PAGE}">deployment/example-java-app/example-java-app-javaapp</a>"#)),
+        "{body}"
+    );
 
     // Untick cassandra for javaapp: it is reviewed now, and its policy blocks the external API,
     // the unresolved statsd address and cassandra (stale, but seen within the day).
@@ -1501,9 +1504,63 @@ async fn the_landing_page_sums_up_each_cluster(pool: PgPool) {
     let listed = &body[body.find(r#"<ul class="would-break-list">"#).expect("the list")..];
     let listed = &listed[..listed.find("</ul>").unwrap()];
     assert!(
-        listed.contains(&format!(r##"<a href="{PAGE}#tab-policy">deployment/example-java-app/example-java-app-javaapp</a>: "##)),
+        listed.contains(&format!(
+            r##"<a href="{PAGE}#tab-policy">deployment/example-java-app/example-java-app-javaapp</a>: "##
+        )),
         "{listed}"
     );
     let n: usize = listed.split("</a>: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(n >= 2, "{listed}");
+}
+
+/// A Service as the unit: the cluster page's owner kind Service lists Services (each linking to
+/// its page), the page resolves the named target port per backend, lists the backends and the
+/// clients seen through it with the backend's decision, and shows the backends' policies; a
+/// workload URL of kind service leads there; an unknown Service is a 404 page.
+#[sqlx::test(migrations = false)]
+async fn a_service_is_shown_as_the_unit(pool: PgPool) {
+    let app = app(pool).await;
+    let svc = "/clusters/demo/namespaces/example-java-app/services/example-java-app-javaapp";
+    let (status, _, body) = send(&app, bearer("/clusters/demo?ns=example-java-app&kind=service")).await;
+    assert_eq!(status, StatusCode::OK);
+    let list = &body[body.find(r#"<ul class="picklist" id="services">"#).expect("the Services")..];
+    let list = &list[..list.find("</ul>").unwrap()];
+    assert!(list.contains(&format!(r#"<a href="{svc}">service/example-java-app-javaapp</a>"#)), "{list}");
+    assert!(list.contains(&format!(r#"<a href="{PAGE}">deployment/example-java-app-javaapp</a>"#)), "{list}");
+
+    let (status, _, page) = send(&app, bearer(svc)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    // Port 80 targets the port named "http": 8080 on javaapp's containers.
+    let ports = &page[page.find(r#"id="service-ports""#).unwrap()..];
+    let ports = &ports[..ports.find("</table>").unwrap()];
+    assert!(ports.contains("80/TCP (p80)") && ports.contains("the port named &#34;http&#34;"), "{ports}");
+    assert!(
+        ports.contains("deployment/example-java-app/example-java-app-javaapp: <strong>8080/TCP</strong>"),
+        "{ports}"
+    );
+    assert!(page.contains(&format!(r#"<a href="{PAGE}">deployment/example-java-app/example-java-app-javaapp</a>"#)));
+    // Its clients through it: jclient and the ingress controller, on the pod port, allowed.
+    let clients = &page[page.find(r#"id="service-clients""#).expect("clients")..];
+    let clients = &clients[..clients.find("</table>").unwrap()];
+    for client in
+        ["deployment/example-java-app/example-java-app-jclient", "deployment/ingress-nginx/ingress-nginx-controller"]
+    {
+        let row = clients.split("<tr").find(|r| r.contains(client)).unwrap_or_else(|| panic!("{client}: {clients}"));
+        assert!(row.contains("example-java-app/example-java-app-javaapp:80") && row.contains("8080/TCP"), "{row}");
+        assert!(row.contains("allowed"), "{row}");
+    }
+    // The prometheus scrape goes to the pod directly, not through the Service.
+    assert!(!clients.contains("prometheus"), "{clients}");
+    assert!(page.contains("kind: NetworkPolicy") && page.contains("port: 8080"), "{page}");
+
+    let (status, headers, _) =
+        send(&app, bearer("/clusters/demo/namespaces/example-java-app/workloads/service/example-java-app-javaapp"))
+            .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], svc);
+    let (status, _, body) = send(&app, bearer("/clusters/demo/namespaces/example-java-app/services/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("no Service example-java-app/nope") && body.contains("<!doctype html>"), "{body}");
+    let (status, _, _) = send(&app, Request::get(svc).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

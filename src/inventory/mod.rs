@@ -65,6 +65,19 @@ pub struct ServicePortInfo {
     pub target: TargetPort,
 }
 
+impl ServicePortInfo {
+    /// The pod port this Service port reaches on a backend with these container ports: the
+    /// number, or the port its containers name so (`None` when none does).
+    pub fn target_on(&self, container_ports: &[ContainerPort]) -> Option<u16> {
+        match &self.target {
+            TargetPort::Number(n) => Some(*n),
+            TargetPort::Name(name) => {
+                container_ports.iter().find(|c| c.name.as_deref() == Some(name.as_str())).map(|c| c.port)
+            }
+        }
+    }
+}
+
 /// The Service port an Ingress backend names: by number or by the Service port's name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum BackendPort {

@@ -18,7 +18,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Serialize;
 
 use super::generate::{Generation, Status};
-use crate::inventory::{BackendPort, Inventory, TargetPort};
+use crate::inventory::{BackendPort, Inventory};
 use crate::model::{Protocol, WorkloadRef};
 use crate::topology::Connections;
 
@@ -80,13 +80,7 @@ pub fn ingress_backends(inv: &Inventory, conns: &Connections, w: &WorkloadRef) -
                 BackendPort::Name(n) => p.name.as_deref() == Some(n.as_str()),
             });
             let Some(sp) = svc_port else { continue };
-            let target = match &sp.target {
-                TargetPort::Number(n) => Some(*n),
-                TargetPort::Name(name) => {
-                    container_ports.iter().find(|c| c.name.as_deref() == Some(name.as_str())).map(|c| c.port)
-                }
-            };
-            if let Some(target) = target {
+            if let Some(target) = sp.target_on(container_ports) {
                 out.push((
                     format!("{}/{}", ing.namespace, ing.name),
                     format!("{}:{}", svc.name, sp.port),

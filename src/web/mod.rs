@@ -18,6 +18,7 @@ pub mod limit;
 pub mod metrics;
 pub mod pages;
 pub mod serve;
+pub mod service;
 pub mod session;
 
 use std::collections::HashMap;

@@ -34,6 +34,9 @@ pub fn router() -> axum::Router<AppState> {
         .route("/clusters/{cluster}", get(cluster))
         .route("/clusters/{cluster}/guardrails", get(super::guardrails::page).post(super::guardrails::post_pair))
         .route(W, get(workload))
+        // A Service is not a workload kind; its own page shows it as the unit.
+        .route("/clusters/{cluster}/namespaces/{ns}/workloads/service/{name}", get(super::service::from_workload_url))
+        .route("/clusters/{cluster}/namespaces/{ns}/services/{name}", get(super::service::page))
         .route(&format!("{W}/decisions"), post(post_decision))
         // A browser is told in a sentence that the database is unreachable, not in JSON.
         .layer(axum::middleware::from_fn(super::error::html_errors))
@@ -152,7 +155,13 @@ pub struct Overview {
 
 impl Overview {
     pub fn link(&self, w: &WorkloadRef) -> String {
-        format!("/clusters/{}/namespaces/{}/workloads/{}/{}", enc(&self.cluster), enc(&w.namespace), w.kind, enc(&w.name))
+        format!(
+            "/clusters/{}/namespaces/{}/workloads/{}/{}",
+            enc(&self.cluster),
+            enc(&w.namespace),
+            w.kind,
+            enc(&w.name)
+        )
     }
 }
 
@@ -167,8 +176,7 @@ async fn overview(state: &AppState, cluster: String) -> Result<Overview, ApiErro
     namespaces.extend(catalog.namespaces().into_iter().map(str::to_string));
     let (decided, total) = state.store.decided_workloads(id, i64::MAX).await?;
     let decided_set: BTreeSet<&WorkloadRef> = decided.iter().collect();
-    let unreviewed: Vec<WorkloadRef> =
-        catalog.workloads.keys().filter(|w| !decided_set.contains(w)).cloned().collect();
+    let unreviewed: Vec<WorkloadRef> = catalog.workloads.keys().filter(|w| !decided_set.contains(w)).cloned().collect();
     // The most recently decided workloads, each against the last day's traffic, grouped by
     // namespace so that a namespace is reviewed once.
     let mut by_ns: std::collections::BTreeMap<&str, BTreeSet<WorkloadRef>> = Default::default();
@@ -253,6 +261,12 @@ pub async fn index(
     Ok(IndexPage { overviews, more }.into_response())
 }
 
+pub struct ServiceLink {
+    pub name: String,
+    pub url: String,
+    pub backends: Vec<WorkloadLink>,
+}
+
 pub struct WorkloadLink {
     pub kind: &'static str,
     pub namespace: String,
@@ -271,6 +285,8 @@ pub struct ClusterPage {
     kinds: Vec<(&'static str, &'static str)>,
     kind: String,
     workloads: Vec<WorkloadLink>,
+    /// With the owner kind Service: the namespace's Services, each with its backends.
+    services: Vec<ServiceLink>,
     /// The downloaded revisions against the traffic since (the namespace's, or the cluster's),
     /// the most recently downloaded first.
     drift: Vec<DriftLine>,
@@ -330,18 +346,28 @@ pub async fn cluster(
         *per_namespace.entry(w.namespace.as_str()).or_default() += 1;
     }
     let mut workloads = Vec::new();
+    let mut services = Vec::new();
     if let Some(ns) = &namespace {
         if kind == "service" {
+            // Services as the unit: each links to its page, its backends under it.
             for svc in inv.services.iter().filter(|s| &s.namespace == ns) {
-                for w in inv.service_workloads(svc) {
-                    workloads.push(WorkloadLink {
+                let backends = inv
+                    .service_workloads(svc)
+                    .into_iter()
+                    .map(|w| WorkloadLink {
                         kind: w.workload.kind.as_str(),
                         namespace: w.workload.namespace.clone(),
                         name: w.workload.name.clone(),
                         via: svc.name.clone(),
-                    });
-                }
+                    })
+                    .collect();
+                services.push(ServiceLink {
+                    name: svc.name.clone(),
+                    url: super::service::url(&cluster, &svc.namespace, &svc.name),
+                    backends,
+                });
             }
+            services.sort_by(|a, b| a.name.cmp(&b.name));
         } else {
             for w in catalog.workloads.keys().filter(|w| &w.namespace == ns) {
                 let matches = match kind.as_str() {
@@ -402,6 +428,7 @@ pub async fn cluster(
         kinds: KINDS.to_vec(),
         kind,
         workloads,
+        services,
     })
 }
 
