@@ -87,8 +87,13 @@ async fn every_width_and_the_dark_scheme_fit_the_screen(pool: PgPool) {
         wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
         assert_eq!(overflow_x(&c).await, 0, "{name}: the namespace page scrolls sideways");
         save(&c, &format!("namespace-{name}.png")).await;
-        c.goto(&format!("{base}/clusters/demo/namespaces/example-java-app/services/example-java-app-javaapp")).await.unwrap();
-        assert!(js(&c, "return document.getElementById('service-ports') !== null").await == Value::Bool(true), "{name}");
+        c.goto(&format!("{base}/clusters/demo/namespaces/example-java-app/services/example-java-app-javaapp"))
+            .await
+            .unwrap();
+        assert!(
+            js(&c, "return document.getElementById('service-ports') !== null").await == Value::Bool(true),
+            "{name}"
+        );
         assert_eq!(overflow_x(&c).await, 0, "{name}: the Service page scrolls sideways");
         save(&c, &format!("service-{name}.png")).await;
         c.goto(&format!("{base}{PAGE}")).await.unwrap();

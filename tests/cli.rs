@@ -1361,3 +1361,28 @@ fn generate_writes_guardrails_in_both_api_versions() {
     let run = flowgate(&["generate", "--inventory", inv, "--flows", flows, "-A", "--dialect", "calico"]).expect_code(2);
     assert!(run.stderr.contains("admin-v1alpha1"), "{}", run.stderr);
 }
+
+/// Reading a file long enough shows its progress on standard error when that is a terminal (here
+/// a pseudo-terminal from util-linux `script`), and never into a pipe.
+#[test]
+fn progress_is_shown_on_a_terminal_only() {
+    let sample =
+        format!("{}/tests/data/hubble/hubble-otel_basic-sample-400-udp-flows.json", env!("CARGO_MANIFEST_DIR"));
+    let bin = env!("CARGO_BIN_EXE_flowgate");
+    // Standard input that pauses half a second between two copies: the read outlasts the redraw
+    // interval, so a line is drawn.
+    let pipeline = format!(
+        "(cat '{sample}'; sleep 0.6; cat '{sample}') | '{bin}' generate --flows - --all-namespaces -o /dev/null"
+    );
+    let Ok(out) = std::process::Command::new("script").args(["-qec", &pipeline, "/dev/null"]).output() else {
+        panic!("util-linux `script` is needed for this test (Debian: bsdutils)");
+    };
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(tty.contains("\r\x1b[Kstandard input: 1.0 MiB, 800 lines, "), "{tty:?}");
+    assert!(tty.contains("800 lines: 504 flows"), "{tty:?}");
+    // The same into a pipe: the summary, no progress line.
+    let piped = std::process::Command::new("sh").args(["-c", &format!("{pipeline} 2>&1")]).output().unwrap();
+    let piped = String::from_utf8_lossy(&piped.stdout);
+    assert!(piped.contains("800 lines: 504 flows") && !piped.contains("MiB/s"), "{piped:?}");
+}

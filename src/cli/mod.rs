@@ -66,6 +66,8 @@ fn init_log(format: LogFormat) {
         LogFormat::Json => log.json().with_env_filter(filter()).init(),
     }
     let _ = JSON_LOG.set(format == LogFormat::Json);
+    // Reading a large file says how far it got, for a person watching a terminal only.
+    flowgate::flows::progress::enable(colour && format == LogFormat::Text);
 }
 
 #[derive(Subcommand)]

@@ -16,6 +16,7 @@
 mod hubble;
 mod json;
 mod ndjson;
+pub mod progress;
 mod read;
 mod summary;
 

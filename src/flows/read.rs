@@ -610,14 +610,19 @@ pub fn read_parallel<R: BufRead + Send>(
     });
 }
 
-/// Opens a flow file; `-` is standard input.
+/// Opens a flow file; `-` is standard input. With [`super::progress::enable`]d, reading it shows
+/// its progress on standard error.
 pub fn open(path: &str) -> Result<Box<dyn BufRead + Send>, FlowsError> {
+    use super::progress::{Progress, enabled};
     const CAPACITY: usize = 256 * 1024;
     if path == "-" {
-        return Ok(Box::new(BufReader::with_capacity(CAPACITY, io::stdin())));
+        let r = BufReader::with_capacity(CAPACITY, io::stdin());
+        return Ok(if enabled() { Box::new(Progress::new(r, "standard input", None)) } else { Box::new(r) });
     }
     let file = File::open(path).map_err(|source| FlowsError::Open { path: path.to_string(), source })?;
-    Ok(Box::new(BufReader::with_capacity(CAPACITY, file)))
+    let total = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+    let r = BufReader::with_capacity(CAPACITY, file);
+    Ok(if enabled() { Box::new(Progress::new(r, path, total)) } else { Box::new(r) })
 }
 
 /// What a read hands on: a flow, or a DNS answer.
