@@ -153,14 +153,9 @@
       }
     }
   });
-  // Keyboard: Enter or Space sorts by a focused header; the arrow keys move between tabs.
+  // Keyboard: a header's sort button answers Enter and Space as every button does; the arrow keys
+  // move between tabs.
   document.addEventListener('keydown', function (e) {
-    var th = e.target.closest && e.target.closest('th[data-sort]');
-    if (th && (e.key === 'Enter' || e.key === ' ')) {
-      e.preventDefault();
-      sortBy(th);
-      return;
-    }
     var tab = e.target.closest && e.target.closest('.tabs a[role="tab"]');
     if (tab && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
       var tabs = Array.prototype.slice.call(document.querySelectorAll('.tabs a[role="tab"]')).filter(function (a) {
