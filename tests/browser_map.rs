@@ -6,6 +6,7 @@
 #[path = "support/chrome.rs"]
 mod chrome;
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use flowgate::store::Store;
@@ -128,7 +129,11 @@ async fn a_wide_screen_shows_the_map_and_the_first_rows_together(pool: PgPool) {
                    innerHeight, row && Math.round(row.getBoundingClientRect().top)];"#,
     )
     .await;
-    assert_eq!(&r.as_array().unwrap()[..4], &[Value::Bool(true), Value::Bool(true), Value::Bool(true), Value::Bool(true)], "wide, map, first row's checkbox, its peer: {r}");
+    assert_eq!(
+        &r.as_array().unwrap()[..4],
+        &[Value::Bool(true), Value::Bool(true), Value::Bool(true), Value::Bool(true)],
+        "wide, map, first row's checkbox, its peer: {r}"
+    );
     c.close().await.unwrap();
 }
 
@@ -176,7 +181,8 @@ async fn the_drawer_acts_like_the_tables(pool: PgPool) {
     assert_eq!(selected, Value::Bool(true));
     let exclude = drawer_button(&c, "Exclude 9042/TCP egress").await;
     exclude.click().await.unwrap();
-    wait_for(&c, "!document.getElementById('policy-yaml').textContent.includes('example-java-app-cassandra')", 15).await;
+    wait_for(&c, "!document.getElementById('policy-yaml').textContent.includes('example-java-app-cassandra')", 15)
+        .await;
     // The table's checkbox is what changed, and the map redrew with the drawer on the same edge.
     let unticked = js(
         &c,
@@ -186,18 +192,42 @@ async fn the_drawer_acts_like_the_tables(pool: PgPool) {
     .await;
     assert_eq!(unticked, Value::Bool(true));
     drawer_button(&c, "Allow 9042/TCP egress").await;
+    // The keyboard's place is kept: the new button has the focus the pressed one had.
+    let focused = wait_for(
+        &c,
+        "document.activeElement && document.activeElement.textContent.startsWith('Allow 9042/TCP egress')",
+        5,
+    )
+    .await;
+    assert_eq!(focused, Value::Bool(true));
     let same = c.execute("return window.flowgateMapControl.selected()", vec![]).await.unwrap();
     assert_eq!(same["id"], edge, "{same}");
     // The status on the map followed (unticked and in use: it would break).
-    wait_for(&c, &format!("window.flowgateMapControl.cy().getElementById({edge}).data('status') === 'would-break'"), 15)
-        .await;
+    wait_for(
+        &c,
+        &format!("window.flowgateMapControl.cy().getElementById({edge}).data('status') === 'would-break'"),
+        15,
+    )
+    .await;
 
     // The external API's node: trust its /24.
-    assert!(c.execute("return window.flowgateMapControl.select({ type: 'node', id: 'ip:192.229.173.207' })", vec![]).await.unwrap().as_bool().unwrap());
+    assert!(
+        c.execute("return window.flowgateMapControl.select({ type: 'node', id: 'ip:192.229.173.207' })", vec![])
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap()
+    );
     drawer_button(&c, "Trust 192.229.173.207/32").await;
     drawer_button(&c, "Trust 192.229.173.0/24").await.click().await.unwrap();
     wait_for(&c, "document.getElementById('policy-yaml').textContent.includes('192.229.173.0/24')", 15).await;
-    assert!(js(&c, "return document.getElementById('trusted').textContent").await.as_str().unwrap().contains("192.229.173.0/24"));
+    assert!(
+        js(&c, "return document.getElementById('trusted').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("192.229.173.0/24")
+    );
     assert_eq!(js(&c, "return window.__noReload === true").await, Value::Bool(true));
 
     // The namespace map has no tables: its connections offer no button.
@@ -246,7 +276,11 @@ async fn the_same_graph_gives_the_same_layout(pool: PgPool) {
     let (_, second) = positions(&c, &format!("{base}{PAGE}")).await;
     assert_eq!(first, second);
     // Lanes: ingress peers left of the focus, egress peers right of it.
-    let x = |id: &str| first.as_array().unwrap().iter().find(|p| p[0] == id).unwrap_or_else(|| panic!("{id}: {first}"))[1].as_f64().unwrap();
+    let x = |id: &str| {
+        first.as_array().unwrap().iter().find(|p| p[0] == id).unwrap_or_else(|| panic!("{id}: {first}"))[1]
+            .as_f64()
+            .unwrap()
+    };
     let focus = x("w:deployment/example-java-app/example-java-app-javaapp");
     assert!(x("w:statefulset/monitoring/prometheus") < focus, "{first}");
     assert!(x("w:deployment/example-java-app/example-java-app-cassandra") > focus, "{first}");
@@ -300,11 +334,42 @@ async fn the_map_answers_the_keyboard(pool: PgPool) {
     map.send_keys("n").await.unwrap();
     let next = js(&c, "return window.flowgateMapControl.selected()").await;
     assert_ne!(next["id"], sel["id"]);
-    assert!(js(&c, "return document.getElementById('map-status').textContent").await.as_str().unwrap().contains("2 of"));
+    assert!(
+        js(&c, "return document.getElementById('map-status').textContent").await.as_str().unwrap().contains("2 of")
+    );
+    // The pointer: over a Service, its full name in a tooltip.
+    let at = js(
+        &c,
+        r#"const box = document.getElementById('map').getBoundingClientRect();
+           const n = window.flowgateMapControl.nodesInView('service').find(n => n.id === 'svc:example-java-app/example-java-app-cassandra');
+           return { x: Math.round(box.left + n.x), y: Math.round(box.top + n.y) };"#,
+    )
+    .await;
+    let mouse = MouseActions::new("mouse".to_string())
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x: at["x"].as_f64().unwrap() - 40.0,
+            y: at["y"].as_f64().unwrap(),
+        })
+        .then(PointerAction::MoveTo { duration: None, x: at["x"].as_f64().unwrap(), y: at["y"].as_f64().unwrap() });
+    c.perform_actions(mouse).await.unwrap();
+    let tip = wait_for(
+        &c,
+        "(() => { const t = document.querySelector('#map .map-tooltip'); return t && !t.hidden && t.textContent; })()",
+        5,
+    )
+    .await;
+    assert_eq!(tip, "svc example-java-app-cassandra");
+    c.release_actions().await.unwrap();
+    map.send_keys("n").await.unwrap();
     // 0 fits again; Escape clears the selection and the drawer.
     map.send_keys("0").await.unwrap();
     wait_for(&c, FITTED, 5).await;
     map.send_keys("\u{e00c}").await.unwrap();
-    assert_eq!(js(&c, "return [window.flowgateMapControl.selected(), document.getElementById('map-details').textContent]").await, serde_json::json!([null, ""]));
+    assert_eq!(
+        js(&c, "return [window.flowgateMapControl.selected(), document.getElementById('map-details').textContent]")
+            .await,
+        serde_json::json!([null, ""])
+    );
     c.close().await.unwrap();
 }

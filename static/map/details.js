@@ -41,11 +41,17 @@ function panel() {
 
 // Replaces the drawer's content. A button that had the focus (the one just pressed, say) hands
 // it to its successor with the same key, so a keyboard user stays where they were.
+// The key of the action button last pressed: disabled while its post runs, it has lost the
+// focus by the time the drawer is rebuilt, and its successor takes it back.
+let pressedKey = null;
+
 function showDetails(children) {
   const p = panel();
   if (!p) return;
   const a = document.activeElement;
-  const key = a && p.contains(a) ? a.getAttribute('data-key') : null;
+  let key = a && p.contains(a) ? a.getAttribute('data-key') : null;
+  if (key === null && pressedKey !== null && (!a || a === document.body)) key = pressedKey;
+  pressedKey = null;
   p.textContent = '';
   children.forEach((c) => p.appendChild(c));
   if (key !== null) {
@@ -63,7 +69,10 @@ function button(text, key, onClick) {
   const b = el('button', 'map-action', text);
   b.type = 'button';
   b.setAttribute('data-key', key);
-  b.addEventListener('click', onClick);
+  b.addEventListener('click', (e) => {
+    pressedKey = key;
+    onClick(e);
+  });
   return b;
 }
 

@@ -115,6 +115,7 @@ const hooks = {
     }
     tip.textContent = text;
     tip.hidden = false;
+    at = at || { x: 0, y: 0 };
     // Beside the pointer, kept inside the map.
     const w = state.container.clientWidth;
     const x = Math.max(4, Math.min(at.x + 12, w - tip.offsetWidth - 4));
