@@ -1,4 +1,4 @@
-//! Measures how long the topology map (`static/map.js`) takes to become interactive in headless
+//! Measures how long the topology map (`static/map/`) takes to become interactive in headless
 //! Chromium: `cargo run --release --example map_bench [-- OPTIONS]`.
 //!
 //! Serves `static/` and a minimal page with the same script tags as the real one from an in-process
@@ -19,14 +19,14 @@
 //!   port/protocol, status and flows, or the run fails.
 //!
 //! The probes use `window.flowgateMapControl` (zoomBy, nextFrame, nodesInView, connectionsInView),
-//! which both renderers of map.js implement: cytoscape up to 300 nodes, its own canvas above.
+//! which both renderers of the map implement: cytoscape up to 300 nodes, its own canvas above.
 //! "drawn edges" is what the canvas draws: one line per source, target and status.
 //!
 //! It prints the median of the runs per size. A program, not a timed test: the numbers belong in
 //! BENCHMARKS.md, not in an assertion.
 //!
 //! Options: `--sizes 500,2000` (total nodes, namespaces included), `--runs 3`,
-//! `--layouts auto,fcose` (map.js's `data-map-layout`; default `auto`),
+//! `--layouts auto,fcose` (the map's `data-map-layout`; default `auto`),
 //! `--screenshot PATH` (also renders the java-app fixture and saves a PNG; `--screenshot-of
 //! synthetic-500` takes a synthetic graph instead), `--window WxH`,
 //! `--write-graphs DIR` (only write the synthetic graphs as JSON files, run nothing),
@@ -68,7 +68,7 @@ const PAGE: &str = r#"<!doctype html>
 <script defer src="/static/vendor/layout-base-2.0.1.js"></script>
 <script defer src="/static/vendor/cose-base-2.2.0.js"></script>
 <script defer src="/static/vendor/cytoscape-fcose-2.2.0.js"></script>
-<script defer src="/static/map.js"></script>
+<script type="module" src="/static/map/main.js"></script>
 <style>
   body { font-family: system-ui, "DejaVu Sans", sans-serif; margin: 12px 16px; color: #1f2328; }
   h1 { font-size: 1.1rem; margin: 0 0 0.5rem; }
@@ -162,7 +162,7 @@ const text = () => document.getElementById('map-details').textContent;
 })();
 "#;
 
-/// `data-map-layout` values map.js knows: `auto` (fcose up to 300 nodes, grouped above) and
+/// `data-map-layout` values the map knows: `auto` (fcose up to 300 nodes, grouped above) and
 /// `fcose` (fcose at every size, 'draft' quality above 300 nodes).
 const LAYOUTS: [&str; 2] = ["auto", "fcose"];
 
@@ -567,7 +567,7 @@ impl Rng {
     }
 }
 
-/// A graph of `total` nodes (namespaces included) in the JSON shape map.js reads: namespaces of
+/// A graph of `total` nodes (namespaces included) in the JSON shape the map reads: namespaces of
 /// 20-50 workloads plus a service for every third one, ~3% external, ~2% unresolved and a few
 /// host peers, and about 3.5 edges per node, mostly inside a namespace.
 fn synthetic_graph(total: usize, seed: u64) -> Value {

@@ -18,7 +18,14 @@ const FILES: &[(&str, &[u8])] = &[
     ("app.js", include_bytes!("../../static/app.js")),
     ("favicon.svg", include_bytes!("../../static/favicon.svg")),
     ("map.css", include_bytes!("../../static/map.css")),
-    ("map.js", include_bytes!("../../static/map.js")),
+    ("map/canvas-model.js", include_bytes!("../../static/map/canvas-model.js")),
+    ("map/canvas-view.js", include_bytes!("../../static/map/canvas-view.js")),
+    ("map/cytoscape-view.js", include_bytes!("../../static/map/cytoscape-view.js")),
+    ("map/details.js", include_bytes!("../../static/map/details.js")),
+    ("map/elements.js", include_bytes!("../../static/map/elements.js")),
+    ("map/layouts.js", include_bytes!("../../static/map/layouts.js")),
+    ("map/main.js", include_bytes!("../../static/map/main.js")),
+    ("map/styles.js", include_bytes!("../../static/map/styles.js")),
     ("vendor/README.md", include_bytes!("../../static/vendor/README.md")),
     ("vendor/cose-base-2.2.0.LICENSE", include_bytes!("../../static/vendor/cose-base-2.2.0.LICENSE")),
     ("vendor/cose-base-2.2.0.js", include_bytes!("../../static/vendor/cose-base-2.2.0.js")),
@@ -129,8 +136,8 @@ mod tests {
     #[test]
     fn caching_by_kind() {
         assert!(versioned("vendor/htmx-2.0.11.min.js"));
-        assert!(!versioned("map.js"));
-        assert_eq!(content_type("map.js"), "text/javascript; charset=utf-8");
+        assert!(!versioned("map/main.js"));
+        assert_eq!(content_type("map/main.js"), "text/javascript; charset=utf-8");
         assert_eq!(content_type("vendor/htmx-2.0.11.LICENSE"), "text/plain; charset=utf-8");
         assert_ne!(etag(b"a"), etag(b"b"));
     }

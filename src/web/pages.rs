@@ -42,15 +42,26 @@ pub fn router() -> axum::Router<AppState> {
         .layer(axum::middleware::from_fn(super::error::html_errors))
 }
 
-/// Scripts of the review page, in load order (all `defer`).
-pub const SCRIPTS: &[&str] = &[
-    "/static/vendor/htmx-2.0.11.min.js",
-    "/static/vendor/cytoscape-3.35.0.min.js",
-    "/static/vendor/layout-base-2.0.1.js",
-    "/static/vendor/cose-base-2.2.0.js",
-    "/static/vendor/cytoscape-fcose-2.2.0.js",
-    "/static/map.js",
-    "/static/app.js",
+/// A script tag of the review pages: a classic script (`defer`) or an ES module.
+pub struct Script {
+    pub src: &'static str,
+    pub module: bool,
+}
+
+const fn classic(src: &'static str) -> Script {
+    Script { src, module: false }
+}
+
+/// Scripts of the review page, in load order. All are deferred: the map's module runs after the
+/// classic scripts before it (the vendored globals it uses) and before `app.js`, in this order.
+pub const SCRIPTS: &[Script] = &[
+    classic("/static/vendor/htmx-2.0.11.min.js"),
+    classic("/static/vendor/cytoscape-3.35.0.min.js"),
+    classic("/static/vendor/layout-base-2.0.1.js"),
+    classic("/static/vendor/cose-base-2.2.0.js"),
+    classic("/static/vendor/cytoscape-fcose-2.2.0.js"),
+    Script { src: "/static/map/main.js", module: true },
+    classic("/static/app.js"),
 ];
 
 /// Template filters. `visible`: untrusted text with the characters that would reorder or hide what
@@ -277,7 +288,7 @@ pub struct WorkloadLink {
 #[derive(Template, WebTemplate)]
 #[template(path = "cluster.html")]
 pub struct ClusterPage {
-    scripts: &'static [&'static str],
+    scripts: &'static [Script],
     cluster: String,
     /// Each namespace with the number of workloads seen in it.
     namespaces: Vec<(String, usize)>,
@@ -556,7 +567,7 @@ fn script_json(v: &serde_json::Value) -> String {
 pub struct WorkloadPage {
     cluster: String,
     workload: WorkloadRef,
-    scripts: &'static [&'static str],
+    scripts: &'static [Script],
     windows: &'static [&'static str],
     since: String,
     until: String,
