@@ -209,6 +209,19 @@ async fn strips_show_a_quiet_dependency_and_a_bad_window_is_said_inline(pool: Pg
     assert!(api[1].as_array().unwrap().iter().any(|x| x.as_f64() == Some(last)), "{api}");
     assert!(api[2].as_str().unwrap().ends_with("active in the last bin"), "{api}");
 
+    // The drawer of cassandra's connection on the map carries the same strip as its row.
+    let drawn = js(
+        &c,
+        r#"const m = window.flowgateMapControl;
+           const e = m.cy().edges().filter(e => e.target().data('label') === 'svc example-java-app-cassandra')[0];
+           if (!m.select({ type: 'edge', id: e.id() })) return null;
+           const svg = document.querySelector('#map-details figure.map-strip svg.strip');
+           return svg && [...svg.querySelectorAll('rect')].map(r => Number(r.getAttribute('x')));"#,
+    )
+    .await;
+    let drawn: Vec<f64> = drawn.as_array().expect("a strip in the drawer").iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(drawn, bars, "the drawer's strip is the row's");
+
     c.goto(&format!("{base}{PAGE}?since=yesterday")).await.unwrap();
     let error = wait_for(
         &c,

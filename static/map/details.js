@@ -175,6 +175,25 @@ function trustActions(ip) {
   });
 }
 
+// The activity strip of the first of `rows` the tables show (flows per hour across the window,
+// drawn by the server from the hourly aggregates): the same picture as in its row, copied from the
+// page's own markup, never from the graph's text.
+function stripOf(rows) {
+  if (typeof CSS === 'undefined' || !CSS.escape) return null;
+  for (const key of rows) {
+    const tr = document.querySelector('#review tr[data-row="' + CSS.escape(key) + '"]');
+    const svg = tr && tr.querySelector('svg.strip');
+    if (svg) {
+      const box = el('figure', 'map-strip');
+      box.appendChild(svg.cloneNode(true));
+      const title = svg.querySelector('title');
+      box.appendChild(el('figcaption', null, title ? title.textContent : 'Flows per hour across the window'));
+      return box;
+    }
+  }
+  return null;
+}
+
 function actionsBox(buttons) {
   const box = el('div', 'map-actions');
   buttons.forEach((b) => box.appendChild(b));
@@ -238,6 +257,8 @@ export function showConnectionDetails(conns) {
     const parts = [el('h3', 'map-details-title', connectionTitle(first)), el('p', 'map-details-kind', 'Connection, ' + status)];
     const buttons = rowActions(first.rows || []);
     if (buttons.length) parts.push(actionsBox(buttons));
+    const strip = stripOf(first.rows || []);
+    if (strip) parts.push(strip);
     parts.push(detailList(connectionPairs(first)));
     showDetails(parts);
     return;
@@ -251,6 +272,8 @@ export function showConnectionDetails(conns) {
     parts.push(el('h4', 'map-details-conn', connectionTitle(c) + ' \u2014 ' + status));
     const buttons = rowActions(c.rows || []);
     if (buttons.length) parts.push(actionsBox(buttons));
+    const strip = stripOf(c.rows || []);
+    if (strip) parts.push(strip);
     parts.push(detailList(connectionPairs(c)));
   });
   showDetails(parts);
