@@ -120,7 +120,12 @@ async fn review_javaapp_untick_trust_download(pool: PgPool) {
     wait_for(&c, "document.getElementById('tab-egress-link').getAttribute('aria-selected') === 'true' && document.activeElement.id === 'tab-egress-link'", 5).await;
     // A sortable header's button takes the keyboard too, and the header shows its order.
     let th = c.find(Locator::Css("#tab-egress-table th[data-sort=num]")).await.unwrap();
-    c.find(Locator::Css("#tab-egress-table th[data-sort=num] button.sort")).await.unwrap().send_keys("\u{e007}").await.unwrap();
+    c.find(Locator::Css("#tab-egress-table th[data-sort=num] button.sort"))
+        .await
+        .unwrap()
+        .send_keys("\u{e007}")
+        .await
+        .unwrap();
     assert_eq!(th.attr("aria-sort").await.unwrap().as_deref(), Some("ascending"));
     c.find(Locator::LinkText("Egress")).await.unwrap().click().await.unwrap();
     c.execute("window.__noReload = true;", vec![]).await.unwrap();

@@ -219,7 +219,8 @@ async fn strips_show_a_quiet_dependency_and_a_bad_window_is_said_inline(pool: Pg
            return svg && [...svg.querySelectorAll('rect')].map(r => Number(r.getAttribute('x')));"#,
     )
     .await;
-    let drawn: Vec<f64> = drawn.as_array().expect("a strip in the drawer").iter().map(|x| x.as_f64().unwrap()).collect();
+    let drawn: Vec<f64> =
+        drawn.as_array().expect("a strip in the drawer").iter().map(|x| x.as_f64().unwrap()).collect();
     assert_eq!(drawn, bars, "the drawer's strip is the row's");
 
     c.goto(&format!("{base}{PAGE}?since=yesterday")).await.unwrap();

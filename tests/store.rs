@@ -969,3 +969,50 @@ async fn the_hourly_roll_up_keeps_whole_day_answers(pool: PgPool) {
             .is_some_and(|n| n.contains("from 2026-10-03 00:00 UTC"))
     );
 }
+
+/// A row's activity strip: each connection of a workload counted per bin of the window from the
+/// hourly aggregates, the window's start moved back to its hour, whole hours a bin (two a bin past
+/// 48 hours), flows outside the window left out.
+#[sqlx::test(migrations = false)]
+async fn activity_strips_count_each_connection_per_bin(pool: PgPool) {
+    use flowgate::report::{Strip, StripBins};
+    let store = Store::from_pool(pool).await.unwrap();
+    let c = store.cluster_id("prod", true).await.unwrap();
+    let inv = list(&[
+        pod("client-0", "StatefulSet", "client", "10.244.0.5", "2026-11-01T00:00:00Z"),
+        pod("db-0", "StatefulSet", "db", "10.244.0.7", "2026-11-01T00:00:00Z"),
+    ]);
+    store.import(c, &parse_text(&inv, "a.json").objects, ts("2026-11-01T00:00:00Z")).await.unwrap();
+    let flows = ndjson(&[
+        ("2026-11-10T09:59:00Z", "10.244.0.5", "10.244.0.7", 8080), // before the window
+        ("2026-11-10T10:20:00Z", "10.244.0.5", "10.244.0.7", 8080), // hour 0 (the start's hour)
+        ("2026-11-10T10:50:00Z", "10.244.0.5", "10.244.0.7", 8080),
+        ("2026-11-10T13:05:00Z", "10.244.0.5", "10.244.0.7", 8080), // hour 3
+        ("2026-11-10T13:06:00Z", "10.244.0.5", "10.244.0.9", 443),  // another peer, hour 3
+        ("2026-11-11T10:10:00Z", "10.244.0.5", "10.244.0.7", 8080), // hour 24, the window's end
+        ("2026-11-11T11:00:00Z", "10.244.0.5", "10.244.0.7", 8080), // after it
+    ]);
+    ingest(&store, c, "f.ndjson", flows).await;
+    let w: WorkloadRef = "statefulset/shop/client".parse().unwrap();
+    let us = |s: &str| ts(s).as_microsecond();
+    let bins = StripBins::new(us("2026-11-10T10:30:00Z"), us("2026-11-11T10:30:00Z")).unwrap();
+    assert_eq!((bins.bin_hours, bins.bins), (1, 25));
+    let got = store.activity(c, &w, &bins).await.unwrap();
+    let mut by_peer: Vec<(String, Vec<u64>)> = got.iter().map(|(k, s)| (k.dst.key(), s.counts.clone())).collect();
+    by_peer.sort();
+    let mut db = vec![0; 25];
+    (db[0], db[3], db[24]) = (2, 1, 1);
+    let mut other = vec![0; 25];
+    other[3] = 1;
+    assert_eq!(by_peer, vec![("statefulset/shop/db".to_string(), db), ("unresolved/10.244.0.9".to_string(), other)]);
+    // Three days: two hours a bin; the whole store's four flows of that connection in two bins.
+    let wide = StripBins::new(us("2026-11-09T12:00:00Z"), us("2026-11-12T12:00:00Z")).unwrap();
+    assert_eq!((wide.bin_hours, wide.bins), (2, 37));
+    let got = store.activity(c, &w, &wide).await.unwrap();
+    let db: &Strip = got.iter().find(|(k, _)| k.dst.key() == "statefulset/shop/db").unwrap().1;
+    assert_eq!(db.counts.iter().sum::<u64>(), 6);
+    // Bins of two hours from 12:00 on the 9th: 09:59 in 08:00-10:00 (index 10); 10:20 and 10:50 in
+    // 10:00-12:00 (11); 13:05 in 12:00-14:00 (12); the next day's 10:10 and 11:00 in its 10:00-12:00 (23).
+    let nonzero: Vec<(usize, u64)> = db.counts.iter().copied().enumerate().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(nonzero, vec![(10, 1), (11, 2), (12, 1), (23, 2)]);
+}
