@@ -3,6 +3,8 @@
 
 #[path = "support/chrome.rs"]
 mod chrome;
+#[path = "support/page.rs"]
+mod page;
 
 use std::time::Duration;
 
@@ -12,34 +14,11 @@ use flowgate::web::{AppState, router, seed_demo};
 use serde_json::Value;
 use sqlx::PgPool;
 
+use page::{text, wait_for};
+
 const TOKEN: &str = "browser-test-token-0123456789";
 const JAVAAPP: &str = "example-java-app-javaapp";
 const CASSANDRA: &str = "deployment/example-java-app/example-java-app-cassandra";
-
-/// Evaluates `cond` (a JS expression) in the page until it is truthy, bounded by `secs`.
-async fn wait_for(c: &Client, cond: &str, secs: u64) -> Value {
-    let script = format!(
-        r#"const done = arguments[arguments.length - 1];
-           const deadline = performance.now() + {ms};
-           (function poll() {{
-             let v; try {{ v = ({cond}); }} catch (e) {{ v = undefined; }}
-             if (v) return done(v);
-             if (performance.now() > deadline) return done(null);
-             requestAnimationFrame(poll);
-           }})();"#,
-        ms = secs * 1000
-    );
-    let v = c.execute_async(&script, vec![]).await.expect("script runs");
-    assert!(!v.is_null(), "timed out after {secs} s waiting for: {cond}");
-    v
-}
-
-/// An element's text, whether or not its tab is showing.
-async fn text(c: &Client, css: &str) -> String {
-    let v =
-        c.execute("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", vec![css.into()]);
-    v.await.unwrap().as_str().unwrap_or_else(|| panic!("no element {css}")).to_string()
-}
 
 /// The labels of the map's nodes and the (target label, status) of its edges.
 async fn map_contents(c: &Client) -> (Vec<String>, Vec<(String, String)>) {

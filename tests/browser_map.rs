@@ -5,40 +5,20 @@
 
 #[path = "support/chrome.rs"]
 mod chrome;
+#[path = "support/page.rs"]
+mod page;
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
-use flowgate::store::Store;
-use flowgate::web::{AppState, router, seed_demo};
 use serde_json::Value;
 use sqlx::PgPool;
+
+use page::{js, serve_demo, wait_for};
 
 const TOKEN: &str = "browser-map-test-token-0123456789";
 const PAGE: &str = "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp";
 const NAMESPACE: &str = "/clusters/demo?ns=example-java-app";
-
-/// Evaluates `cond` (a JS expression) in the page until it is truthy, bounded by `secs`.
-async fn wait_for(c: &Client, cond: &str, secs: u64) -> Value {
-    let script = format!(
-        r#"const done = arguments[arguments.length - 1];
-           const deadline = performance.now() + {ms};
-           (function poll() {{
-             let v; try {{ v = ({cond}); }} catch (e) {{ v = undefined; }}
-             if (v) return done(v);
-             if (performance.now() > deadline) return done(null);
-             requestAnimationFrame(poll);
-           }})();"#,
-        ms = secs * 1000
-    );
-    let v = c.execute_async(&script, vec![]).await.expect("script runs");
-    assert!(!v.is_null(), "timed out after {secs} s waiting for: {cond}");
-    v
-}
-
-async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.expect("script runs")
-}
 
 /// Waits for the map's latest render and returns `window.flowgateMap`.
 async fn map_ready(c: &Client) -> Value {
@@ -49,12 +29,7 @@ async fn map_ready(c: &Client) -> Value {
 
 /// The demo cluster behind the real router, and a logged-in Chromium session of the given size.
 async fn start(pool: PgPool, size: (u32, u32)) -> (String, chrome::Chromedriver, Client, tempfile::TempDir) {
-    let store = Store::from_pool(pool).await.unwrap();
-    let state = AppState::new(store, TOKEN);
-    seed_demo(&state, jiff::Timestamp::now()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    let (base, _) = serve_demo(pool, TOKEN).await;
     let driver = chrome::Chromedriver::start().expect("chromedriver");
     let profile = tempfile::tempdir().unwrap();
     let c = driver.session(profile.path(), size).await.expect("session");

@@ -8,52 +8,21 @@
 
 #[path = "support/chrome.rs"]
 mod chrome;
+#[path = "support/page.rs"]
+mod page;
 
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
-use flowgate::store::Store;
-use flowgate::web::{AppState, router, seed_demo};
 use serde_json::Value;
 use sqlx::PgPool;
+
+use page::{js, serve_demo, wait_for};
 
 const TOKEN: &str = "browser-ui-test-token-0123456789";
 const JAVAAPP: &str = "example-java-app-javaapp";
 const CASSANDRA: &str = "deployment/example-java-app/example-java-app-cassandra";
 const PAGE: &str = "/clusters/demo/namespaces/example-java-app/workloads/deployment/example-java-app-javaapp";
-
-/// Evaluates `cond` (a JS expression) in the page until it is truthy, bounded by `secs`.
-async fn wait_for(c: &Client, cond: &str, secs: u64) -> Value {
-    let script = format!(
-        r#"const done = arguments[arguments.length - 1];
-           const deadline = performance.now() + {ms};
-           (function poll() {{
-             let v; try {{ v = ({cond}); }} catch (e) {{ v = undefined; }}
-             if (v) return done(v);
-             if (performance.now() > deadline) return done(null);
-             setTimeout(poll, 25);
-           }})();"#,
-        ms = secs * 1000
-    );
-    let v = c.execute_async(&script, vec![]).await.expect("script runs");
-    assert!(!v.is_null(), "timed out after {secs} s waiting for: {cond}");
-    v
-}
-
-async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
-}
-
-/// The demo on a local port; the base URL.
-async fn serve(pool: PgPool) -> String {
-    let store = Store::from_pool(pool).await.unwrap();
-    let state = AppState::new(store, TOKEN);
-    seed_demo(&state, jiff::Timestamp::now()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    base
-}
 
 /// How far the document reaches past the window sideways (0: no horizontal scroll).
 async fn overflow_x(c: &Client) -> i64 {
@@ -72,7 +41,7 @@ async fn save(c: &Client, name: &str) {
 /// narrow, each table row is a card.
 #[sqlx::test(migrations = false)]
 async fn every_width_and_the_dark_scheme_fit_the_screen(pool: PgPool) {
-    let base = serve(pool).await;
+    let (base, _) = serve_demo(pool, TOKEN).await;
     let driver = chrome::Chromedriver::start().expect("chromedriver");
     for (w, h, dark) in [(1500, 1000, false), (800, 1000, false), (400, 860, false), (1500, 1000, true)] {
         // (Exact viewports: the sizes are the page's, not a window's.)
@@ -137,17 +106,23 @@ async fn every_width_and_the_dark_scheme_fit_the_screen(pool: PgPool) {
     }
 }
 
+/// A logged-in 1400x1000 session on javaapp's Egress tab, its map drawn.
+async fn egress_tab(driver: &chrome::Chromedriver, base: &str, profile: &std::path::Path) -> Client {
+    let c = driver.session(profile, (1400, 1000)).await.expect("session");
+    c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
+    c.goto(&format!("{base}{PAGE}#tab-egress")).await.unwrap();
+    wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
+    c
+}
+
 /// A review by keyboard alone: Tab from the Egress tab to cassandra's checkbox, Space unticks it,
 /// the YAML drops it, and the focus stays on that checkbox after the swap.
 #[sqlx::test(migrations = false)]
 async fn a_workload_is_reviewed_by_keyboard_alone(pool: PgPool) {
-    let base = serve(pool).await;
+    let (base, _) = serve_demo(pool, TOKEN).await;
     let driver = chrome::Chromedriver::start().expect("chromedriver");
     let profile = tempfile::tempdir().unwrap();
-    let c = driver.session(profile.path(), (1400, 1000)).await.expect("session");
-    c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
-    c.goto(&format!("{base}{PAGE}#tab-egress")).await.unwrap();
-    wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
+    let c = egress_tab(&driver, &base, profile.path()).await;
     assert!(
         js(&c, "return document.getElementById('policy-yaml').textContent")
             .await
@@ -182,13 +157,10 @@ async fn a_workload_is_reviewed_by_keyboard_alone(pool: PgPool) {
 /// read is said beside its field, not as JSON.
 #[sqlx::test(migrations = false)]
 async fn strips_show_a_quiet_dependency_and_a_bad_window_is_said_inline(pool: PgPool) {
-    let base = serve(pool).await;
+    let (base, _) = serve_demo(pool, TOKEN).await;
     let driver = chrome::Chromedriver::start().expect("chromedriver");
     let profile = tempfile::tempdir().unwrap();
-    let c = driver.session(profile.path(), (1400, 1000)).await.expect("session");
-    c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
-    c.goto(&format!("{base}{PAGE}#tab-egress")).await.unwrap();
-    wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
+    let c = egress_tab(&driver, &base, profile.path()).await;
     let strip = |peer: &str| {
         format!(
             r#"(() => {{ const tr = [...document.querySelectorAll('#tab-egress-table tbody tr')].find(r => r.dataset.peer.startsWith({peer:?}));

@@ -166,13 +166,7 @@ pub struct Overview {
 
 impl Overview {
     pub fn link(&self, w: &WorkloadRef) -> String {
-        format!(
-            "/clusters/{}/namespaces/{}/workloads/{}/{}",
-            enc(&self.cluster),
-            enc(&w.namespace),
-            w.kind,
-            enc(&w.name)
-        )
+        workload_url(&self.cluster, w)
     }
 }
 
@@ -615,7 +609,12 @@ pub fn window_note(since: Option<jiff::Timestamp>, rolled: Option<jiff::Timestam
     ))
 }
 
-fn enc(s: &str) -> String {
+/// A workload's review page.
+pub fn workload_url(cluster: &str, w: &WorkloadRef) -> String {
+    format!("/clusters/{}/namespaces/{}/workloads/{}/{}", enc(cluster), enc(&w.namespace), w.kind, enc(&w.name))
+}
+
+pub(super) fn enc(s: &str) -> String {
     // Names are DNS-1123 (checked on the way in), so only the window strings need escaping.
     s.bytes()
         .map(|b| match b {
@@ -788,8 +787,7 @@ pub fn partial(
             v.mismatches.len()
         )
     };
-    let base =
-        format!("/clusters/{}/namespaces/{}/workloads/{}/{}", enc(cluster), enc(&w.namespace), w.kind, enc(&w.name));
+    let base = workload_url(cluster, w);
     let dialects = Dialect::ALL
         .iter()
         .map(|d| DialectLink {
@@ -1042,14 +1040,7 @@ pub async fn post_decision(
         if let Some(e) = trust_error.or(name_error) {
             return Err(ApiError::Unprocessable(e));
         }
-        let back = format!(
-            "/clusters/{}/namespaces/{}/workloads/{}/{}?{}",
-            enc(&cluster),
-            enc(&w.namespace),
-            w.kind,
-            enc(&w.name),
-            dialect_query(&q, dialect)
-        );
+        let back = format!("{}?{}", workload_url(&cluster, &w), dialect_query(&q, dialect));
         return Ok(Redirect::to(&back).into_response());
     }
     let (id, r) = review_workload(&state, &cluster, &w, &q).await?;

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::AppState;
 use super::auth::Viewer;
 use super::error::ApiError;
-use super::pages::{DEFAULT_WINDOW, WindowQuery, filters, window};
+use super::pages::{DEFAULT_WINDOW, WindowQuery, enc, filters, window, workload_url};
 use crate::model::{Name, WorkloadRef};
 use crate::policy::generate::{Decisions, Direction};
 use crate::report::{self, Row};
@@ -52,28 +52,9 @@ pub struct ServicePage {
     window_text: String,
 }
 
-fn link(cluster: &str, w: &WorkloadRef) -> String {
-    format!(
-        "/clusters/{}/namespaces/{}/workloads/{}/{}",
-        urlenc(cluster),
-        urlenc(&w.namespace),
-        w.kind,
-        urlenc(&w.name)
-    )
-}
-
-fn urlenc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The Service's page URL.
 pub fn url(cluster: &str, namespace: &str, name: &str) -> String {
-    format!("/clusters/{}/namespaces/{}/services/{}", urlenc(cluster), urlenc(namespace), urlenc(name))
+    format!("/clusters/{}/namespaces/{}/services/{}", enc(cluster), enc(namespace), enc(name))
 }
 
 /// `.../workloads/service/{name}`: a Service is not a workload kind, but it has a page.
@@ -142,7 +123,7 @@ pub async fn page(
             let policies: Vec<_> = r.generation.policies_of(Some(w)).collect();
             backend_lines.push(Backend {
                 label: w.to_string(),
-                url: link(&cluster, w),
+                url: workload_url(&cluster, w),
                 yaml: crate::policy::diff::yaml_of(&policies),
                 decided: r.decisions.iter().any(|(t, _, v)| t == w && *v > 0),
             });
