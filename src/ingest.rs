@@ -31,7 +31,7 @@ use crate::inventory::Inventory;
 use crate::metrics::{FlowSource, Metrics};
 use crate::model::FlowRecord;
 use crate::retention::{Age, Retention, Window};
-use crate::store::ingest::{Batch, Mark, WriteOptions, Written, flow_key};
+use crate::store::ingest::{Batch, Mark, RowPool, WriteOptions, Written, flow_key};
 use crate::store::{Store, StoreError};
 use crate::topology::{ConnKey, IdentityIndex};
 
@@ -261,6 +261,8 @@ pub async fn ingest_metered(
 ) -> Result<IngestReport, IngestError> {
     let Options { format, threads, retention, now, write } = *options;
     let mut collector = Collector::new(store, cluster, inventory, retention, now, meter.clone()).await?;
+    let mut writer = Writer::new(store, cluster, meter, now, write);
+    collector.rows = writer.pool();
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
     let reader = tokio::task::spawn_blocking(move || -> Result<Collector, IngestError> {
         for source in sources {
@@ -298,7 +300,6 @@ pub async fn ingest_metered(
         }
         Ok(collector)
     });
-    let mut writer = Writer::new(store, cluster, meter, now, write);
     while let Some(batch) = rx.recv().await {
         if writer.submit(batch).await.is_err() {
             break;
@@ -338,6 +339,9 @@ pub struct Collector {
     batch: Batch,
     /// Rows that fill a batch ([`BATCH_ROWS`]).
     pub batch_rows: usize,
+    /// Where the next batch's row buffer comes from: the writers hand theirs back
+    /// ([`Writer::pool`]).
+    pub rows: RowPool,
 }
 
 impl Collector {
@@ -366,6 +370,7 @@ impl Collector {
             mark: None,
             batch: Batch::default(),
             batch_rows: BATCH_ROWS,
+            rows: RowPool::default(),
         })
     }
 
@@ -439,7 +444,7 @@ impl Collector {
     /// The batch, when it is full and may be cut here.
     fn full(&mut self) -> Option<Batch> {
         if self.batch.len() >= self.batch_rows && self.batch.at_boundary() {
-            let next = self.batch.next();
+            let next = self.batch.next_with(&self.rows);
             return Some(std::mem::replace(&mut self.batch, next));
         }
         None
@@ -467,7 +472,7 @@ impl Collector {
         if self.batch.is_void() || !self.batch.at_boundary() {
             return None;
         }
-        let next = self.batch.next();
+        let next = self.batch.next_with(&self.rows);
         Some(std::mem::replace(&mut self.batch, next))
     }
 }
@@ -489,6 +494,8 @@ pub struct Writer {
     options: WriteOptions,
     written: Written,
     failure: Option<IngestError>,
+    /// Written batches' row buffers, for the collector's next batches.
+    pool: RowPool,
 }
 
 impl Writer {
@@ -503,7 +510,14 @@ impl Writer {
             options,
             written: Written::default(),
             failure: None,
+            pool: RowPool::default(),
         }
+    }
+
+    /// The pool the written batches' row buffers go back to: give it to the [`Collector`]
+    /// (`collector.rows = writer.pool()`).
+    pub fn pool(&self) -> RowPool {
+        self.pool.clone()
     }
 
     /// Starts writing `batch`, after waiting for a writer to be free. `Err` once a batch has
@@ -519,11 +533,15 @@ impl Writer {
         }
         let (store, cluster, options) = (self.store.clone(), self.cluster, self.options);
         let metrics = self.meter.metrics.clone();
+        let pool = self.pool.clone();
         self.in_flight.spawn(async move {
+            let mut batch = batch;
             let began = Instant::now();
             let written = write_with_retry(&store, cluster, &batch, options).await;
             metrics.batch_write.observe(began.elapsed());
-            (written, batch.newest_us())
+            let newest = batch.newest_us();
+            pool.give(std::mem::take(&mut batch.rows));
+            (written, newest)
         });
         Ok(())
     }
