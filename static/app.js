@@ -9,6 +9,12 @@
   function wide() {
     return !!(WIDE && WIDE.matches) && !!document.getElementById('tab-map');
   }
+  // Wider still, the Generated Policy is a panel beside the tables (its tab hidden too), so that
+  // a tick and the YAML it changes are seen together.
+  var XWIDE = window.matchMedia ? window.matchMedia('(min-width: 1600px)') : null;
+  function xwide() {
+    return wide() && !!(XWIDE && XWIDE.matches);
+  }
 
   // Wide, the map comes first, then the tabs and their panels; narrow, it is the first tab's panel,
   // after the tabs. Moved in the document, not only drawn elsewhere, so that reading and Tab order
@@ -21,11 +27,17 @@
     if (!w && tabs.nextElementSibling !== map) tabs.parentNode.insertBefore(map, tabs.nextElementSibling);
   }
 
+  // The panels a layout always shows, beside the one tab chosen.
+  function alwaysShown(target) {
+    return (target === 'tab-map' && wide()) || (target === 'tab-policy' && xwide());
+  }
+
   function showTab(id) {
     var w = wide();
     document.body.classList.toggle('layout-wide', w);
+    document.body.classList.toggle('layout-xwide', xwide());
     placeMap(w);
-    if (w && id === 'tab-map') id = 'tab-ingress';
+    if (alwaysShown(id)) id = 'tab-ingress';
     var tabs = document.querySelectorAll('.tabs a[role="tab"]');
     tabs.forEach(function (a) {
       var target = a.getAttribute('href').slice(1);
@@ -33,12 +45,9 @@
       a.setAttribute('aria-selected', on ? 'true' : 'false');
       a.tabIndex = on ? 0 : -1;
       var panel = document.getElementById(target);
-      if (target === 'tab-map') {
-        a.hidden = w;
-        if (panel) panel.hidden = !(on || w);
-        return;
-      }
-      if (panel) panel.hidden = !on;
+      var always = alwaysShown(target);
+      a.hidden = always;
+      if (panel) panel.hidden = !(on || always);
     });
     // The trusted CIDRs and names belong with the Egress table.
     ['tab-trust', 'tab-names'].forEach(function (t) {
@@ -215,8 +224,10 @@
     if (document.querySelector('.tabs')) showTab(currentTab());
     if (WIDE && document.querySelector('.tabs')) {
       var relayout = function () { showTab(currentTab()); };
-      if (WIDE.addEventListener) WIDE.addEventListener('change', relayout);
-      else if (WIDE.addListener) WIDE.addListener(relayout);
+      [WIDE, XWIDE].forEach(function (q) {
+        if (q.addEventListener) q.addEventListener('change', relayout);
+        else if (q.addListener) q.addListener(relayout);
+      });
     }
     relativeTimes();
   });

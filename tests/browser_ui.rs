@@ -212,3 +212,39 @@ async fn strips_show_a_quiet_dependency_and_a_bad_window_is_said_inline(pool: Pg
     tokio::time::sleep(Duration::from_millis(10)).await;
     c.close().await.unwrap();
 }
+
+/// On a screen 1900 px wide the Generated Policy is a panel beside the tables: unticking
+/// cassandra in the Egress table changes the YAML in view, with no tab to switch to.
+#[sqlx::test(migrations = false)]
+async fn a_wide_screen_shows_the_yaml_beside_the_tables(pool: PgPool) {
+    let (base, _) = serve_demo(pool, TOKEN).await;
+    let driver = chrome::Chromedriver::start().expect("chromedriver");
+    let profile = tempfile::tempdir().unwrap();
+    let c = driver.session_with(profile.path(), (1900, 1000), &[], true).await.expect("session");
+    c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
+    c.goto(&format!("{base}{PAGE}#tab-egress")).await.unwrap();
+    wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
+    save(&c, "review-1900.png").await;
+    let layout = js(
+        &c,
+        r#"const p = document.getElementById('tab-policy').getBoundingClientRect();
+           const t = document.getElementById('tab-egress-table').getBoundingClientRect();
+           return [document.body.classList.contains('layout-xwide'), document.getElementById('tab-policy-link').hidden,
+                   document.getElementById('tab-policy').hidden, p.left >= t.right, p.top < innerHeight, t.top < innerHeight];"#,
+    )
+    .await;
+    assert_eq!(layout, serde_json::json!([true, true, false, true, true, true]), "policy beside the tables");
+    let checkbox = format!(r#"#tab-egress input[type=checkbox][aria-label^="allow {CASSANDRA} "]"#);
+    c.find(Locator::Css(&checkbox)).await.unwrap().click().await.unwrap();
+    wait_for(&c, "!document.getElementById('policy-yaml').textContent.includes('example-java-app-cassandra')", 15).await;
+    // Still side by side after the swap, the YAML in view.
+    let after = js(
+        &c,
+        r#"const y = document.getElementById('policy-yaml').getBoundingClientRect();
+           return [document.getElementById('tab-policy').hidden, y.top < innerHeight && y.bottom > 0, !document.getElementById('tab-egress').hidden];"#,
+    )
+    .await;
+    assert_eq!(after, serde_json::json!([false, true, true]));
+    assert_eq!(overflow_x(&c).await, 0);
+    c.close().await.unwrap();
+}
