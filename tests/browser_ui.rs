@@ -236,7 +236,8 @@ async fn a_wide_screen_shows_the_yaml_beside_the_tables(pool: PgPool) {
     assert_eq!(layout, serde_json::json!([true, true, false, true, true, true]), "policy beside the tables");
     let checkbox = format!(r#"#tab-egress input[type=checkbox][aria-label^="allow {CASSANDRA} "]"#);
     c.find(Locator::Css(&checkbox)).await.unwrap().click().await.unwrap();
-    wait_for(&c, "!document.getElementById('policy-yaml').textContent.includes('example-java-app-cassandra')", 15).await;
+    wait_for(&c, "!document.getElementById('policy-yaml').textContent.includes('example-java-app-cassandra')", 15)
+        .await;
     // Still side by side after the swap, the YAML in view.
     let after = js(
         &c,

@@ -1386,3 +1386,21 @@ fn progress_is_shown_on_a_terminal_only() {
     let piped = String::from_utf8_lossy(&piped.stdout);
     assert!(piped.contains("800 lines: 504 flows") && !piped.contains("MiB/s"), "{piped:?}");
 }
+
+/// `import` on a terminal says its two steps as they happen (reading and parsing, storing), and
+/// into a pipe only its summary.
+#[sqlx::test(migrations = false)]
+async fn import_says_its_steps_on_a_terminal_only(pool: sqlx::PgPool) {
+    let url = db_url(&pool);
+    let bin = env!("CARGO_BIN_EXE_flowgate");
+    let inv = format!("{}/{JAVA_INV}", env!("CARGO_MANIFEST_DIR"));
+    let command = format!("'{bin}' import --cluster prod --database-url '{url}' '{inv}'");
+    let out =
+        std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("util-linux script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(tty.contains("import: reading 1 path\u{2026} ") && tty.contains(" objects in "), "{tty:?}");
+    assert!(tty.contains("import: storing ") && tty.contains("imported "), "{tty:?}");
+    let piped = flowgate(&["import", "--cluster", "prod", "--database-url", &url, JAVA_INV]).ok();
+    assert!(!piped.stderr.contains("import: reading") && piped.stderr.contains("imported "), "{}", piped.stderr);
+}

@@ -136,7 +136,17 @@ pub(crate) fn run_migrate(args: MigrateArgs) -> Result<ExitCode, Fail> {
 
 pub(crate) fn run_import(args: ImportArgs) -> Result<ExitCode, Fail> {
     let ImportArgs { cluster, at, paths, db } = args;
+    // An import is two long steps, reading and parsing the files, then one statement storing
+    // them: on a terminal, each says when it starts and how long it took.
+    let stages = flowgate::flows::progress::enabled();
+    let started = std::time::Instant::now();
+    if stages {
+        eprint!("import: reading {} path{}…", paths.len(), if paths.len() == 1 { "" } else { "s" });
+    }
     let loaded = flowgate::inventory::load_paths(&paths).map_err(|e| Fail(e.to_string()))?;
+    if stages {
+        eprintln!(" {} objects in {:.1} s", loaded.objects.len(), started.elapsed().as_secs_f64());
+    }
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }
@@ -144,10 +154,17 @@ pub(crate) fn run_import(args: ImportArgs) -> Result<ExitCode, Fail> {
     let rt = runtime()?;
     let store = connect(&rt, &db)?;
     let at = at.unwrap_or_else(jiff::Timestamp::now);
+    let storing = std::time::Instant::now();
+    if stages {
+        eprint!("import: storing {} objects…", loaded.objects.len());
+    }
     let report = rt.block_on(async {
         let id = store.cluster_id(&cluster, true).await?;
         store.import(id, &loaded.objects, at).await
     });
+    if stages {
+        eprintln!(" {:.1} s", storing.elapsed().as_secs_f64());
+    }
     let report = report.map_err(|e| store_err(e).context(format!("importing into cluster {cluster}")))?;
     print_warnings(&report.warnings);
     let mut rejected = String::new();
