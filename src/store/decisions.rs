@@ -257,21 +257,16 @@ impl Store {
             .collect())
     }
 
-    /// The workloads someone decided about (a stored version), the most recently changed first,
-    /// at most `limit`, and how many there are in all; names this version cannot read are left out.
-    pub async fn decided_workloads(&self, cluster: i32, limit: i64) -> Result<(Vec<WorkloadRef>, i64)> {
+    /// The workloads someone decided about (a stored version), the most recently changed first;
+    /// names this version cannot read are left out.
+    pub async fn decided_workloads(&self, cluster: i32) -> Result<Vec<WorkloadRef>> {
         let raw: Vec<String> = sqlx::query_scalar(
-            "select workload from decisions where cluster_id = $1 order by updated_at desc, workload limit $2",
+            "select workload from decisions where cluster_id = $1 order by updated_at desc, workload",
         )
         .bind(cluster)
-        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 = sqlx::query_scalar("select count(*) from decisions where cluster_id = $1")
-            .bind(cluster)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((raw.into_iter().filter_map(|w| w.parse::<WorkloadRef>().ok()).collect(), total))
+        Ok(raw.into_iter().filter_map(|w| w.parse::<WorkloadRef>().ok()).collect())
     }
 
     pub async fn latest_policy(&self, cluster: i32, w: &WorkloadRef) -> Result<Option<(i32, String, jiff::Timestamp)>> {

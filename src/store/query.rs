@@ -247,6 +247,15 @@ impl Store {
         Ok(out)
     }
 
+    /// The flows counted in the cluster's aggregates (the daily ones hold every flow).
+    pub async fn flows_counted(&self, cluster: i32) -> Result<i64> {
+        let n: Option<i64> = sqlx::query_scalar("select sum(flows)::bigint from conn_daily where cluster_id = $1")
+            .bind(cluster)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
     pub async fn stats(&self, cluster: i32) -> Result<Stats> {
         // From the aggregates (raw rows are kept only when asked): the flows counted, the first
         // one's time in the oldest day, the last one's in the newest.

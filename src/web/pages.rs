@@ -140,9 +140,10 @@ pub struct IndexPage {
 
 /// Clusters the landing page sums up; the rest are listed by name.
 pub const MAX_OVERVIEW_CLUSTERS: usize = 20;
-/// Decided workloads (the most recently changed first) whose proposal the landing page simulates
-/// against the last day's traffic; each costs one review of its namespace.
-pub const MAX_OVERVIEW_SIMULATED: i64 = 20;
+/// Decided workloads (each cluster's most recently changed first) whose proposal the landing page
+/// simulates against the last day's traffic, over all its clusters together; each namespace they
+/// are in costs one review.
+pub const MAX_OVERVIEW_SIMULATED: usize = 20;
 /// Workloads listed by name under "not reviewed yet".
 pub const MAX_OVERVIEW_LISTED: usize = 10;
 
@@ -161,7 +162,7 @@ pub struct Overview {
     pub would_break: Vec<(WorkloadRef, usize)>,
     /// How many decided workloads were simulated, and how many there are.
     pub simulated: usize,
-    pub decided: i64,
+    pub decided: usize,
 }
 
 impl Overview {
@@ -171,21 +172,23 @@ impl Overview {
 }
 
 /// The landing page's summary of one cluster.
-async fn overview(state: &AppState, cluster: String) -> Result<Overview, ApiError> {
+async fn overview(state: &AppState, cluster: String, budget: &mut usize) -> Result<Overview, ApiError> {
     let id = state.cluster(&cluster).await?;
     let inv = state.inventory(id).await?;
     let catalog = state.store.load_catalog(id, &inv).await?;
-    let stats = state.store.stats(id).await?;
+    let flows = state.store.flows_counted(id).await?;
     let newest = state.store.newest_flow(id).await?;
     let mut namespaces: BTreeSet<String> = inv.namespaces.keys().cloned().collect();
     namespaces.extend(catalog.namespaces().into_iter().map(str::to_string));
-    let (decided, total) = state.store.decided_workloads(id, i64::MAX).await?;
+    let decided = state.store.decided_workloads(id).await?;
     let decided_set: BTreeSet<&WorkloadRef> = decided.iter().collect();
     let unreviewed: Vec<WorkloadRef> = catalog.workloads.keys().filter(|w| !decided_set.contains(w)).cloned().collect();
     // The most recently decided workloads, each against the last day's traffic, grouped by
     // namespace so that a namespace is reviewed once.
     let mut by_ns: std::collections::BTreeMap<&str, BTreeSet<WorkloadRef>> = Default::default();
-    for w in decided.iter().take(MAX_OVERVIEW_SIMULATED as usize) {
+    let take = decided.len().min(*budget);
+    *budget -= take;
+    for w in decided.iter().take(take) {
         by_ns.entry(w.namespace.as_str()).or_default().insert(w.clone());
     }
     let since = newest.map(|n| n - jiff::SignedDuration::from_hours(24));
@@ -204,7 +207,7 @@ async fn overview(state: &AppState, cluster: String) -> Result<Overview, ApiErro
         }
     }
     Ok(Overview {
-        flows: stats.flows,
+        flows,
         newest,
         namespaces: namespaces.len(),
         workloads: catalog.workloads.len(),
@@ -212,7 +215,7 @@ async fn overview(state: &AppState, cluster: String) -> Result<Overview, ApiErro
         unreviewed: unreviewed.into_iter().take(MAX_OVERVIEW_LISTED).collect(),
         would_break,
         simulated,
-        decided: total,
+        decided: decided.len(),
         cluster,
     })
 }
@@ -260,8 +263,9 @@ pub async fn index(
     let mut clusters = state.store.clusters().await?;
     let more = clusters.split_off(clusters.len().min(MAX_OVERVIEW_CLUSTERS));
     let mut overviews = Vec::with_capacity(clusters.len());
+    let mut budget = MAX_OVERVIEW_SIMULATED;
     for c in clusters {
-        overviews.push(overview(&state, c).await?);
+        overviews.push(overview(&state, c, &mut budget).await?);
     }
     Ok(IndexPage { overviews, more }.into_response())
 }
