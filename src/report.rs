@@ -661,10 +661,10 @@ fn status_class(s: &Status, peer: &Endpoint) -> &'static str {
 /// Notes on an edge that it draws the table row `row` ([`row_key`]); an edge through a Service may
 /// draw several.
 fn add_row(edge: &mut Value, row: &str) {
-    if let Some(rows) = edge["rows"].as_array_mut() {
-        if !rows.iter().any(|r| r.as_str() == Some(row)) {
-            rows.push(Value::String(row.to_string()));
-        }
+    if let Some(rows) = edge["rows"].as_array_mut()
+        && !rows.iter().any(|r| r.as_str() == Some(row))
+    {
+        rows.push(Value::String(row.to_string()));
     }
 }
 

@@ -664,15 +664,14 @@ pub fn proposal_diff(
     (d, lines)
 }
 
-/// The activity strips of `w`'s connections over the window `q` resolves to (none before the
-/// first flow is stored).
+/// The activity strips of `w`'s connections over the resolved window `[since, until]`, its end
+/// the newest flow when open (none before the first flow is stored).
 pub async fn strips(
     state: &AppState,
     id: i32,
     w: &WorkloadRef,
-    q: &WindowQuery,
+    (since, until): (Option<jiff::Timestamp>, Option<jiff::Timestamp>),
 ) -> Result<HashMap<crate::topology::ConnKey, report::Strip>, ApiError> {
-    let (since, until) = window(state, id, q).await?;
     let end = match until {
         Some(u) => Some(u),
         None => state.store.newest_flow(id).await?,
@@ -863,18 +862,21 @@ pub async fn workload(
     // A window the page cannot read (a typo, a reversed or empty range) is said beside its
     // fields, which keep what was typed, and the default window is shown meanwhile.
     let id = state.cluster(&cluster).await?;
-    let (q, window_error) = match window(&state, id, &asked).await {
-        Ok(_) => (asked.clone(), None),
-        Err(ApiError::BadRequest(m)) => (WindowQuery::default(), Some(m)),
+    let (q, (since, until), window_error) = match window(&state, id, &asked).await {
+        Ok(bounds) => (asked.clone(), bounds, None),
+        Err(ApiError::BadRequest(m)) => {
+            let q = WindowQuery::default();
+            let bounds = window(&state, id, &q).await?;
+            (q, bounds, Some(m))
+        }
         Err(e) => return Err(e),
     };
     let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
     let inv = state.inventory(id).await?;
-    let strips = strips(&state, id, &w, &q).await?;
+    let strips = strips(&state, id, &w, (since, until)).await?;
     let review = partial(&inv, &cluster, &w, &q, &r, dialect, &strips)
         .render()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (since, until) = window(&state, id, &q).await?;
     let window_note = window_note(since, state.store.hourly_removed_before(id).await?);
     let mut window_text = resolved_window(since, until, state.store.newest_flow(id).await?);
     if window_error.is_some() {
@@ -1049,7 +1051,7 @@ pub async fn post_decision(
     }
     let (id, r) = review_workload(&state, &cluster, &w, &q).await?;
     let inv = state.inventory(id).await?;
-    let strips = strips(&state, id, &w, &q).await?;
+    let strips = strips(&state, id, &w, window(&state, id, &q).await?).await?;
     let mut p = partial(&inv, &cluster, &w, &q, &r, dialect, &strips);
     p.trust_error = trust_error;
     p.trust_input = trust_input;
