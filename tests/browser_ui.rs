@@ -88,6 +88,13 @@ async fn every_width_and_the_dark_scheme_fit_the_screen(pool: PgPool) {
             )
             .await;
             assert_eq!(seen, serde_json::json!([true, true, false, false]), "{name}: map and table on one screen");
+            // And its labels readable there: every node's at least 11 px on the screen.
+            let smallest = js(
+                &c,
+                "return Math.min(...window.flowgateMapControl.cy().nodes().filter(n => !n.isParent()).map(n => parseFloat(n.renderedStyle('font-size'))))",
+            )
+            .await;
+            assert!(smallest.as_f64().unwrap() >= 11.0, "{name}: the smallest label is {smallest} px");
         } else {
             // One tab at a time, and a narrow screen shows rows as cards.
             let map_hidden = js(&c, "return document.getElementById('tab-map').hidden").await;

@@ -216,7 +216,8 @@ export function cytoscapeView(container, hooks) {
       const cap = MAX_LABEL_SCALE[mode] || 1;
       for (let i = 0; i < 2; i++) {
         const want = Math.max(1, Math.min(cap, MIN_LABEL_PX / (12 * cy.zoom())));
-        const k = Math.round(want * 20) / 20;
+        // Up to the next twentieth, so that the labels reach MIN_LABEL_PX rather than fall just short.
+        const k = Math.ceil(want * 20) / 20;
         if (k === labelScale) break;
         labelScale = k;
         applyStyle();
