@@ -218,7 +218,7 @@ export function groupedLayout(els, aspect) {
 // labels wrap at), so labels do not run into the next column.
 var LANE_GAP = 60; // between columns, beyond the widest label
 var LANE_ROW = 44; // row pitch: a node and its label under it (a wide page's map is short: rows bound its zoom)
-var BAND_GAP = 40; // between namespace bands: the boxes' padding and the title
+var BAND_GAP = 48; // between namespace bands: the boxes' padding and the title
 var LANE_MIN_W = 90;
 var LANE_MAX_W = 280;
 var CHAR_W = 7.6; // an average character at 12px, with room for the larger font a fit may ask for
