@@ -11,8 +11,6 @@ mod chrome;
 #[path = "support/page.rs"]
 mod page;
 
-use std::time::Duration;
-
 use fantoccini::{Client, Locator};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -113,9 +111,9 @@ async fn every_width_and_the_dark_scheme_fit_the_screen(pool: PgPool) {
     }
 }
 
-/// A logged-in 1400x1000 session on javaapp's Egress tab, its map drawn.
-async fn egress_tab(driver: &chrome::Chromedriver, base: &str, profile: &std::path::Path) -> Client {
-    let c = driver.session(profile, (1400, 1000)).await.expect("session");
+/// A logged-in session of an exact `size` on javaapp's Egress tab, its map drawn.
+async fn egress_tab(driver: &chrome::Chromedriver, base: &str, profile: &std::path::Path, size: (u32, u32)) -> Client {
+    let c = driver.session_with(profile, size, &[], true).await.expect("session");
     c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
     c.goto(&format!("{base}{PAGE}#tab-egress")).await.unwrap();
     wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
@@ -129,7 +127,7 @@ async fn a_workload_is_reviewed_by_keyboard_alone(pool: PgPool) {
     let (base, _) = serve_demo(pool, TOKEN).await;
     let driver = chrome::Chromedriver::start().expect("chromedriver");
     let profile = tempfile::tempdir().unwrap();
-    let c = egress_tab(&driver, &base, profile.path()).await;
+    let c = egress_tab(&driver, &base, profile.path(), (1400, 1000)).await;
     assert!(
         js(&c, "return document.getElementById('policy-yaml').textContent")
             .await
@@ -167,7 +165,7 @@ async fn strips_show_a_quiet_dependency_and_a_bad_window_is_said_inline(pool: Pg
     let (base, _) = serve_demo(pool, TOKEN).await;
     let driver = chrome::Chromedriver::start().expect("chromedriver");
     let profile = tempfile::tempdir().unwrap();
-    let c = egress_tab(&driver, &base, profile.path()).await;
+    let c = egress_tab(&driver, &base, profile.path(), (1400, 1000)).await;
     let strip = |peer: &str| {
         format!(
             r#"(() => {{ const tr = [...document.querySelectorAll('#tab-egress-table tbody tr')].find(r => r.dataset.peer.startsWith({peer:?}));
@@ -216,7 +214,6 @@ async fn strips_show_a_quiet_dependency_and_a_bad_window_is_said_inline(pool: Pg
     assert!(!body.trim_start().starts_with('{') && body.contains(JAVAAPP), "{body}");
     // The rest of the page still works on the default window.
     wait_for(&c, "window.flowgateMap && window.flowgateMap.ready && window.flowgateMap.nodes > 3", 20).await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
     c.close().await.unwrap();
 }
 
@@ -227,10 +224,7 @@ async fn a_wide_screen_shows_the_yaml_beside_the_tables(pool: PgPool) {
     let (base, _) = serve_demo(pool, TOKEN).await;
     let driver = chrome::Chromedriver::start().expect("chromedriver");
     let profile = tempfile::tempdir().unwrap();
-    let c = driver.session_with(profile.path(), (1900, 1000), &[], true).await.expect("session");
-    c.goto(&format!("{base}/?token={TOKEN}")).await.unwrap();
-    c.goto(&format!("{base}{PAGE}#tab-egress")).await.unwrap();
-    wait_for(&c, "window.flowgateMap && window.flowgateMap.ready", 20).await;
+    let c = egress_tab(&driver, &base, profile.path(), (1900, 1000)).await;
     save(&c, "review-1900.png").await;
     let layout = js(
         &c,

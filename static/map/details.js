@@ -78,9 +78,14 @@ function button(text, key, onClick) {
 
 // ---- connections: the table's checkbox for each row the connection stands for
 
-function rowCheckbox(key) {
+// The table row a row key names, if the page shows it.
+function rowOf(key) {
   if (typeof CSS === 'undefined' || !CSS.escape) return null;
-  const tr = document.querySelector('#review tr[data-row="' + CSS.escape(key) + '"]');
+  return document.querySelector('#review tr[data-row="' + CSS.escape(key) + '"]');
+}
+
+function rowCheckbox(key) {
+  const tr = rowOf(key);
   const cb = tr && tr.querySelector('input[type=checkbox]');
   return cb && !cb.disabled ? cb : null;
 }
@@ -179,9 +184,8 @@ function trustActions(ip) {
 // drawn by the server from the hourly aggregates): the same picture as in its row, copied from the
 // page's own markup, never from the graph's text.
 function stripOf(rows) {
-  if (typeof CSS === 'undefined' || !CSS.escape) return null;
   for (const key of rows) {
-    const tr = document.querySelector('#review tr[data-row="' + CSS.escape(key) + '"]');
+    const tr = rowOf(key);
     const svg = tr && tr.querySelector('svg.strip');
     if (svg) {
       const box = el('figure', 'map-strip');
@@ -248,6 +252,18 @@ function connectionTitle(c) {
   return (c.status === 'unresolved' || c.status === 'would-break' ? WARN : '') + (c.fullLabel || 'connection');
 }
 
+// What the drawer shows of one connection under its title: the rows' actions, the activity
+// strip, the details.
+function connectionParts(c) {
+  const out = [];
+  const buttons = rowActions(c.rows || []);
+  if (buttons.length) out.push(actionsBox(buttons));
+  const strip = stripOf(c.rows || []);
+  if (strip) out.push(strip);
+  out.push(detailList(connectionPairs(c)));
+  return out;
+}
+
 // `conns`: [{ fullLabel, status, rawStatus, detail, rows, from, to }], one or more connections
 // between the same two ends (the canvas draws them as one line per direction and status).
 export function showConnectionDetails(conns) {
@@ -255,12 +271,7 @@ export function showConnectionDetails(conns) {
   if (conns.length === 1) {
     const status = STATUS_NAMES[first.status] || first.rawStatus || 'unknown';
     const parts = [el('h3', 'map-details-title', connectionTitle(first)), el('p', 'map-details-kind', 'Connection, ' + status)];
-    const buttons = rowActions(first.rows || []);
-    if (buttons.length) parts.push(actionsBox(buttons));
-    const strip = stripOf(first.rows || []);
-    if (strip) parts.push(strip);
-    parts.push(detailList(connectionPairs(first)));
-    showDetails(parts);
+    showDetails(parts.concat(connectionParts(first)));
     return;
   }
   const parts = [
@@ -270,11 +281,7 @@ export function showConnectionDetails(conns) {
   conns.forEach((c) => {
     const status = STATUS_NAMES[c.status] || c.rawStatus || 'unknown';
     parts.push(el('h4', 'map-details-conn', connectionTitle(c) + ' \u2014 ' + status));
-    const buttons = rowActions(c.rows || []);
-    if (buttons.length) parts.push(actionsBox(buttons));
-    const strip = stripOf(c.rows || []);
-    if (strip) parts.push(strip);
-    parts.push(detailList(connectionPairs(c)));
+    parts.push(...connectionParts(c));
   });
   showDetails(parts);
 }

@@ -39,6 +39,7 @@ impl Chromedriver {
     }
 
     /// A headless Chromium session with its own profile in `profile`.
+    #[allow(dead_code)]
     pub async fn session(&self, profile: &Path, size: (u32, u32)) -> Result<Client, String> {
         self.session_with(profile, size, &[], false).await
     }
