@@ -262,7 +262,7 @@ pub async fn ingest_metered(
     let Options { format, threads, retention, now, write } = *options;
     let mut collector = Collector::new(store, cluster, inventory, retention, now, meter.clone()).await?;
     let mut writer = Writer::new(store, cluster, meter, now, write);
-    collector.rows = writer.pool();
+    collector.writes_to(&writer);
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
     let reader = tokio::task::spawn_blocking(move || -> Result<Collector, IngestError> {
         for source in sources {
@@ -339,9 +339,9 @@ pub struct Collector {
     batch: Batch,
     /// Rows that fill a batch ([`BATCH_ROWS`]).
     pub batch_rows: usize,
-    /// Where the next batch's row buffer comes from: the writers hand theirs back
-    /// ([`Writer::pool`]).
-    pub rows: RowPool,
+    /// Where the next batch's part and row buffers come from: the writers hand theirs back
+    /// ([`Collector::writes_to`]).
+    rows: RowPool,
 }
 
 impl Collector {
@@ -377,8 +377,17 @@ impl Collector {
     /// Makes this the collector of the ordered stream `source`, which wrote up to `mark` before:
     /// batches carry the stream's mark instead of chunks, and flows the mark covers are not new.
     pub fn for_stream(&mut self, source: &str, mark: Option<Mark>) {
+        let keep = self.batch.keeps_rows();
         self.batch = Batch::for_stream(source);
+        self.batch.keep_rows(keep);
         self.mark = mark;
+    }
+
+    /// Fills batches for `writer`: in the buffers it hands back, with raw rows when it keeps
+    /// them.
+    pub fn writes_to(&mut self, writer: &Writer) {
+        self.rows = writer.pool.clone();
+        self.batch.keep_rows(writer.options.keep_flows);
     }
 
     /// The inventory flows are enriched against from now on (a stream outlives a snapshot).
@@ -514,12 +523,6 @@ impl Writer {
         }
     }
 
-    /// The pool the written batches' row buffers go back to: give it to the [`Collector`]
-    /// (`collector.rows = writer.pool()`).
-    pub fn pool(&self) -> RowPool {
-        self.pool.clone()
-    }
-
     /// Starts writing `batch`, after waiting for a writer to be free. `Err` once a batch has
     /// failed: `batch` is then dropped, and [`Writer::finish`] says why.
     pub async fn submit(&mut self, batch: Batch) -> Result<(), ()> {
@@ -540,7 +543,7 @@ impl Writer {
             let written = write_with_retry(&store, cluster, &batch, options).await;
             metrics.batch_write.observe(began.elapsed());
             let newest = batch.newest_us();
-            pool.give(std::mem::take(&mut batch.rows));
+            pool.give(&mut batch);
             (written, newest)
         });
         Ok(())

@@ -34,7 +34,7 @@ pub struct ConnKey {
 /// What a connection's flows come to: counts, first and last seen, and the capped lists. The one
 /// statistics type of every fold: the offline fold ([`Connections::add`]), an ingest batch's
 /// connection-hours (`store::ingest::fold_hourly`, with `S = &str` borrowed from the batch's
-/// rows), and aggregate rows read back from the store, all through [`ConnStats::count`],
+/// words), and aggregate rows read back from the store, all through [`ConnStats::count`],
 /// [`ConnStats::note`] and [`ConnStats::merge`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConnStats<S = String> {

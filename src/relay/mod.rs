@@ -271,7 +271,7 @@ async fn stream_inner(
 
     let name = format!("hubble-relay {}", config.address);
     let mut writer = Writer::new(store, cluster, meter.clone(), now, options.write);
-    collector.rows = writer.pool();
+    collector.writes_to(&writer);
     let mut tick = tokio::time::interval(options.flush_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut inventory_checked = tokio::time::Instant::now();

@@ -36,8 +36,9 @@ use crate::enrich::{Endpoint, Enriched};
 use crate::model::{FlowRecord, FlowRole, Labels, Verdict, WorkloadRef};
 use crate::topology::{ConnStats, MAX_PROCESSES};
 
-/// One flow row, ready for the database. The endpoint texts are shared by every row of a batch
-/// with the same end (made once per endpoint, not per flow).
+/// One raw flow row, ready for the database: made only when the raw flows are kept
+/// (`--keep-flows`); the aggregates are folded from [`Part`]s. The endpoint texts are shared by
+/// every row of a batch with the same end (made once per endpoint, not per flow).
 #[derive(Debug, Clone)]
 pub struct FlowRow {
     pub time_us: i64,
@@ -60,6 +61,76 @@ pub struct FlowRow {
     pub packets: Option<i64>,
     /// The source did not say which way the flow goes (`FlowRole::Undecided`).
     pub undecided: bool,
+}
+
+/// What one flow (one row of a flow that fans out) adds to its connection-hour: folded while
+/// reading, it costs no allocation and about 40 bytes, instead of a row of strings per flow. A
+/// batch keeps its parts (rather than only their sums) because the ledger decides per flow which
+/// are new: all of a chunk, none, or the rest of an open chunk past its written prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Index into [`Batch::hours`].
+    pub hour: u32,
+    pub time_us: i64,
+    pub src_port: Option<u16>,
+    pub dropped: bool,
+    /// The source did not say which way the flow goes (`FlowRole::Undecided`).
+    pub undecided: bool,
+    /// Index into the batch's words, or [`NO_WORD`].
+    pub process: u32,
+    /// The Service it went through (`namespace/name:port`), index into the batch's words, or
+    /// [`NO_WORD`].
+    pub service: u32,
+}
+
+/// A [`Part`] without a process or Service.
+pub const NO_WORD: u32 = u32::MAX;
+
+/// A connection-hour of a batch: what its parts add to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourConn {
+    pub bucket_us: i64,
+    pub src_endpoint: Arc<str>,
+    pub dst_endpoint: Arc<str>,
+    pub src_namespace: Arc<str>,
+    pub dst_namespace: Arc<str>,
+    pub port: i32,
+    pub protocol: &'static str,
+}
+
+/// Each endpoint's key and namespace text, made once and numbered, kept from batch to batch (up
+/// to [`Ends::MAX`]): an end is looked up by its endpoint, and two endpoints with the same key
+/// text are the same end.
+#[derive(Debug, Clone, Default)]
+struct Ends {
+    by_endpoint: rustc_hash::FxHashMap<Endpoint, u32>,
+    by_text: rustc_hash::FxHashMap<Arc<str>, u32>,
+    texts: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl Ends {
+    /// Bounded: a batch's endpoints, not the cluster's history.
+    const MAX: usize = 65_536;
+
+    fn of(&mut self, ep: &Endpoint) -> u32 {
+        if let Some(&id) = self.by_endpoint.get(ep) {
+            return id;
+        }
+        let id = self.text(ep.key(), namespace_of(ep));
+        self.by_endpoint.insert(ep.clone(), id);
+        id
+    }
+
+    fn text(&mut self, key: String, namespace: String) -> u32 {
+        if let Some(&id) = self.by_text.get(key.as_str()) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        let key: Arc<str> = key.into();
+        self.texts.push((key.clone(), namespace.into()));
+        self.by_text.insert(key, id);
+        id
+    }
 }
 
 /// When a label set was last seen, moved on through a shared reference (the enrichment's `known`
@@ -185,16 +256,28 @@ impl Mark {
     }
 }
 
-/// A batch: rows plus workload labels learned from flow metadata, and what tells which of its
+/// A batch: its flows folded into connection-hours as they are read (a [`Part`] per flow, raw
+/// rows only when kept), workload labels learned from flow metadata, and what tells which of its
 /// flows are new: its chunks (files, bodies) or its stream's mark.
 #[derive(Debug, Clone)]
 pub struct Batch {
+    /// One per row a flow makes (a flow that fans out to several workloads makes one each).
+    pub parts: Vec<Part>,
+    /// The connection-hours the parts add to.
+    pub hours: Vec<HourConn>,
+    hour_ids: rustc_hash::FxHashMap<(u32, u32, i64, i32, &'static str), u32>,
+    /// Process names and Service texts of the parts, each once.
+    words: Vec<Arc<str>>,
+    process_ids: rustc_hash::FxHashMap<Box<str>, u32>,
+    service_ids: rustc_hash::FxHashMap<(String, String, u16), u32>,
+    /// Raw rows, one per part, when [`Batch::keep_rows`] (`--keep-flows`); else empty.
     pub rows: Vec<FlowRow>,
+    keep_rows: bool,
     /// Label sets learned per workload, with when last seen (a cell, so that the enrichment's
     /// `known` test can move it on without the labels being copied again: see [`Batch::knows`]).
     pub learned: BTreeMap<WorkloadRef, BTreeMap<Labels, Seen>>,
-    /// Each endpoint's key and namespace text, made once per batch.
-    texts: rustc_hash::FxHashMap<Endpoint, (Arc<str>, Arc<str>)>,
+    /// Each endpoint's key and namespace text, made once and carried on to the next batch.
+    ends: Ends,
     /// DNS names seen for addresses: the flows' own and the DNS answers read with them.
     pub names: Names,
     /// Complete chunks, and open ones ended with their source.
@@ -208,9 +291,16 @@ pub struct Batch {
 impl Default for Batch {
     fn default() -> Self {
         Batch {
+            parts: Vec::new(),
+            hours: Vec::new(),
+            hour_ids: Default::default(),
+            words: Vec::new(),
+            process_ids: Default::default(),
+            service_ids: Default::default(),
             rows: Vec::new(),
+            keep_rows: false,
             learned: BTreeMap::new(),
-            texts: Default::default(),
+            ends: Ends::default(),
             names: Names::default(),
             chunks: Vec::new(),
             current: None,
@@ -219,26 +309,32 @@ impl Default for Batch {
     }
 }
 
-/// Emptied row buffers the writers hand back, so that the next batch fills memory already in
-/// use instead of growing a fresh vector (a profile of `ingest` put a quarter of its samples in the
-/// kernel clearing the pages of growing row vectors). At most [`RowPool::KEEP`] are kept.
+/// Emptied part and row buffers the writers hand back, so that the next batch fills memory
+/// already in use instead of growing a fresh vector (a profile of `ingest` put a quarter of its
+/// samples in the kernel clearing the pages of growing row vectors). At most [`RowPool::KEEP`]
+/// are kept.
 #[derive(Debug, Clone, Default)]
-pub struct RowPool(Arc<std::sync::Mutex<Vec<Vec<FlowRow>>>>);
+pub struct RowPool(Arc<std::sync::Mutex<Vec<Buffers>>>);
+
+/// A batch's part and row buffers.
+type Buffers = (Vec<Part>, Vec<FlowRow>);
 
 impl RowPool {
     /// Buffers kept: the writers' batches in flight and one more.
     pub const KEEP: usize = 3;
 
-    pub fn take(&self) -> Option<Vec<FlowRow>> {
+    fn take(&self) -> Option<Buffers> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
-    /// `rows`, emptied, for a later batch.
-    pub fn give(&self, mut rows: Vec<FlowRow>) {
+    /// A written batch's buffers, emptied, for a later batch.
+    pub fn give(&self, batch: &mut Batch) {
+        let (mut parts, mut rows) = (std::mem::take(&mut batch.parts), std::mem::take(&mut batch.rows));
+        parts.clear();
         rows.clear();
         let mut spare = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if spare.len() < Self::KEEP {
-            spare.push(rows);
+            spare.push((parts, rows));
         }
     }
 }
@@ -248,7 +344,9 @@ impl Batch {
     /// as this batch's grew to.
     pub fn next_with(&mut self, pool: &RowPool) -> Batch {
         let mut b = self.next();
-        b.rows = pool.take().unwrap_or_else(|| Vec::with_capacity(self.rows.capacity()));
+        (b.parts, b.rows) = pool
+            .take()
+            .unwrap_or_else(|| (Vec::with_capacity(self.parts.capacity()), Vec::with_capacity(self.rows.capacity())));
         b
     }
 
@@ -258,25 +356,35 @@ impl Batch {
         Batch { stream: Some((source.to_string(), Mark { time_us: i64::MIN, keys: Vec::new() })), ..Batch::default() }
     }
 
-    /// A fresh batch of the same kind (the same stream, or chunked), with the endpoint texts
-    /// made so far.
+    /// A fresh batch of the same kind (the same stream, or chunked; raw rows kept or not), with
+    /// the endpoint texts made so far.
     pub fn next(&mut self) -> Batch {
         let mut b = match &self.stream {
             Some((s, _)) => Batch::for_stream(s),
             None => Batch::default(),
         };
-        // Bounded: a batch's endpoints, not the cluster's history.
-        if self.texts.len() < 65_536 {
-            b.texts = std::mem::take(&mut self.texts);
+        b.keep_rows = self.keep_rows;
+        if self.ends.texts.len() < Ends::MAX {
+            b.ends = std::mem::take(&mut self.ends);
         }
         b
     }
 
+    /// Makes raw rows for the flows too (`--keep-flows`), from this batch on.
+    pub fn keep_rows(&mut self, keep: bool) {
+        self.keep_rows = keep;
+    }
+
+    pub fn keeps_rows(&self) -> bool {
+        self.keep_rows
+    }
+
+    /// Rows (parts) in the batch.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.parts.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.chunks.is_empty() && self.current.is_none()
+        self.parts.is_empty() && self.chunks.is_empty() && self.current.is_none()
     }
     /// Whether nothing at all would be written.
     pub fn is_void(&self) -> bool {
@@ -303,14 +411,14 @@ impl Batch {
     }
 
     fn note_held(&mut self, key: u128, time_us: i64, rows_from: usize, held: bool) {
-        let rows = (rows_from as u32, self.rows.len() as u32);
+        let rows = (rows_from as u32, self.parts.len() as u32);
         if let Some((_, mark)) = &mut self.stream {
             mark.note(time_us, key);
             return;
         }
         let chunk = self.current.get_or_insert_with(|| Chunk {
             first: key,
-            records: Vec::new(),
+            records: Vec::with_capacity(CHUNK_AVG as usize),
             open: false,
             newest_us: time_us,
         });
@@ -326,7 +434,7 @@ impl Batch {
     /// A flow that is part of its source but adds nothing (older than the retention, or read
     /// before in this ingest): it still takes its place in its chunk.
     pub fn skip(&mut self, key: u128, flow: &FlowRecord) {
-        let from = self.rows.len();
+        let from = self.parts.len();
         self.note(key, micros(flow.time), from);
     }
 
@@ -334,22 +442,36 @@ impl Batch {
     /// ledger remembers it was not counted. Streams have no chunks and keep no mark for it.
     pub fn hold(&mut self, key: u128, flow: &FlowRecord) {
         if self.stream.is_none() {
-            let from = self.rows.len();
+            let from = self.parts.len();
             self.note_held(key, micros(flow.time), from, true);
         }
     }
 
-    /// Adds a flow (`key`: [`flow_key`]) and its enrichment. A flow that fans out to several
-    /// workloads (a Service backed by more than one) becomes one row each, keyed apart.
+    /// Adds a flow (`key`: [`flow_key`]) and its enrichment, folded into its connection-hours. A
+    /// flow that fans out to several workloads (a Service backed by more than one) becomes one
+    /// part (and raw row) each, keyed apart.
     pub fn push(&mut self, key: u128, flow: &FlowRecord, enriched: &[Enriched]) {
         for (ip, names) in [(flow.dst_ip, &flow.dst_names), (flow.src_ip, &flow.src_names)] {
             for n in names {
                 self.names.add(ip, n, flow.time);
             }
         }
-        let from = self.rows.len();
+        let from = self.parts.len();
+        let time_us = micros(flow.time);
+        let bucket_us = time_us.div_euclid(HOUR_US) * HOUR_US;
+        let process = match flow.process.as_deref() {
+            None => NO_WORD,
+            Some(p) => match self.process_ids.get(p) {
+                Some(&id) => id,
+                None => {
+                    let id = self.words.len() as u32;
+                    self.words.push(p.into());
+                    self.process_ids.insert(p.into(), id);
+                    id
+                }
+            },
+        };
         for (i, e) in enriched.iter().enumerate() {
-            let row_key = if i == 0 { key } else { mix(key, i as u64) };
             for (w, labels) in &e.learned {
                 // Looked up by reference: a workload's labels are cloned once per batch, not per flow.
                 let sets = match self.learned.get_mut(w) {
@@ -364,48 +486,84 @@ impl Batch {
                 }
             }
             // An end known only by its pod identity keeps it in its key, for the review to settle.
-            let texts = &mut self.texts;
-            let mut end = |ep: &Endpoint, src: bool| -> (Arc<str>, Arc<str>) {
+            let ends = &mut self.ends;
+            let mut end = |ep: &Endpoint, src: bool| -> u32 {
                 match e.identities.iter().find(|i| i.src == src) {
-                    Some(id) => (
-                        Endpoint::identity_key(ep.ip().unwrap_or(if src { flow.src_ip } else { flow.dst_ip }), id)
-                            .into(),
-                        id.namespace.as_str().into(),
+                    Some(id) => ends.text(
+                        Endpoint::identity_key(ep.ip().unwrap_or(if src { flow.src_ip } else { flow.dst_ip }), id),
+                        id.namespace.clone(),
                     ),
-                    None => match texts.get(ep) {
-                        Some((k, ns)) => (k.clone(), ns.clone()),
-                        None => {
-                            let made: (Arc<str>, Arc<str>) = (ep.key().into(), namespace_of(ep).into());
-                            texts.insert(ep.clone(), made.clone());
-                            made
-                        }
-                    },
+                    None => ends.of(ep),
                 }
             };
-            let ((src_endpoint, src_namespace), (dst_endpoint, dst_namespace)) =
-                (end(&e.src, true), end(&e.dst, false));
-            self.rows.push(FlowRow {
-                time_us: micros(flow.time),
-                key: row_key,
-                src_ip: flow.src_ip,
-                src_port: flow.src_port.map(i32::from),
-                dst_ip: flow.dst_ip,
-                dst_port: i32::from(e.port.get()),
-                protocol: e.protocol.as_str(),
-                verdict: flow.verdict.as_str(),
-                src_endpoint,
-                dst_endpoint,
-                src_namespace,
-                dst_namespace,
-                service: e.service.as_ref().map(|(ns, name, port)| format!("{ns}/{name}:{port}")),
-                process: flow.process.clone(),
-                node: flow.node.clone(),
-                bytes: flow.bytes.and_then(|b| i64::try_from(b).ok()),
-                packets: flow.packets.and_then(|b| i64::try_from(b).ok()),
+            let (src, dst) = (end(&e.src, true), end(&e.dst, false));
+            let (port, protocol) = (i32::from(e.port.get()), e.protocol.as_str());
+            let hour = match self.hour_ids.get(&(src, dst, bucket_us, port, protocol)) {
+                Some(&h) => h,
+                None => {
+                    let h = self.hours.len() as u32;
+                    let ((src_endpoint, src_namespace), (dst_endpoint, dst_namespace)) =
+                        (ends.texts[src as usize].clone(), ends.texts[dst as usize].clone());
+                    self.hours.push(HourConn {
+                        bucket_us,
+                        src_endpoint,
+                        dst_endpoint,
+                        src_namespace,
+                        dst_namespace,
+                        port,
+                        protocol,
+                    });
+                    self.hour_ids.insert((src, dst, bucket_us, port, protocol), h);
+                    h
+                }
+            };
+            let service = match &e.service {
+                None => NO_WORD,
+                Some(s) => match self.service_ids.get(s) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.words.len() as u32;
+                        let (ns, name, port) = s;
+                        self.words.push(format!("{ns}/{name}:{port}").into());
+                        self.service_ids.insert(s.clone(), id);
+                        id
+                    }
+                },
+            };
+            self.parts.push(Part {
+                hour,
+                time_us,
+                src_port: flow.src_port,
+                dropped: flow.verdict == Verdict::Dropped,
                 undecided: flow.role == FlowRole::Undecided,
+                process,
+                service,
             });
+            if self.keep_rows {
+                let h = &self.hours[hour as usize];
+                self.rows.push(FlowRow {
+                    time_us,
+                    key: if i == 0 { key } else { mix(key, i as u64) },
+                    src_ip: flow.src_ip,
+                    src_port: flow.src_port.map(i32::from),
+                    dst_ip: flow.dst_ip,
+                    dst_port: port,
+                    protocol,
+                    verdict: flow.verdict.as_str(),
+                    src_endpoint: h.src_endpoint.clone(),
+                    dst_endpoint: h.dst_endpoint.clone(),
+                    src_namespace: h.src_namespace.clone(),
+                    dst_namespace: h.dst_namespace.clone(),
+                    service: (service != NO_WORD).then(|| self.words[service as usize].to_string()),
+                    process: flow.process.clone(),
+                    node: flow.node.clone(),
+                    bytes: flow.bytes.and_then(|b| i64::try_from(b).ok()),
+                    packets: flow.packets.and_then(|b| i64::try_from(b).ok()),
+                    undecided: flow.role == FlowRole::Undecided,
+                });
+            }
         }
-        self.note(key, micros(flow.time), from);
+        self.note(key, time_us, from);
     }
 
     /// Whether the batch has learned `labels` for `w` already; if so, moves its last seen on to
@@ -421,9 +579,14 @@ impl Batch {
         }
     }
 
-    /// The newest flow time among the batch's rows.
+    /// The newest flow time among the batch's parts.
     pub fn newest_us(&self) -> Option<i64> {
-        self.rows.iter().map(|r| r.time_us).max()
+        self.parts.iter().map(|p| p.time_us).max()
+    }
+
+    /// The process or Service text a part names.
+    pub fn word(&self, id: u32) -> Option<&str> {
+        self.words.get(id as usize).map(|w| &**w)
     }
 }
 
@@ -552,39 +715,51 @@ pub struct Hourly<'a> {
     pub stats: ConnStats<&'a str>,
 }
 
-/// Folds rows into their connection-hours (hours in UTC), sorted by `conn_hourly`'s key (source,
-/// hour, destination, port, protocol).
-pub fn fold_hourly<'a>(rows: impl IntoIterator<Item = &'a FlowRow>) -> Vec<Hourly<'a>> {
-    type Key<'a> = (&'a str, i64, &'a str, i32, &'static str);
-    let mut map: rustc_hash::FxHashMap<Key<'_>, Hourly<'_>> = Default::default();
-    for r in rows {
-        let bucket_us = r.time_us.div_euclid(HOUR_US) * HOUR_US;
-        // The row's time came from a timestamp, to the microsecond: always in range.
-        let time = jiff::Timestamp::from_microsecond(r.time_us).unwrap_or_default();
-        let h =
-            map.entry((&*r.src_endpoint, bucket_us, &*r.dst_endpoint, r.dst_port, r.protocol)).or_insert_with(|| {
-                Hourly {
-                    bucket_us,
-                    src_endpoint: &r.src_endpoint,
-                    dst_endpoint: &r.dst_endpoint,
-                    src_namespace: &r.src_namespace,
-                    dst_namespace: &r.dst_namespace,
-                    port: r.dst_port,
-                    protocol: r.protocol,
-                    stats: ConnStats::new(time),
-                }
-            });
-        let src_port = r.src_port.and_then(|p| u16::try_from(p).ok());
-        h.stats.count(time, r.verdict == Verdict::Dropped.as_str(), r.undecided, src_port);
-        for (set, value) in [(&mut h.stats.processes, &r.process), (&mut h.stats.services, &r.service)] {
-            if let Some(v) = value.as_deref() {
-                ConnStats::note(set, v, |v| v);
+/// Sums parts into their connection-hours (`hours`, their process and Service texts in
+/// `words`), sorted by `conn_hourly`'s key (source, hour, destination, port, protocol).
+pub fn fold_hourly<'a>(
+    hours: &'a [HourConn],
+    words: &'a [Arc<str>],
+    parts: impl IntoIterator<Item = &'a Part>,
+) -> Vec<Hourly<'a>> {
+    let mut sums: Vec<Option<ConnStats<&'a str>>> = vec![None; hours.len()];
+    for p in parts {
+        // The part's time came from a timestamp, to the microsecond: always in range.
+        let time = jiff::Timestamp::from_microsecond(p.time_us).unwrap_or_default();
+        let stats = sums[p.hour as usize].get_or_insert_with(|| ConnStats::new(time));
+        stats.count(time, p.dropped, p.undecided, p.src_port);
+        for (set, id) in [(&mut stats.processes, p.process), (&mut stats.services, p.service)] {
+            if let Some(w) = words.get(id as usize) {
+                ConnStats::note(set, &**w, |v| v);
             }
         }
     }
-    let mut out: Vec<(Key<'_>, Hourly<'_>)> = map.into_iter().collect();
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    out.into_iter().map(|(_, h)| h).collect()
+    let mut out: Vec<Hourly<'a>> = sums
+        .into_iter()
+        .zip(hours)
+        .filter_map(|(stats, h)| {
+            Some(Hourly {
+                bucket_us: h.bucket_us,
+                src_endpoint: &h.src_endpoint,
+                dst_endpoint: &h.dst_endpoint,
+                src_namespace: &h.src_namespace,
+                dst_namespace: &h.dst_namespace,
+                port: h.port,
+                protocol: h.protocol,
+                stats: stats?,
+            })
+        })
+        .collect();
+    out.sort_unstable_by(|a, b| {
+        (a.src_endpoint, a.bucket_us, a.dst_endpoint, a.port, a.protocol).cmp(&(
+            b.src_endpoint,
+            b.bucket_us,
+            b.dst_endpoint,
+            b.port,
+            b.protocol,
+        ))
+    });
+    out
 }
 
 /// Rows as the columns that `unnest` turns back into rows.
@@ -744,9 +919,9 @@ const WRITE_AGGREGATES: &str = concat!(
      select (select count(*) from hourly) + (select count(*) from daily)"
 );
 
-/// [`WRITE_AGGREGATES`] for `rows`: the rows upserted.
-async fn write_aggregates(tx: &mut sqlx::PgConnection, cluster: i32, rows: &[&FlowRow]) -> sqlx::Result<i64> {
-    let hourly = fold_hourly(rows.iter().copied());
+/// [`WRITE_AGGREGATES`] for the batch's parts `new`: the rows upserted.
+async fn write_aggregates(tx: &mut sqlx::PgConnection, cluster: i32, batch: &Batch, new: &[u32]) -> sqlx::Result<i64> {
+    let hourly = fold_hourly(&batch.hours, &batch.words, new.iter().map(|&i| &batch.parts[i as usize]));
     if hourly.is_empty() {
         return Ok(0);
     }
@@ -779,9 +954,11 @@ pub struct WriteOptions {
     pub keep_flows: bool,
 }
 
-/// What the ledger says of a batch's chunks: the rows that are new, and the ledger's changes.
+/// What the ledger says of a batch's chunks: the parts (and rows) that are new, and the ledger's
+/// changes.
 struct Decided<'a> {
-    new: Vec<&'a FlowRow>,
+    /// Indexes into [`Batch::parts`] (and [`Batch::rows`], when kept).
+    new: Vec<u32>,
     duplicates: u64,
     /// Chunks to record (or record again), with the keys of their flows still held.
     record: Vec<(&'a Chunk, Vec<u128>)>,
@@ -800,7 +977,7 @@ fn decide<'a>(batch: &'a Batch, entries: &[LedgerEntry]) -> Decided<'a> {
         let mut held = Vec::new();
         let mut changed = before < chunk.len();
         for (i, rec) in chunk.records.iter().enumerate() {
-            let rows = &batch.rows[rec.rows.0 as usize..rec.rows.1 as usize];
+            let rows = rec.rows.0..rec.rows.1;
             let counted_before = i < before && !was_held(&rec.key);
             if rec.held && !counted_before {
                 held.push(rec.key);
@@ -830,20 +1007,29 @@ impl Store {
             return Ok(Written::default());
         }
         debug_assert!(batch.stream.is_some() || batch.at_boundary(), "a chunked batch is cut at a boundary");
+        if options.keep_flows && !batch.keep_rows {
+            return Err(super::StoreError::Invalid(
+                "the raw flows are to be kept, but the batch was made without its rows (Batch::keep_rows)".into(),
+            ));
+        }
         let mut tx = self.pool.begin().await?;
         let mut store_rows = 0u64;
         let decided = match &batch.stream {
-            Some(_) => {
-                Decided { new: batch.rows.iter().collect(), duplicates: 0, record: Vec::new(), replace: Vec::new() }
-            }
+            Some(_) => Decided {
+                new: (0..batch.parts.len() as u32).collect(),
+                duplicates: 0,
+                record: Vec::new(),
+                replace: Vec::new(),
+            },
             None => {
                 let entries = self.ledger_entries(&mut tx, cluster, &batch.chunks).await?;
                 decide(batch, &entries)
             }
         };
-        store_rows += write_aggregates(&mut tx, cluster, &decided.new).await? as u64;
+        store_rows += write_aggregates(&mut tx, cluster, batch, &decided.new).await? as u64;
         if options.keep_flows && !decided.new.is_empty() {
-            store_rows += self.write_raw(&mut tx, cluster, &decided.new).await?;
+            let rows: Vec<&FlowRow> = decided.new.iter().map(|&i| &batch.rows[i as usize]).collect();
+            store_rows += self.write_raw(&mut tx, cluster, &rows).await?;
         }
         store_rows += self.record_chunks(&mut tx, cluster, &decided).await?;
         if let Some((source, mark)) = &batch.stream
@@ -1094,6 +1280,49 @@ mod tests {
         }
     }
 
+    /// Rows as a batch's connection-hours, words and parts, numbered in the order they come.
+    fn parts_of(rows: &[FlowRow]) -> (Vec<HourConn>, Vec<Arc<str>>, Vec<Part>) {
+        let (mut hours, mut words, mut parts) = (Vec::<HourConn>::new(), Vec::<Arc<str>>::new(), Vec::new());
+        let mut word = |w: &Option<String>| match w {
+            None => NO_WORD,
+            Some(w) => match words.iter().position(|x| **x == **w) {
+                Some(i) => i as u32,
+                None => {
+                    words.push(w.as_str().into());
+                    words.len() as u32 - 1
+                }
+            },
+        };
+        for r in rows {
+            let h = HourConn {
+                bucket_us: r.time_us.div_euclid(HOUR_US) * HOUR_US,
+                src_endpoint: r.src_endpoint.clone(),
+                dst_endpoint: r.dst_endpoint.clone(),
+                src_namespace: r.src_namespace.clone(),
+                dst_namespace: r.dst_namespace.clone(),
+                port: r.dst_port,
+                protocol: r.protocol,
+            };
+            let hour = match hours.iter().position(|x| *x == h) {
+                Some(i) => i,
+                None => {
+                    hours.push(h);
+                    hours.len() - 1
+                }
+            };
+            parts.push(Part {
+                hour: hour as u32,
+                time_us: r.time_us,
+                src_port: r.src_port.and_then(|p| u16::try_from(p).ok()),
+                dropped: r.verdict == Verdict::Dropped.as_str(),
+                undecided: r.undecided,
+                process: word(&r.process),
+                service: word(&r.service),
+            });
+        }
+        (hours, words, parts)
+    }
+
     fn chunked(keys: &[u128]) -> Batch {
         let mut b = Batch::default();
         for k in keys {
@@ -1173,7 +1402,8 @@ mod tests {
             })
             .collect();
         rows.push(FlowRow { src_port: None, undecided: true, ..row(13, "x", "p", Verdict::Forwarded) });
-        let hourly = fold_hourly(&rows);
+        let (hours, words, parts) = parts_of(&rows);
+        let hourly = fold_hourly(&hours, &words, &parts);
         assert_eq!(hourly.len(), 1);
         assert_eq!((hourly[0].stats.flows, hourly[0].stats.undecided), (13, 9 + 1));
         // Undecided ports 8999, 8998, 8997, 8995, ... 8989: the eight smallest, as SQL keeps them.
@@ -1197,7 +1427,8 @@ mod tests {
         for p in ["q", "c", "d", "e", "f", "g", "h", "i"] {
             rows.push(row(4 * h, "external/1.2.3.4", p, Verdict::Forwarded));
         }
-        let hourly = fold_hourly(&rows);
+        let (hours, words, parts) = parts_of(&rows);
+        let hourly = fold_hourly(&hours, &words, &parts);
         let got: Vec<(i64, &str, u64, u64, i64, i64)> = hourly
             .iter()
             .map(|x| {
@@ -1225,6 +1456,7 @@ mod tests {
         );
         assert_eq!((hourly[0].src_namespace, hourly[0].dst_namespace), ("shop", ""));
         // Before the epoch, hours still start on the hour.
-        assert_eq!(fold_hourly(&[row(-1, "external/1.2.3.4", "a", Verdict::Forwarded)])[0].bucket_us, -h);
+        let (hours, words, parts) = parts_of(&[row(-1, "external/1.2.3.4", "a", Verdict::Forwarded)]);
+        assert_eq!(fold_hourly(&hours, &words, &parts)[0].bucket_us, -h);
     }
 }
