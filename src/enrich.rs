@@ -6,6 +6,7 @@
 //! address ranges: inside the cluster's ranges is "unresolved", outside "external".
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -174,12 +175,12 @@ fn side(
     inv: &Inventory,
     ip: IpAddr,
     t: Timestamp,
-    meta: Option<&ObservedEndpoint>,
+    meta: Option<&Arc<ObservedEndpoint>>,
     is_src: bool,
     learned: &mut Vec<(WorkloadRef, Labels)>,
     inferred: &mut Vec<(WorkloadRef, Inference)>,
     identities: &mut Vec<PendingIdentity>,
-    known: &impl Fn(&WorkloadRef, &Labels) -> bool,
+    known: &impl Fn(&WorkloadRef, &Arc<ObservedEndpoint>) -> bool,
 ) -> Endpoint {
     if let Some(hit) = lookup(inv, ip, t) {
         match hit {
@@ -206,7 +207,7 @@ fn side(
     if let Some(ns) = &meta.namespace {
         if let Some(pod) = &meta.pod_name {
             if let Some((w, how)) = meta.owner.get_or_init(|| observed_workload(ns, pod, meta)) {
-                if !meta.labels.is_empty() && !known(w, &meta.labels) {
+                if !meta.labels.is_empty() && !known(w, meta) {
                     learned.push((w.clone(), meta.labels.clone()));
                     inferred.push((w.clone(), *how));
                 }
@@ -329,23 +330,55 @@ pub fn suffixed_base(pod: &str) -> Option<&str> {
     split_suffix(pod)
 }
 
+/// Answers a caller gave for ends as the parsers share them (`Arc`s of one endpoint text),
+/// remembered by address: each end is then looked up by its labels once, not in every flow. It
+/// holds every end it answers for, so no other end can take that address while it is kept; at
+/// [`KnownEnds::MAX`] ends it forgets them all and starts again.
+#[derive(Debug)]
+pub struct KnownEnds<V = ()>(std::sync::Mutex<rustc_hash::FxHashMap<usize, (Arc<ObservedEndpoint>, V)>>);
+
+impl<V> Default for KnownEnds<V> {
+    fn default() -> Self {
+        KnownEnds(Default::default())
+    }
+}
+
+impl<V: Clone> KnownEnds<V> {
+    pub const MAX: usize = 65_536;
+
+    pub fn get(&self, end: &Arc<ObservedEndpoint>) -> Option<V> {
+        let ends = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        ends.get(&(Arc::as_ptr(end) as usize)).map(|(_, v)| v.clone())
+    }
+
+    pub fn insert(&self, end: &Arc<ObservedEndpoint>, v: V) {
+        let mut ends = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if ends.len() >= Self::MAX {
+            ends.clear();
+        }
+        ends.insert(Arc::as_ptr(end) as usize, (end.clone(), v));
+    }
+}
+
 /// Enriches one flow. Never fails: what cannot be resolved is `Unresolved` or `External`.
 pub fn enrich(inv: &Inventory, flow: &FlowRecord) -> Vec<Enriched> {
     enrich_learning(inv, flow, |_, _| false)
 }
 
-/// [`enrich`], leaving out of `learned` the label sets for which `known` says the caller has no
-/// use (typically: already in its catalog). A busy stream repeats the same few label sets in every
-/// flow, and copying them for each one was most of the cost of folding a flow in.
+/// [`enrich`], leaving out of `learned` the label sets (an end's `labels`) for which `known` says
+/// the caller has no use (typically: already in its catalog). A busy stream repeats the same few
+/// label sets in every flow, and copying them for each one was most of the cost of folding a flow
+/// in. The end is given as the parsers share it, so that a caller can remember its answer for
+/// that end ([`KnownEnds`]).
 pub fn enrich_learning(
     inv: &Inventory,
     flow: &FlowRecord,
-    known: impl Fn(&WorkloadRef, &Labels) -> bool,
+    known: impl Fn(&WorkloadRef, &Arc<ObservedEndpoint>) -> bool,
 ) -> Vec<Enriched> {
     let (mut learned, mut inferred, mut identities) = (Vec::new(), Vec::new(), Vec::new());
     let t = flow.time;
     let src =
-        side(inv, flow.src_ip, t, flow.src_meta.as_deref(), true, &mut learned, &mut inferred, &mut identities, &known);
+        side(inv, flow.src_ip, t, flow.src_meta.as_ref(), true, &mut learned, &mut inferred, &mut identities, &known);
     let mut out = Vec::with_capacity(1);
     // A ClusterIP is only ever a destination; pods never hold one, so check Services first.
     if inv.pod_at(&flow.dst_ip, t).is_none()
@@ -405,17 +438,8 @@ pub fn enrich_learning(
         }
         return out;
     }
-    let dst = side(
-        inv,
-        flow.dst_ip,
-        t,
-        flow.dst_meta.as_deref(),
-        false,
-        &mut learned,
-        &mut inferred,
-        &mut identities,
-        &known,
-    );
+    let dst =
+        side(inv, flow.dst_ip, t, flow.dst_meta.as_ref(), false, &mut learned, &mut inferred, &mut identities, &known);
     let service = flow.dst_service.as_ref().map(|(ns, name)| {
         // Hubble reports the Service but the already-translated backend port; find the Service port.
         let svc_port = inv
@@ -654,6 +678,23 @@ mod tests {
         assert_eq!(all[0].learned.len(), 2);
         assert_eq!(enrich_learning(&inv, &f, |_, _| false), all);
         let some = enrich_learning(&inv, &f, |w, _| w.name == "api");
+        // An end remembered as known (by the Arc the parser shares) is known in later flows.
+        let ends = KnownEnds::default();
+        let remembered = |w: &WorkloadRef, e: &Arc<ObservedEndpoint>| {
+            ends.get(e).is_some() || {
+                let known = w.name == "api";
+                if known {
+                    ends.insert(e, ());
+                }
+                known
+            }
+        };
+        assert_eq!(enrich_learning(&inv, &f, remembered), some);
+        let (src, dst) = (f.src_meta.clone().unwrap(), f.dst_meta.clone().unwrap());
+        assert!(ends.get(&src).is_some() && ends.get(&dst).is_none());
+        assert_eq!(enrich_learning(&inv, &f, |_, e| ends.get(e).is_some()), some);
+        let other = Arc::new((*src).clone());
+        assert!(ends.get(&other).is_none(), "an equal end elsewhere is another end");
         assert_eq!(some[0].learned, vec![all[0].learned[1].clone()]);
         assert_eq!((&some[0].src, &some[0].dst, some[0].port), (&all[0].src, &all[0].dst, all[0].port));
     }

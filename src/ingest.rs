@@ -431,7 +431,7 @@ impl Collector {
                     return self.full();
                 }
                 let batch = &self.batch;
-                let mut enriched = enrich_learning(&self.inventory, &flow, |w, l| batch.knows(w, l, flow.time));
+                let mut enriched = enrich_learning(&self.inventory, &flow, |w, end| batch.knows(w, end, flow.time));
                 for e in &mut enriched {
                     for (w, labels) in &e.learned {
                         self.identities.learn(w, labels);

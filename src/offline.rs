@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use crate::enrich::enrich_learning;
+use crate::enrich::{KnownEnds, enrich_learning};
 use crate::flows::{self, FlowFormat, Record, Summary};
 use crate::inventory::{self, Inventory, Loaded};
 use crate::model::{WorkloadKind, WorkloadRef};
@@ -89,11 +89,21 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
 
     let mut connections = Connections::new(Catalog::from_inventory(&inv));
     let mut summary = Summary::default();
+    // What the catalog knows it knows for good (its label sets only grow).
+    let known_ends = KnownEnds::default();
     for path in &inputs.flows {
         flows::read_path(path, inputs.format, threads, &mut summary, |record| match record {
             Record::Flow(flow) if window.contains(flow.time) => {
                 let catalog = &connections.catalog;
-                let enriched = enrich_learning(&inv, &flow, |w, labels| catalog.knows(w, labels));
+                let enriched = enrich_learning(&inv, &flow, |w, end| {
+                    known_ends.get(end).is_some() || {
+                        let known = catalog.knows(w, &end.labels);
+                        if known {
+                            known_ends.insert(end, ());
+                        }
+                        known
+                    }
+                });
                 connections.add(&flow, enriched);
             }
             Record::Flow(_) => connections.outside_window += 1,

@@ -54,7 +54,7 @@ pub fn run(data: &[u8]) -> Result<(), String> {
             flows += 1;
             if let Ok(Item::Flow(flow, _)) = parse_hubble_line(line) {
                 let catalog = &conns.catalog;
-                let enriched = enrich_learning(&inv, &flow, |w, labels| catalog.knows(w, labels));
+                let enriched = enrich_learning(&inv, &flow, |w, end| catalog.knows(w, &end.labels));
                 conns.add(&flow, enriched);
             }
             continue;

@@ -32,8 +32,8 @@ use jiff::Timestamp;
 
 use super::{DAY_US, HOUR_US, Result, Store, micros};
 use crate::dns::Names;
-use crate::enrich::{Endpoint, Enriched};
-use crate::model::{FlowRecord, FlowRole, Labels, Verdict, WorkloadRef};
+use crate::enrich::{Endpoint, Enriched, KnownEnds};
+use crate::model::{FlowRecord, FlowRole, Labels, ObservedEndpoint, Verdict, WorkloadRef};
 use crate::topology::{ConnStats, MAX_PROCESSES};
 
 /// One raw flow row, ready for the database: made only when the raw flows are kept
@@ -259,7 +259,7 @@ impl Mark {
 /// A batch: its flows folded into connection-hours as they are read (a [`Part`] per flow, raw
 /// rows only when kept), workload labels learned from flow metadata, and what tells which of its
 /// flows are new: its chunks (files, bodies) or its stream's mark.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Batch {
     /// One per row a flow makes (a flow that fans out to several workloads makes one each).
     pub parts: Vec<Part>,
@@ -275,7 +275,10 @@ pub struct Batch {
     keep_rows: bool,
     /// Label sets learned per workload, with when last seen (a cell, so that the enrichment's
     /// `known` test can move it on without the labels being copied again: see [`Batch::knows`]).
-    pub learned: BTreeMap<WorkloadRef, BTreeMap<Labels, Seen>>,
+    pub learned: BTreeMap<WorkloadRef, BTreeMap<Labels, Arc<Seen>>>,
+    /// The ends [`Batch::knows`] found learned, with their cell: a busy end is looked up by its
+    /// labels once a batch.
+    known_ends: KnownEnds<Arc<Seen>>,
     /// Each endpoint's key and namespace text, made once and carried on to the next batch.
     ends: Ends,
     /// DNS names seen for addresses: the flows' own and the DNS answers read with them.
@@ -300,6 +303,7 @@ impl Default for Batch {
             rows: Vec::new(),
             keep_rows: false,
             learned: BTreeMap::new(),
+            known_ends: KnownEnds::default(),
             ends: Ends::default(),
             names: Names::default(),
             chunks: Vec::new(),
@@ -481,7 +485,7 @@ impl Batch {
                 match sets.get(labels) {
                     Some(seen) => seen.at_least(flow.time),
                     None => {
-                        sets.insert(labels.clone(), Seen::new(flow.time));
+                        sets.insert(labels.clone(), Arc::new(Seen::new(flow.time)));
                     }
                 }
             }
@@ -569,10 +573,17 @@ impl Batch {
     /// Whether the batch has learned `labels` for `w` already; if so, moves its last seen on to
     /// `time`. For [`crate::enrich::enrich_learning`]: a label set already learned is not copied
     /// out of every flow again.
-    pub fn knows(&self, w: &WorkloadRef, labels: &Labels, time: Timestamp) -> bool {
-        match self.learned.get(w).and_then(|sets| sets.get(labels)) {
+    /// `end` is the flow's end as the parsers share it, whose labels were learned for `w` (the
+    /// one workload that end names).
+    pub fn knows(&self, w: &WorkloadRef, end: &Arc<ObservedEndpoint>, time: Timestamp) -> bool {
+        if let Some(seen) = self.known_ends.get(end) {
+            seen.at_least(time);
+            return true;
+        }
+        match self.learned.get(w).and_then(|sets| sets.get(&end.labels)) {
             Some(seen) => {
                 seen.at_least(time);
+                self.known_ends.insert(end, seen.clone());
                 true
             }
             None => false,
