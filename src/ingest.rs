@@ -37,11 +37,12 @@ use crate::topology::{ConnKey, IdentityIndex};
 
 /// Rows per transaction (a batch is cut at the first chunk boundary past it): large enough to
 /// amortise round trips and the aggregate upserts (a batch updates each connection-hour and -day
-/// it saw once, so busy connections cost an update per batch: with aggregation first, 50,000
-/// rather than 25,000 cut the server's CPU for the 420k-line benchmark from 1.8 to 1.1 s and the
-/// rows written per flow from 0.20 to 0.12), small enough that a retry is cheap and memory stays
-/// flat (a few batches of ~10 MB in flight).
-pub const BATCH_ROWS: usize = 50_000;
+/// it saw once, so busy connections cost an update per batch: on the 420k-line benchmark file,
+/// 50,000 rather than 25,000 cut the server's CPU from 1.8 to 1.1 s, and 100,000 rather than
+/// 50,000 the ingest's wall time by an eighth once flows were folded as read), small enough that a
+/// retry is cheap and memory stays flat (a flow is a 40-byte part: a few batches of ~4 MB in
+/// flight).
+pub const BATCH_ROWS: usize = 100_000;
 /// Batches written at the same time, each on a connection of its own: what an ingest holds of
 /// the pool while it writes (its few reads come before).
 pub const WRITERS: usize = 2;

@@ -104,34 +104,37 @@ async fn reference(store: &Store, name: &str, sources: Vec<Source>) -> Vec<Row> 
 #[sqlx::test(migrations = false)]
 async fn reingesting_and_resuming_leave_the_aggregates_of_one_ingest(pool: PgPool) {
     let store = Store::from_pool(pool).await.unwrap();
-    let all = lines(80_000);
+    // More than a batch, so that an ingest broken off late has written one.
+    const TOTAL: usize = flowgate::ingest::BATCH_ROWS + 30_000;
+    const BREAK: usize = TOTAL - 10_000;
+    let all = lines(TOTAL);
     let want = reference(&store, "one", vec![file("f", &all)]).await;
-    assert_eq!(flows_in(&want), 80_000);
+    assert_eq!(flows_in(&want), TOTAL as i64);
 
     // The same file again: every flow a duplicate, nothing moves.
     let again = store.cluster_id("again", true).await.unwrap();
     let first = ingest(&store, again, vec![file("f", &all)], WriteOptions::default()).await.unwrap();
-    assert_eq!((first.accepted, first.duplicate), (80_000, 0));
-    // A row per connection-hour and -day a batch touches (385 connections over 7 hours here),
+    assert_eq!((first.accepted, first.duplicate), (TOTAL as u64, 0));
+    // A row per connection-hour and -day a batch touches (385 connections over 11 hours here),
     // a few ledger entries: far from a row per flow.
     assert!(first.store_rows * 10 < first.accepted, "{} rows written for {} flows", first.store_rows, first.accepted);
     let second = ingest(&store, again, vec![file("f", &all)], WriteOptions::default()).await.unwrap();
-    assert_eq!((second.accepted, second.duplicate), (0, 80_000));
+    assert_eq!((second.accepted, second.duplicate), (0, TOTAL as u64));
     assert_eq!(aggregates(&store, again).await, want);
 
-    // An ingest that breaks off after 70,000 lines keeps the batches it wrote (the first is cut at
+    // An ingest that breaks off after BREAK lines keeps the batches it wrote (the first is cut at
     // the first chunk boundary past `BATCH_ROWS`); the whole file again adds exactly the rest.
     let resumed = store.cluster_id("resumed", true).await.unwrap();
-    assert!(flowgate::ingest::BATCH_ROWS + flowgate::store::ingest::CHUNK_MAX < 70_000);
-    let head = bytes(&all[..70_000]);
+    assert!(flowgate::ingest::BATCH_ROWS + flowgate::store::ingest::CHUNK_MAX < BREAK);
+    let head = bytes(&all[..BREAK]);
     let reader = Box::new(io::BufReader::new(BreaksOff(io::Cursor::new(head))));
     let broke =
         ingest(&store, resumed, vec![Source::Reader { name: "body".into(), reader }], WriteOptions::default()).await;
     assert!(matches!(broke, Err(IngestError::Read { .. })), "{broke:?}");
     let written = flows_in(&aggregates(&store, resumed).await);
-    assert!(written > 0 && written < 70_000, "{written} flows written before the break");
+    assert!(written > 0 && written < BREAK as i64, "{written} flows written before the break");
     let rest = ingest(&store, resumed, vec![file("f", &all)], WriteOptions::default()).await.unwrap();
-    assert_eq!((rest.accepted as i64, rest.duplicate as i64), (80_000 - written, written));
+    assert_eq!((rest.accepted as i64, rest.duplicate as i64), (TOTAL as i64 - written, written));
     assert_eq!(aggregates(&store, resumed).await, want);
 }
 
