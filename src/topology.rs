@@ -114,7 +114,8 @@ impl<S: Ord + Clone> ConnStats<S> {
 /// The one rule for the capped lists of a connection (processes, Services, reply ports): the
 /// [`MAX_PROCESSES`] smallest distinct values. Unlike "the first seen" or "the most seen", it is
 /// exactly mergeable (the smallest of a union are the smallest of the parts' smallest), so the
-/// offline fold, a batch's fold, the SQL upserts (`(array_agg(distinct x))[1:$cap]`, the cap bound
+/// offline fold, a batch's fold, the SQL upserts (`(array_agg(distinct x collate "C"))[1:$cap]`:
+/// by bytes, as Rust orders strings, whatever the database's collation; the cap bound
 /// from this constant) and reading hours and days back all keep the same list for the same flows.
 pub fn keep_smallest<T: Ord>(set: &mut BTreeSet<T>, value: T) {
     if set.len() >= MAX_PROCESSES && set.last().is_some_and(|last| value >= *last) {

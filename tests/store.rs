@@ -1016,3 +1016,48 @@ async fn activity_strips_count_each_connection_per_bin(pool: PgPool) {
     let nonzero: Vec<(usize, u64)> = db.counts.iter().copied().enumerate().filter(|(_, n)| *n > 0).collect();
     assert_eq!(nonzero, vec![(10, 1), (11, 2), (12, 1), (23, 2)]);
 }
+
+/// The capped lists keep the smallest values by bytes, as the Rust folds do, whatever the
+/// database's collation: here an ICU `en-US` database, where `b` sorts before `C`.
+#[sqlx::test(migrations = false)]
+async fn capped_lists_keep_the_bytewise_smallest_under_any_collation(pool: PgPool) {
+    let name = format!("flowgate_collation_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {name}"))).execute(&pool).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "create database {name} locale_provider icu icu_locale 'en-US' template template0"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let opts = pool.connect_options();
+    let url = format!("postgres://{}@{}:{}/{name}", opts.get_username(), opts.get_host(), opts.get_port());
+    let own = PgPool::connect(&url).await.unwrap();
+    let store = Store::from_pool(own.clone()).await.unwrap();
+    let c = store.cluster_id("c", true).await.unwrap();
+    let body = |procs: &[&str]| {
+        procs
+            .iter()
+            .map(|p| {
+                format!(
+                    r#"{{"time":"2026-11-13T10:00:00Z","src_ip":"10.244.0.1","src_port":40000,"dst_ip":"10.244.0.2","dst_port":80,"protocol":"TCP","process":"{p}"}}"#
+                ) + "\n"
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    // Two ingests: the second's list is merged into the first's by the upsert, in SQL.
+    ingest(&store, c, "one", body(&["b", "d", "f", "h", "j"])).await;
+    ingest(&store, c, "two", body(&["A", "C", "E", "G", "I"])).await;
+    for table in ["conn_hourly", "conn_daily"] {
+        let lists: Vec<Vec<String>> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select processes from {table} where cluster_id = $1")))
+                .bind(c)
+                .fetch_all(&own)
+                .await
+                .unwrap();
+        assert_eq!(lists, vec![vec!["A", "C", "E", "G", "I", "b", "d", "f"]], "{table}");
+    }
+    drop(store);
+    own.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop database {name}"))).execute(&pool).await.unwrap();
+}

@@ -859,10 +859,10 @@ macro_rules! upsert_into {
             -- Stored arrays are sorted, distinct and at most the cap long, so when the new values
             -- are among them the merge below would return them unchanged: skip it.
             processes = case when excluded.processes <@ c.processes then c.processes
-                             else (select coalesce((array_agg(distinct p))[1:", $cap, "::int], '{}')
+                             else (select coalesce((array_agg(distinct p collate \"C\"))[1:", $cap, "::int], '{}')
                                    from unnest(c.processes || excluded.processes) p) end,
             services = case when excluded.services <@ c.services then c.services
-                            else (select coalesce((array_agg(distinct s))[1:", $cap, "::int], '{}')
+                            else (select coalesce((array_agg(distinct s collate \"C\"))[1:", $cap, "::int], '{}')
                                   from unnest(c.services || excluded.services) s) end,
             undecided = c.undecided + excluded.undecided,
             reply_ports = case when excluded.reply_ports <@ c.reply_ports then c.reply_ports

@@ -69,9 +69,9 @@ const MOVE_HOURS: &str = concat!(
         select bucket, ns as src_endpoint, nd as dst_endpoint, nsns as src_namespace, ndns as dst_namespace,
                port as dst_port, protocol, sum(flows)::bigint as flows, sum(dropped)::bigint as dropped,
                min(first_seen) as first_seen, max(last_seen) as last_seen,
-               (select coalesce((array_agg(distinct x))[1:$11::int], '{}') from unnest(array_cat_agg(processes)) x)
+               (select coalesce((array_agg(distinct x collate \"C\"))[1:$11::int], '{}') from unnest(array_cat_agg(processes)) x)
                    as processes,
-               (select coalesce((array_agg(distinct x))[1:$11::int], '{}') from unnest(array_cat_agg(services)) x)
+               (select coalesce((array_agg(distinct x collate \"C\"))[1:$11::int], '{}') from unnest(array_cat_agg(services)) x)
                    as services,
                sum(undecided)::bigint as undecided,
                (select coalesce((array_agg(distinct x order by x))[1:$11::int], '{}')
@@ -105,8 +105,8 @@ const INSERT_DAYS: &str = concat!(
      select $1, date_trunc('day', h.bucket, 'UTC'), h.src_endpoint, h.dst_endpoint, h.src_namespace,
             h.dst_namespace, h.port, h.protocol, sum(h.flows)::bigint, sum(h.dropped)::bigint,
             min(h.first_seen), max(h.last_seen),
-            (select coalesce((array_agg(distinct p))[1:$7::int], '{}') from unnest(array_cat_agg(h.processes)) p),
-            (select coalesce((array_agg(distinct s))[1:$7::int], '{}') from unnest(array_cat_agg(h.services)) s),
+            (select coalesce((array_agg(distinct p collate \"C\"))[1:$7::int], '{}') from unnest(array_cat_agg(h.processes)) p),
+            (select coalesce((array_agg(distinct s collate \"C\"))[1:$7::int], '{}') from unnest(array_cat_agg(h.services)) s),
             sum(h.undecided)::bigint,
             (select coalesce((array_agg(distinct p order by p))[1:$7::int], '{}') from unnest(array_cat_agg(h.reply_ports)) p)
      from conn_hourly h
