@@ -1061,3 +1061,34 @@ async fn capped_lists_keep_the_bytewise_smallest_under_any_collation(pool: PgPoo
     own.close().await;
     sqlx::query(sqlx::AssertSqlSafe(format!("drop database {name}"))).execute(&pool).await.unwrap();
 }
+
+/// Process names reach PostgreSQL as array literals: quotes, backslashes, commas, braces, spaces
+/// and the word NULL come back as they were sent.
+#[sqlx::test(migrations = false)]
+async fn process_names_are_stored_as_they_were_read(pool: PgPool) {
+    let store = Store::from_pool(pool.clone()).await.unwrap();
+    let c = store.cluster_id("c", true).await.unwrap();
+    let names = [r#"a"b"#, r"c\d", "e,f", "{g}", " h ", "NULL", "ü ✓"];
+    let body: String = names
+        .iter()
+        .map(|p| {
+            let p = serde_json::to_string(p).unwrap();
+            format!(
+                r#"{{"time":"2026-11-13T10:00:00Z","src_ip":"10.244.0.1","src_port":40000,"dst_ip":"10.244.0.2","dst_port":80,"protocol":"TCP","process":{p}}}"#
+            ) + "\n"
+        })
+        .collect();
+    let report = ingest(&store, c, "names", body.into_bytes()).await;
+    assert_eq!((report.accepted, report.rejected), (names.len() as u64, 0), "{report}");
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    for table in ["conn_hourly", "conn_daily"] {
+        let lists: Vec<Vec<String>> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select processes from {table} where cluster_id = $1")))
+                .bind(c)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(lists, vec![want.clone()], "{table}");
+    }
+}

@@ -882,14 +882,11 @@ const WRITE_AGGREGATES: &str = concat!(
                src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
                timestamptz 'epoch' + fu * interval '1 microsecond' as first_seen,
                timestamptz 'epoch' + lu * interval '1 microsecond' as last_seen,
-               array(select jsonb_array_elements_text(pj)) as processes,
-               array(select jsonb_array_elements_text(sj)) as services,
-               und as undecided,
-               array(select jsonb_array_elements_text(rj)::int) as reply_ports,
+               pj::text[] as processes, sj::text[] as services, und as undecided, rj::int[] as reply_ports,
                d as daily
         from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[],
-                    $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::jsonb[], $14::jsonb[],
-                    $15::bigint[], $16::jsonb[], $17::boolean[])
+                    $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[],
+                    $15::bigint[], $16::text[], $17::boolean[])
             as a(b, src_endpoint, dst_endpoint, src_namespace, dst_namespace, dst_port, protocol, flows, dropped,
                  fu, lu, pj, sj, und, rj, d)
      ),
@@ -920,6 +917,28 @@ pub fn fold_daily<'a>(hourly: &[Hourly<'a>]) -> Vec<Hourly<'a>> {
     days.into_values().collect()
 }
 
+/// A PostgreSQL array literal of `items`, each quoted (`"` and `\` escaped), which `::text[]` and
+/// `::int[]` read back as they were: one list per row in a flat column, where a sub-select per row
+/// unpacking a JSON array cost more.
+fn array_literal<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.as_ref().chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 /// [`WRITE_AGGREGATES`] for the batch's parts `new`: the rows upserted.
 async fn write_aggregates(tx: &mut sqlx::PgConnection, cluster: i32, batch: &Batch, new: &[u32]) -> sqlx::Result<i64> {
     let hourly = fold_hourly(&batch.hours, &batch.words, new.iter().map(|&i| &batch.parts[i as usize]));
@@ -941,10 +960,10 @@ async fn write_aggregates(tx: &mut sqlx::PgConnection, cluster: i32, batch: &Bat
         .bind(rows().map(|h| h.stats.dropped as i64).collect::<Vec<_>>())
         .bind(rows().map(|h| h.stats.first_seen.as_microsecond()).collect::<Vec<_>>())
         .bind(rows().map(|h| h.stats.last_seen.as_microsecond()).collect::<Vec<_>>())
-        .bind(rows().map(|h| serde_json::json!(h.stats.processes)).collect::<Vec<_>>())
-        .bind(rows().map(|h| serde_json::json!(h.stats.services)).collect::<Vec<_>>())
+        .bind(rows().map(|h| array_literal(h.stats.processes.iter().copied())).collect::<Vec<_>>())
+        .bind(rows().map(|h| array_literal(h.stats.services.iter().copied())).collect::<Vec<_>>())
         .bind(rows().map(|h| h.stats.undecided as i64).collect::<Vec<_>>())
-        .bind(rows().map(|h| serde_json::json!(h.stats.reply_ports)).collect::<Vec<_>>())
+        .bind(rows().map(|h| array_literal(h.stats.reply_ports.iter().map(|p| p.to_string()))).collect::<Vec<_>>())
         .bind(hourly.iter().map(|_| false).chain(daily.iter().map(|_| true)).collect::<Vec<_>>())
         .bind(MAX_PROCESSES as i32)
         .fetch_one(tx)
