@@ -1017,6 +1017,16 @@ async fn activity_strips_count_each_connection_per_bin(pool: PgPool) {
     assert_eq!(nonzero, vec![(10, 1), (11, 2), (12, 1), (23, 2)]);
 }
 
+/// Each stored row's processes in `table` (`conn_hourly` or `conn_daily`) for the cluster.
+async fn processes(pool: &PgPool, cluster: i32, table: &str) -> Vec<Vec<String>> {
+    let sql = match table {
+        "conn_hourly" => "select processes from conn_hourly where cluster_id = $1 order by bucket",
+        "conn_daily" => "select processes from conn_daily where cluster_id = $1 order by bucket",
+        other => panic!("no aggregate table {other}"),
+    };
+    sqlx::query_scalar(sql).bind(cluster).fetch_all(pool).await.unwrap()
+}
+
 /// The capped lists keep the smallest values by bytes, as the Rust folds do, whatever the
 /// database's collation: here an ICU `en-US` database, where `b` sorts before `C`.
 #[sqlx::test(migrations = false)]
@@ -1049,13 +1059,7 @@ async fn capped_lists_keep_the_bytewise_smallest_under_any_collation(pool: PgPoo
     ingest(&store, c, "one", body(&["b", "d", "f", "h", "j"])).await;
     ingest(&store, c, "two", body(&["A", "C", "E", "G", "I"])).await;
     for table in ["conn_hourly", "conn_daily"] {
-        let lists: Vec<Vec<String>> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select processes from {table} where cluster_id = $1")))
-                .bind(c)
-                .fetch_all(&own)
-                .await
-                .unwrap();
-        assert_eq!(lists, vec![vec!["A", "C", "E", "G", "I", "b", "d", "f"]], "{table}");
+        assert_eq!(processes(&own, c, table).await, vec![vec!["A", "C", "E", "G", "I", "b", "d", "f"]], "{table}");
     }
     drop(store);
     own.close().await;
@@ -1083,12 +1087,6 @@ async fn process_names_are_stored_as_they_were_read(pool: PgPool) {
     let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     want.sort();
     for table in ["conn_hourly", "conn_daily"] {
-        let lists: Vec<Vec<String>> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select processes from {table} where cluster_id = $1")))
-                .bind(c)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        assert_eq!(lists, vec![want.clone()], "{table}");
+        assert_eq!(processes(&pool, c, table).await, vec![want.clone()], "{table}");
     }
 }

@@ -98,6 +98,48 @@ pub struct HourConn {
     pub protocol: &'static str,
 }
 
+/// A batch's process names and Service texts, each made once and numbered ([`Part::process`],
+/// [`Part::service`]).
+#[derive(Debug, Default)]
+struct Words {
+    texts: Vec<Arc<str>>,
+    processes: rustc_hash::FxHashMap<Box<str>, u32>,
+    services: rustc_hash::FxHashMap<(String, String, u16), u32>,
+}
+
+impl Words {
+    fn add(texts: &mut Vec<Arc<str>>, text: Arc<str>) -> u32 {
+        texts.push(text);
+        texts.len() as u32 - 1
+    }
+
+    fn process(&mut self, p: Option<&str>) -> u32 {
+        let Some(p) = p else { return NO_WORD };
+        if let Some(&id) = self.processes.get(p) {
+            return id;
+        }
+        let id = Words::add(&mut self.texts, p.into());
+        self.processes.insert(p.into(), id);
+        id
+    }
+
+    /// A Service (namespace, name, port) as `namespace/name:port`.
+    fn service(&mut self, s: Option<&(String, String, u16)>) -> u32 {
+        let Some(s) = s else { return NO_WORD };
+        if let Some(&id) = self.services.get(s) {
+            return id;
+        }
+        let (ns, name, port) = s;
+        let id = Words::add(&mut self.texts, format!("{ns}/{name}:{port}").into());
+        self.services.insert(s.clone(), id);
+        id
+    }
+
+    fn get(&self, id: u32) -> Option<&str> {
+        self.texts.get(id as usize).map(|w| &**w)
+    }
+}
+
 /// Each endpoint's key and namespace text, made once and numbered, kept from batch to batch (up
 /// to [`Ends::MAX`]): an end is looked up by its endpoint, and two endpoints with the same key
 /// text are the same end.
@@ -147,12 +189,6 @@ impl Seen {
     }
     pub fn micros(&self) -> i64 {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-impl Clone for Seen {
-    fn clone(&self) -> Seen {
-        Seen(std::sync::atomic::AtomicI64::new(self.micros()))
     }
 }
 
@@ -267,9 +303,7 @@ pub struct Batch {
     pub hours: Vec<HourConn>,
     hour_ids: rustc_hash::FxHashMap<(u32, u32, i64, i32, &'static str), u32>,
     /// Process names and Service texts of the parts, each once.
-    words: Vec<Arc<str>>,
-    process_ids: rustc_hash::FxHashMap<Box<str>, u32>,
-    service_ids: rustc_hash::FxHashMap<(String, String, u16), u32>,
+    words: Words,
     /// Raw rows, one per part, when [`Batch::keep_rows`] (`--keep-flows`); else empty.
     pub rows: Vec<FlowRow>,
     keep_rows: bool,
@@ -297,9 +331,7 @@ impl Default for Batch {
             parts: Vec::new(),
             hours: Vec::new(),
             hour_ids: Default::default(),
-            words: Vec::new(),
-            process_ids: Default::default(),
-            service_ids: Default::default(),
+            words: Words::default(),
             rows: Vec::new(),
             keep_rows: false,
             learned: BTreeMap::new(),
@@ -463,18 +495,7 @@ impl Batch {
         let from = self.parts.len();
         let time_us = micros(flow.time);
         let bucket_us = time_us.div_euclid(HOUR_US) * HOUR_US;
-        let process = match flow.process.as_deref() {
-            None => NO_WORD,
-            Some(p) => match self.process_ids.get(p) {
-                Some(&id) => id,
-                None => {
-                    let id = self.words.len() as u32;
-                    self.words.push(p.into());
-                    self.process_ids.insert(p.into(), id);
-                    id
-                }
-            },
-        };
+        let process = self.words.process(flow.process.as_deref());
         for (i, e) in enriched.iter().enumerate() {
             for (w, labels) in &e.learned {
                 // Looked up by reference: a workload's labels are cloned once per batch, not per flow.
@@ -521,19 +542,7 @@ impl Batch {
                     h
                 }
             };
-            let service = match &e.service {
-                None => NO_WORD,
-                Some(s) => match self.service_ids.get(s) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.words.len() as u32;
-                        let (ns, name, port) = s;
-                        self.words.push(format!("{ns}/{name}:{port}").into());
-                        self.service_ids.insert(s.clone(), id);
-                        id
-                    }
-                },
-            };
+            let service = self.words.service(e.service.as_ref());
             self.parts.push(Part {
                 hour,
                 time_us,
@@ -558,7 +567,7 @@ impl Batch {
                     dst_endpoint: h.dst_endpoint.clone(),
                     src_namespace: h.src_namespace.clone(),
                     dst_namespace: h.dst_namespace.clone(),
-                    service: (service != NO_WORD).then(|| self.words[service as usize].to_string()),
+                    service: self.words.get(service).map(str::to_string),
                     process: flow.process.clone(),
                     node: flow.node.clone(),
                     bytes: flow.bytes.and_then(|b| i64::try_from(b).ok()),
@@ -593,11 +602,6 @@ impl Batch {
     /// The newest flow time among the batch's parts.
     pub fn newest_us(&self) -> Option<i64> {
         self.parts.iter().map(|p| p.time_us).max()
-    }
-
-    /// The process or Service text a part names.
-    pub fn word(&self, id: u32) -> Option<&str> {
-        self.words.get(id as usize).map(|w| &**w)
     }
 }
 
@@ -941,7 +945,7 @@ fn array_literal<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
 
 /// [`WRITE_AGGREGATES`] for the batch's parts `new`: the rows upserted.
 async fn write_aggregates(tx: &mut sqlx::PgConnection, cluster: i32, batch: &Batch, new: &[u32]) -> sqlx::Result<i64> {
-    let hourly = fold_hourly(&batch.hours, &batch.words, new.iter().map(|&i| &batch.parts[i as usize]));
+    let hourly = fold_hourly(&batch.hours, &batch.words.texts, new.iter().map(|&i| &batch.parts[i as usize]));
     if hourly.is_empty() {
         return Ok(0);
     }
