@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, ErrorKind};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::sync::Mutex;
 use std::sync::mpsc::sync_channel;
 
@@ -102,11 +102,110 @@ struct Splitter<R> {
     /// 1-based line of the next unread byte.
     line: u64,
     max_len: usize,
+    /// [`Splitter::fill_lines`]: the start of a line that the last batch ended inside.
+    carry: Vec<u8>,
+    /// [`Splitter::fill_lines`]: inside a line longer than `max_len`, whose bytes are dropped.
+    too_long: bool,
 }
 
 impl<R: BufRead> Splitter<R> {
     fn new(reader: R, format: FlowFormat, max_len: usize) -> Self {
-        Splitter { reader, format, layout: Layout::Start, bom: Some(0), line: 1, max_len }
+        Splitter {
+            reader,
+            format,
+            layout: Layout::Start,
+            bom: Some(0),
+            line: 1,
+            max_len,
+            carry: Vec::new(),
+            too_long: false,
+        }
+    }
+
+    /// Whether the rest of the input is lines of a known format, which [`Splitter::fill_lines`]
+    /// reads a batch at a time.
+    fn in_lines(&self) -> bool {
+        self.layout == Layout::Lines && self.format != FlowFormat::Auto
+    }
+
+    /// Fills a batch with whole lines read straight into `buf` (`pieces` are their ranges), the
+    /// same records [`Splitter::next_piece`] would make one at a time: one copy of the input (the
+    /// kernel's into the batch) where the line-at-a-time path made two (into the reader's buffer,
+    /// then into the batch), and no call per line. A read of at least the reader's capacity
+    /// bypasses a `BufReader`'s buffer once it is drained. `buf` is scratch whose length never
+    /// shrinks, so that its bytes are zeroed once, not on every read; a line the batch ends inside
+    /// goes on to the next one. Returns whether the input ended.
+    fn fill_lines(&mut self, buf: &mut Vec<u8>, pieces: &mut Vec<(Piece, usize, usize)>) -> bool {
+        const READ: usize = 256 * 1024;
+        let parser = if self.format == FlowFormat::Ndjson { Parser::Ndjson } else { Parser::Hubble };
+        let mut len = self.carry.len();
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        buf[..len].copy_from_slice(&self.carry);
+        self.carry.clear();
+        // `start`: the current line's first byte; before `scanned` it has no newline.
+        let (mut start, mut scanned) = (0, 0);
+        loop {
+            while pieces.len() < BATCH_RECORDS
+                && let Some(i) = memchr(b'\n', &buf[scanned..len])
+            {
+                let end = scanned + i;
+                self.push_line(pieces, parser, &buf[..end], start);
+                start = end + 1;
+                scanned = start;
+            }
+            if pieces.len() >= BATCH_RECORDS || start >= BATCH_BYTES {
+                self.carry.extend_from_slice(&buf[start..len]);
+                return false;
+            }
+            if self.too_long || len - start > self.max_len {
+                // Keep none of a line too long to accept; its newline ends it.
+                self.too_long = true;
+                len = start;
+            }
+            scanned = len;
+            if buf.len() < len + READ {
+                buf.resize(len + READ, 0);
+            }
+            let n = loop {
+                match self.reader.read(&mut buf[len..len + READ]) {
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            match n {
+                Ok(0) => {
+                    if len > start || self.too_long {
+                        self.push_line(pieces, parser, &buf[..len], start);
+                    }
+                    self.layout = Layout::Done;
+                    return true;
+                }
+                Ok(n) => len += n,
+                Err(e) => {
+                    // The stream is broken: report where, and stop (as `next_piece` does).
+                    let error = LineError { line: self.line, reason: format!("read failed: {e}") };
+                    pieces.push((Piece::Error(error), 0, 0));
+                    self.layout = Layout::Done;
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// The line `buf[start..]` (its newline left out) as [`Splitter::next_line`] makes it: a
+    /// record without a trailing `\r`, or the error of a line too long.
+    fn push_line(&mut self, pieces: &mut Vec<(Piece, usize, usize)>, parser: Parser, buf: &[u8], start: usize) {
+        let line = self.line;
+        self.line += 1;
+        if std::mem::take(&mut self.too_long) || buf.len() - start > self.max_len {
+            let reason = format!("line longer than {} bytes", self.max_len);
+            pieces.push((Piece::Error(LineError { line, reason }), start, start));
+            return;
+        }
+        let end = if buf.len() > start && buf[buf.len() - 1] == b'\r' { buf.len() - 1 } else { buf.len() };
+        pieces.push((Piece::Record { line, parser }, start, end));
     }
 
     /// `fill_buf`, retried on EINTR (only `read_until` and friends do that themselves).
@@ -522,10 +621,21 @@ pub fn read_parallel<R: BufRead + Send>(
     reader: R,
     format: FlowFormat,
     threads: usize,
+    sink: impl FnMut(Result<Item, LineError>),
+) {
+    read_parallel_with(reader, format, threads, MAX_RECORD_LEN, sink)
+}
+
+/// [`read_parallel`] with records of at most `max_len` bytes.
+fn read_parallel_with<R: BufRead + Send>(
+    reader: R,
+    format: FlowFormat,
+    threads: usize,
+    max_len: usize,
     mut sink: impl FnMut(Result<Item, LineError>),
 ) {
     if threads <= 1 {
-        FlowReader::new(reader, format).for_each(sink);
+        FlowReader::new(reader, format).with_max_record_len(max_len).for_each(sink);
         return;
     }
     let in_flight = 2 * threads + 2;
@@ -546,16 +656,25 @@ pub fn read_parallel<R: BufRead + Send>(
         // the workers then see closed channels and stop, instead of the scope waiting on them forever.
         let (token_tx, done_rx) = (token_tx, done_rx);
         s.spawn(move || {
-            let mut split = Splitter::new(reader, format, MAX_RECORD_LEN);
+            let mut split = Splitter::new(reader, format, max_len);
             let mut seq = 0;
             let mut finished = false;
             while !finished {
                 let Ok(Buffers { mut buf, mut pieces, results }) = token_rx.recv() else {
                     return; // the consumer is gone
                 };
+                pieces.clear();
+                if split.in_lines() {
+                    finished = split.fill_lines(&mut buf, &mut pieces);
+                    let batch = Batch { seq, buf, pieces, results };
+                    if batch.pieces.is_empty() || work_tx.send(batch).is_err() {
+                        return;
+                    }
+                    seq += 1;
+                    continue;
+                }
                 buf.clear();
                 buf.reserve(BATCH_BYTES + 4096);
-                pieces.clear();
                 let mut batch = Batch { seq, buf, pieces, results };
                 while batch.buf.len() < BATCH_BYTES && batch.pieces.len() < BATCH_RECORDS {
                     let start = batch.buf.len();
@@ -980,6 +1099,99 @@ mod tests {
         let s = summary(&sequential);
         assert_eq!((s.errors, s.skipped(SkipReason::Blank)), (12, 12));
         assert_eq!(s.first_errors[0].line, 14);
+    }
+
+    /// Hands out at most `sizes[i % len]` bytes per read, then fails after `fail_at` bytes.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        sizes: &'a [usize],
+        reads: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let limit = self.fail_at.unwrap_or(usize::MAX);
+            if self.data.is_empty() && limit == 0 {
+                return Err(io::Error::other("the disk went away"));
+            }
+            let n = buf.len().min(self.data.len()).min(self.sizes[self.reads % self.sizes.len()]).min(limit);
+            if n == 0 && limit == 0 {
+                return Err(io::Error::other("the disk went away"));
+            }
+            self.reads += 1;
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            self.fail_at = self.fail_at.map(|f| f - n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn whole_line_batches_split_as_the_line_reader_does() {
+        // Lines of every awkward kind, past many (test-sized) batches and reads: CRLF, blank and
+        // spaces-only lines, lines of exactly the limit, one byte over, and far over (across several
+        // reads), a byte order mark first, and a last line without its newline.
+        let max = 1500;
+        let lines: Vec<Vec<u8>> = sample("hubble-otel_basic-sample-10-flows.json")
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut text = BOM.to_vec();
+        for i in 0..700 {
+            let line = &lines[i % lines.len()];
+            match i % 37 {
+                3 => text.extend_from_slice(b"   \t"),
+                5 => {}
+                7 => text.extend_from_slice(&[b'x'; 1500]),
+                8 => text.extend_from_slice(&[b'x'; 1501]),
+                9 => text.extend_from_slice(&vec![b'y'; 700_000]),
+                11 => {
+                    text.extend_from_slice(line);
+                    text.push(b'\r');
+                }
+                13 => text.extend_from_slice(&line[..300]),
+                _ => text.extend_from_slice(line),
+            }
+            text.push(b'\n');
+        }
+        text.extend_from_slice(&lines[0]);
+        for format in [FlowFormat::Auto, FlowFormat::Hubble] {
+            for sizes in [&[1 << 20][..], &[1, 7, 4096, 300_000, 3], &[65_536]] {
+                let trickle = || Trickle { data: &text, sizes, reads: 0, fail_at: None };
+                let reader = || BufReader::with_capacity(8192, trickle());
+                let sequential: Vec<_> = FlowReader::new(reader(), format).with_max_record_len(max).collect();
+                assert_eq!(sequential.len(), 701);
+                let mut parallel = Vec::new();
+                read_parallel_with(reader(), format, 2, max, |r| parallel.push(r));
+                assert!(parallel == sequential, "{format:?}, reads of {sizes:?}: the two differ");
+            }
+        }
+        let shapes =
+            shape(&FlowReader::new(Cursor::new(&text), FlowFormat::Auto).with_max_record_len(max).collect::<Vec<_>>());
+        assert_eq!(shapes[3], "blank");
+        assert_eq!(shapes[7], "8: expected a JSON object", "a line of exactly the limit is read");
+        assert_eq!(shapes[8], "9: line longer than 1500 bytes");
+        assert_eq!(shapes[9], "10: line longer than 1500 bytes");
+        assert!(shapes[13].starts_with("14: invalid JSON"), "{}", shapes[13]);
+        assert_eq!(shapes[700], "reply", "the last line, without its newline, is read");
+
+        // A read that fails ends the records where the line reader ends them, with its error.
+        for fail_at in [1, 5_000, 800_000, text.len() - 10] {
+            let reader = || {
+                BufReader::with_capacity(
+                    8192,
+                    Trickle { data: &text, sizes: &[4096, 1 << 20], reads: 0, fail_at: Some(fail_at) },
+                )
+            };
+            let sequential: Vec<_> = FlowReader::new(reader(), FlowFormat::Auto).with_max_record_len(max).collect();
+            let mut parallel = Vec::new();
+            read_parallel_with(reader(), FlowFormat::Auto, 2, max, |r| parallel.push(r));
+            assert!(parallel == sequential, "failing at byte {fail_at}: the two differ");
+            let last = sequential.last().unwrap().as_ref().unwrap_err();
+            assert!(last.reason.contains("the disk went away"), "{}", last.reason);
+        }
     }
 
     #[test]
