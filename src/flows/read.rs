@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, ErrorKind, Read};
+use std::io::{self, BufRead, BufReader, ErrorKind};
 use std::sync::Mutex;
 use std::sync::mpsc::sync_channel;
 
@@ -776,7 +776,7 @@ pub fn read_path(
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufReader, Cursor};
+    use std::io::{BufReader, Cursor, Read};
     use std::path::PathBuf;
 
     use super::*;
