@@ -194,14 +194,18 @@ impl<R: BufRead> Splitter<R> {
         }
     }
 
+    /// The error of a line longer than `max_len`, whichever path split it.
+    fn too_long_error(&self, line: u64) -> LineError {
+        LineError { line, reason: format!("line longer than {} bytes", self.max_len) }
+    }
+
     /// The line `buf[start..]` (its newline left out) as [`Splitter::next_line`] makes it: a
     /// record without a trailing `\r`, or the error of a line too long.
     fn push_line(&mut self, pieces: &mut Vec<(Piece, usize, usize)>, parser: Parser, buf: &[u8], start: usize) {
         let line = self.line;
         self.line += 1;
         if std::mem::take(&mut self.too_long) || buf.len() - start > self.max_len {
-            let reason = format!("line longer than {} bytes", self.max_len);
-            pieces.push((Piece::Error(LineError { line, reason }), start, start));
+            pieces.push((Piece::Error(self.too_long_error(line)), start, start));
             return;
         }
         let end = if buf.len() > start && buf[buf.len() - 1] == b'\r' { buf.len() - 1 } else { buf.len() };
@@ -337,10 +341,7 @@ impl<R: BufRead> Splitter<R> {
         let line = self.line;
         self.line += 1;
         if too_long {
-            return Ok(Some(Piece::Error(LineError {
-                line,
-                reason: format!("line longer than {} bytes", self.max_len),
-            })));
+            return Ok(Some(Piece::Error(self.too_long_error(line))));
         }
         if out.len() > start && out[out.len() - 1] == b'\r' {
             out.pop();
