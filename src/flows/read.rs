@@ -79,6 +79,11 @@ enum Between {
     End,
 }
 
+/// A line without the `\r` of a CRLF ending.
+fn without_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 /// The state of the scan through one array element: enough JSON structure to find its end
 /// (strings, escapes, nesting), no more; the parser checks the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,10 +189,7 @@ impl<R: BufRead> Splitter<R> {
                 }
                 Ok(n) => len += n,
                 Err(e) => {
-                    // The stream is broken: report where, and stop (as `next_piece` does).
-                    let error = LineError { line: self.line, reason: format!("read failed: {e}") };
-                    pieces.push((Piece::Error(error), 0, 0));
-                    self.layout = Layout::Done;
+                    pieces.push((self.broken(e), 0, 0));
                     return true;
                 }
             }
@@ -208,8 +210,7 @@ impl<R: BufRead> Splitter<R> {
             pieces.push((Piece::Error(self.too_long_error(line)), start, start));
             return;
         }
-        let end = if buf.len() > start && buf[buf.len() - 1] == b'\r' { buf.len() - 1 } else { buf.len() };
-        pieces.push((Piece::Record { line, parser }, start, end));
+        pieces.push((Piece::Record { line, parser }, start, start + without_cr(&buf[start..]).len()));
     }
 
     /// `fill_buf`, retried on EINTR (only `read_until` and friends do that themselves).
@@ -229,12 +230,14 @@ impl<R: BufRead> Splitter<R> {
     fn next_piece(&mut self, out: &mut Vec<u8>) -> Option<Piece> {
         match self.step(out) {
             Ok(p) => p,
-            Err(e) => {
-                // The stream is broken: report where, and stop.
-                self.layout = Layout::Done;
-                Some(Piece::Error(LineError { line: self.line, reason: format!("read failed: {e}") }))
-            }
+            Err(e) => Some(self.broken(e)),
         }
+    }
+
+    /// The stream is broken: the error says where, and nothing more is read.
+    fn broken(&mut self, e: io::Error) -> Piece {
+        self.layout = Layout::Done;
+        Piece::Error(LineError { line: self.line, reason: format!("read failed: {e}") })
     }
 
     fn step(&mut self, out: &mut Vec<u8>) -> io::Result<Option<Piece>> {
@@ -343,9 +346,7 @@ impl<R: BufRead> Splitter<R> {
         if too_long {
             return Ok(Some(Piece::Error(self.too_long_error(line))));
         }
-        if out.len() > start && out[out.len() - 1] == b'\r' {
-            out.pop();
-        }
+        out.truncate(start + without_cr(&out[start..]).len());
         let parser = match self.format {
             FlowFormat::Hubble => Parser::Hubble,
             FlowFormat::Ndjson => Parser::Ndjson,
@@ -1113,13 +1114,10 @@ mod tests {
     impl Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             let limit = self.fail_at.unwrap_or(usize::MAX);
-            if self.data.is_empty() && limit == 0 {
+            if limit == 0 {
                 return Err(io::Error::other("the disk went away"));
             }
             let n = buf.len().min(self.data.len()).min(self.sizes[self.reads % self.sizes.len()]).min(limit);
-            if n == 0 && limit == 0 {
-                return Err(io::Error::other("the disk went away"));
-            }
             self.reads += 1;
             buf[..n].copy_from_slice(&self.data[..n]);
             self.data = &self.data[n..];
