@@ -1090,3 +1090,32 @@ async fn process_names_are_stored_as_they_were_read(pool: PgPool) {
         assert_eq!(processes(&pool, c, table).await, vec![want.clone()], "{table}");
     }
 }
+
+/// `Store::connect` creates the database of its URL when it does not exist, migrated, and uses
+/// the one there when it does: a second connect finds the first one's cluster. A server that
+/// refuses for another reason (a user it does not know) is an error, not a database created.
+#[sqlx::test(migrations = false)]
+async fn connect_creates_a_missing_database_and_uses_an_existing_one(pool: PgPool) {
+    let name = format!("flowgate_connect_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {name}"))).execute(&pool).await.unwrap();
+    let opts = pool.connect_options();
+    let server = format!("postgres://{}@{}:{}", opts.get_username(), opts.get_host(), opts.get_port());
+    let store = Store::connect(&format!("{server}/{name}")).await.unwrap();
+    let c = store.cluster_id("made", true).await.unwrap();
+    store.pool.close().await;
+    let again = Store::connect(&format!("{server}/{name}")).await.unwrap();
+    assert_eq!(again.cluster_id("made", false).await.unwrap(), c);
+    again.pool.close().await;
+
+    let stranger =
+        format!("postgres://no_such_role_{}@{}:{}/{name}_x", std::process::id(), opts.get_host(), opts.get_port());
+    let e = Store::connect(&stranger).await.err().expect("an unknown role cannot connect");
+    assert!(e.to_string().contains("no_such_role"), "{e}");
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(format!("{name}_x"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(!exists);
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop database {name}"))).execute(&pool).await.unwrap();
+}

@@ -80,6 +80,27 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// batches at a time and reads little else.
 pub const DEFAULT_CONNECTIONS: u32 = 8;
 
+/// The server's answer when the database in the URL does not exist (`3D000`).
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "3D000")
+}
+
+/// Creates `db` from the maintenance database `postgres`; another process creating it meanwhile
+/// is no error.
+async fn create_database(opts: &PgConnectOptions, db: &str) -> Result<()> {
+    let mut conn = opts.clone().database("postgres").connect().await?;
+    let sql = format!("create database \"{}\"", db.replace('"', "\"\""));
+    // The name is quoted as an identifier above; it comes from the operator's URL.
+    if let Err(e) = conn.execute(sqlx::AssertSqlSafe(sql)).await {
+        let raced = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04");
+        if !raced {
+            return Err(e.into());
+        }
+    }
+    conn.close().await?;
+    Ok(())
+}
+
 /// The pool every store uses.
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new().max_connections(max_connections).acquire_timeout(ACQUIRE_TIMEOUT)
@@ -106,28 +127,18 @@ impl Store {
     /// [`Store::connect`] with a pool of `max_connections`.
     pub async fn connect_sized(url: &str, max_connections: u32) -> Result<Store> {
         let opts = connect_options(url)?;
-        if let Some(db) = opts.get_database().map(str::to_string) {
-            // Connect to the maintenance database to create ours if needed.
-            let admin = opts.clone().database("postgres");
-            let mut conn = admin.connect().await?;
-            let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-                .bind(&db)
-                .fetch_one(&mut conn)
-                .await?;
-            if !exists {
-                let sql = format!("create database \"{}\"", db.replace('"', "\"\""));
-                // The name is quoted as an identifier above; it comes from the operator's URL.
-                if let Err(e) = conn.execute(sqlx::AssertSqlSafe(sql)).await {
-                    // Another process may have created it meanwhile.
-                    let raced = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04");
-                    if !raced {
-                        return Err(e.into());
-                    }
+        // The database usually exists: the pool's first connection says so, and only when it
+        // does not is the maintenance database asked to create it (one server process started
+        // per run instead of two).
+        let pool = match pool_options(max_connections).connect_with(opts.clone()).await {
+            Err(e) if is_missing_database(&e) => {
+                if let Some(db) = opts.get_database() {
+                    create_database(&opts, db).await?;
                 }
+                pool_options(max_connections).connect_with(opts).await?
             }
-            conn.close().await?;
-        }
-        let pool = pool_options(max_connections).connect_with(opts).await?;
+            r => r?,
+        };
         Store::from_pool(pool).await
     }
 
