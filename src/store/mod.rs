@@ -80,9 +80,10 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// batches at a time and reads little else.
 pub const DEFAULT_CONNECTIONS: u32 = 8;
 
-/// The server's answer when the database in the URL does not exist (`3D000`).
-fn is_missing_database(e: &sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "3D000")
+/// Whether `e` is the server's answer with SQLSTATE `code` (`3D000`: the database does not
+/// exist; `42P04`: it does already).
+fn has_code(e: &sqlx::Error, code: &str) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == code)
 }
 
 /// Creates `db` from the maintenance database `postgres`; another process creating it meanwhile
@@ -91,11 +92,10 @@ async fn create_database(opts: &PgConnectOptions, db: &str) -> Result<()> {
     let mut conn = opts.clone().database("postgres").connect().await?;
     let sql = format!("create database \"{}\"", db.replace('"', "\"\""));
     // The name is quoted as an identifier above; it comes from the operator's URL.
-    if let Err(e) = conn.execute(sqlx::AssertSqlSafe(sql)).await {
-        let raced = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04");
-        if !raced {
-            return Err(e.into());
-        }
+    if let Err(e) = conn.execute(sqlx::AssertSqlSafe(sql)).await
+        && !has_code(&e, "42P04")
+    {
+        return Err(e.into());
     }
     conn.close().await?;
     Ok(())
@@ -131,7 +131,7 @@ impl Store {
         // does not is the maintenance database asked to create it (one server process started
         // per run instead of two).
         let pool = match pool_options(max_connections).connect_with(opts.clone()).await {
-            Err(e) if is_missing_database(&e) => {
+            Err(e) if has_code(&e, "3D000") => {
                 if let Some(db) = opts.get_database() {
                     create_database(&opts, db).await?;
                 }
