@@ -1113,3 +1113,38 @@ async fn connect_creates_a_missing_database_and_uses_an_existing_one(pool: PgPoo
     assert!(e.to_string().contains("no_such_role"), "{e}");
     sqlx::query(sqlx::AssertSqlSafe(format!("drop database {name}"))).execute(&pool).await.unwrap();
 }
+
+/// The newest flow is the newest of every cluster's own aggregates, whatever order files come
+/// in: an older file after a newer one, a duplicate and another cluster's newer flows leave it
+/// where it is. It is what the aggregates themselves say (`max(last_seen)` of `conn_daily`).
+#[sqlx::test(migrations = false)]
+async fn the_newest_flow_is_the_newest_of_the_clusters_aggregates(pool: PgPool) {
+    let store = Store::from_pool(pool.clone()).await.unwrap();
+    let a = store.cluster_id("a", true).await.unwrap();
+    let b = store.cluster_id("b", true).await.unwrap();
+    assert_eq!(store.newest_flow(a).await.unwrap(), None, "nothing ingested");
+    assert_eq!(store.newest_flow(a + b + 1).await.unwrap(), None, "no such cluster");
+    let newer = ndjson(&[
+        ("2026-11-10T08:00:00Z", "10.244.0.5", "10.244.0.7", 80),
+        ("2026-11-12T17:30:00Z", "10.244.0.5", "10.244.0.8", 80),
+    ]);
+    let older = ndjson(&[("2026-11-03T11:00:00Z", "10.244.0.5", "10.244.0.9", 80)]);
+    ingest(&store, a, "newer", newer.clone()).await;
+    assert_eq!(store.newest_flow(a).await.unwrap(), Some(ts("2026-11-12T17:30:00Z")));
+    ingest(&store, a, "older", older).await;
+    let r = ingest(&store, a, "newer again", newer).await;
+    assert_eq!((r.accepted, r.duplicate), (0, 2));
+    ingest(&store, b, "b", ndjson(&[("2026-11-13T01:00:00Z", "10.244.0.5", "10.244.0.7", 80)])).await;
+    assert_eq!(store.newest_flow(a).await.unwrap(), Some(ts("2026-11-12T17:30:00Z")));
+    assert_eq!(store.newest_flow(b).await.unwrap(), Some(ts("2026-11-13T01:00:00Z")));
+    for c in [a, b] {
+        let from_aggregates: Option<i64> = sqlx::query_scalar(
+            "select (extract(epoch from max(last_seen)) * 1000000)::bigint from conn_daily where cluster_id = $1",
+        )
+        .bind(c)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(store.newest_flow(c).await.unwrap().map(|t| t.as_microsecond()), from_aggregates, "cluster {c}");
+    }
+}

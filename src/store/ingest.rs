@@ -1067,6 +1067,18 @@ impl Store {
         }
         self.write_learned(&mut tx, cluster, batch).await?;
         super::names::write_names(&mut tx, cluster, &batch.names).await?;
+        // Last, so that concurrent writers wait on the cluster's row only for each other's commit.
+        if let Some(newest) = decided.new.iter().map(|&i| batch.parts[i as usize].time_us).max() {
+            sqlx::query(
+                "update clusters set newest_flow = greatest(newest_flow, timestamptz 'epoch' + $2 * interval '1 microsecond')
+                 where id = $1",
+            )
+            .bind(cluster)
+            .bind(newest)
+            .execute(&mut *tx)
+            .await?;
+            store_rows += 1;
+        }
         tx.commit().await?;
         Ok(Written { inserted: decided.new.len() as u64, duplicates: decided.duplicates, store_rows })
     }
