@@ -1116,7 +1116,8 @@ async fn connect_creates_a_missing_database_and_uses_an_existing_one(pool: PgPoo
 
 /// The newest flow is the newest of every cluster's own aggregates, whatever order files come
 /// in: an older file after a newer one, a duplicate and another cluster's newer flows leave it
-/// where it is. It is what the aggregates themselves say (`max(last_seen)` of `conn_daily`).
+/// where it is. It is what the aggregates themselves say (`max(last_seen)` of `conn_daily`), and
+/// the last flow `stats` shows.
 #[sqlx::test(migrations = false)]
 async fn the_newest_flow_is_the_newest_of_the_clusters_aggregates(pool: PgPool) {
     let store = Store::from_pool(pool.clone()).await.unwrap();
@@ -1147,4 +1148,10 @@ async fn the_newest_flow_is_the_newest_of_the_clusters_aggregates(pool: PgPool) 
         .unwrap();
         assert_eq!(store.newest_flow(c).await.unwrap().map(|t| t.as_microsecond()), from_aggregates, "cluster {c}");
     }
+    // `stats` shows the same last flow, and the first from the oldest day.
+    let stats = store.stats(a).await.unwrap();
+    assert_eq!(
+        (stats.first_flow.as_deref(), stats.last_flow.as_deref()),
+        (Some("2026-11-03T11:00:00Z"), Some("2026-11-12T17:30:00Z"))
+    );
 }

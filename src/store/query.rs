@@ -258,13 +258,13 @@ impl Store {
 
     pub async fn stats(&self, cluster: i32) -> Result<Stats> {
         // From the aggregates (raw rows are kept only when asked): the flows counted, the first
-        // one's time in the oldest day, the last one's in the newest.
+        // one's time in the oldest day; the last one's is the newest flow relative windows count
+        // back from (`clusters.newest_flow`), so that the two cannot disagree.
         let (flows, first, last): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
             "select (select sum(flows)::bigint from conn_daily where cluster_id = $1),
                     (select (extract(epoch from min(first_seen)) * 1000000)::bigint from conn_daily
                      where cluster_id = $1 and bucket = (select min(bucket) from conn_daily where cluster_id = $1)),
-                    (select (extract(epoch from max(last_seen)) * 1000000)::bigint from conn_daily
-                     where cluster_id = $1 and bucket = (select max(bucket) from conn_daily where cluster_id = $1))",
+                    (select (extract(epoch from newest_flow) * 1000000)::bigint from clusters where id = $1)",
         )
         .bind(cluster)
         .fetch_one(&self.pool)
