@@ -18,6 +18,8 @@ use jiff::Timestamp;
 use memchr::memchr;
 use serde::Deserialize;
 
+mod fast;
+
 use super::json::{Scalar, Str, is_blank, json_reason, object, utf8};
 use super::{Cleaned, Item, SkipReason};
 use crate::dns::{DnsAnswer, MAX_ADDRESSES_PER_ANSWER, MAX_NAMES_PER_ADDRESS};
@@ -30,7 +32,7 @@ use crate::model::{
 /// One JSON object of any of the accepted shapes. A response envelope and a bare flow share this
 /// struct (the envelope's `flow` is itself a `Flow`) so that a line is parsed once whatever its
 /// shape; serde's `flatten` would have buffered the whole object instead.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Flow<'a> {
     #[serde(borrow)]
     time: Option<Str<'a>>,
@@ -86,7 +88,7 @@ impl Flow<'_> {
 
 /// The L7 record's direction (a REQUEST is a connection someone opened) and, for DNS, the
 /// answer: which addresses the queried name resolved to.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct L7<'a> {
     #[serde(borrow, rename = "type")]
     kind: Option<Scalar<'a>>,
@@ -94,7 +96,7 @@ struct L7<'a> {
     dns: Option<Dns<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Dns<'a> {
     #[serde(borrow)]
     query: Option<Str<'a>>,
@@ -104,7 +106,7 @@ struct Dns<'a> {
     rcode: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Ip<'a> {
     #[serde(borrow)]
     source: Option<Str<'a>>,
@@ -112,7 +114,7 @@ struct Ip<'a> {
     destination: Option<Str<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[allow(non_snake_case)]
 struct L4 {
     TCP: Option<Ports>,
@@ -121,7 +123,7 @@ struct L4 {
     // ICMPv4, ICMPv6 and future protocols are ignored: they have no ports.
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Ports {
     #[serde(alias = "sourcePort")]
     source_port: Option<u64>,
@@ -131,7 +133,7 @@ struct Ports {
     flags: Option<TcpFlags>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[allow(non_snake_case)]
 struct TcpFlags {
     #[serde(default)]
@@ -140,7 +142,7 @@ struct TcpFlags {
     ACK: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Endpoint<'a> {
     #[serde(borrow)]
     namespace: Option<Str<'a>>,
@@ -155,14 +157,15 @@ struct Endpoint<'a> {
 }
 
 /// A flow end as read: the JSON text of a line's endpoint object, or a Relay message's fields.
+#[derive(Debug)]
 enum Side<'a> {
-    Raw(&'a serde_json::value::RawValue),
+    Raw(&'a str),
     Parsed(Endpoint<'a>),
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Side<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <&'a serde_json::value::RawValue>::deserialize(d).map(Side::Raw)
+        <&'a serde_json::value::RawValue>::deserialize(d).map(|raw| Side::Raw(raw.get()))
     }
 }
 
@@ -198,7 +201,7 @@ fn side(s: &Side<'_>, field: &str, cleaned: &mut Cleaned) -> Result<(Arc<Observe
             let (meta, cluster) = endpoint(ep, cleaned);
             return Ok((Arc::new(meta), cluster.map(Arc::from)));
         }
-        Side::Raw(raw) => raw.get(),
+        Side::Raw(raw) => *raw,
     };
     let hit = CONVERTED.with_borrow(|cache| {
         cache.converted.get(raw).map(|c| {
@@ -229,6 +232,7 @@ fn side(s: &Side<'_>, field: &str, cleaned: &mut Cleaned) -> Result<(Arc<Observe
 
 /// An endpoint's `labels`, collected with one allocation: a plain `Vec` grows three or four times
 /// for the usual 5-15 labels, and that showed in profiles of this hot path.
+#[derive(Debug)]
 struct LabelList<'a>(Vec<Str<'a>>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for LabelList<'a> {
@@ -251,7 +255,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for LabelList<'a> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Workload<'a> {
     #[serde(borrow)]
     name: Option<Str<'a>>,
@@ -259,7 +263,7 @@ struct Workload<'a> {
     kind: Option<Str<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Service<'a> {
     #[serde(borrow)]
     name: Option<Str<'a>>,
@@ -288,8 +292,29 @@ pub fn parse_hubble_line(line: &[u8]) -> Result<Item, String> {
 /// The full parse, without the reply shortcut.
 fn parse_full(line: &[u8]) -> Result<Item, String> {
     let text = object(utf8(line)?)?;
-    let top: Flow = serde_json::from_str(text).map_err(|e| json_reason(&e))?;
-    from_top(top)
+    if let Some(top) = fast::flow(text) {
+        return from_top(top);
+    }
+    from_top(parse_serde(text)?)
+}
+
+/// Whether [`fast::flow`] keeps its promise on `line`: when it reads a record, serde reads the
+/// same one. For the tests and the `hubble_line` fuzz target; `Err` says how they differ.
+#[doc(hidden)]
+pub fn check_fast_parse(line: &[u8]) -> Result<bool, String> {
+    let Ok(text) = utf8(line).and_then(object) else { return Ok(false) };
+    let Some(fast) = fast::flow(text) else { return Ok(false) };
+    match parse_serde(text) {
+        Ok(reference) if format!("{fast:?}") == format!("{reference:?}") => Ok(true),
+        Ok(reference) => Err(format!("fast read {fast:?}, serde {reference:?}")),
+        Err(e) => Err(format!("fast read {fast:?}, serde refused: {e}")),
+    }
+}
+
+/// serde_json's parse of a record: the reference [`fast::flow`] agrees with, and the one that
+/// words the errors.
+fn parse_serde(text: &str) -> Result<Flow<'_>, String> {
+    serde_json::from_str(text).map_err(|e| json_reason(&e))
 }
 
 /// Replies are half of a busy capture and never become flows, so the compact form Hubble prints
@@ -1191,6 +1216,95 @@ mod tests {
             }
         }
         assert!(shortcut > 50, "the samples hold replies in the compact form ({shortcut})");
+    }
+
+    /// Every line of the real captures, as the reader hands them over.
+    fn real_lines() -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hubble");
+        let mut out = Vec::new();
+        let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json")) {
+            let data = std::fs::read(&path).unwrap();
+            out.extend(data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+        }
+        out
+    }
+
+    #[test]
+    fn the_fast_reader_reads_every_real_record_as_serde_does() {
+        let lines = real_lines();
+        assert!(lines.len() > 1000, "{} lines", lines.len());
+        for line in &lines {
+            assert_eq!(check_fast_parse(line), Ok(true), "{}", String::from_utf8_lossy(line));
+        }
+        // And the base record of these tests, in each of its variants below.
+        assert_eq!(check_fast_parse(&with(|_| {})), Ok(true));
+    }
+
+    /// Damaged and unusual records: whatever the fast reader accepts, serde reads the same way;
+    /// the rest goes to serde. The mutations are those a JSON scanner gets wrong: truncation, a
+    /// byte deleted, a structural or escape byte put in, whitespace, a key given twice.
+    #[test]
+    fn the_fast_reader_accepts_only_what_serde_reads_the_same() {
+        let mut lines: Vec<Vec<u8>> = real_lines().into_iter().step_by(97).collect();
+        lines.push(with(|_| {}));
+        lines.push(with(set("/l4", json!({"UDP": {"sourcePort": 53, "destinationPort": 5353}}))));
+        lines.push(dns_response("api.example.com.", json!(["1.2.3.4"]), None).to_string().into_bytes());
+        let inserts: &[&[u8]] = &[
+            b"\"",
+            b"\\",
+            b"\\u00e9",
+            b"\\x",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b",",
+            b":",
+            b"0",
+            b"-",
+            b".",
+            b"e",
+            b"1e5",
+            b"null",
+            b"true",
+            b" ",
+            b"\t",
+            b"\x01",
+            b"\"time\":\"2026-01-01T00:00:00Z\",",
+            b"\"is_reply\":false,",
+            b"\"l4\":{},",
+            b"\"IP\":null,",
+            b"\"flow\":{},",
+            b"99999999999999999999",
+        ];
+        let (mut accepted, mut declined) = (0, 0);
+        let mut check = |line: &[u8]| match check_fast_parse(line) {
+            Ok(true) => accepted += 1,
+            Ok(false) => declined += 1,
+            Err(e) => panic!("{e}\nline: {}", String::from_utf8_lossy(line)),
+        };
+        for line in &lines {
+            // Every seventh byte, and every place a key may start.
+            let keys = (1..line.len()).filter(|&i| matches!(line[i - 1], b'{' | b','));
+            let mut at_all: Vec<usize> = (0..line.len()).step_by(7).chain(keys).collect();
+            at_all.sort();
+            at_all.dedup();
+            for at in at_all {
+                check(&line[..at]);
+                let mut cut = line.clone();
+                cut.remove(at);
+                check(&cut);
+                for ins in inserts {
+                    let mut l = line.clone();
+                    l.splice(at..at, ins.iter().copied());
+                    check(&l);
+                }
+            }
+        }
+        // Both sides of the contract were exercised.
+        assert!(accepted > 1000 && declined > 1000, "accepted {accepted}, declined {declined}");
     }
 
     #[test]

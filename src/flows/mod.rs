@@ -25,6 +25,8 @@ use std::str::FromStr;
 
 use crate::model::FlowRecord;
 
+#[doc(hidden)]
+pub use hubble::check_fast_parse;
 pub use hubble::{parse_hubble_line, parse_hubble_proto};
 pub use ndjson::parse_ndjson_line;
 pub use read::{FlowReader, MAX_RECORD_LEN, Record, open, read_parallel, read_path};
