@@ -292,8 +292,8 @@ pub fn parse_hubble_line(line: &[u8]) -> Result<Item, String> {
 /// The full parse, without the reply shortcut.
 fn parse_full(line: &[u8]) -> Result<Item, String> {
     let text = object(utf8(line)?)?;
-    if let Some(top) = fast::flow(text) {
-        return from_top(top);
+    if let Some(fast::Top { outer, inner }) = fast::flow(text) {
+        return from_parts(outer, inner);
     }
     from_top(parse_serde(text)?)
 }
@@ -303,7 +303,9 @@ fn parse_full(line: &[u8]) -> Result<Item, String> {
 #[doc(hidden)]
 pub fn check_fast_parse(line: &[u8]) -> Result<bool, String> {
     let Ok(text) = utf8(line).and_then(object) else { return Ok(false) };
-    let Some(fast) = fast::flow(text) else { return Ok(false) };
+    let Some(fast::Top { mut outer, inner }) = fast::flow(text) else { return Ok(false) };
+    outer.flow = inner.map(Box::new);
+    let fast = outer;
     match parse_serde(text) {
         Ok(reference) if format!("{fast:?}") == format!("{reference:?}") => Ok(true),
         Ok(reference) => Err(format!("fast read {fast:?}, serde {reference:?}")),
@@ -318,24 +320,37 @@ fn parse_serde(text: &str) -> Result<Flow<'_>, String> {
 }
 
 /// Replies are half of a busy capture and never become flows, so the compact form Hubble prints
-/// (`"is_reply":true` in an `"Type":"L3_L4"` record) is recognised by two substring scans instead
+/// (`"is_reply":true` in an `"Type":"L3_L4"` record) is recognised by substring scans instead
 /// of a full parse, giving the same answer the parse would. Inside a JSON string these bytes
 /// would be escaped (`\"is_reply\":true`), so they cannot match there. The trade-off: a damaged
 /// reply line is skipped rather than reported, which loses nothing, since replies are dropped.
-/// (Scanning from the line's end, where both fields are, took more instructions: memchr's
-/// reverse search has no SIMD form.)
+/// (memchr's reverse search has no SIMD form, so the line's end is searched forwards, as a window.)
 fn is_plain_reply(line: &[u8]) -> bool {
     use std::sync::LazyLock;
-    static REPLY: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new(b"\"is_reply\":true"));
+    static KEY: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"is_reply\":"));
     static L3L4: LazyLock<memchr::memmem::Finder<'static>> =
         LazyLock::new(|| memchr::memmem::Finder::new(b"\"Type\":\"L3_L4\""));
-    REPLY.find(line).is_some() && L3L4.find(line).is_some()
+    // Hubble prints the fields in flow.proto's order, which puts `is_reply` in the line's last few
+    // hundred bytes: looking there first spares a request line a search through all of it. Saying
+    // "no" is always safe (the full parse decides), so a `false` found there ends the search.
+    let tail = line.len().saturating_sub(REPLY_TAIL);
+    let Some(at) = KEY.find(&line[tail..]).map(|i| tail + i).or_else(|| KEY.find(line)) else { return false };
+    line[at + KEY.needle().len()..].starts_with(b"true") && L3L4.find(line).is_some()
 }
 
+/// How many of a line's last bytes [`is_plain_reply`] searches first.
+const REPLY_TAIL: usize = 512;
+
 fn from_top(mut top: Flow<'_>) -> Result<Item, String> {
-    let (flow, outer_node, outer_time) = match top.flow.take() {
-        Some(inner) => (*inner, top.node_name, top.time),
+    let inner = top.flow.take().map(|inner| *inner);
+    from_parts(top, inner)
+}
+
+/// A record's top-level object and, for an envelope, the flow it holds.
+fn from_parts<'a>(top: Flow<'a>, inner: Option<Flow<'a>>) -> Result<Item, String> {
+    let (flow, outer_node, outer_time) = match inner {
+        Some(inner) => (inner, top.node_name, top.time),
         None if top.looks_like_flow() => (top, None, None),
         None => return Ok(Item::Skipped(SkipReason::NotAFlow)),
     };
@@ -1321,9 +1336,16 @@ mod tests {
             v["is_reply"] = json!(false);
             v["Summary"] = json!("\"is_reply\":true \"Type\":\"L3_L4\"");
         });
-        let got: Vec<bool> = [&reply, &request, &unsaid, &untyped, &quoted].map(|l| is_plain_reply(l)).to_vec();
-        assert_eq!(got, [true, false, false, false, false]);
-        for line in [reply, request, unsaid, untyped, quoted] {
+        // Further from the end than the window searched first.
+        let far = with(|v| {
+            v["is_reply"] = json!(true);
+            v["zz_padding"] = json!("x".repeat(2 * REPLY_TAIL));
+        });
+        let far_request = with(|v| v["zz_padding"] = json!("x".repeat(2 * REPLY_TAIL)));
+        let got: Vec<bool> =
+            [&reply, &request, &unsaid, &untyped, &quoted, &far, &far_request].map(|l| is_plain_reply(l)).to_vec();
+        assert_eq!(got, [true, false, false, false, false, true, false]);
+        for line in [reply, request, unsaid, untyped, quoted, far, far_request] {
             assert_eq!(parse_hubble_line(&line), parse_full(&line));
         }
     }

@@ -22,12 +22,20 @@ use crate::flows::json::{Scalar, Str};
 /// past 128. Deeper input is rare and left to serde.
 const MAX_DEPTH: u32 = 16;
 
+/// A record as read: the top-level object and, for an envelope, its `flow` (kept apart, where
+/// serde's struct boxes it).
+pub(super) struct Top<'a> {
+    pub outer: Flow<'a>,
+    pub inner: Option<Flow<'a>>,
+}
+
 /// A whole record, or `None` for serde to decide.
-pub(super) fn flow(text: &str) -> Option<Flow<'_>> {
+pub(super) fn flow(text: &str) -> Option<Top<'_>> {
     let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0 };
-    let f = r.flow(false)?;
+    let mut inner = None;
+    let outer = r.flow(Some(&mut inner))?;
     r.ws();
-    (r.i == r.b.len()).then_some(f)
+    (r.i == r.b.len()).then_some(Top { outer, inner })
 }
 
 struct Reader<'a> {
@@ -313,7 +321,8 @@ impl<'a> Reader<'a> {
         Some(Side::Raw(text))
     }
 
-    fn flow(&mut self, inner: bool) -> Option<Flow<'a>> {
+    /// A flow object; `envelope` is where its `flow` goes, if it may hold one.
+    fn flow(&mut self, mut envelope: Option<&mut Option<Flow<'a>>>) -> Option<Flow<'a>> {
         let mut f = Flow {
             time: None,
             uuid: None,
@@ -351,8 +360,11 @@ impl<'a> Reader<'a> {
             "destination_names" | "destinationNames" => once(&mut f.destination_names, r.strings()?),
             "source_names" | "sourceNames" => once(&mut f.source_names, r.strings()?),
             // An envelope holds one flow; a flow inside that is left to serde.
-            "flow" if !inner => once(&mut f.flow, Box::new(r.flow(true)?)),
-            "flow" => None,
+            "flow" => {
+                let slot = envelope.as_deref_mut()?;
+                let inner = r.flow(None)?;
+                once(slot, inner)
+            }
             _ => r.skip(),
         })?;
         Some(f)
