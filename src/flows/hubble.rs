@@ -6,9 +6,11 @@
 //! as aliases for the fields we read. Enums may be names or proto numbers.
 //!
 //! This is the hot path of the whole tool (a busy cluster writes hundreds of thousands of flows a
-//! second), so the line is deserialized into borrowed structs that skip everything we do not read
+//! second), so the line is read into borrowed structs that skip everything we do not read
 //! (`ethernet`, `Summary`, all of `l7` but its type and DNS answer, ...) without building it, and owned strings are only made for a
-//! record that becomes a flow: a reply costs one parse and nothing else.
+//! record that becomes a flow: a reply costs one parse and nothing else. The reading is done by
+//! [`fast`], a scanner of our own that builds the same structs serde's derive would and leaves
+//! anything unusual to serde_json (which then gives the result, or the error, it always did).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
