@@ -34,6 +34,9 @@ use crate::model::{
 /// One JSON object of any of the accepted shapes. A response envelope and a bare flow share this
 /// struct (the envelope's `flow` is itself a `Flow`) so that a line is parsed once whatever its
 /// shape; serde's `flatten` would have buffered the whole object instead.
+///
+/// [`fast`] reads the same names: a field or alias added here is added there too (the
+/// `every_field_name_reads_the_same_in_both_parsers` test spells each one).
 #[derive(Debug, Deserialize)]
 struct Flow<'a> {
     #[serde(borrow)]
@@ -337,7 +340,9 @@ fn is_plain_reply(line: &[u8]) -> bool {
     // hundred bytes: looking there first spares a request line a search through all of it. Saying
     // "no" is always safe (the full parse decides), so a `false` found there ends the search.
     let tail = line.len().saturating_sub(REPLY_TAIL);
-    let Some(at) = KEY.find(&line[tail..]).map(|i| tail + i).or_else(|| KEY.find(line)) else { return false };
+    // The rest of the line: all of it before the window, and a key that straddles its start.
+    let before = &line[..(tail + KEY.needle().len() - 1).min(line.len())];
+    let Some(at) = KEY.find(&line[tail..]).map(|i| tail + i).or_else(|| KEY.find(before)) else { return false };
     line[at + KEY.needle().len()..].starts_with(b"true") && L3L4.find(line).is_some()
 }
 
@@ -1257,6 +1262,55 @@ mod tests {
         }
         // And the base record of these tests, in each of its variants below.
         assert_eq!(check_fast_parse(&with(|_| {})), Ok(true));
+    }
+
+    /// Every name serde's structs read, in both spellings where there are two, so that a name
+    /// only one parser knows shows here: the fast reader would skip it and read a different record.
+    #[test]
+    fn every_field_name_reads_the_same_in_both_parsers() {
+        let ports = |src: &str, dst: &str| json!({src: 40000, dst: 53, "flags": {"SYN": true, "ACK": false}});
+        let spell = |v: &mut Value, camel: bool| {
+            let n = |snake: &'static str, lower: &'static str| if camel { lower } else { snake };
+            let o = v.as_object_mut().unwrap();
+            o.remove("l4");
+            o.insert(
+                "l4".into(),
+                json!({"UDP": ports(n("source_port", "sourcePort"), n("destination_port", "destinationPort"))}),
+            );
+            o.remove("Type");
+            o.insert(n("Type", "type").into(), json!("L3_L4"));
+            let moved = [
+                ("node_name", "nodeName", json!("node-a")),
+                ("is_reply", "isReply", json!(false)),
+                ("destination_service", "destinationService", json!({"name": "cart", "namespace": "shop"})),
+                ("traffic_direction", "trafficDirection", json!("INGRESS")),
+                ("destination_names", "destinationNames", json!(["api.example.com"])),
+                ("source_names", "sourceNames", json!(["web.example.com"])),
+            ];
+            for (snake, lower, value) in moved {
+                o.remove(snake);
+                o.insert(n(snake, lower).into(), value);
+            }
+        };
+        for camel in [false, true] {
+            let bare = with(|v| spell(v, camel));
+            let mut envelope = base();
+            spell(&mut envelope, camel);
+            envelope["verdict"] = json!(1);
+            let envelope = json!({"flow": envelope, "node_name": "node-b", "time": "2026-03-01T10:00:01Z"});
+            let tcp = with(|v| v["l4"] = json!({"TCP": ports("source_port", "destination_port")}));
+            let sctp = with(|v| v["l4"] = json!({"SCTP": ports("source_port", "destination_port")}));
+            let dns = dns_response("api.example.com.", json!(["1.2.3.4"]), Some(0));
+            for line in [bare, serde_json::to_vec(&envelope).unwrap(), tcp, sctp, dns.to_string().into_bytes()] {
+                assert_eq!(check_fast_parse(&line), Ok(true), "{}", String::from_utf8_lossy(&line));
+            }
+        }
+        // And each name is read, not skipped: the record says what was written.
+        let f = flow(&with(|v| spell(v, true)));
+        assert_eq!((f.src_port, f.dst_port.get(), f.protocol), (Some(40000), 53, Protocol::Udp));
+        assert_eq!(f.node.as_deref(), Some("node-a"));
+        assert_eq!(f.dst_service, Some(("shop".into(), "cart".into())));
+        assert_eq!((f.dst_names.len(), f.src_names.len(), f.role), (1, 1, FlowRole::Request));
     }
 
     /// Damaged and unusual records: whatever the fast reader accepts, serde reads the same way;

@@ -3,8 +3,10 @@
 //!
 //! It answers only for what it fully understands and leaves everything else to serde: a `None`
 //! means "let serde_json decide", never "bad input". So the contract is one-sided and simple to
-//! check (`tests::fast_agrees_with_serde`, and the `hubble_line` fuzz target): whenever this
-//! returns a record, serde would have returned the same one. Anything unusual (an escaped string
+//! check (the `the_fast_reader_*` tests in `hubble`, and the `hubble_line` fuzz target): whenever
+//! this returns a record, serde would have returned the same one. The field names (and aliases)
+//! below are serde's attributes on the structs in `hubble`, written a second time: a name only
+//! serde knows would be skipped here, so the two lists change together. Anything unusual (an escaped string
 //! that is kept, a `null`, a number that is not a plain unsigned integer where one is read, a
 //! field given twice, nesting deeper than real records go, a type serde would coerce or refuse)
 //! goes to serde, which then produces the result or the exact error message it always did.
