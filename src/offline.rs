@@ -75,11 +75,19 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
         }
         let mut scratch = Summary::default();
         for path in &inputs.flows {
-            flows::read_path(path, inputs.format, threads, &mut scratch, |r| {
-                if let Record::Flow(f) = r {
-                    newest = Some(newest.map_or(f.time, |n: jiff::Timestamp| n.max(f.time)));
-                }
-            })?;
+            let folds = flows::fold_path(
+                path,
+                inputs.format,
+                threads,
+                &mut scratch,
+                || None,
+                |newest: &mut Option<jiff::Timestamp>, r| {
+                    if let Record::Flow(f) = r {
+                        *newest = (*newest).max(Some(f.time));
+                    }
+                },
+            )?;
+            newest = folds.into_iter().fold(newest, Option::max);
         }
     }
     let window = Window {
@@ -87,15 +95,43 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
         until: inputs.until.and_then(|b| b.resolve(newest)),
     };
 
-    let mut connections = Connections::new(Catalog::from_inventory(&inv));
+    // Each parser thread folds what it parses into connections of its own, merged at the end:
+    // the fold does not depend on the order flows come in.
+    let catalog = Catalog::from_inventory(&inv);
+    let mut connections = Connections::new(catalog.clone());
     let mut summary = Summary::default();
-    // What the catalog knows it knows for good (its label sets only grow).
-    let known_ends = KnownEnds::default();
     for path in &inputs.flows {
-        flows::read_path(path, inputs.format, threads, &mut summary, |record| match record {
+        let folds = flows::fold_path(
+            path,
+            inputs.format,
+            threads,
+            &mut summary,
+            || Fold { connections: Connections::new(catalog.clone()), known_ends: KnownEnds::default() },
+            |fold, record| fold.take(&inv, window, record),
+        )?;
+        for fold in folds {
+            connections.merge(fold.connections);
+        }
+    }
+    let settled = connections.settle(&inv);
+    Ok(Observed { inventory: inv, loaded, connections, flows: summary, window, settled })
+}
+
+/// One parser thread's share of the flows, enriched and folded.
+struct Fold {
+    connections: Connections,
+    /// The ends whose label sets the fold's catalog knows, by the end as this thread's parser
+    /// shares it. Known stays known: a label set leaves the catalog only for a smaller one.
+    known_ends: KnownEnds,
+}
+
+impl Fold {
+    fn take(&mut self, inv: &Inventory, window: Window, record: Record) {
+        let connections = &mut self.connections;
+        match record {
             Record::Flow(flow) if window.contains(flow.time) => {
-                let catalog = &connections.catalog;
-                let enriched = enrich_learning(&inv, &flow, |w, end| {
+                let (catalog, known_ends) = (&connections.catalog, &self.known_ends);
+                let enriched = enrich_learning(inv, &flow, |w, end| {
                     known_ends.get(end).is_some() || {
                         let known = catalog.knows(w, &end.labels);
                         if known {
@@ -110,10 +146,8 @@ pub fn observe(inputs: &Inputs) -> Result<Observed, OfflineError> {
             // Answers up to the window's end count (see `Connections::add_answer`).
             Record::Names(answer) if window.until.is_none_or(|u| answer.time <= u) => connections.add_answer(&answer),
             Record::Names(_) => {}
-        })?;
+        }
     }
-    let settled = connections.settle(&inv);
-    Ok(Observed { inventory: inv, loaded, connections, flows: summary, window, settled })
 }
 
 /// How the CLI names the workloads to generate for.
@@ -182,4 +216,59 @@ pub fn generate_and_verify(obs: &Observed, opts: &Options) -> (Generation, Verif
     let generation = generate::generate(&obs.inventory, &obs.connections, opts);
     let verification = verify::verify(&generation, &obs.inventory, &obs.connections.catalog);
     (generation, verification)
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::topology::TimeBound;
+
+    /// What a fold came to, in a form to compare.
+    fn folded(c: &Connections, settled: &Settled, summary: &Summary) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{} {} {:?}\n{settled:?}\n{summary}",
+            c.sorted(),
+            c.catalog.workloads,
+            c.inferred,
+            c.names,
+            c.flows,
+            c.outside_window,
+            c.newest,
+        )
+    }
+
+    #[test]
+    fn folding_on_several_threads_observes_what_one_ordered_fold_does() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hubble");
+        let mut flows: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| p.to_str().unwrap().to_string())
+            .collect();
+        flows.sort();
+        assert!(flows.len() >= 5);
+        let inv = Inventory::build(&[]);
+        // Every real capture, and a window that cuts through them (flows and answers left out).
+        for since in [None, Some("2021-10-04T12:00:00Z".parse::<Timestamp>().unwrap())] {
+            // One fold, every record in file order on this thread, as the reader delivers them.
+            let window = Window { since, until: None };
+            let mut fold =
+                Fold { connections: Connections::new(Catalog::from_inventory(&inv)), known_ends: KnownEnds::default() };
+            let mut summary = Summary::default();
+            for path in &flows {
+                flows::read_path(path, FlowFormat::Auto, 1, &mut summary, |r| fold.take(&inv, window, r)).unwrap();
+            }
+            let settled = fold.connections.settle(&inv);
+            let want = folded(&fold.connections, &settled, &summary);
+            assert!(fold.connections.flows > 300 && !fold.connections.map.is_empty());
+            for threads in [1, 2, 3] {
+                let since = since.map(TimeBound::At);
+                let obs = observe(&Inputs { flows: flows.clone(), since, threads, ..Default::default() }).unwrap();
+                assert_eq!(folded(&obs.connections, &obs.settled, &obs.flows), want, "{threads} threads");
+            }
+        }
+    }
 }

@@ -20,7 +20,9 @@ pub const MAX_PROCESSES: usize = 8;
 /// Ports from here up are where Linux (32768-60999), Windows and the IANA range (49152-65535) pick
 /// a client's source port: a rule for one of them is almost always a reply read as a connection.
 pub const EPHEMERAL_START: u16 = 32768;
-/// Label sets kept per workload learned from flows (pods of one workload normally share them).
+/// Label sets kept per workload learned from flows (pods of one workload normally share them):
+/// the smallest, as every capped list here ([`keep_smallest`]), so that what is kept does not
+/// depend on the order flows come in, and folds merge exactly.
 const MAX_LABEL_SETS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -177,15 +179,31 @@ impl Catalog {
             Some(sets) => sets,
             None => self.workloads.entry(w.clone()).or_default(),
         };
-        if sets.len() < MAX_LABEL_SETS && !sets.contains(labels) {
+        if !full(sets, labels) && !sets.contains(labels) {
             sets.insert(labels.clone());
+            if sets.len() > MAX_LABEL_SETS {
+                sets.pop_last();
+            }
         }
     }
 
     /// Whether [`Catalog::learn`] would change nothing for these labels.
     pub fn knows(&self, w: &WorkloadRef, labels: &Labels) -> bool {
         self.described.contains(w)
-            || self.workloads.get(w).is_some_and(|sets| sets.len() >= MAX_LABEL_SETS || sets.contains(labels))
+            || self.workloads.get(w).is_some_and(|sets| full(sets, labels) || sets.contains(labels))
+    }
+
+    /// Adds what another fold of the same inventory learned: the same catalog as if one fold had
+    /// seen both folds' flows.
+    pub fn merge(&mut self, other: &Catalog) {
+        for (w, sets) in &other.workloads {
+            if sets.is_empty() {
+                self.note_workload(w);
+            }
+            for labels in sets {
+                self.learn(w, labels);
+            }
+        }
     }
 
     pub fn note_workload(&mut self, w: &WorkloadRef) {
@@ -202,6 +220,11 @@ impl Catalog {
     pub fn namespaces(&self) -> BTreeSet<&str> {
         self.workloads.keys().map(|w| w.namespace.as_str()).collect()
     }
+}
+
+/// Whether a workload's label sets are full and `labels` would not be among the smallest.
+fn full(sets: &BTreeSet<Labels>, labels: &Labels) -> bool {
+    sets.len() >= MAX_LABEL_SETS && sets.last().is_some_and(|last| labels >= last)
 }
 
 /// Optional time window on flows; both ends inclusive.
@@ -237,6 +260,17 @@ pub struct Connections {
     /// The DNS names addresses were resolved from: the flows' own (`destination_names`) and the
     /// DNS answers read ([`Connections::add_answer`]).
     pub names: Names,
+}
+
+/// How a workload was recognised, when flows said it in more than one way: the first in
+/// [`Inference`]'s order (the most direct evidence), whatever order the flows came in.
+fn note_inference(inferred: &mut BTreeMap<WorkloadRef, Inference>, w: &WorkloadRef, how: Inference) {
+    match inferred.get_mut(w) {
+        Some(known) => *known = (*known).min(how),
+        None => {
+            inferred.insert(w.clone(), how);
+        }
+    }
 }
 
 /// What [`Connections::settle`] decided, for the summary.
@@ -276,9 +310,7 @@ impl Connections {
                 self.catalog.learn(w, labels);
             }
             for (w, how) in &e.inferred {
-                if !self.inferred.contains_key(w) {
-                    self.inferred.insert(w.clone(), *how);
-                }
+                note_inference(&mut self.inferred, w, *how);
             }
             let service = e.service;
             let key = ConnKey { src: e.src, dst: e.dst, port: e.port, protocol: e.protocol };
@@ -305,6 +337,38 @@ impl Connections {
                 && !stats.services.iter().any(|s| is_service(s, ns, name, *port))
             {
                 keep_smallest(&mut stats.services, format!("{ns}/{name}:{port}"));
+            }
+        }
+    }
+
+    /// Adds another fold's connections (of the same inventory, over other flows): the same
+    /// connections as one fold over both folds' flows, in any order, since every part of a fold
+    /// adds up exactly (counts, first and last seen, the capped lists, the catalog's label sets,
+    /// the names). Call it before [`Connections::settle`], which needs the whole input.
+    pub fn merge(&mut self, other: Connections) {
+        use std::collections::hash_map::Entry;
+        self.flows += other.flows;
+        self.outside_window += other.outside_window;
+        self.newest = self.newest.max(other.newest);
+        self.catalog.merge(&other.catalog);
+        for (w, how) in &other.inferred {
+            note_inference(&mut self.inferred, w, *how);
+        }
+        self.names.merge(&other.names);
+        for (key, stats) in other.map {
+            match self.map.entry(key) {
+                Entry::Occupied(mut e) => e.get_mut().merge(&stats),
+                Entry::Vacant(e) => {
+                    e.insert(stats);
+                }
+            }
+        }
+        for (key, stats) in other.pending {
+            match self.pending.entry(key) {
+                Entry::Occupied(mut e) => e.get_mut().merge(&stats),
+                Entry::Vacant(e) => {
+                    e.insert(stats);
+                }
             }
         }
     }
@@ -762,6 +826,39 @@ mod tests {
         }
         c.described.insert(w.clone());
         assert!(c.knows(&w, &labels("new")));
+    }
+
+    #[test]
+    fn label_sets_kept_do_not_depend_on_order_or_merges() {
+        let labels = |v: usize| Labels::from([("app".to_string(), format!("web-{v:02}"))]);
+        let w = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+        let sets: Vec<Labels> = (0..MAX_LABEL_SETS + 9).map(labels).collect();
+        let want: BTreeSet<Labels> = sets.iter().take(MAX_LABEL_SETS).cloned().collect();
+        let learn = |order: &mut dyn Iterator<Item = &Labels>| {
+            let mut c = Catalog::default();
+            for l in order {
+                c.learn(&w, l);
+            }
+            c
+        };
+        let forward = learn(&mut sets.iter());
+        let backward = learn(&mut sets.iter().rev());
+        assert_eq!(forward.workloads[&w], want);
+        assert_eq!(backward.workloads[&w], want);
+        // Two folds over halves (interleaved), merged either way round, keep what one fold keeps.
+        let mut odd = learn(&mut sets.iter().skip(1).step_by(2));
+        let even = learn(&mut sets.iter().step_by(2));
+        let mut both = even.clone();
+        both.merge(&odd);
+        odd.merge(&even);
+        assert_eq!(both.workloads, forward.workloads);
+        assert_eq!(odd.workloads, forward.workloads);
+        // A workload only noted (no labels) survives a merge.
+        let mut noted = Catalog::default();
+        let other = WorkloadRef::new(WorkloadKind::Pod, "shop", "debug");
+        noted.note_workload(&other);
+        both.merge(&noted);
+        assert!(both.workloads[&other].is_empty());
     }
 
     #[test]

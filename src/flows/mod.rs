@@ -29,7 +29,7 @@ use crate::model::FlowRecord;
 pub use hubble::check_fast_parse;
 pub use hubble::{parse_hubble_line, parse_hubble_proto};
 pub use ndjson::parse_ndjson_line;
-pub use read::{FlowReader, MAX_RECORD_LEN, Record, open, read_parallel, read_path};
+pub use read::{FlowReader, MAX_RECORD_LEN, Record, fold_parallel, fold_path, open, read_parallel, read_path};
 pub use summary::{FileLineError, KEEP_ERRORS, Summary};
 
 /// What one record (a line, or an element of a JSON array) turned into.
