@@ -263,7 +263,11 @@ pub struct Connections {
 }
 
 /// How a workload was recognised, when flows said it in more than one way: the first in
-/// [`Inference`]'s order (the most direct evidence), whatever order the flows came in.
+/// [`Inference`]'s order (the most direct evidence). An end whose label set the fold knows
+/// already adds no inference (`enrich_learning`'s `known`), so where two ends with the same
+/// labels name one workload in two ways, which fold met which end first can still decide. That
+/// is the summary's "inferred from" line only; connections, catalog and policies do not depend
+/// on it.
 fn note_inference(inferred: &mut BTreeMap<WorkloadRef, Inference>, w: &WorkloadRef, how: Inference) {
     match inferred.get_mut(w) {
         Some(known) => *known = (*known).min(how),
@@ -344,7 +348,8 @@ impl Connections {
     /// Adds another fold's connections (of the same inventory, over other flows): the same
     /// connections as one fold over both folds' flows, in any order, since every part of a fold
     /// adds up exactly (counts, first and last seen, the capped lists, the catalog's label sets,
-    /// the names). Call it before [`Connections::settle`], which needs the whole input.
+    /// the names; for `inferred`, see [`note_inference`]). Call it before
+    /// [`Connections::settle`], which needs the whole input.
     pub fn merge(&mut self, other: Connections) {
         use std::collections::hash_map::Entry;
         self.flows += other.flows;
