@@ -1232,10 +1232,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn folding_in_the_parsers_counts_what_the_ordered_reader_counts() {
-        // Errors in many (test-sized) batches, more than are kept: the kept ones must be the
-        // first, in reading order, whichever worker met them.
+    /// 3,000 lines of a real capture, every `every`th from the 13th a `broken` line and every
+    /// `every`th from the `blank`th blank: enough for many (test-sized) batches, with errors and
+    /// skips spread through them.
+    fn mixed(every: usize, blank: usize, broken: impl Fn(usize) -> String) -> String {
         let lines: Vec<String> = sample("hubble-otel_basic-sample-400-udp-flows.json")
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
@@ -1243,13 +1243,21 @@ mod tests {
             .collect();
         let mut text = String::new();
         for i in 0..3_000 {
-            match i % 97 {
-                13 => text.push_str(&format!("{{\"flow\": broken {i}")),
-                50 => text.push_str("   "),
+            match i % every {
+                13 => text.push_str(&broken(i)),
+                b if b == blank => text.push_str("   "),
                 _ => text.push_str(&lines[i % lines.len()]),
             }
             text.push('\n');
         }
+        text
+    }
+
+    #[test]
+    fn folding_in_the_parsers_counts_what_the_ordered_reader_counts() {
+        // Errors in many (test-sized) batches, more than are kept: the kept ones must be the
+        // first, in reading order, whichever worker met them.
+        let text = mixed(97, 50, |i| format!("{{\"flow\": broken {i}"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flows.json");
         std::fs::write(&path, &text).unwrap();
@@ -1307,20 +1315,7 @@ mod tests {
     #[test]
     fn parallel_matches_sequential() {
         // Enough records for many (test-sized) batches, with errors and skips spread through them.
-        let lines: Vec<String> = sample("hubble-otel_basic-sample-400-udp-flows.json")
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| String::from_utf8(l.to_vec()).unwrap())
-            .collect();
-        let mut text = String::new();
-        for i in 0..3_000 {
-            match i % 251 {
-                13 => text.push_str("{\"flow\": broken"),
-                200 => text.push_str("   "),
-                _ => text.push_str(&lines[i % lines.len()]),
-            }
-            text.push('\n');
-        }
+        let text = mixed(251, 200, |_| "{\"flow\": broken".to_string());
         let sequential: Vec<_> = FlowReader::new(Cursor::new(&text), FlowFormat::Auto).collect();
         assert_eq!(sequential.len(), 3_000);
         for threads in [1, 2, 3] {
