@@ -55,6 +55,16 @@ enum Piece {
     Error(LineError),
 }
 
+impl Piece {
+    /// The record's outcome; `record` is its bytes.
+    fn parse(self, record: &[u8]) -> Result<Item, LineError> {
+        match self {
+            Piece::Record { line, parser } => parser.parse(record).map_err(|reason| LineError { line, reason }),
+            Piece::Error(e) => Err(e),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
     /// Before the first non-blank byte: lines or an array?
@@ -197,6 +207,26 @@ impl<R: BufRead> Splitter<R> {
     }
 
     /// The error of a line longer than `max_len`, whichever path split it.
+    /// Fills one batch for the parallel readers: whole lines straight into `buf` once the input
+    /// has shown it is lines ([`Splitter::fill_lines`]), else record by record, up to
+    /// [`BATCH_BYTES`] or [`BATCH_RECORDS`]. Returns whether the input ended.
+    fn fill_batch(&mut self, buf: &mut Vec<u8>, pieces: &mut Vec<(Piece, usize, usize)>) -> bool {
+        pieces.clear();
+        if self.in_lines() {
+            return self.fill_lines(buf, pieces);
+        }
+        buf.clear();
+        buf.reserve(BATCH_BYTES + 4096);
+        while buf.len() < BATCH_BYTES && pieces.len() < BATCH_RECORDS {
+            let start = buf.len();
+            match self.next_piece(buf) {
+                Some(p) => pieces.push((p, start, buf.len())),
+                None => return true,
+            }
+        }
+        false
+    }
+
     fn too_long_error(&self, line: u64) -> LineError {
         LineError { line, reason: format!("line longer than {} bytes", self.max_len) }
     }
@@ -586,10 +616,7 @@ impl<R: BufRead> Iterator for FlowReader<R> {
     fn next(&mut self) -> Option<Self::Item> {
         self.buf.clear();
         match self.split.next_piece(&mut self.buf)? {
-            Piece::Record { line, parser } => {
-                Some(parser.parse(&self.buf).map_err(|reason| LineError { line, reason }))
-            }
-            Piece::Error(e) => Some(Err(e)),
+            piece => Some(piece.parse(&self.buf)),
         }
     }
 }
@@ -665,30 +692,8 @@ fn read_parallel_with<R: BufRead + Send>(
                 let Ok(Buffers { mut buf, mut pieces, results }) = token_rx.recv() else {
                     return; // the consumer is gone
                 };
-                pieces.clear();
-                if split.in_lines() {
-                    finished = split.fill_lines(&mut buf, &mut pieces);
-                    let batch = Batch { seq, buf, pieces, results };
-                    if batch.pieces.is_empty() || work_tx.send(batch).is_err() {
-                        return;
-                    }
-                    seq += 1;
-                    continue;
-                }
-                buf.clear();
-                buf.reserve(BATCH_BYTES + 4096);
-                let mut batch = Batch { seq, buf, pieces, results };
-                while batch.buf.len() < BATCH_BYTES && batch.pieces.len() < BATCH_RECORDS {
-                    let start = batch.buf.len();
-                    match split.next_piece(&mut batch.buf) {
-                        Some(p) => batch.pieces.push((p, start, batch.buf.len())),
-                        None => {
-                            finished = true;
-                            break;
-                        }
-                    }
-                }
-                if batch.pieces.is_empty() || work_tx.send(batch).is_err() {
+                finished = split.fill_batch(&mut buf, &mut pieces);
+                if pieces.is_empty() || work_tx.send(Batch { seq, buf, pieces, results }).is_err() {
                     return;
                 }
                 seq += 1;
@@ -703,12 +708,7 @@ fn read_parallel_with<R: BufRead + Send>(
                     let next = work_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok(mut batch) = next else { return };
                     let buf = &batch.buf;
-                    batch.results.extend(batch.pieces.drain(..).map(|(piece, from, to)| match piece {
-                        Piece::Record { line, parser } => {
-                            parser.parse(&buf[from..to]).map_err(|reason| LineError { line, reason })
-                        }
-                        Piece::Error(e) => Err(e),
-                    }));
+                    batch.results.extend(batch.pieces.drain(..).map(|(piece, from, to)| piece.parse(&buf[from..to])));
                     let buffers = Buffers { buf: batch.buf, pieces: batch.pieces, results: batch.results };
                     if done_tx.send((batch.seq, buffers)).is_err() {
                         return;
@@ -792,13 +792,7 @@ fn fold_parallel_with<R: BufRead + Send, F: Send>(
                     // buffer), so its place in the input and a record's in it make one number.
                     let base = batch.seq << 32;
                     for (i, (piece, from, to)) in batch.pieces.drain(..).enumerate() {
-                        let result = match piece {
-                            Piece::Record { line, parser } => {
-                                parser.parse(&buf[from..to]).map_err(|reason| LineError { line, reason })
-                            }
-                            Piece::Error(e) => Err(e),
-                        };
-                        fold(&mut f, base | i as u64, result);
+                        fold(&mut f, base | i as u64, piece.parse(&buf[from..to]));
                     }
                     let buffers = Buffers { buf: batch.buf, pieces: batch.pieces, results: batch.results };
                     if token_tx.send(buffers).is_err() {
@@ -815,23 +809,7 @@ fn fold_parallel_with<R: BufRead + Send, F: Send>(
         let mut finished = false;
         while !finished {
             let Ok(Buffers { mut buf, mut pieces, results }) = token_rx.recv() else { break };
-            pieces.clear();
-            if split.in_lines() {
-                finished = split.fill_lines(&mut buf, &mut pieces);
-            } else {
-                buf.clear();
-                buf.reserve(BATCH_BYTES + 4096);
-                while buf.len() < BATCH_BYTES && pieces.len() < BATCH_RECORDS {
-                    let start = buf.len();
-                    match split.next_piece(&mut buf) {
-                        Some(p) => pieces.push((p, start, buf.len())),
-                        None => {
-                            finished = true;
-                            break;
-                        }
-                    }
-                }
-            }
+            finished = split.fill_batch(&mut buf, &mut pieces);
             if pieces.is_empty() || work_tx.send(Batch { seq, buf, pieces, results }).is_err() {
                 break;
             }
