@@ -615,9 +615,8 @@ impl<R: BufRead> Iterator for FlowReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.buf.clear();
-        match self.split.next_piece(&mut self.buf)? {
-            piece => Some(piece.parse(&self.buf)),
-        }
+        let piece = self.split.next_piece(&mut self.buf)?;
+        Some(piece.parse(&self.buf))
     }
 }
 
